@@ -1,0 +1,84 @@
+"""The composition root: the one place that wires adapters to services.
+
+``get_container()`` builds the real adapters from ``Settings.from_env()`` once per
+process (lazily, so importing ``function_app`` stays cheap and never touches the
+network). Tests call ``set_container(Container(...fakes...))``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from core.clock import SystemClock
+from core.log import configure_logging
+from core.ports import Clock, CommandQueue, SecretStore, TableStore
+from core.settings import Settings, SettingsError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Container:
+    """Everything a function needs, already wired."""
+
+    settings: Settings
+    tables: TableStore
+    queues: CommandQueue
+    secrets: SecretStore
+    clock: Clock
+
+
+_lock = threading.Lock()
+_container: Container | None = None
+
+
+def build_container(settings: Settings) -> Container:
+    """Real adapters for the given settings. Heavy SDKs are imported here, not at module import."""
+    from core.adapters.queues import AzureCommandQueue
+    from core.adapters.tables import AzureTableStore
+
+    secrets: SecretStore
+    if settings.key_vault_uri:
+        from core.adapters.keyvault import KeyVaultSecretStore
+
+        secrets = KeyVaultSecretStore.from_settings(settings)
+    else:
+        from core.adapters.local_secrets import LocalFileSecretStore
+
+        secrets = LocalFileSecretStore(settings.local_secrets_dir)
+    return Container(
+        settings=settings,
+        tables=AzureTableStore.from_settings(settings.storage),
+        queues=AzureCommandQueue.from_settings(settings.storage),
+        secrets=secrets,
+        clock=SystemClock(),
+    )
+
+
+def get_container() -> Container:
+    """The process-wide container, built on first use. Raises ``SettingsError`` if misconfigured."""
+    global _container  # noqa: PLW0603 - one container per worker process
+    if _container is None:
+        with _lock:
+            if _container is None:
+                settings = Settings.from_env()
+                configure_logging(settings.log_level)
+                _container = build_container(settings)
+    return _container
+
+
+def set_container(container: Container | None) -> None:
+    """Install a container (tests, the local host); ``None`` resets to lazy building."""
+    global _container  # noqa: PLW0603
+    with _lock:
+        _container = container
+
+
+def check_settings_at_startup() -> None:
+    """Log every settings problem once at start-up, without breaking function indexing."""
+    try:
+        Settings.from_env()
+    except SettingsError as exc:
+        log.critical("%s", exc)

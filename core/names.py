@@ -1,0 +1,40 @@
+"""Names of the tables and queues the app uses. infra/ provisions exactly these (tests/infra)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+
+class Tables:
+    INTEGRATIONS: Final = "integrations"
+    AUDIT: Final = "audit"
+    ACCESS_TESTS: Final = "accesstests"
+    PAIRINGS: Final = "pairings"
+    SESSIONS: Final = "sessions"
+    EVENT_INDEX: Final = "eventindex"
+    SUBSCRIPTIONS: Final = "subscriptions"
+    SUBSCRIPTION_EXPIRY: Final = "subscriptionexpiry"
+    OAUTH_STATES: Final = "oauthstates"
+    ALERTS: Final = "alerts"
+    CONNECTIONS: Final = "connections"
+    RATE_LIMITS: Final = "ratelimits"
+
+    ALL: Final = (
+        INTEGRATIONS, AUDIT, ACCESS_TESTS, PAIRINGS, SESSIONS, EVENT_INDEX, SUBSCRIPTIONS,
+        SUBSCRIPTION_EXPIRY, OAUTH_STATES, ALERTS, CONNECTIONS, RATE_LIMITS,
+    )
+
+
+class Queues:
+    EVENT_WRITES: Final = "event-writes"
+    NOTIFICATIONS: Final = "notifications"
+    LIFECYCLE: Final = "lifecycle"
+    RENEWALS: Final = "renewals"
+    ACCESS_TESTS: Final = "access-tests"
+    OWNER_ALERTS: Final = "owner-alerts"
+
+    ALL: Final = (EVENT_WRITES, NOTIFICATIONS, LIFECYCLE, RENEWALS, ACCESS_TESTS, OWNER_ALERTS)
+
+    @staticmethod
+    def poison(name: str) -> str:
+        return f"{name}-poison"
