@@ -1,0 +1,290 @@
+"""Typed repositories over the ``TableStore`` port.
+
+PartitionKey is always the tenant id, so nothing can be read across tenants by
+construction. Rows in the ``sessions`` table:
+
+    s~<sessionId>                          the session (metadata only)
+    u~<userObjectId>~<startUtc>~<sessionId>   per-participant index for "my sessions in a window"
+
+The ``eventindex`` table maps a Graph event id to its session (RowKey = event id,
+encoded by the adapter), which lets a change notification for an untracked event
+cost one point read and zero Graph calls.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Generic, TypeVar
+
+from core.domain.calendar import ResponseType
+from core.domain.errors import Conflict, NotFound
+from core.domain.integration import ConnectionMethod, Integration, IntegrationStatus, PairingPolicy
+from core.domain.sessions import AttendeeState, ChangeSource, PendingOp, Session, SessionStatus
+from core.names import Tables
+from core.ports import Entity, EntityValue, TableStore
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Versioned(Generic[T]):
+    """A value with the ETag it was read with (pass it back to save)."""
+
+    value: T
+    etag: str | None
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _dt(value: EntityValue) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, str):
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    raise TypeError(f"not a datetime: {value!r}")
+
+
+def _s(value: EntityValue) -> str | None:
+    return None if value is None else str(value)
+
+
+# --- sessions -----------------------------------------------------------------------
+
+
+def session_to_entity(s: Session) -> dict[str, EntityValue]:
+    return {
+        "organizerId": s.organizer_id,
+        "organizerAddress": s.organizer_address,
+        "attendees": json.dumps([[a.address, a.response.value, a.user_id] for a in s.attendees]),
+        "room": json.dumps([s.room.address, s.room.response.value]) if s.room else None,
+        "start": s.start.astimezone(UTC),
+        "end": s.end.astimezone(UTC),
+        "timeZone": s.time_zone,
+        "status": s.status.value,
+        "pendingOp": s.pending_op.value if s.pending_op else None,
+        "version": s.version,
+        "onlineMeeting": s.online_meeting,
+        "onlineProvider": s.online_provider,
+        "joinUrl": s.join_url,
+        "eventId": s.event_id,
+        "iCalUId": s.ical_uid,
+        "changeKey": s.change_key,
+        "lastModified": s.last_modified,
+        "source": s.source.value,
+        "failureReason": s.failure_reason,
+        "pairingId": s.pairing_id,
+        "calendarId": s.calendar_id,
+        "createdAt": s.created_at,
+        "updatedAt": s.updated_at,
+    }
+
+
+def session_from_entity(tenant_id: str, session_id: str, d: dict[str, EntityValue]) -> Session:
+    attendees = tuple(
+        AttendeeState(addr, ResponseType(resp), uid) for addr, resp, uid in json.loads(str(d["attendees"]))
+    )
+    room_raw = d.get("room")
+    room = None
+    if room_raw:
+        addr, resp = json.loads(str(room_raw))
+        room = AttendeeState(addr, ResponseType(resp))
+    pending = d.get("pendingOp")
+    start, end = _dt(d["start"]), _dt(d["end"])
+    assert start is not None and end is not None
+    return Session(
+        tenant_id=tenant_id,
+        session_id=session_id,
+        organizer_id=str(d["organizerId"]),
+        organizer_address=str(d["organizerAddress"]),
+        attendees=attendees,
+        start=start,
+        end=end,
+        time_zone=str(d["timeZone"]),
+        status=SessionStatus(str(d["status"])),
+        pending_op=PendingOp(str(pending)) if pending else None,
+        version=int(d.get("version") or 1),  # type: ignore[arg-type]
+        room=room,
+        online_meeting=bool(d.get("onlineMeeting", True)),
+        online_provider=_s(d.get("onlineProvider")),
+        join_url=_s(d.get("joinUrl")),
+        event_id=_s(d.get("eventId")),
+        ical_uid=_s(d.get("iCalUId")),
+        change_key=_s(d.get("changeKey")),
+        last_modified=_dt(d.get("lastModified")),
+        source=ChangeSource(str(d.get("source") or "platform")),
+        failure_reason=_s(d.get("failureReason")),
+        pairing_id=_s(d.get("pairingId")),
+        calendar_id=_s(d.get("calendarId")),
+        created_at=_dt(d.get("createdAt")),
+        updated_at=_dt(d.get("updatedAt")),
+    )
+
+
+class SessionRepository:
+    """Sessions, their per-user index and the event-id index, all keyed by tenant."""
+
+    def __init__(self, tables: TableStore) -> None:
+        self.tables = tables
+
+    def get(self, tenant_id: str, session_id: str) -> Versioned[Session] | None:
+        e = self.tables.get(Tables.SESSIONS, tenant_id, f"s~{session_id}")
+        if e is None:
+            return None
+        return Versioned(session_from_entity(tenant_id, session_id, dict(e.data)), e.etag)
+
+    def require(self, tenant_id: str, session_id: str) -> Versioned[Session]:
+        found = self.get(tenant_id, session_id)
+        if found is None:
+            raise NotFound("No such session.", code="session_not_found")
+        return found
+
+    def add(self, session: Session) -> Versioned[Session]:
+        """Store a new session and index it for each participant."""
+        stored = self.tables.insert(
+            Tables.SESSIONS, Entity(session.tenant_id, f"s~{session.session_id}", session_to_entity(session))
+        )
+        self._index_users(session)
+        return Versioned(session, stored.etag)
+
+    def save(self, session: Session, etag: str | None, previous: Session | None = None) -> Versioned[Session]:
+        """Replace if ``etag`` still matches (``ConcurrencyConflict`` otherwise); keeps indexes in step."""
+        stored = self.tables.update(
+            Tables.SESSIONS, Entity(session.tenant_id, f"s~{session.session_id}", session_to_entity(session), etag)
+        )
+        if previous is not None and previous.start != session.start:
+            self._index_users(session)
+            self._unindex_users(previous)
+        if session.event_id and (previous is None or previous.event_id != session.event_id):
+            self.index_event(session.tenant_id, session.event_id, session.session_id)
+        return Versioned(session, stored.etag)
+
+    # user index
+    def _user_ids(self, s: Session) -> set[str]:
+        return {s.organizer_id} | {a.user_id for a in s.attendees if a.user_id}
+
+    def _index_rk(self, user_id: str, s: Session) -> str:
+        return f"u~{user_id}~{_iso(s.start)}~{s.session_id}"
+
+    def _index_users(self, s: Session) -> None:
+        for uid in self._user_ids(s):
+            row = Entity(s.tenant_id, self._index_rk(uid, s), {"sessionId": s.session_id})
+            self.tables.upsert(Tables.SESSIONS, row)
+
+    def _unindex_users(self, s: Session) -> None:
+        for uid in self._user_ids(s):
+            self.tables.delete(Tables.SESSIONS, s.tenant_id, self._index_rk(uid, s))
+
+    def list_for_user(self, tenant_id: str, user_id: str, start: datetime, end: datetime) -> list[Session]:
+        """Sessions the user organizes or attends that start in [start, end)."""
+        out: list[Session] = []
+        for row in self.tables.query(
+            Tables.SESSIONS, tenant_id, row_key_from=f"u~{user_id}~{_iso(start)}", row_key_to=f"u~{user_id}~{_iso(end)}"
+        ):
+            found = self.get(tenant_id, str(row.data["sessionId"]))
+            if found and start <= found.value.start < end and found.value.involves(user_id):
+                out.append(found.value)
+        return out
+
+    def list_tenant(self, tenant_id: str) -> Iterator[Session]:
+        """Every session of a tenant (reconciliation and subscription housekeeping)."""
+        for e in self.tables.query(Tables.SESSIONS, tenant_id, row_key_from="s~", row_key_to="s~\U0010ffff"):
+            yield session_from_entity(tenant_id, e.row_key[2:], dict(e.data))
+
+    # event index
+    def index_event(self, tenant_id: str, event_id: str, session_id: str) -> None:
+        self.tables.upsert(Tables.EVENT_INDEX, Entity(tenant_id, event_id, {"sessionId": session_id}))
+
+    def session_id_for_event(self, tenant_id: str, event_id: str) -> str | None:
+        e = self.tables.get(Tables.EVENT_INDEX, tenant_id, event_id)
+        return None if e is None else str(e.data["sessionId"])
+
+    def by_event(self, tenant_id: str, event_id: str) -> Versioned[Session] | None:
+        sid = self.session_id_for_event(tenant_id, event_id)
+        return None if sid is None else self.get(tenant_id, sid)
+
+
+# --- integrations -------------------------------------------------------------------
+
+INTEGRATION_ROW = "integration"
+# Timers need every tenant; the port reads one partition at a time, so saving an
+# integration also registers its tenant id in this one small partition.
+REGISTRY_PARTITION = "~tenants"
+
+
+def integration_to_entity(i: Integration) -> dict[str, EntityValue]:
+    return {
+        "vendor": i.vendor,
+        "method": i.method.value,
+        "ownerEmail": i.owner_email,
+        "enabled": i.enabled,
+        "status": i.status.value,
+        "statusReason": i.status_reason,
+        "pairingPolicy": i.pairing_policy.value,
+        "accessTestSampleSize": i.access_test_sample_size,
+        "consentGrantedAt": i.consent_granted_at,
+        "consentGrantedBy": i.consent_granted_by,
+        "lastAccessTestId": i.last_access_test_id,
+        "statusSince": i.status_since,
+        "updatedAt": i.updated_at,
+    }
+
+
+def integration_from_entity(tenant_id: str, d: dict[str, EntityValue]) -> Integration:
+    return Integration(
+        tenant_id=tenant_id,
+        vendor=str(d.get("vendor") or "outlook365"),
+        method=ConnectionMethod(str(d.get("method") or "domainWide")),
+        owner_email=str(d.get("ownerEmail") or ""),
+        enabled=bool(d.get("enabled", True)),
+        status=IntegrationStatus(str(d.get("status") or "not_configured")),
+        status_reason=_s(d.get("statusReason")),
+        pairing_policy=PairingPolicy(str(d.get("pairingPolicy") or "registered")),
+        access_test_sample_size=int(d.get("accessTestSampleSize") or 25),  # type: ignore[arg-type]
+        consent_granted_at=_dt(d.get("consentGrantedAt")),
+        consent_granted_by=_s(d.get("consentGrantedBy")),
+        last_access_test_id=_s(d.get("lastAccessTestId")),
+        status_since=_dt(d.get("statusSince")),
+        updated_at=_dt(d.get("updatedAt")),
+    )
+
+
+class IntegrationRepository:
+    def __init__(self, tables: TableStore) -> None:
+        self.tables = tables
+
+    def get(self, tenant_id: str) -> Versioned[Integration] | None:
+        e = self.tables.get(Tables.INTEGRATIONS, tenant_id, INTEGRATION_ROW)
+        return None if e is None else Versioned(integration_from_entity(tenant_id, dict(e.data)), e.etag)
+
+    def get_or_default(self, tenant_id: str) -> Versioned[Integration]:
+        return self.get(tenant_id) or Versioned(Integration(tenant_id=tenant_id), None)
+
+    def save(self, integration: Integration, etag: str | None) -> Versioned[Integration]:
+        """Insert when ``etag`` is None (``Conflict`` if someone else created it), else replace if unchanged."""
+        entity = Entity(integration.tenant_id, INTEGRATION_ROW, integration_to_entity(integration), etag)
+        if etag is None:
+            stored = self.tables.insert(Tables.INTEGRATIONS, entity)
+        else:
+            stored = self.tables.update(Tables.INTEGRATIONS, entity)
+        self.tables.upsert(Tables.INTEGRATIONS, Entity(REGISTRY_PARTITION, integration.tenant_id, {}))
+        return Versioned(integration, stored.etag)
+
+    def tenants(self) -> Iterator[str]:
+        """Every tenant that ever saved an integration (for timers)."""
+        for e in self.tables.query(Tables.INTEGRATIONS, REGISTRY_PARTITION):
+            yield e.row_key
+
+
+__all__ = [
+    "Conflict",
+    "IntegrationRepository",
+    "SessionRepository",
+    "Versioned",
+]
