@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from core.clock import SystemClock
+from core.domain.errors import DependencyError
 from core.log import configure_logging
-from core.ports import Clock, CommandQueue, SecretStore, TableStore
+from core.ports import CalendarGateway, Clock, CommandQueue, Mailer, SecretStore, TableStore, TokenProvider
 from core.settings import Settings, SettingsError
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +33,25 @@ class Container:
     queues: CommandQueue
     secrets: SecretStore
     clock: Clock
+    tokens: TokenProvider | None = None
+    graph: CalendarGateway | None = None
+    mailer: Mailer | None = None
+    _services: dict[str, Any] = field(default_factory=dict, repr=False)
+    _services_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def gateway(self) -> CalendarGateway:
+        """The Microsoft Graph gateway (tests install a fake one)."""
+        if self.graph is None:
+            raise DependencyError("Microsoft Graph is not configured for this process.")
+        return self.graph
+
+    def service(self, name: str, factory: Callable[[Container], T]) -> T:
+        """A service built once per container from its ports (``factory(container)``)."""
+        with self._services_lock:
+            if name not in self._services:
+                self._services[name] = factory(self)
+            return self._services[name]  # type: ignore[no-any-return]
 
 
 _lock = threading.Lock()
@@ -36,8 +60,11 @@ _container: Container | None = None
 
 def build_container(settings: Settings) -> Container:
     """Real adapters for the given settings. Heavy SDKs are imported here, not at module import."""
+    from core.adapters.graph import GraphClient, GraphGateway
+    from core.adapters.http import build_session
     from core.adapters.queues import AzureCommandQueue
     from core.adapters.tables import AzureTableStore
+    from core.adapters.tokens import AppOnlyTokenProvider
 
     secrets: SecretStore
     if settings.key_vault_uri:
@@ -48,12 +75,17 @@ def build_container(settings: Settings) -> Container:
         from core.adapters.local_secrets import LocalFileSecretStore
 
         secrets = LocalFileSecretStore(settings.local_secrets_dir)
+    clock = SystemClock()
+    session = build_session(settings)
+    tokens = AppOnlyTokenProvider(settings, session, secrets, clock)
     return Container(
         settings=settings,
         tables=AzureTableStore.from_settings(settings.storage),
         queues=AzureCommandQueue.from_settings(settings.storage),
         secrets=secrets,
-        clock=SystemClock(),
+        clock=clock,
+        tokens=tokens,
+        graph=GraphGateway(GraphClient(settings.graph_base_url, session, tokens)),
     )
 
 

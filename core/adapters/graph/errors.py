@@ -1,0 +1,143 @@
+"""Graph's error envelope -> the service's error tree, by HTTP status and ``error.code``.
+
+Graph answers ``{"error": {"code", "message", "innerError": {"request-id", "date"}}}``.
+The mapping uses the status, the code and the *shape of the request path* (is it a user,
+or something inside a user's mailbox?), never the message text: Microsoft rewords
+messages, and they can contain addresses, so they are not copied into our errors.
+
+    Graph answer                                        -> error (core.domain.errors)
+    ├── code MailboxNotEnabledForRESTAPI (any status)    -> MailboxUnavailable
+    ├── code ErrorInvalidUser (any status)               -> UserNotFound
+    ├── 401                                              -> GraphAuthError
+    ├── 403 on /users/{id}/... (a mailbox)               -> OutsideAppScope
+    ├── 404 Request_ResourceNotFound on /users/{id}[/..] -> UserNotFound
+    ├── other 404                                        -> ItemNotFound
+    ├── 409, 412                                         -> GraphConflict
+    ├── 429, or 503/504 with Retry-After (budget spent)  -> Throttled(retry_after)
+    ├── 503/504 without Retry-After, other 5xx           -> TransientGraphError(retry_after)
+    └── other 4xx (403 outside a mailbox included)       -> GraphRequestRejected
+
+``graph_code`` and ``status`` are kept on every ``GraphError``; ``details`` carries
+Graph's ``request-id`` (what Microsoft support asks for), never the message.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from core.domain.errors import (
+    GraphAuthError,
+    GraphConflict,
+    GraphError,
+    GraphRequestRejected,
+    ItemNotFound,
+    MailboxUnavailable,
+    OutsideAppScope,
+    ServiceError,
+    Throttled,
+    TransientGraphError,
+    UserNotFound,
+)
+
+RETRYABLE_STATUSES = frozenset({429, 503, 504})
+_MAILBOX_UNAVAILABLE_CODES = frozenset({"MailboxNotEnabledForRESTAPI", "MailboxNotSupportedForRESTAPI"})
+_USER_ROOT = re.compile(r"^/users/[^/]+/?$", re.I)
+_USER_CHILD = re.compile(r"^/users/[^/]+/.+", re.I)
+
+
+def graph_error_code(payload: Any) -> str | None:
+    """``error.code`` of a Graph error envelope, if the payload is one."""
+    if isinstance(payload, dict):
+        error = payload.get("error")
+        if isinstance(error, dict) and isinstance(error.get("code"), str):
+            return str(error["code"])
+    return None
+
+
+def _request_id(payload: Any, headers: Any = None) -> str | None:
+    if isinstance(payload, dict):
+        error = payload.get("error")
+        if isinstance(error, dict):
+            inner = error.get("innerError") or error.get("innererror")
+            if isinstance(inner, dict):
+                rid = inner.get("request-id") or inner.get("requestId")
+                if isinstance(rid, str):
+                    return rid
+    if headers is not None:
+        rid = headers.get("request-id")
+        if isinstance(rid, str):
+            return rid
+    return None
+
+
+def parse_retry_after(value: Any, now: datetime | None = None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date); None if absent/garbled."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not text:
+        return None
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def error_from_graph(
+    status: int,
+    payload: Any,
+    path: str,
+    *,
+    retry_after: float | None = None,
+    retry_after_given: bool = False,
+    headers: Any = None,
+) -> ServiceError:
+    """The most specific error for a Graph error answer on ``path`` (relative to the version root).
+
+    ``retry_after`` is what the caller should wait before trying again (Graph's
+    ``Retry-After`` when ``retry_after_given``, else our next back-off delay).
+    """
+    code = graph_code = graph_error_code(payload)
+    request_id = _request_id(payload, headers)
+    details: dict[str, Any] = {"status": status}
+    if graph_code:
+        details["graph_code"] = graph_code
+    if request_id:
+        details["request_id"] = request_id
+    clean_path = path.split("?", 1)[0]
+
+    def make(cls: type[GraphError], message: str | None = None) -> GraphError:
+        return cls(message, details=details, graph_code=graph_code, status=status, retry_after=retry_after)
+
+    if code in _MAILBOX_UNAVAILABLE_CODES:
+        return make(MailboxUnavailable)
+    if code == "ErrorInvalidUser":
+        return make(UserNotFound)
+    if status == 401:
+        return make(GraphAuthError)
+    if status == 403 and _USER_CHILD.match(clean_path):
+        return make(OutsideAppScope)
+    if status == 404:
+        # Request_ResourceNotFound is a directory code: under /users/{id} it is the user that is missing.
+        if (_USER_ROOT.match(clean_path) and code in (None, "ResourceNotFound")) or (
+            code == "Request_ResourceNotFound" and (_USER_ROOT.match(clean_path) or _USER_CHILD.match(clean_path))
+        ):
+            return make(UserNotFound)
+        return make(ItemNotFound)
+    if status in (409, 412):
+        return make(GraphConflict)
+    if status == 429 or (status in RETRYABLE_STATUSES and retry_after_given):
+        return Throttled(retry_after=retry_after, details=details)
+    if status >= 500:
+        return TransientGraphError(retry_after=retry_after, details=details)
+    return make(GraphRequestRejected)

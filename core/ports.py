@@ -1,0 +1,302 @@
+"""Ports: the interfaces services are written against.
+
+Each port has an in-memory fake (``core/adapters/memory.py``) and a real adapter in
+``core/adapters``; one contract suite (``tests/contract``) runs against both so the
+fake cannot drift from the real thing. Services never import an adapter: they get
+ports from ``core/bootstrap.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from core.domain.calendar import (
+    BatchOutcome,
+    BatchRequest,
+    CalendarInfo,
+    CalendarItem,
+    CreatedEvent,
+    DeltaPage,
+    DirectoryUser,
+    EventMetadata,
+    GraphIdentity,
+    MailboxSettings,
+    NewEvent,
+    Room,
+    RoomList,
+    Schedule,
+    SubscriptionInfo,
+)
+from core.domain.errors import ServiceError
+
+# Values a table entity property may hold. Nested data is stored as a JSON string by
+# the repository that owns it (Table Storage has no nested properties).
+EntityValue = str | int | float | bool | datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Entity:
+    """A table row as services see it: raw (decoded) keys, plain properties, the ETag."""
+
+    partition_key: str
+    row_key: str
+    data: Mapping[str, EntityValue] = field(default_factory=dict)
+    etag: str | None = None
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware UTC."""
+        ...
+
+
+class TableStore(Protocol):
+    """Table storage with optimistic concurrency.
+
+    Keys are any strings: implementations encode them so that user ids, emails or
+    Graph ids never produce an invalid PartitionKey/RowKey (``/ \\ # ?``, control
+    characters, over 1 KiB), and decode them on the way out. Key order is preserved
+    for keys made of letters, digits, ``-``, ``_``, ``.``, ``:`` and ``@`` so range
+    queries work on such keys.
+    """
+
+    def get(self, table: str, partition_key: str, row_key: str) -> Entity | None:
+        """The entity, or None when it does not exist."""
+        ...
+
+    def insert(self, table: str, entity: Entity) -> Entity:
+        """Create; raise ``Conflict`` if the key exists. Returns the entity with its ETag."""
+        ...
+
+    def update(self, table: str, entity: Entity) -> Entity:
+        """Replace an existing entity if ``entity.etag`` still matches (``ConcurrencyConflict``
+        otherwise, ``NotFound`` if it is gone). ``etag=None`` replaces unconditionally."""
+        ...
+
+    def upsert(self, table: str, entity: Entity) -> Entity:
+        """Insert or replace unconditionally."""
+        ...
+
+    def delete(self, table: str, partition_key: str, row_key: str, etag: str | None = None) -> None:
+        """Delete; a missing entity is not an error. With ``etag``, ``ConcurrencyConflict`` on mismatch."""
+        ...
+
+    def query(
+        self,
+        table: str,
+        partition_key: str,
+        *,
+        row_key_from: str | None = None,
+        row_key_to: str | None = None,
+        limit: int | None = None,
+    ) -> Iterator[Entity]:
+        """Entities of one partition in row-key order; ``row_key_from`` inclusive, ``row_key_to`` exclusive."""
+        ...
+
+    def ping(self) -> None:
+        """Cheap reachability check; raise ``StorageUnavailable`` if storage does not answer."""
+        ...
+
+
+class CommandQueue(Protocol):
+    """Queues of JSON commands, consumed by queue-triggered functions (at least once)."""
+
+    def send(self, queue: str, message: Mapping[str, Any], *, delay_seconds: float = 0) -> None:
+        """Enqueue one JSON message; ``delay_seconds`` hides it that long (scheduled retries)."""
+        ...
+
+    def ping(self) -> None:
+        """Cheap reachability check; raise ``StorageUnavailable`` if the queue service does not answer."""
+        ...
+
+
+class SecretStore(Protocol):
+    """Credentials only. Names are any strings; implementations encode them to the vault's rules."""
+
+    def get(self, name: str) -> str | None:
+        """The secret's value, or None if there is none. Cached in memory by real adapters."""
+        ...
+
+    def set(self, name: str, value: str) -> None:
+        ...
+
+    def delete(self, name: str) -> None:
+        """Forget a secret; a missing one is not an error."""
+        ...
+
+    def ping(self) -> None:
+        """Cheap reachability check; raise ``SecretStoreUnavailable`` on failure."""
+        ...
+
+
+# --- Microsoft 365 ports (Graph gateway, tokens) are added below by the gateway work. ---
+
+
+class TokenProvider(Protocol):
+    """Access tokens for Microsoft Graph: app-only per customer tenant (``who.user_id`` None)
+    or, for per-user connections, that user's delegated token.
+
+    Raises the ``AuthorizationError`` subclasses (AADSTS code kept), ``TransientGraphError``
+    when Entra ID does not answer, ``SecretStoreUnavailable`` when the credential cannot be read.
+    """
+
+    def token(self, who: GraphIdentity) -> str:
+        """A bearer token for Graph (cached by the provider until near expiry)."""
+        ...
+
+    def invalidate(self, tenant_id: str) -> None:
+        """Forget cached clients and tokens of a tenant (after consent was revoked or a 401)."""
+        ...
+
+
+class CalendarGateway(Protocol):
+    """Microsoft Graph calendar operations, metadata only.
+
+    Every call names ``who`` (whose token: tenant app-only or a user's delegated one).
+    Failures are the ``GraphError`` tree (``MailboxUnavailable``, ``OutsideAppScope``,
+    ``UserNotFound``, ``ItemNotFound``, ``GraphConflict``, ``GraphRequestRejected``,
+    ``GraphAuthError``), ``Throttled(retry_after)`` once the retry budget is spent,
+    ``TransientGraphError`` for 5xx/timeouts, and ``AuthorizationError`` from the token.
+    """
+
+    def list_users(self, who: GraphIdentity, *, page_size: int = 100) -> Iterator[DirectoryUser]:
+        """Enabled accounts that have a mailbox, lazily across pages."""
+        ...
+
+    def get_user(self, who: GraphIdentity, user: str) -> DirectoryUser:
+        """One user by id or UPN; ``UserNotFound`` if it does not resolve."""
+        ...
+
+    def get_calendar(self, who: GraphIdentity, user: str) -> CalendarInfo:
+        """The user's default calendar: allowed online-meeting providers (is Teams allowed)."""
+        ...
+
+    def get_schedule(
+        self,
+        who: GraphIdentity,
+        anchor_user: str,
+        addresses: Sequence[str],
+        start: datetime,
+        end: datetime,
+        *,
+        interval_minutes: int = 30,
+    ) -> list[Schedule]:
+        """Free/busy of 1-20 addresses over a window under 62 days (aware datetimes), in
+        the order of ``addresses``; a per-address failure is ``Schedule.error_code``."""
+        ...
+
+    def get_mailbox_settings(self, who: GraphIdentity, user: str) -> MailboxSettings:
+        """The mailbox's time zone and working hours."""
+        ...
+
+    def create_event(self, who: GraphIdentity, user: str, event: NewEvent) -> CreatedEvent:
+        """Create (and send) an event in ``user``'s calendar; ``transaction_id`` makes retries idempotent."""
+        ...
+
+    def update_event(
+        self,
+        who: GraphIdentity,
+        user: str,
+        event_id: str,
+        start: datetime,
+        end: datetime,
+        *,
+        time_zone: str = "UTC",
+    ) -> EventMetadata:
+        """Move an event (PATCH start/end); returns its metadata after the change."""
+        ...
+
+    def cancel_event(self, who: GraphIdentity, user: str, event_id: str, comment: str | None = None) -> None:
+        """Cancel as organizer (attendees are notified); ``ItemNotFound`` if it is already gone."""
+        ...
+
+    def delete_event(self, who: GraphIdentity, user: str, event_id: str) -> None:
+        """Delete from ``user``'s calendar without notifying; ``ItemNotFound`` if already gone."""
+        ...
+
+    def get_event(self, who: GraphIdentity, user: str, event_id: str) -> EventMetadata:
+        """Metadata of one event (times, cancelled, attendee responses); never subject or body."""
+        ...
+
+    def find_event_by_transaction_id(
+        self, who: GraphIdentity, user: str, transaction_id: str, start: datetime, end: datetime
+    ) -> EventMetadata | None:
+        """The event created with ``transaction_id`` within [start, end), for crash recovery."""
+        ...
+
+    def calendar_view(
+        self, who: GraphIdentity, user: str, start: datetime, end: datetime, *, include_subject: bool = False
+    ) -> Iterator[CalendarItem]:
+        """Occurrences in [start, end); subjects only when showing users their own calendar."""
+        ...
+
+    def calendar_view_delta(
+        self, who: GraphIdentity, user: str, start: datetime, end: datetime, delta_link: str | None = None
+    ) -> DeltaPage:
+        """Changes since ``delta_link`` (or a full initial sync of the window), all pages followed."""
+        ...
+
+    def list_room_lists(self, who: GraphIdentity) -> list[RoomList]:
+        """The tenant's room lists."""
+        ...
+
+    def list_rooms(self, who: GraphIdentity, room_list_email: str | None = None) -> list[Room]:
+        """All rooms, or the rooms of one room list."""
+        ...
+
+    def create_subscription(
+        self,
+        who: GraphIdentity,
+        *,
+        resource: str,
+        change_type: str,
+        notification_url: str,
+        lifecycle_url: str,
+        client_state: str,
+        expiration: datetime,
+    ) -> SubscriptionInfo:
+        """Create a change-notification subscription; the result carries the expiry Graph granted."""
+        ...
+
+    def renew_subscription(self, who: GraphIdentity, subscription_id: str, expiration: datetime) -> SubscriptionInfo:
+        """Extend a subscription; ``ItemNotFound`` if Graph already removed it."""
+        ...
+
+    def delete_subscription(self, who: GraphIdentity, subscription_id: str) -> None:
+        """Delete a subscription; one that is already gone is not an error."""
+        ...
+
+    def reauthorize_subscription(self, who: GraphIdentity, subscription_id: str) -> None:
+        """Answer a ``reauthorizationRequired`` lifecycle notification."""
+        ...
+
+    def batch(self, who: GraphIdentity, requests: Sequence[BatchRequest]) -> list[BatchOutcome]:
+        """Send requests in ``$batch`` groups of 20; throttled parts are retried; one outcome per request."""
+        ...
+
+    def get_events(
+        self, who: GraphIdentity, refs: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], EventMetadata | ServiceError]:
+        """Metadata of many (user, event id) pairs via ``$batch``; failures per pair."""
+        ...
+
+    def renew_subscriptions(
+        self, who: GraphIdentity, renewals: Sequence[tuple[str, datetime]]
+    ) -> dict[str, SubscriptionInfo | ServiceError]:
+        """Renew many subscriptions via ``$batch``; failures per subscription id."""
+        ...
+
+    def probe_mailboxes(self, who: GraphIdentity, users: Sequence[str]) -> dict[str, ServiceError | None]:
+        """Can the app reach each user's calendar? ``None`` = reachable, else the classified error."""
+        ...
+
+
+class Mailer(Protocol):
+    """Sends plain-text email to an integration owner (ACS Email deployed, a local outbox locally)."""
+
+    def send(self, to: str, subject: str, text: str) -> None:
+        """Send one message; raise ``DependencyError`` when the mail service is unavailable."""
+        ...
