@@ -49,6 +49,10 @@ def build_session(settings: Settings) -> requests.Session:
     session.headers["User-Agent"] = USER_AGENT
     if settings.local_mode and settings.local_ca_bundle:
         session.verify = settings.local_ca_bundle
+        # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override ``session.verify`` for every
+        # call that passes no ``verify`` (GraphClient and MSAL pass none), which would silently
+        # drop the simulator's CA on machines that set them. Local mode reads no environment.
+        session.trust_env = False
     else:
         session.verify = True
     return session
