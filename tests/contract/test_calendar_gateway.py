@@ -1,0 +1,721 @@
+"""One contract for the ``CalendarGateway``: the in-memory fake and the real Graph gateway.
+
+Every test runs twice: against ``FakeCalendarGateway`` (what service unit tests use) and
+against the real ``GraphGateway`` + ``AppOnlyTokenProvider`` talking to the local Microsoft
+365 simulator over https. A behaviour services rely on is pinned here so the fake cannot
+drift from Graph as the real gateway reports it.
+
+The simulator is started once per session and mutated by the tests, so each test works
+in its own day, far beyond the seeded events (the seed covers the next 8 weeks), with the
+seeded Contoso users; the fake is seeded with the same shapes (``_fake_backend``).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from typing import Any, Protocol
+
+import pytest
+
+from core.adapters.fake_graph import (
+    ON_PREMISES,
+    OUTSIDE_SCOPE,
+    SCHEDULE_MAILBOX_UNREACHABLE,
+    SCHEDULE_OUTSIDE_SCOPE,
+    SCHEDULE_UNKNOWN_ADDRESS,
+    UNLICENSED,
+    FakeCalendarGateway,
+    FakeTokenProvider,
+)
+from core.domain.calendar import (
+    FreeBusyStatus,
+    GraphIdentity,
+    NewEvent,
+    ResponseType,
+    TimeZoneSpec,
+    Weekday,
+    WorkingHours,
+)
+from core.domain.errors import (
+    AuthorizationError,
+    GraphRequestRejected,
+    ItemNotFound,
+    MailboxUnavailable,
+    OutsideAppScope,
+    Throttled,
+    TransientGraphError,
+    UserNotFound,
+)
+from core.ports import CalendarGateway
+from local.simulator import SimulatorHandle, seed
+from tests.support.simulator import (
+    SimulatorControl,
+    WebhookReceiver,
+    real_gateway,
+    running_simulator,
+    webhook_receiver,
+)
+
+TENANT = seed.CONTOSO
+OTHER_TENANT = seed.FABRIKAM
+ALICE, BOB, CAROL = seed.ALICE, seed.BOB, "carol@contoso.test"
+ON_PREM, UNLICENSED_USER, SCOPED = "onprem1@contoso.test", "nolicense1@contoso.test", "scoped1@contoso.test"
+DISABLED_USER, SKYPE_ONLY = "trent@contoso.test", "victor@contoso.test"
+ROOM, SECOND_ROOM, ROOM_LIST = "room-orca@contoso.test", "room-thames@contoso.test", "rooms-b1@contoso.test"
+UNKNOWN = "nobody@contoso.test"
+MISSING_EVENT = "AAMkADno+such/event0000000000000000000000="
+WORK_DAYS = frozenset({Weekday.MONDAY, Weekday.TUESDAY, Weekday.WEDNESDAY, Weekday.THURSDAY, Weekday.FRIDAY})
+
+_days = itertools.count(70)
+
+
+@dataclass
+class Backend:
+    """A gateway plus the few things a test needs that the port does not offer."""
+
+    name: str
+    gateway: CalendarGateway
+    who: GraphIdentity
+    notification_url: str
+    own_response: Callable[[str, str], str]
+    without_consent: Callable[[], AbstractContextManager[GraphIdentity]]
+    outlook: Outlook
+
+
+class Outlook(Protocol):
+    """Changes people make in Outlook (not calls of ours): the simulator's control API or the fake's helpers."""
+
+    def respond(self, attendee: str, event_id: str, response: str) -> None: ...
+
+    def move(self, organizer: str, event_id: str, start: datetime, end: datetime) -> None: ...
+
+    def cancel(self, organizer: str, event_id: str) -> None: ...
+
+
+@dataclass
+class _FakeOutlook:
+    fake: FakeCalendarGateway
+
+    def respond(self, attendee: str, event_id: str, response: str) -> None:
+        self.fake.respond_as_attendee(TENANT, attendee, event_id, response)
+
+    def move(self, organizer: str, event_id: str, start: datetime, end: datetime) -> None:
+        self.fake.move_event_as_organizer(TENANT, organizer, event_id, start, end)
+
+    def cancel(self, organizer: str, event_id: str) -> None:
+        self.fake.cancel_event_as_organizer(TENANT, organizer, event_id)
+
+
+@dataclass
+class _SimulatorOutlook:
+    control: SimulatorControl
+
+    def respond(self, attendee: str, event_id: str, response: str) -> None:
+        self.control.respond(attendee, event_id, response)
+
+    def move(self, organizer: str, event_id: str, start: datetime, end: datetime) -> None:
+        self.control.move(organizer, event_id, start.isoformat(), end.isoformat())
+
+    def cancel(self, organizer: str, event_id: str) -> None:
+        self.control.cancel(organizer, event_id)
+
+
+@pytest.fixture
+def day() -> datetime:
+    """Midnight UTC of a day no other test uses, past every seeded event."""
+    base = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return base + timedelta(days=next(_days))
+
+
+# --- backends --------------------------------------------------------------------------
+
+
+def _fake_backend() -> Backend:
+    tokens = FakeTokenProvider(consented=[TENANT, OTHER_TENANT])
+    fake = FakeCalendarGateway(tokens=tokens)
+    pacific = WorkingHours(WORK_DAYS, time(9), time(17), TimeZoneSpec("Pacific Standard Time"))
+    fake.add_user(TENANT, "admin@contoso.test", user_id=seed.CONTOSO_ADMIN_ID, time_zone="Eastern Standard Time")
+    fake.add_user(TENANT, ALICE, user_id=seed.ALICE_ID, working_hours=pacific)
+    fake.add_user(TENANT, BOB, user_id=seed.BOB_ID, time_zone="W. Europe Standard Time")
+    fake.add_user(TENANT, CAROL)
+    fake.add_user(TENANT, ON_PREM, kind=ON_PREMISES)
+    fake.add_user(TENANT, UNLICENSED_USER, kind=UNLICENSED)
+    fake.add_user(TENANT, SCOPED, kind=OUTSIDE_SCOPE)
+    fake.add_user(TENANT, DISABLED_USER, kind="disabled")
+    fake.add_user(TENANT, SKYPE_ONLY, providers=("skypeForBusiness",))
+    fake.add_room_list(TENANT, ROOM_LIST, "Building 1 Rooms")
+    fake.add_room_list(TENANT, "rooms-b2@contoso.test", "Building 2 Rooms")
+    fake.add_room(TENANT, ROOM, "Orca (B1, 8)", capacity=8, building="Building 1", room_list=ROOM_LIST)
+    fake.add_room(TENANT, SECOND_ROOM, "Thames (B2, 6)", capacity=6, building="Building 2",
+                  room_list="rooms-b2@contoso.test")
+    fake.add_user(OTHER_TENANT, seed.FABRIKAM_ADMIN, user_id=seed.FABRIKAM_ADMIN_ID)
+
+    @contextmanager
+    def without_consent() -> Iterator[GraphIdentity]:
+        tokens.revoke_consent(OTHER_TENANT)
+        try:
+            yield GraphIdentity(OTHER_TENANT)
+        finally:
+            tokens.grant_consent(OTHER_TENANT)
+
+    return Backend(
+        name="fake",
+        gateway=fake,
+        who=GraphIdentity(TENANT),
+        notification_url="https://service.example/api/graph/notifications",
+        own_response=lambda user, event_id: str(fake.response_of(TENANT, user, event_id)),
+        without_consent=without_consent,
+        outlook=_FakeOutlook(fake),
+    )
+
+
+@dataclass
+class _Simulator:
+    handle: SimulatorHandle
+    control: SimulatorControl
+    receiver: WebhookReceiver
+
+
+@pytest.fixture(scope="session")
+def simulator() -> Iterator[_Simulator]:
+    """The simulator in-process with Contoso's consent granted, and a webhook endpoint for subscriptions."""
+    with running_simulator() as handle, webhook_receiver() as receiver:
+        control = SimulatorControl(handle)
+        control.grant_consent(TENANT)
+        yield _Simulator(handle, control, receiver)
+
+
+def _simulator_backend(sim: _Simulator) -> Backend:
+    gateway, _tokens = real_gateway(sim.handle)
+
+    def own_response(user: str, event_id: str) -> str:
+        for event in sim.control.events(user):
+            if event["id"] == event_id:
+                return str(event["responseStatus"]["response"])
+        raise AssertionError(f"{event_id} is not in {user}'s calendar")
+
+    @contextmanager
+    def without_consent() -> Iterator[GraphIdentity]:
+        sim.control.revoke_consent(OTHER_TENANT)
+        try:
+            yield GraphIdentity(OTHER_TENANT)
+        finally:
+            sim.control.grant_consent(OTHER_TENANT)
+
+    return Backend(
+        name="simulator",
+        gateway=gateway,
+        who=GraphIdentity(TENANT),
+        notification_url=sim.receiver.url,
+        own_response=own_response,
+        without_consent=without_consent,
+        outlook=_SimulatorOutlook(sim.control),
+    )
+
+
+@pytest.fixture(params=["fake", "simulator"])
+def backend(request: pytest.FixtureRequest) -> Backend:
+    """The gateway under contract: the fake, then the real gateway on the simulator."""
+    if request.param == "fake":
+        return _fake_backend()
+    return _simulator_backend(request.getfixturevalue("simulator"))
+
+
+def _meeting(day: datetime, hour: int, *, minutes: int = 30, **fields: Any) -> NewEvent:
+    start = day + timedelta(hours=hour)
+    return NewEvent(subject="Mentoring", start=start, end=start + timedelta(minutes=minutes), **fields)
+
+
+def _copy_in(gateway: CalendarGateway, who: GraphIdentity, user: str, day: datetime) -> list[str]:
+    """Ids of the events in ``user``'s calendar on ``day``."""
+    return [item.event_id for item in gateway.calendar_view(who, user, day, day + timedelta(days=1))]
+
+
+# --- directory -------------------------------------------------------------------------
+
+
+def test_list_users_returns_enabled_accounts_with_mailboxes_only(backend: Backend) -> None:
+    """Disabled accounts and room mailboxes are left out; unreachable mailboxes still appear."""
+    users = list(backend.gateway.list_users(backend.who, page_size=7))
+    addresses = {u.mail for u in users}
+    assert {ALICE, BOB, ON_PREM, SCOPED} <= addresses
+    assert DISABLED_USER not in addresses
+    assert ROOM not in addresses
+    assert all(u.account_enabled and u.mail for u in users)
+
+
+def test_get_user_resolves_by_id_and_by_upn(backend: Backend) -> None:
+    """A user is found by object id and by UPN, and both give the same account."""
+    by_upn = backend.gateway.get_user(backend.who, ALICE)
+    by_id = backend.gateway.get_user(backend.who, seed.ALICE_ID)
+    assert by_upn.user_id == seed.ALICE_ID
+    assert by_id.user_principal_name == ALICE
+    assert by_id == by_upn
+
+
+def test_get_user_of_unknown_address_raises_user_not_found(backend: Backend) -> None:
+    """An address the directory does not know is UserNotFound."""
+    with pytest.raises(UserNotFound):
+        backend.gateway.get_user(backend.who, UNKNOWN)
+
+
+# --- calendars, mailbox settings, reachability ------------------------------------------
+
+
+def test_get_calendar_reports_allowed_online_meeting_providers(backend: Backend) -> None:
+    """Teams is allowed on a normal calendar and not on a Skype-only one."""
+    assert backend.gateway.get_calendar(backend.who, ALICE).allows("teamsForBusiness")
+    skype = backend.gateway.get_calendar(backend.who, SKYPE_ONLY)
+    assert not skype.allows("teamsForBusiness")
+    assert skype.allowed_online_meeting_providers == ("skypeForBusiness",)
+
+
+@pytest.mark.parametrize(
+    ("user", "error"),
+    [(ON_PREM, MailboxUnavailable), (UNLICENSED_USER, MailboxUnavailable), (SCOPED, OutsideAppScope),
+     (UNKNOWN, UserNotFound)],
+)
+def test_unreachable_mailboxes_raise_classified_errors(
+    backend: Backend, user: str, error: type[Exception]
+) -> None:
+    """Calendar and mailbox-settings calls on unreachable mailboxes raise the classified error."""
+    with pytest.raises(error):
+        backend.gateway.get_calendar(backend.who, user)
+    with pytest.raises(error):
+        backend.gateway.get_mailbox_settings(backend.who, user)
+
+
+def test_mailbox_settings_give_time_zone_and_working_hours(backend: Backend) -> None:
+    """The mailbox's Windows time zone name and its working hours in that zone come back."""
+    settings = backend.gateway.get_mailbox_settings(backend.who, ALICE)
+    assert settings.time_zone == "Pacific Standard Time"
+    hours = settings.working_hours
+    assert hours is not None
+    assert hours.days == WORK_DAYS
+    assert (hours.start, hours.end) == (time(9), time(17))
+    assert hours.time_zone.name == "Pacific Standard Time"
+
+
+def test_probe_mailboxes_classifies_each_user(backend: Backend) -> None:
+    """Reachable is None; the others get MailboxUnavailable, OutsideAppScope or UserNotFound."""
+    result = backend.gateway.probe_mailboxes(backend.who, [ALICE, ON_PREM, UNLICENSED_USER, SCOPED, UNKNOWN, ALICE])
+    assert list(result) == [ALICE, ON_PREM, UNLICENSED_USER, SCOPED, UNKNOWN]
+    assert result[ALICE] is None
+    assert isinstance(result[ON_PREM], MailboxUnavailable)
+    assert isinstance(result[UNLICENSED_USER], MailboxUnavailable)
+    assert isinstance(result[SCOPED], OutsideAppScope)
+    assert isinstance(result[UNKNOWN], UserNotFound)
+
+
+def test_token_failure_without_consent_is_an_authorization_error(backend: Backend) -> None:
+    """Without admin consent every call fails with an AuthorizationError subclass, not a Graph error."""
+    with backend.without_consent() as who, pytest.raises(AuthorizationError) as caught:
+        backend.gateway.get_user(who, seed.FABRIKAM_ADMIN)
+    assert caught.value.code == "app_not_in_tenant"
+
+
+# --- free/busy -------------------------------------------------------------------------
+
+
+def test_get_schedule_reports_busy_times_and_per_address_errors_in_request_order(
+    backend: Backend, day: datetime
+) -> None:
+    """Events show as busy (organizer) and tentative (invited); unreachable addresses get an error code."""
+    created = backend.gateway.create_event(backend.who, ALICE, _meeting(day, 10, attendees=(BOB,)))
+    addresses = [BOB, UNKNOWN, ALICE, ON_PREM, SCOPED]
+    schedules = backend.gateway.get_schedule(backend.who, ALICE, addresses, day, day + timedelta(days=1))
+    assert [s.address for s in schedules] == addresses
+    bob, unknown, alice, on_prem, scoped = schedules
+    assert [(b.start, b.end, b.status) for b in alice.busy] == [(created.start, created.end, FreeBusyStatus.BUSY)]
+    assert [(b.start, b.end, b.status) for b in bob.busy] == [(created.start, created.end, FreeBusyStatus.TENTATIVE)]
+    assert alice.ok and alice.working_hours is not None and alice.working_hours.days == WORK_DAYS
+    assert alice.availability_view == "0" * 20 + "2" + "0" * 27
+    assert bob.availability_view == "0" * 20 + "1" + "0" * 27
+    assert (unknown.error_code, on_prem.error_code, scoped.error_code) == (
+        SCHEDULE_UNKNOWN_ADDRESS,
+        SCHEDULE_MAILBOX_UNREACHABLE,
+        SCHEDULE_OUTSIDE_SCOPE,
+    )
+    assert not unknown.busy and not unknown.ok
+
+
+def test_get_schedule_refuses_more_than_20_addresses_before_calling(backend: Backend, day: datetime) -> None:
+    """21 addresses (or none) is a ValueError: Graph's limit is 20 schedules per call."""
+    with pytest.raises(ValueError, match="20"):
+        backend.gateway.get_schedule(backend.who, ALICE, [ALICE] * 21, day, day + timedelta(hours=1))
+    with pytest.raises(ValueError, match="20"):
+        backend.gateway.get_schedule(backend.who, ALICE, [], day, day + timedelta(hours=1))
+
+
+def test_get_schedule_with_unreachable_anchor_raises(backend: Backend, day: datetime) -> None:
+    """The anchor mailbox must be reachable: its error is raised for the whole call."""
+    with pytest.raises(MailboxUnavailable):
+        backend.gateway.get_schedule(backend.who, ON_PREM, [ALICE], day, day + timedelta(hours=1))
+
+
+# --- events ----------------------------------------------------------------------------
+
+
+def test_create_event_gives_the_attendee_a_not_responded_copy(backend: Backend, day: datetime) -> None:
+    """The organizer's event lists the attendee (no answer yet); the attendee's copy has its own id."""
+    gw, who = backend.gateway, backend.who
+    created = gw.create_event(who, ALICE, _meeting(day, 11, attendees=(BOB,)))
+    organizer_view = gw.get_event(who, ALICE, created.event_id)
+    assert organizer_view.organizer == ALICE
+    assert [(a.address, a.response, a.is_resource) for a in organizer_view.attendees] == [
+        (BOB, ResponseType.NONE, False)
+    ]
+    assert (organizer_view.start, organizer_view.end) == (created.start, created.end)
+    [copy_id] = _copy_in(gw, who, BOB, day)
+    assert copy_id != created.event_id
+    copy = gw.get_event(who, BOB, copy_id)
+    assert copy.ical_uid == created.ical_uid == organizer_view.ical_uid
+    assert copy.organizer == ALICE and copy.transaction_id is None
+    assert not copy.is_cancelled
+    assert backend.own_response(BOB, copy_id) == ResponseType.NOT_RESPONDED
+    assert backend.own_response(ALICE, created.event_id) == ResponseType.ORGANIZER
+
+
+def test_same_transaction_id_twice_creates_one_event(backend: Backend, day: datetime) -> None:
+    """A retried create with the same transactionId returns the first event instead of a second one."""
+    meeting = _meeting(day, 12, attendees=(BOB,), transaction_id="tx-contract-1")
+    first = backend.gateway.create_event(backend.who, ALICE, meeting)
+    second = backend.gateway.create_event(backend.who, ALICE, meeting)
+    assert second.event_id == first.event_id
+    assert first.transaction_id == "tx-contract-1"
+    assert _copy_in(backend.gateway, backend.who, ALICE, day) == [first.event_id]
+    assert len(_copy_in(backend.gateway, backend.who, BOB, day)) == 1
+
+
+def test_find_event_by_transaction_id_finds_the_event_or_none(backend: Backend, day: datetime) -> None:
+    """Crash recovery finds the event created with a transactionId, and None for an unused one."""
+    created = backend.gateway.create_event(backend.who, ALICE, _meeting(day, 13, transaction_id="tx-find-1"))
+    found = backend.gateway.find_event_by_transaction_id(backend.who, ALICE, "tx-find-1", day, day + timedelta(days=1))
+    assert found is not None
+    assert (found.event_id, found.transaction_id) == (created.event_id, "tx-find-1")
+    missing = backend.gateway.find_event_by_transaction_id(
+        backend.who, ALICE, "tx-unused", day, day + timedelta(days=1)
+    )
+    assert missing is None
+
+
+def test_online_meeting_link_follows_the_calendars_allowed_provider(backend: Backend, day: datetime) -> None:
+    """Teams gives a Teams join URL; a Skype-only calendar falls back to its own provider."""
+    teams = backend.gateway.create_event(
+        backend.who, ALICE, _meeting(day, 14, online_meeting_provider="teamsForBusiness")
+    )
+    assert teams.join_url is not None and teams.join_url.startswith("https://teams.microsoft.com/")
+    skype = backend.gateway.create_event(
+        backend.who, SKYPE_ONLY, _meeting(day, 14, online_meeting_provider="teamsForBusiness")
+    )
+    assert skype.join_url is not None and "teams.microsoft.com" not in skype.join_url
+    assert backend.gateway.get_event(backend.who, ALICE, teams.event_id).join_url == teams.join_url
+
+
+def test_update_event_moves_the_event_and_the_attendee_copy(backend: Backend, day: datetime) -> None:
+    """PATCHing start/end moves the organizer's event and the invitee's copy; answers reset."""
+    gw, who = backend.gateway, backend.who
+    created = gw.create_event(who, ALICE, _meeting(day, 9, attendees=(BOB,)))
+    new_start = day + timedelta(hours=15)
+    moved = gw.update_event(who, ALICE, created.event_id, new_start, new_start + timedelta(hours=1),
+                            time_zone="Pacific Standard Time")
+    assert (moved.event_id, moved.start, moved.end) == (created.event_id, new_start, new_start + timedelta(hours=1))
+    assert gw.get_event(who, ALICE, created.event_id).start == new_start
+    [copy_id] = _copy_in(gw, who, BOB, day)
+    assert gw.get_event(who, BOB, copy_id).start == new_start
+
+
+def test_cancel_event_removes_the_organizers_event_and_cancels_the_copy(backend: Backend, day: datetime) -> None:
+    """After cancel the organizer's event is gone (ItemNotFound, also on a second cancel); the copy is cancelled."""
+    gw, who = backend.gateway, backend.who
+    created = gw.create_event(who, ALICE, _meeting(day, 16, attendees=(BOB,)))
+    [copy_id] = _copy_in(gw, who, BOB, day)
+    gw.cancel_event(who, ALICE, created.event_id, comment="Sorry")
+    with pytest.raises(ItemNotFound):
+        gw.get_event(who, ALICE, created.event_id)
+    with pytest.raises(ItemNotFound):
+        gw.cancel_event(who, ALICE, created.event_id)
+    assert gw.get_event(who, BOB, copy_id).is_cancelled
+
+
+def test_cancel_by_an_attendee_is_rejected(backend: Backend, day: datetime) -> None:
+    """Only the organizer can cancel: an attendee's cancel is refused by Graph."""
+    gw, who = backend.gateway, backend.who
+    gw.create_event(who, ALICE, _meeting(day, 17, attendees=(BOB,)))
+    [copy_id] = _copy_in(gw, who, BOB, day)
+    with pytest.raises(GraphRequestRejected):
+        gw.cancel_event(who, BOB, copy_id)
+
+
+def test_delete_event_removes_it_and_a_second_delete_is_item_not_found(backend: Backend, day: datetime) -> None:
+    """Delete removes the event; deleting again is ItemNotFound ("already gone")."""
+    created = backend.gateway.create_event(backend.who, ALICE, _meeting(day, 18))
+    backend.gateway.delete_event(backend.who, ALICE, created.event_id)
+    assert created.event_id not in _copy_in(backend.gateway, backend.who, ALICE, day)
+    with pytest.raises(ItemNotFound):
+        backend.gateway.delete_event(backend.who, ALICE, created.event_id)
+
+
+def test_calendar_view_shows_subjects_only_when_asked(backend: Backend, day: datetime) -> None:
+    """Own-calendar views carry subjects on request only; times, status and transactionId always."""
+    created = backend.gateway.create_event(backend.who, ALICE, _meeting(day, 19, transaction_id="tx-view-1"))
+    window = (day, day + timedelta(days=1))
+    [plain] = backend.gateway.calendar_view(backend.who, ALICE, *window)
+    [with_subject] = backend.gateway.calendar_view(backend.who, ALICE, *window, include_subject=True)
+    assert plain.subject is None
+    assert with_subject.subject == "Mentoring"
+    assert (plain.event_id, plain.start, plain.end) == (created.event_id, created.start, created.end)
+    assert (plain.show_as, plain.transaction_id, plain.is_cancelled) == (FreeBusyStatus.BUSY, "tx-view-1", False)
+
+
+def test_get_events_reports_failures_per_pair(backend: Backend, day: datetime) -> None:
+    """A batch read gives metadata for existing events and ItemNotFound/UserNotFound per failing pair."""
+    created = backend.gateway.create_event(backend.who, ALICE, _meeting(day, 8))
+    refs = [(ALICE, created.event_id), (ALICE, MISSING_EVENT), (UNKNOWN, created.event_id)]
+    result = backend.gateway.get_events(backend.who, refs)
+    assert list(result) == refs
+    found = result[(ALICE, created.event_id)]
+    assert not isinstance(found, Exception) and found.start == created.start
+    assert isinstance(result[(ALICE, MISSING_EVENT)], ItemNotFound)
+    assert isinstance(result[(UNKNOWN, created.event_id)], UserNotFound)
+
+
+def test_calendar_view_delta_reports_changes_and_removals_since_the_last_link(
+    backend: Backend, day: datetime
+) -> None:
+    """An initial sync lists the window; the next one only what changed and the ids that went away."""
+    gw, who = backend.gateway, backend.who
+    window = (day, day + timedelta(days=1))
+    kept = gw.create_event(who, CAROL, _meeting(day, 9))
+    removed = gw.create_event(who, CAROL, _meeting(day, 10))
+    initial = gw.calendar_view_delta(who, CAROL, *window)
+    assert {i.event_id for i in initial.items} == {kept.event_id, removed.event_id}
+    assert initial.removed == ()
+    added = gw.create_event(who, CAROL, _meeting(day, 11))
+    gw.delete_event(who, CAROL, removed.event_id)
+    changes = gw.calendar_view_delta(who, CAROL, *window, delta_link=initial.delta_link)
+    assert [i.event_id for i in changes.items] == [added.event_id]
+    assert changes.removed == (removed.event_id,)
+    quiet = gw.calendar_view_delta(who, CAROL, *window, delta_link=changes.delta_link)
+    assert (quiet.items, quiet.removed) == ((), ())
+
+
+def test_outlook_answers_moves_and_cancellations_show_in_graph(backend: Backend, day: datetime) -> None:
+    """What attendees and organizers do in Outlook is what the service reads back through the gateway."""
+    gw, who, outlook = backend.gateway, backend.who, backend.outlook
+    created = gw.create_event(who, ALICE, _meeting(day, 21, attendees=(BOB, CAROL)))
+    [bob_copy] = _copy_in(gw, who, BOB, day)
+    [carol_copy] = _copy_in(gw, who, CAROL, day)
+    outlook.respond(BOB, bob_copy, "accepted")
+    outlook.respond(CAROL, carol_copy, "declined")
+    answers = {a.address: a.response for a in gw.get_event(who, ALICE, created.event_id).attendees}
+    assert answers == {BOB: ResponseType.ACCEPTED, CAROL: ResponseType.DECLINED}
+    assert backend.own_response(BOB, bob_copy) == ResponseType.ACCEPTED
+    assert _copy_in(gw, who, CAROL, day) == []  # declining removes the attendee's copy
+
+    later = created.start + timedelta(hours=1)
+    outlook.move(ALICE, created.event_id, later, later + timedelta(minutes=30))
+    moved = gw.get_event(who, ALICE, created.event_id)
+    assert moved.start == later
+    assert {a.address: a.response for a in moved.attendees}[BOB] == ResponseType.NONE
+    assert gw.get_event(who, BOB, bob_copy).start == later
+    assert backend.own_response(BOB, bob_copy) == ResponseType.NOT_RESPONDED
+
+    outlook.cancel(ALICE, created.event_id)
+    with pytest.raises(ItemNotFound):
+        gw.get_event(who, ALICE, created.event_id)
+    assert gw.get_event(who, BOB, bob_copy).is_cancelled
+
+
+# --- rooms -----------------------------------------------------------------------------
+
+
+def test_rooms_and_room_lists(backend: Backend) -> None:
+    """Room lists, all rooms, and the rooms of one list, with capacity and building."""
+    lists = {rl.address: rl.display_name for rl in backend.gateway.list_room_lists(backend.who)}
+    assert lists[ROOM_LIST] == "Building 1 Rooms"
+    all_rooms = {r.address for r in backend.gateway.list_rooms(backend.who)}
+    assert {ROOM, SECOND_ROOM} <= all_rooms
+    in_list = {r.address: r for r in backend.gateway.list_rooms(backend.who, ROOM_LIST)}
+    assert ROOM in in_list and SECOND_ROOM not in in_list
+    assert (in_list[ROOM].capacity, in_list[ROOM].building) == (8, "Building 1")
+
+
+def test_room_accepts_when_free_and_declines_when_taken(backend: Backend, day: datetime) -> None:
+    """A room attendee answers at once: accepted for the first booking, declined for an overlapping one."""
+    gw, who = backend.gateway, backend.who
+    first = gw.create_event(who, ALICE, _meeting(day, 20, room=ROOM, room_name="Orca"))
+    second = gw.create_event(who, BOB, _meeting(day, 20, room=ROOM))
+    first_room = [a for a in gw.get_event(who, ALICE, first.event_id).attendees if a.is_resource]
+    second_room = [a for a in gw.get_event(who, BOB, second.event_id).attendees if a.is_resource]
+    assert [(a.address, a.response) for a in first_room] == [(ROOM, ResponseType.ACCEPTED)]
+    assert [(a.address, a.response) for a in second_room] == [(ROOM, ResponseType.DECLINED)]
+    [room_schedule] = gw.get_schedule(who, ALICE, [ROOM], day, day + timedelta(days=1))
+    assert [(b.start, b.status) for b in room_schedule.busy] == [(first.start, FreeBusyStatus.BUSY)]
+
+
+# --- subscriptions ---------------------------------------------------------------------
+
+
+def test_subscription_create_renew_delete_with_granted_expiry(backend: Backend) -> None:
+    """Graph's granted expiry is read back on create and renew; after delete a renewal is ItemNotFound."""
+    gw, who = backend.gateway, backend.who
+    now = datetime.now(UTC).replace(microsecond=0)
+    sub = gw.create_subscription(
+        who,
+        resource=f"/users/{seed.ALICE_ID}/events",
+        change_type="created,updated,deleted",
+        notification_url=backend.notification_url,
+        lifecycle_url=backend.notification_url,
+        client_state="contract-client-state",
+        expiration=now + timedelta(days=2),
+    )
+    assert sub.expiration == now + timedelta(days=2)
+    assert sub.resource == f"/users/{seed.ALICE_ID}/events"
+    renewed = gw.renew_subscription(who, sub.subscription_id, now + timedelta(days=3))
+    assert (renewed.subscription_id, renewed.expiration) == (sub.subscription_id, now + timedelta(days=3))
+    batch = gw.renew_subscriptions(who, [(sub.subscription_id, now + timedelta(days=4)), ("0000-gone", now)])
+    renewed_again = batch[sub.subscription_id]
+    assert not isinstance(renewed_again, Exception) and renewed_again.expiration == now + timedelta(days=4)
+    assert isinstance(batch["0000-gone"], ItemNotFound)
+    gw.reauthorize_subscription(who, sub.subscription_id)
+    gw.delete_subscription(who, sub.subscription_id)
+    gw.delete_subscription(who, sub.subscription_id)  # already gone: not an error
+    with pytest.raises(ItemNotFound):
+        gw.renew_subscription(who, sub.subscription_id, now + timedelta(days=1))
+
+
+def test_subscription_longer_than_the_outlook_maximum_is_refused(backend: Backend) -> None:
+    """An expiry beyond 10,080 minutes is refused by Graph (the service must ask for less)."""
+    with pytest.raises(GraphRequestRejected):
+        backend.gateway.create_subscription(
+            backend.who,
+            resource=f"/users/{seed.ALICE_ID}/events",
+            change_type="created,updated,deleted",
+            notification_url=backend.notification_url,
+            lifecycle_url=backend.notification_url,
+            client_state="contract-client-state",
+            expiration=datetime.now(UTC) + timedelta(minutes=10080 + 60),
+        )
+
+
+def test_subscription_on_an_unreachable_mailbox_raises_its_error(backend: Backend) -> None:
+    """Subscribing to an on-premises mailbox's events fails with MailboxUnavailable."""
+    user_id = backend.gateway.get_user(backend.who, ON_PREM).user_id
+    with pytest.raises(MailboxUnavailable):
+        backend.gateway.create_subscription(
+            backend.who,
+            resource=f"/users/{user_id}/events",
+            change_type="created,updated,deleted",
+            notification_url=backend.notification_url,
+            lifecycle_url=backend.notification_url,
+            client_state="contract-client-state",
+            expiration=datetime.now(UTC) + timedelta(days=1),
+        )
+
+
+# --- fake-only controls (what service tests rely on beyond the port) --------------------
+
+
+def _fake() -> FakeCalendarGateway:
+    gateway = _fake_backend().gateway
+    assert isinstance(gateway, FakeCalendarGateway)
+    return gateway
+
+
+def test_fake_counts_calls_per_method_and_tenant() -> None:
+    """``call_count`` lets a test prove e.g. "one getSchedule for a pair" or "no Graph call at all"."""
+    fake = _fake()
+    who = GraphIdentity(TENANT)
+    assert fake.call_count() == 0
+    start = datetime(2030, 1, 7, 9, tzinfo=UTC)
+    fake.get_schedule(who, ALICE, [ALICE, BOB], start, start + timedelta(hours=8))
+    fake.get_user(who, ALICE)
+    assert fake.call_count("get_schedule") == 1
+    assert fake.call_count(tenant_id=TENANT) == 2
+    assert [c.method for c in fake.calls] == ["get_schedule", "get_user"]
+
+
+def test_fake_fail_next_fails_once_and_fail_always_until_cleared() -> None:
+    """Injected failures: ``fail_next`` is used up by one call, ``fail_always`` lasts until ``clear_faults``."""
+    fake = _fake()
+    who = GraphIdentity(TENANT)
+    fake.fail_next("get_user", TransientGraphError())
+    with pytest.raises(TransientGraphError):
+        fake.get_user(who, ALICE)
+    assert fake.get_user(who, ALICE).mail == ALICE
+    fake.fail_always("get_calendar", MailboxUnavailable)
+    for _ in range(2):
+        with pytest.raises(MailboxUnavailable):
+            fake.get_calendar(who, ALICE)
+    fake.clear_faults()
+    assert fake.get_calendar(who, ALICE).allows("teamsForBusiness")
+
+
+def test_fake_throttle_switch_raises_throttled_with_retry_after() -> None:
+    """While throttled every call raises Throttled carrying retry_after, as the gateway does after its retries."""
+    fake = _fake()
+    fake.throttle(retry_after=12)
+    with pytest.raises(Throttled) as caught:
+        fake.get_user(GraphIdentity(TENANT), ALICE)
+    assert caught.value.retry_after == 12
+    fake.stop_throttling()
+    assert fake.get_user(GraphIdentity(TENANT), ALICE).user_id == seed.ALICE_ID
+
+
+def test_fake_outlook_helpers_change_what_graph_reports() -> None:
+    """Responses, moves and cancellations made "in Outlook" show in the organizer's and attendee's events."""
+    fake = _fake()
+    who = GraphIdentity(TENANT)
+    start = datetime(2030, 1, 8, 17, tzinfo=UTC)
+    created = fake.create_event(who, ALICE, NewEvent("1:1", start, start + timedelta(minutes=30), attendees=(BOB,)))
+    copy_id = fake.copy_of(TENANT, BOB, created.ical_uid or "")
+    assert copy_id is not None
+    fake.respond_as_attendee(TENANT, BOB, copy_id, "accepted")
+    assert fake.get_event(who, ALICE, created.event_id).attendees[0].response == ResponseType.ACCEPTED
+    later = start + timedelta(hours=1)
+    fake.move_event_as_organizer(TENANT, ALICE, created.event_id, later, later + timedelta(hours=1))
+    moved = fake.get_event(who, ALICE, created.event_id)
+    assert moved.start == start + timedelta(hours=1)
+    assert moved.attendees[0].response == ResponseType.NONE
+    fake.cancel_event_as_organizer(TENANT, ALICE, created.event_id)
+    assert fake.get_event(who, BOB, copy_id).is_cancelled
+    assert fake.events_of(TENANT, ALICE) == []
+    assert fake.call_count() == 4  # create + 3 reads: Outlook-side changes are not Graph calls of ours
+
+
+def test_fake_ids_are_graph_shaped_and_deterministic() -> None:
+    """Ids are base64 like Exchange's (with '/' or '+' among many) and repeat for the same seeding."""
+    first, second = _fake(), _fake()
+    who = GraphIdentity(TENANT)
+    start = datetime(2030, 1, 9, 17, tzinfo=UTC)
+    ids = [
+        first.create_event(who, ALICE, NewEvent("x", start, start + timedelta(minutes=30))).event_id
+        for _ in range(20)
+    ]
+    again = [
+        second.create_event(who, ALICE, NewEvent("x", start, start + timedelta(minutes=30))).event_id
+        for _ in range(20)
+    ]
+    assert ids == again
+    assert all(i.startswith("AAMkAD") for i in ids)
+    assert any("/" in i or "+" in i for i in ids)
+
+
+def test_fake_delegated_token_needs_a_connected_user() -> None:
+    """A per-user identity works once the user connected and raises ReconnectRequired after revocation."""
+    tokens = FakeTokenProvider()
+    fake = FakeCalendarGateway(tokens=tokens)
+    fake.add_user(TENANT, ALICE, user_id=seed.ALICE_ID)
+    me = GraphIdentity(TENANT, seed.ALICE_ID)
+    tokens.connect_user(TENANT, seed.ALICE_ID)
+    assert fake.get_calendar(me, ALICE).allows("teamsForBusiness")
+    tokens.revoke_user(TENANT, seed.ALICE_ID)
+    with pytest.raises(AuthorizationError) as caught:
+        fake.get_calendar(me, ALICE)
+    assert caught.value.code == "reconnect_required"
+    assert tokens.requests == 2
