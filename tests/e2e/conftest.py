@@ -60,7 +60,8 @@ class Stack:
         return str(self.control("POST", "/_sandbox/token", body)["access_token"])
 
     def app_token(self, tenant: str, roles: list[str]) -> str:
-        return str(self.control("POST", "/_sandbox/token", {"app": True, "tenant": tenant, "roles": roles})["access_token"])
+        body = {"app": True, "tenant": tenant, "roles": roles}
+        return str(self.control("POST", "/_sandbox/token", body)["access_token"])
 
     def graph_requests(self, since: int = 0) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self.control("GET", "/_sandbox/requests", since=since)
