@@ -167,7 +167,7 @@ class Settings:
             access_test_schedule=reader.optional("ACCESS_TEST_SCHEDULE", _ncrontab) or "0 0 3 * * *",
             renewal_schedule=reader.optional("RENEWAL_SCHEDULE", _ncrontab) or "0 */30 * * * *",
             reconcile_schedule=reader.optional("RECONCILE_SCHEDULE", _ncrontab) or "0 15 */2 * * *",
-            webhook_url_code=reader.optional("WEBHOOK_URL_CODE"),
+            webhook_url_code=_unresolved_reference_is_unset(reader.optional("WEBHOOK_URL_CODE")),
             log_level=reader.optional("LOG_LEVEL", _one_of(("DEBUG", "INFO", "WARNING", "ERROR"))) or "INFO",
         )
         if settings.local_ca_bundle and not local_mode:
@@ -206,6 +206,14 @@ class _Reader:
         except ValueError as exc:
             self.problem(name, f"{_describe(parse)}, got {_redact(name, raw)!r} ({exc})")
             return None
+
+
+def _unresolved_reference_is_unset(value: str | None) -> str | None:
+    """App Service leaves ``@Microsoft.KeyVault(...)`` in place when it cannot resolve a Key Vault
+    reference (e.g. right after deployment, before the secret exists): never use that as a key."""
+    if value is not None and value.startswith("@Microsoft.KeyVault("):
+        return None
+    return value
 
 
 def _redact(name: str, raw: str) -> str:

@@ -100,3 +100,10 @@ def test_setting_names_table_covers_every_variable_read() -> None:
         Settings.from_env(Spy())
     assert set(seen) <= set(SETTING_NAMES)
     assert set(SETTING_NAMES) - set(seen) == {"AzureWebJobsStorage__blobServiceUri", "AzureWebJobsStorage__credential"}
+
+
+def test_unresolved_key_vault_reference_is_treated_as_unset() -> None:
+    """A Key Vault reference App Service could not resolve is never used as the webhook key."""
+    env = {**GOOD, "WEBHOOK_URL_CODE": "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/x)"}
+    assert Settings.from_env(env).webhook_url_code is None
+    assert Settings.from_env({**GOOD, "WEBHOOK_URL_CODE": "abc"}).webhook_url_code == "abc"

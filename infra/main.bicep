@@ -1,0 +1,251 @@
+// Deploys the whole service into the customer's own subscription: one `azd up`, or
+//   az deployment sub create -l <region> -f infra/main.bicep -p infra/main.parameters.json
+// Everything is identity-based: no connection strings, account keys or client secrets are
+// stored in app settings. See docs/deploy.md for the steps before and after.
+targetScope = 'subscription'
+
+// ---------------------------------------------------------------------------------------
+// Parameters
+// ---------------------------------------------------------------------------------------
+@minLength(1)
+@maxLength(64)
+@description('Name of the azd environment; seeds the resource token and the azd-env-name tag.')
+param environmentName string
+
+@minLength(1)
+@description('Region for every resource. It must offer the Flex Consumption plan (az functionapp list-flexconsumption-locations).')
+@metadata({ azd: { type: 'location' } })
+param location string
+
+@description('Name of the resource group to create; empty derives rg-<environmentName>.')
+param resourceGroupName string = ''
+
+@minLength(36)
+@maxLength(36)
+@description('Application (client) id of the multi-tenant app registration created by scripts/register-app.sh.')
+param entraClientId string
+
+@description('Accepted audience of API tokens; empty means the app registration client id (v2 tokens).')
+param apiAudience string = ''
+
+@description('Comma-separated tenant ids allowed to onboard, or * for any tenant. Empty allows only the tenant you deploy from.')
+param allowedTenants string = ''
+
+@description('https URL of the single-page app that the consent and sign-in callbacks redirect to.')
+param appUrl string
+
+@description('Comma-separated browser origins allowed by CORS (no paths). Empty uses the origin of appUrl.')
+param corsAllowedOrigins string = ''
+
+@minValue(40)
+@maxValue(1000)
+@description('Upper bound on Flex Consumption instances: caps cost and the fan-out against Microsoft Graph.')
+param maximumInstanceCount int = 40
+
+@allowed([512, 2048, 4096])
+@description('Memory per Flex Consumption instance, in MB.')
+param instanceMemoryMB int = 2048
+
+@description('Keep one HTTP instance always ready so the Graph validation handshake answers within 10 s on a cold start (billed while idle).')
+param enableAlwaysReady bool = true
+
+@allowed(['Africa', 'Asia Pacific', 'Australia', 'Brazil', 'Canada', 'Europe', 'France', 'Germany', 'India', 'Japan', 'Korea', 'Norway', 'Switzerland', 'UAE', 'UK', 'United States'])
+@description('Where Azure Communication Services stores email data at rest (owner alerts).')
+param emailDataLocation string = 'United States'
+
+@allowed(['DEBUG', 'INFO', 'WARNING', 'ERROR'])
+@description('Log level of the app code.')
+param logLevel string = 'INFO'
+
+@description('Six-field NCRONTAB (UTC) of the access-test rerun timer.')
+param accessTestSchedule string = '0 0 3 * * *'
+
+@description('Six-field NCRONTAB (UTC) of the subscription renewal timer.')
+param renewalSchedule string = '0 */30 * * * *'
+
+@description('Six-field NCRONTAB (UTC) of the reconciliation timer.')
+param reconcileSchedule string = '0 15 */2 * * *'
+
+@description('Days Log Analytics keeps logs.')
+@minValue(30)
+@maxValue(730)
+param logRetentionInDays int = 30
+
+// Placeholder for the web console (a later feature). It will be published as a Storage
+// static website or an Azure Static Web App and its origin added to corsAllowedOrigins:
+// @description('Deploy the static web console.')
+// param deployWebConsole bool = false
+// module web './app/web.bicep' = if (deployWebConsole) { ... }
+
+// ---------------------------------------------------------------------------------------
+// Names
+// ---------------------------------------------------------------------------------------
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = { 'azd-env-name': environmentName }
+var functionAppName = 'func-api-${resourceToken}'
+var deploymentContainerName = 'app-package-${take(functionAppName, 32)}-${take(resourceToken, 7)}'
+
+// Every table in core.names.Tables.ALL (tests/infra/test_settings_drift.py compares them).
+var tableNames = [
+  'integrations'
+  'audit'
+  'accesstests'
+  'pairings'
+  'sessions'
+  'eventindex'
+  'subscriptions'
+  'subscriptionexpiry'
+  'oauthstates'
+  'alerts'
+  'connections'
+  'ratelimits'
+]
+
+// Every queue in core.names.Queues.ALL and its poison queue. The host would create the
+// poison queues lazily; creating them here lets alerts and dashboards watch them from day one.
+var queueNames = [
+  'event-writes'
+  'event-writes-poison'
+  'notifications'
+  'notifications-poison'
+  'lifecycle'
+  'lifecycle-poison'
+  'renewals'
+  'renewals-poison'
+  'access-tests'
+  'access-tests-poison'
+  'owner-alerts'
+  'owner-alerts-poison'
+]
+
+// ---------------------------------------------------------------------------------------
+// Resources
+// ---------------------------------------------------------------------------------------
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: !empty(resourceGroupName) ? resourceGroupName : 'rg-${environmentName}'
+  location: location
+  tags: tags
+}
+
+module identity './core/identity.bicep' = {
+  name: 'identity'
+  scope: rg
+  params: {
+    name: 'id-api-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module monitoring './core/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: {
+    logAnalyticsName: 'log-${resourceToken}'
+    applicationInsightsName: 'appi-${resourceToken}'
+    location: location
+    tags: tags
+    retentionInDays: logRetentionInDays
+  }
+}
+
+module storage './core/storage.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    name: 'st${resourceToken}'
+    location: location
+    tags: tags
+    deploymentContainerName: deploymentContainerName
+    tableNames: tableNames
+    queueNames: queueNames
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
+  }
+}
+
+module keyVault './core/keyvault.bicep' = {
+  name: 'keyvault'
+  scope: rg
+  params: {
+    name: 'kv-${resourceToken}'
+    location: location
+    tags: tags
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
+  }
+}
+
+module email './core/email.bicep' = {
+  name: 'email'
+  scope: rg
+  params: {
+    emailServiceName: 'ecs-${resourceToken}'
+    communicationServiceName: 'acs-${resourceToken}'
+    dataLocation: emailDataLocation
+    tags: tags
+  }
+}
+
+module rbac './app/rbac.bicep' = {
+  name: 'rbac'
+  scope: rg
+  params: {
+    principalId: identity.outputs.principalId
+    storageAccountName: storage.outputs.name
+    keyVaultName: keyVault.outputs.name
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    communicationServiceName: email.outputs.communicationServiceName
+  }
+}
+
+module api './app/api.bicep' = {
+  name: 'api'
+  scope: rg
+  params: {
+    name: functionAppName
+    planName: 'plan-${resourceToken}'
+    location: location
+    tags: tags
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    storageAccountName: storage.outputs.name
+    deploymentContainerName: deploymentContainerName
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    keyVaultUri: keyVault.outputs.uri
+    keyVaultName: keyVault.outputs.name
+    acsEndpoint: email.outputs.endpoint
+    alertSenderAddress: email.outputs.senderAddress
+    entraClientId: entraClientId
+    apiAudience: !empty(apiAudience) ? apiAudience : entraClientId
+    allowedTenants: !empty(allowedTenants) ? allowedTenants : tenant().tenantId
+    appUrl: appUrl
+    corsAllowedOrigins: corsAllowedOrigins
+    maximumInstanceCount: maximumInstanceCount
+    instanceMemoryMB: instanceMemoryMB
+    enableAlwaysReady: enableAlwaysReady
+    logLevel: logLevel
+    accessTestSchedule: accessTestSchedule
+    renewalSchedule: renewalSchedule
+    reconcileSchedule: reconcileSchedule
+  }
+  // The app starts reading storage, Key Vault and email as soon as it exists.
+  dependsOn: [rbac]
+}
+
+// ---------------------------------------------------------------------------------------
+// Outputs (azd stores them in .azure/<env>/.env; none of them is a secret)
+// ---------------------------------------------------------------------------------------
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = rg.name
+output SERVICE_API_NAME string = api.outputs.name
+output API_BASE_URL string = '${api.outputs.publicBaseUrl}/api'
+output GRAPH_NOTIFICATION_URL string = '${api.outputs.publicBaseUrl}/api/graph/notifications'
+output GRAPH_LIFECYCLE_URL string = '${api.outputs.publicBaseUrl}/api/graph/lifecycle'
+output CONSENT_REDIRECT_URI string = '${api.outputs.publicBaseUrl}/api/integration/consent/callback'
+output SIGNIN_REDIRECT_URI string = '${api.outputs.publicBaseUrl}/api/me/connection/callback'
+output KEY_VAULT_URI string = keyVault.outputs.uri
+output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
+output MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
+output MANAGED_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
+output ALERT_SENDER_ADDRESS string = email.outputs.senderAddress
+output ENTRA_CLIENT_ID string = entraClientId
