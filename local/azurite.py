@@ -50,16 +50,19 @@ class Azurite:
 
     ports: tuple[int, int, int]
     process: subprocess.Popen[bytes] | None = None
+    in_memory: bool = False
 
     @property
     def connection_string(self) -> str:
         return connection_string(*self.ports)
 
     def stop(self) -> None:
+        """Stop Azurite if we started it. An in-memory instance has nothing to flush and
+        Azurite can take ~10 s to honour SIGTERM once used, so it is killed after a short grace."""
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=1 if self.in_memory else 10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
@@ -101,7 +104,7 @@ def start(
         if proc.poll() is not None:
             raise RuntimeError(f"Azurite exited with code {proc.returncode}")
         if all(port_open(p) for p in ports):
-            return Azurite(ports, proc)
+            return Azurite(ports, proc, in_memory)
         time.sleep(0.2)
     proc.kill()
     raise RuntimeError("Azurite did not start in time")
