@@ -84,3 +84,19 @@ def test_action_parameters_match_case_insensitively_and_unknown_ones_fail() -> N
     assert model.validate_action_body("cancel", "event", {"comment": "sorry"}) == []
     assert model.validate_action_body("cancel", "event", {"reason": "sorry"}) != []
     assert model.validate_action_body("noSuchAction", "event", {}) != []
+
+
+def test_change_notification_resource_data_as_graph_sends_it_is_accepted() -> None:
+    """Graph's resourceData carries '#Microsoft.Graph.Event' (other casing, open type): no false problem."""
+    from tests.support.csdl import graph_model
+
+    payload = {
+        "subscriptionId": "s",
+        "changeType": "updated",
+        "clientState": "c",
+        "resource": "Users/u/Events/e",
+        "tenantId": "11111111-1111-4111-8111-111111111111",
+        "resourceData": {"@odata.type": "#Microsoft.Graph.Event", "@odata.id": "Users/u/Events/e", "id": "e"},
+    }
+    assert graph_model().validate("changeNotification", payload) == []
+    assert graph_model().validate("changeNotification", {**payload, "bogus": 1}) != []

@@ -142,6 +142,12 @@ class GraphModel:
         for candidate in (name, self._qualify(name)):
             if candidate in self.types or candidate in self.enums:
                 return candidate
+        # Graph writes some type names with other casing on the wire, e.g. change
+        # notifications carry "#Microsoft.Graph.Event" in resourceData.
+        folded = {n.lower(): n for n in (*self.types, *self.enums)}
+        for candidate in (name, self._qualify(name)):
+            if candidate.lower() in folded:
+                return folded[candidate.lower()]
         raise KeyError(f"unknown Graph type {type_name!r}")
 
     def lineage(self, type_name: str) -> list[StructuredType]:
@@ -276,7 +282,10 @@ class GraphModel:
             except KeyError:
                 problems.append(f"{path}: @odata.type {odata_type!r} is not in the metadata")
                 return
-            if actual in self.types and not self.is_a(actual, type_ref):
+            declared = self.types.get(self.resolve(type_ref))
+            open_declared = declared is not None and declared.open_type
+            # An open type (e.g. resourceData) may carry an instance of any type.
+            if actual in self.types and not open_declared and not self.is_a(actual, type_ref):
                 problems.append(f"{path}: @odata.type {odata_type!r} does not derive from {type_ref}")
                 return
         props = self.property_types(actual)
