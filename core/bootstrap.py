@@ -62,9 +62,9 @@ def build_container(settings: Settings) -> Container:
     """Real adapters for the given settings. Heavy SDKs are imported here, not at module import."""
     from core.adapters.graph import GraphClient, GraphGateway
     from core.adapters.http import build_session
+    from core.adapters.method_tokens import build_method_aware_tokens
     from core.adapters.queues import AzureCommandQueue
     from core.adapters.tables import AzureTableStore
-    from core.adapters.tokens import AppOnlyTokenProvider
 
     secrets: SecretStore
     if settings.key_vault_uri:
@@ -77,11 +77,15 @@ def build_container(settings: Settings) -> Container:
         secrets = LocalFileSecretStore(settings.local_secrets_dir)
     clock = SystemClock()
     session = build_session(settings)
-    tokens = AppOnlyTokenProvider(settings, session, secrets, clock)
+    tables = AzureTableStore.from_settings(settings.storage)
+    queues = AzureCommandQueue.from_settings(settings.storage)
+    # App-only for domain-wide tenants, the user's (or the scheduling mailbox's) delegated
+    # token for per-user and service-account tenants: services never need to know which.
+    tokens = build_method_aware_tokens(settings, session, secrets, tables=tables, queues=queues, clock=clock)
     return Container(
         settings=settings,
-        tables=AzureTableStore.from_settings(settings.storage),
-        queues=AzureCommandQueue.from_settings(settings.storage),
+        tables=tables,
+        queues=queues,
         secrets=secrets,
         clock=clock,
         tokens=tokens,

@@ -17,6 +17,10 @@ The app's own credential is chosen by ``ENTRA_CREDENTIAL``:
 - ``certificate``: secret ``entra-client-certificate``, a PEM holding the certificate and
   its unencrypted private key; the SHA-1 thumbprint is computed here.
 
+The credential (``AppCredential``), the lazy MSAL construction with its error
+translation (``construct_msal_app``) and ``entra_call`` are shared with the delegated
+provider (``core/adapters/delegated_tokens.py``), so both use one federation token.
+
 Errors: MSAL error dicts -> ``core.adapters.aadsts``; an unknown tenant at discovery ->
 ``TenantNotFound``; network failures -> ``TransientGraphError``; a credential that is
 missing or unreadable -> ``CredentialInvalid``. Tokens, secrets and assertions are never
@@ -29,9 +33,10 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlparse
 
 import requests
@@ -50,6 +55,7 @@ from core.ports import Clock, SecretStore
 from core.settings import Settings
 
 log = logging.getLogger("core.adapters.tokens")
+T = TypeVar("T")
 
 CLIENT_SECRET_NAME = "entra-client-secret"  # noqa: S105 - the name of a secret, not a secret
 CLIENT_CERTIFICATE_NAME = "entra-client-certificate"
@@ -153,107 +159,28 @@ class FederatedAssertion:
             return self._token
 
 
-class AppOnlyTokenProvider:
-    """``TokenProvider`` for domain-wide (app-only) connections: one MSAL app per tenant."""
+class AppCredential:
+    """The app registration's own credential in the form MSAL takes, chosen by ``ENTRA_CREDENTIAL``.
+
+    Shared by every MSAL app the process builds (app-only and delegated), so the managed
+    identity's federation token is fetched once and reused across tenants and users.
+    """
 
     def __init__(
         self,
         settings: Settings,
-        session: requests.Session,
         secrets: SecretStore,
         clock: Clock | None = None,
-        *,
-        app_factory: AppFactory | None = None,
         managed_identity_factory: ManagedIdentityFactory | None = None,
     ) -> None:
         self._settings = settings
-        self._session = session
         self._secrets = secrets
         self._clock: Clock = clock or _SystemClock()
-        self._app_factory = app_factory or _msal_app_factory
         self._mi_factory = managed_identity_factory or _managed_identity_factory
-        self._apps: dict[str, MsalApp] = {}
-        self._tenant_locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
         self._assertion: FederatedAssertion | None = None
-        host = urlparse(settings.authority_host).hostname or ""
-        self._instance_discovery = host.lower() in _KNOWN_AUTHORITY_HOSTS
 
-    def token(self, who: GraphIdentity) -> str:
-        """An app-only Graph token for ``who.tenant_id`` (MSAL serves it from cache when valid)."""
-        if who.user_id is not None:
-            raise NotImplementedYet("Per-user (delegated) Microsoft 365 connections are not available yet.")
-        tenant = who.tenant_id.lower()
-        app = self._app(tenant)
-        try:
-            result = app.acquire_token_for_client(scopes=[self._settings.graph_scope])
-        except ServiceError:
-            raise
-        except requests.RequestException as exc:
-            raise TransientGraphError(
-                "Microsoft Entra ID is not answering; try again shortly.", details={"cause": type(exc).__name__}
-            ) from exc
-        if not isinstance(result, dict):
-            raise AuthorizationError(details={"cause": "no token result"})
-        access_token = result.get("access_token")
-        if isinstance(access_token, str) and access_token:
-            return access_token
-        error = error_from_msal(result)
-        log.warning(
-            "app-only token failed tenant=%s error=%s aadsts=%s",
-            tenant,
-            error.code,
-            error.details.get("aadsts"),
-        )
-        raise error
-
-    def invalidate(self, tenant_id: str) -> None:
-        """Drop the tenant's MSAL app and with it the cached token (next call rebuilds lazily)."""
-        with self._lock:
-            self._apps.pop(tenant_id.lower(), None)
-
-    # --- internals -------------------------------------------------------------------
-
-    def _app(self, tenant: str) -> MsalApp:
-        if not _TENANT_ID.match(tenant):
-            raise TenantNotFound("The tenant id is not a GUID.")
-        app = self._apps.get(tenant)
-        if app is not None:
-            return app
-        with self._lock:
-            tenant_lock = self._tenant_locks.setdefault(tenant, threading.Lock())
-        with tenant_lock:
-            app = self._apps.get(tenant)
-            if app is None:
-                app = self._build(tenant)
-                with self._lock:
-                    self._apps[tenant] = app
-            return app
-
-    def _build(self, tenant: str) -> MsalApp:
-        authority = f"{self._settings.authority_host}/{tenant}"
-        credential = self._credential()
-        started = time.monotonic()
-        try:
-            app = self._app_factory(
-                self._settings.entra_client_id, credential, authority, self._session, self._instance_discovery
-            )
-        except ServiceError:
-            raise
-        except requests.RequestException as exc:
-            raise TransientGraphError(
-                "Microsoft Entra ID is not answering; try again shortly.", details={"cause": type(exc).__name__}
-            ) from exc
-        except ValueError as exc:
-            # MSAL raises ValueError when OIDC discovery answers 4xx: a tenant Entra ID does not know.
-            code = _aadsts_in_chain(exc)
-            raise TenantNotFound(aadsts=code, details={"aadsts": code} if code else None) from exc
-        except RuntimeError as exc:
-            raise TransientGraphError(details={"cause": type(exc).__name__}) from exc
-        log.info("msal app built tenant=%s in %.0f ms", tenant, (time.monotonic() - started) * 1000)
-        return app
-
-    def _credential(self) -> Any:
+    def __call__(self) -> Any:
         kind = self._settings.entra_credential
         if kind == "federated_identity":
             if self._settings.managed_identity_client_id is None and self._settings.local_mode:
@@ -284,6 +211,133 @@ class AppOnlyTokenProvider:
                 f"The app credential certificate '{CLIENT_CERTIFICATE_NAME}' is not in the secret store."
             )
         return certificate_credential(pem)
+
+
+def uses_instance_discovery(authority_host: str) -> bool:
+    """Whether MSAL may ask login.microsoftonline.com about the authority (public and national clouds only)."""
+    return (urlparse(authority_host).hostname or "").lower() in _KNOWN_AUTHORITY_HOSTS
+
+
+def checked_tenant(tenant_id: str) -> str:
+    """The lower-cased tenant id; ``TenantNotFound`` before any network call when it is not a GUID."""
+    tenant = tenant_id.lower()
+    if not _TENANT_ID.match(tenant):
+        raise TenantNotFound("The tenant id is not a GUID.")
+    return tenant
+
+
+def construct_msal_app(build: Callable[[], T], tenant: str) -> T:
+    """Run an MSAL app constructor (which fetches the authority's OpenID configuration), errors translated."""
+    started = time.monotonic()
+    try:
+        app = build()
+    except ServiceError:
+        raise
+    except requests.RequestException as exc:
+        raise TransientGraphError(
+            "Microsoft Entra ID is not answering; try again shortly.", details={"cause": type(exc).__name__}
+        ) from exc
+    except ValueError as exc:
+        # MSAL raises ValueError when OIDC discovery answers 4xx: a tenant Entra ID does not know.
+        code = _aadsts_in_chain(exc)
+        raise TenantNotFound(aadsts=code, details={"aadsts": code} if code else None) from exc
+    except RuntimeError as exc:
+        raise TransientGraphError(details={"cause": type(exc).__name__}) from exc
+    log.info("msal app built tenant=%s in %.0f ms", tenant, (time.monotonic() - started) * 1000)
+    return app
+
+
+@contextmanager
+def entra_call() -> Iterator[None]:
+    """Network failures while MSAL talks to Entra ID are transient, not an authorization verdict."""
+    try:
+        yield
+    except ServiceError:
+        raise
+    except requests.RequestException as exc:
+        raise TransientGraphError(
+            "Microsoft Entra ID is not answering; try again shortly.", details={"cause": type(exc).__name__}
+        ) from exc
+
+
+class AppOnlyTokenProvider:
+    """``TokenProvider`` for domain-wide (app-only) connections: one MSAL app per tenant."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        session: requests.Session,
+        secrets: SecretStore,
+        clock: Clock | None = None,
+        *,
+        app_factory: AppFactory | None = None,
+        managed_identity_factory: ManagedIdentityFactory | None = None,
+        credential: AppCredential | None = None,
+    ) -> None:
+        self._settings = settings
+        self._session = session
+        self._app_factory = app_factory or _msal_app_factory
+        self._credential = credential or AppCredential(settings, secrets, clock, managed_identity_factory)
+        self._apps: dict[str, MsalApp] = {}
+        self._tenant_locks: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
+        self._instance_discovery = uses_instance_discovery(settings.authority_host)
+
+    def token(self, who: GraphIdentity) -> str:
+        """An app-only Graph token for ``who.tenant_id`` (MSAL serves it from cache when valid)."""
+        if who.user_id is not None:
+            raise NotImplementedYet(
+                "Delegated tokens come from the DelegatedTokenProvider (core/adapters/delegated_tokens.py)."
+            )
+        tenant = who.tenant_id.lower()
+        app = self._app(tenant)
+        with entra_call():
+            result = app.acquire_token_for_client(scopes=[self._settings.graph_scope])
+        if not isinstance(result, dict):
+            raise AuthorizationError(details={"cause": "no token result"})
+        access_token = result.get("access_token")
+        if isinstance(access_token, str) and access_token:
+            return access_token
+        error = error_from_msal(result)
+        log.warning(
+            "app-only token failed tenant=%s error=%s aadsts=%s",
+            tenant,
+            error.code,
+            error.details.get("aadsts"),
+        )
+        raise error
+
+    def invalidate(self, tenant_id: str) -> None:
+        """Drop the tenant's MSAL app and with it the cached token (next call rebuilds lazily)."""
+        with self._lock:
+            self._apps.pop(tenant_id.lower(), None)
+
+    # --- internals -------------------------------------------------------------------
+
+    def _app(self, tenant: str) -> MsalApp:
+        tenant = checked_tenant(tenant)
+        app = self._apps.get(tenant)
+        if app is not None:
+            return app
+        with self._lock:
+            tenant_lock = self._tenant_locks.setdefault(tenant, threading.Lock())
+        with tenant_lock:
+            app = self._apps.get(tenant)
+            if app is None:
+                app = self._build(tenant)
+                with self._lock:
+                    self._apps[tenant] = app
+            return app
+
+    def _build(self, tenant: str) -> MsalApp:
+        authority = f"{self._settings.authority_host}/{tenant}"
+        credential = self._credential()
+        return construct_msal_app(
+            lambda: self._app_factory(
+                self._settings.entra_client_id, credential, authority, self._session, self._instance_discovery
+            ),
+            tenant,
+        )
 
 
 def _aadsts_in_chain(exc: BaseException) -> int | None:

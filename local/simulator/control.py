@@ -182,6 +182,16 @@ class Control:
                         rt.valid, rt.revoked_reason = False, reason
                         count += 1
                 return json_response(200, {"revoked": count})
+            if rest == ["delegates"] and method == "POST":
+                found_delegate = tenant.find(str(body.get("delegate") or ""))
+                if found_delegate is None:
+                    wanted = body.get("delegate")
+                    return control_error(404, "unknown_user", f"No delegate {wanted!r} in {tenant.domain}.")
+                if body.get("grant", True):
+                    mb.delegates.add(found_delegate.id)
+                else:
+                    mb.delegates.discard(found_delegate.id)
+                return json_response(200, {"user": mb.id, "delegates": sorted(mb.delegates)})
             if rest == ["events"] and method == "GET":
                 items = sorted(mb.events.values(), key=lambda e: (e.start, e.id))
                 if req.query.get("from") and req.query.get("to"):

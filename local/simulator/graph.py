@@ -59,6 +59,10 @@ _EVENT_PAGE = 10
 _UNREACHABLE_MSG = "The mailbox is either inactive, soft-deleted, or is hosted on-premise."
 
 
+SHARED_SCOPE = "Calendars.ReadWrite.Shared"
+_SHARED_CALENDAR_SEGMENTS = frozenset({"calendar", "calendars", "events", "calendarView"})
+
+
 @dataclass(frozen=True, slots=True)
 class Zone:
     """The time zone a response renders times in (``Prefer: outlook.timezone``) and its reply header."""
@@ -76,6 +80,7 @@ class Caller:
     app_only: bool
     user_id: str | None
     app_id: str
+    scopes: frozenset[str] = frozenset()
 
 
 class Graph:
@@ -171,7 +176,8 @@ class Graph:
             user_id = None if app_only else str(claims.get("oid"))
             if user_id is not None and tenant.mailboxes.get(user_id) is None:
                 raise GraphError(401, "InvalidAuthenticationToken", "Access token validation failure.")
-        return Caller(tenant, app_only, user_id, str(claims.get("appid") or claims.get("azp") or ""))
+        scopes = frozenset(str(claims.get("scp") or "").split())
+        return Caller(tenant, app_only, user_id, str(claims.get("appid") or claims.get("azp") or ""), scopes)
 
     def _mailbox_key(self, caller: Caller, segs: list[str]) -> tuple[str, str] | None:
         if len(segs) >= 2 and segs[0].lower() == "users":
@@ -223,8 +229,8 @@ class Graph:
             body = _select_user(_render_user(mb), req.query.get("$select"))
             body["@odata.context"] = f"{self.root}/$metadata#users/$entity"
             return json_response(200, body)
-        mb = self._mailbox(caller, ref)
         tail = rest[1:]
+        mb = self._mailbox(caller, ref, shared=bool(tail) and tail[0] in _SHARED_CALENDAR_SEGMENTS)
         if tail == ["mailboxSettings"]:
             _method(req, "GET")
             return json_response(
@@ -279,13 +285,21 @@ class Graph:
             body["@odata.nextLink"] = f"{self.root}/users?{urlencode(params)}"
         return json_response(200, body)
 
-    def _mailbox(self, caller: Caller, ref: str) -> Mailbox:
-        """The mailbox behind /users/{ref}/..., or the error Graph gives for it."""
+    def _mailbox(self, caller: Caller, ref: str, *, shared: bool = False) -> Mailbox:
+        """The mailbox behind /users/{ref}/..., or the error Graph gives for it.
+
+        A delegated token reaches only its own mailbox, except a shared calendar path
+        (``shared``) of a mailbox that made the caller a delegate, with
+        ``Calendars.ReadWrite.Shared`` in the token. Subscriptions never pass ``shared``:
+        Graph delivers no change notifications for shared calendars to delegated callers.
+        """
         mb = caller.tenant.find(ref)
         if mb is None:
             raise GraphError(404, "ErrorInvalidUser", f"The requested user '{ref}' is invalid.")
         if not caller.app_only and mb.id != caller.user_id:
-            raise GraphError(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
+            delegate = shared and caller.user_id in mb.delegates and SHARED_SCOPE in caller.scopes
+            if not delegate:
+                raise GraphError(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
         if not mb.has_rest_mailbox:
             raise GraphError(404, "MailboxNotEnabledForRESTAPI", _UNREACHABLE_MSG)
         if mb.kind == "outsideScope" and caller.app_only:

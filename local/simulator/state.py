@@ -114,6 +114,9 @@ class Mailbox:
     events: dict[str, Event] = field(default_factory=dict)
     tombstones: list[tuple[int, str]] = field(default_factory=list)
     transactions: dict[str, str] = field(default_factory=dict)
+    # Ids of users with delegate (editor) rights on this mailbox's calendars: with a delegated
+    # Calendars.ReadWrite.Shared token they may read and write them (the service-account method).
+    delegates: set[str] = field(default_factory=set)
 
     @property
     def mail(self) -> str:

@@ -1,0 +1,648 @@
+"""Per-user and service-account connections: delegated sign-in, status and disconnect.
+
+Two connection methods use delegated tokens instead of the app's own (see
+docs/connection-methods.md):
+
+- ``perUser``: each user connects their own calendar (``User.Read``,
+  ``Calendars.ReadWrite``, ``MailboxSettings.Read``; MSAL adds ``offline_access``,
+  ``openid`` and ``profile`` itself).
+- ``serviceAccount``: an admin signs in *as* the tenant's scheduling mailbox
+  (``Calendars.ReadWrite.Shared`` instead of ``Calendars.ReadWrite``) through the same
+  route, with ``{"purpose": "serviceAccount", "mailbox": ...}`` in the body.
+
+The sign-in (``start`` then ``callback``):
+
+1. ``start`` asks the ``DelegatedAuthFlow`` port (MSAL's auth code flow with PKCE) for
+   the authorize URL. Its ``state`` is ``<tid>.<32 random bytes>``; the whole flow dict
+   (PKCE verifier, nonce, redirect URI) is kept server-side in ``oauthstates`` under
+   PartitionKey tid, RowKey SHA-256 of the random part, bound to the caller's (tid,
+   oid), for 10 minutes.
+2. ``callback`` (anonymous browser redirect) deletes that row with its ETag before
+   anything acts on it (single use: a replay finds nothing), redeems the code, checks
+   that the account that signed in is the bound caller (per-user) or at least in the
+   caller's tenant (service account), stores the token cache through the port, records
+   the connection, and answers with the app URL to redirect to:
+   ``?connection=connected`` or ``?connection=error&code=...`` (+ ``adminConsentUrl``
+   when the tenant blocks user consent). It never raises for the browser's input and
+   never echoes the state or Microsoft's text.
+
+Connections live in table ``connections`` (PartitionKey tid): RowKey = the user's oid
+for per-user connections, RowKey ``service-account`` for the tenant's scheduling
+mailbox (its oid and UPN). ``needsReconnect`` is set by the delegated token provider
+when a refresh token dies; sessions keep their last known state meanwhile.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import re
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any, Final, Protocol
+from urllib.parse import urlencode, urlparse
+
+from core.domain.aadsts import aadsts_in, consent_error_code
+from core.domain.errors import (
+    AuthorizationError,
+    ConcurrencyConflict,
+    Conflict,
+    DependencyError,
+    Forbidden,
+    NotFound,
+    ServiceError,
+    ValidationFailed,
+)
+from core.domain.integration import ConnectionMethod, Integration
+from core.names import Tables
+from core.ports import Clock, Entity, EntityValue, TableStore
+from core.services.authz import Caller
+from core.services.integration import SECRET_ROW_PREFIX, TenantSecrets
+from core.services.repositories import IntegrationRepository
+from core.settings import Settings
+
+log = logging.getLogger("core.services.connections")
+
+STATE_TTL: Final = timedelta(minutes=10)
+STATE_BYTES: Final = 32
+SERVICE_ACCOUNT_ROW: Final = "service-account"
+CALLBACK_PATH: Final = "/api/me/connection/callback"
+
+USER_SCOPES: Final = ("User.Read", "Calendars.ReadWrite", "MailboxSettings.Read")
+SERVICE_ACCOUNT_SCOPES: Final = ("Calendars.ReadWrite.Shared", "User.Read", "MailboxSettings.Read")
+
+# Stable codes of the callback redirect (besides the AADSTS ones of core/domain/aadsts.py).
+STATE_INVALID: Final = "connection_state_invalid"
+STATE_EXPIRED: Final = "connection_state_expired"
+WRONG_USER: Final = "connection_wrong_user"
+WRONG_TENANT: Final = "connection_tenant_mismatch"
+CHECK_UNAVAILABLE: Final = "connection_check_unavailable"
+ADMIN_CONSENT_REQUIRED: Final = "admin_consent_required"
+# User consent blocked by the tenant: only an admin can grant the delegated permissions.
+_ADMIN_CONSENT_CODES: Final = frozenset({65001, 90094, 90095})
+
+_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_RAW_STATE = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
+
+
+class ConnectionPurpose(StrEnum):
+    """What a delegated sign-in connects: a user's own calendar or the tenant's scheduling mailbox."""
+
+    USER = "user"
+    SERVICE_ACCOUNT = "serviceAccount"
+
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        return USER_SCOPES if self is ConnectionPurpose.USER else SERVICE_ACCOUNT_SCOPES
+
+    @property
+    def state_purpose(self) -> str:
+        return "user_connection" if self is ConnectionPurpose.USER else "service_account_connection"
+
+
+_PURPOSE_BY_STATE: Final = {p.state_purpose: p for p in ConnectionPurpose}
+
+
+class ConnectionStatus(StrEnum):
+    CONNECTED = "connected"
+    NEEDS_RECONNECT = "needsReconnect"
+
+
+def user_token_secret_name(tenant_id: str, user_id: str) -> str:
+    """The secret holding one user's token cache (already valid for Key Vault: letters, digits, '-')."""
+    return f"user-token-{tenant_id.lower()}-{user_id.lower()}"
+
+
+# --- the port the sign-in goes through -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AuthStart:
+    """Where to send the browser, and the flow to keep server-side until the callback."""
+
+    authorize_url: str
+    flow: Mapping[str, Any] = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SignedInUser:
+    """Who signed in (from the id token) and their token cache, opaque to services and never logged."""
+
+    tenant_id: str
+    object_id: str
+    username: str | None
+    token_cache: str = field(repr=False)
+
+
+class DelegatedAuthFlow(Protocol):
+    """Delegated sign-in (auth code + PKCE) and the per-user token store behind it (MSAL in production)."""
+
+    def begin(
+        self, tenant_id: str, scopes: Sequence[str], redirect_uri: str, state: str, login_hint: str | None
+    ) -> AuthStart:
+        """Start a flow whose authorize URL carries ``state``; ``scopes`` without the OIDC ones."""
+        ...
+
+    def redeem(self, tenant_id: str, flow: Mapping[str, Any], response: Mapping[str, str]) -> SignedInUser:
+        """Redeem the code of ``response`` for the flow: ``Forbidden`` on a state mismatch, the
+        ``AuthorizationError`` tree for Entra's refusals, ``TransientGraphError`` when it does not answer."""
+        ...
+
+    def keep(self, tenant_id: str, user_id: str, signed_in: SignedInUser) -> None:
+        """Store the user's token cache (replacing an older one)."""
+        ...
+
+    def forget(self, tenant_id: str, user_id: str) -> None:
+        """Forget the user's tokens (secret and in-memory cache); nothing stored is not an error."""
+        ...
+
+
+# --- the connections table -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionRecord:
+    """One delegated connection: metadata only (never a token)."""
+
+    tenant_id: str
+    user_id: str
+    purpose: ConnectionPurpose
+    status: ConnectionStatus
+    reason: str | None = None
+    username: str | None = None  # the service account's UPN (shown to admins); not kept for users
+    connected_at: datetime | None = None
+    updated_at: datetime | None = None
+    connected_by: str | None = None
+
+    @property
+    def needs_reconnect(self) -> bool:
+        return self.status is ConnectionStatus.NEEDS_RECONNECT
+
+
+def _dt(value: EntityValue) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, str) and value:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return None
+
+
+def _opt(value: EntityValue) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+class ConnectionRepository:
+    """Rows of table ``connections`` (PartitionKey tid; RowKey oid, or ``service-account``)."""
+
+    def __init__(self, tables: TableStore) -> None:
+        self.tables = tables
+
+    @staticmethod
+    def _from(entity: Entity) -> ConnectionRecord:
+        d = entity.data
+        return ConnectionRecord(
+            tenant_id=entity.partition_key,
+            user_id=str(d.get("userId") or entity.row_key),
+            purpose=ConnectionPurpose(str(d.get("purpose") or ConnectionPurpose.USER.value)),
+            status=ConnectionStatus(str(d.get("status") or ConnectionStatus.CONNECTED.value)),
+            reason=_opt(d.get("reason")),
+            username=_opt(d.get("username")),
+            connected_at=_dt(d.get("connectedAt")),
+            updated_at=_dt(d.get("updatedAt")),
+            connected_by=_opt(d.get("connectedBy")),
+        )
+
+    @staticmethod
+    def _to(record: ConnectionRecord) -> dict[str, EntityValue]:
+        return {
+            "userId": record.user_id,
+            "purpose": record.purpose.value,
+            "status": record.status.value,
+            "reason": record.reason,
+            "username": record.username,
+            "connectedAt": record.connected_at,
+            "updatedAt": record.updated_at,
+            "connectedBy": record.connected_by,
+        }
+
+    @staticmethod
+    def _row(record: ConnectionRecord) -> str:
+        return SERVICE_ACCOUNT_ROW if record.purpose is ConnectionPurpose.SERVICE_ACCOUNT else record.user_id
+
+    def get(self, tenant_id: str, user_id: str) -> ConnectionRecord | None:
+        """A user's own connection (per-user method)."""
+        entity = self.tables.get(Tables.CONNECTIONS, tenant_id.lower(), user_id.lower())
+        return None if entity is None else self._from(entity)
+
+    def service_account(self, tenant_id: str) -> ConnectionRecord | None:
+        """The tenant's scheduling mailbox connection, if an admin connected one."""
+        entity = self.tables.get(Tables.CONNECTIONS, tenant_id.lower(), SERVICE_ACCOUNT_ROW)
+        return None if entity is None else self._from(entity)
+
+    def service_account_id(self, tenant_id: str) -> str | None:
+        """The scheduling mailbox's object id (``identity_for``'s ``service_account_id``)."""
+        found = self.service_account(tenant_id)
+        return None if found is None else found.user_id
+
+    def users(self, tenant_id: str) -> list[ConnectionRecord]:
+        """Every per-user connection of the tenant (the access test's connected / not-yet-connected split)."""
+        out = []
+        for entity in self.tables.query(Tables.CONNECTIONS, tenant_id.lower()):
+            if entity.row_key != SERVICE_ACCOUNT_ROW:
+                out.append(self._from(entity))
+        return out
+
+    def save(self, record: ConnectionRecord) -> None:
+        self.tables.upsert(Tables.CONNECTIONS, Entity(record.tenant_id, self._row(record), self._to(record)))
+
+    def delete(self, tenant_id: str, user_id: str) -> None:
+        self.tables.delete(Tables.CONNECTIONS, tenant_id.lower(), user_id.lower())
+
+    def delete_service_account(self, tenant_id: str) -> None:
+        self.tables.delete(Tables.CONNECTIONS, tenant_id.lower(), SERVICE_ACCOUNT_ROW)
+
+    def mark_needs_reconnect(self, tenant_id: str, user_id: str, reason: str, now: datetime) -> bool:
+        """Flag every connection that rides on this user's tokens; True when one was not flagged yet."""
+        tenant_id, user_id = tenant_id.lower(), user_id.lower()
+        changed = False
+        for row in (user_id, SERVICE_ACCOUNT_ROW):
+            for _ in range(3):  # an ETag race with a concurrent writer: re-read and retry
+                entity = self.tables.get(Tables.CONNECTIONS, tenant_id, row)
+                if entity is None:
+                    break
+                record = self._from(entity)
+                if record.user_id != user_id or (record.needs_reconnect and record.reason == reason):
+                    break
+                flagged = ConnectionRecord(
+                    tenant_id=record.tenant_id,
+                    user_id=record.user_id,
+                    purpose=record.purpose,
+                    status=ConnectionStatus.NEEDS_RECONNECT,
+                    reason=reason,
+                    username=record.username,
+                    connected_at=record.connected_at,
+                    updated_at=now,
+                    connected_by=record.connected_by,
+                )
+                try:
+                    self.tables.update(Tables.CONNECTIONS, Entity(tenant_id, row, self._to(flagged), entity.etag))
+                except (ConcurrencyConflict, NotFound):
+                    continue
+                changed = changed or not record.needs_reconnect
+                break
+        return changed
+
+
+# --- the service -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionView:
+    """GET /api/me/connection."""
+
+    connected: bool
+    method: ConnectionMethod | None
+    needs_reconnect: bool = False
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackParams:
+    """What Microsoft appends to the sign-in redirect (``admin_consent`` when an admin used the consent link)."""
+
+    code: str | None = None
+    state: str | None = None
+    session_state: str | None = None
+    error: str | None = None
+    error_description: str | None = None
+    admin_consent: str | None = None
+
+    def as_response(self) -> dict[str, str]:
+        """The auth response MSAL checks (only the parameters that were present)."""
+        raw = {"code": self.code, "state": self.state, "session_state": self.session_state}
+        return {k: v for k, v in raw.items() if v}
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionOutcome:
+    """Where to send the browser after the callback."""
+
+    redirect_url: str
+    connected: bool
+    tenant_id: str | None = None
+    code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _BoundState:
+    tenant_id: str
+    user_id: str
+    purpose: ConnectionPurpose
+    flow: dict[str, Any]
+    login_hint: str | None
+
+
+SubscriptionRemoval = Callable[[str, str], object]
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class ConnectionService:
+    """Starts and completes delegated sign-ins, reports and removes connections (module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        tables: TableStore,
+        clock: Clock,
+        settings: Settings,
+        flow: DelegatedAuthFlow,
+        tenant_secrets: TenantSecrets | None = None,
+        remove_subscriptions: SubscriptionRemoval | None = None,
+        random_token: Callable[[int], str] = secrets.token_urlsafe,
+    ) -> None:
+        self.tables = tables
+        self.clock = clock
+        self.settings = settings
+        self.flow = flow
+        self.tenant_secrets = tenant_secrets
+        self.remove_subscriptions = remove_subscriptions
+        self.random_token = random_token
+        self.connections = ConnectionRepository(tables)
+        self.integrations = IntegrationRepository(tables)
+
+    @property
+    def redirect_uri(self) -> str:
+        return f"{self.settings.public_base_url}{CALLBACK_PATH}"
+
+    @property
+    def graph_resource(self) -> str:
+        parsed = urlparse(self.settings.graph_base_url)
+        return f"{parsed.scheme}://{parsed.netloc}"
+
+    # -- POST /api/me/connection ----------------------------------------------------------------
+
+    def start(self, caller: Caller, purpose: ConnectionPurpose = ConnectionPurpose.USER,
+              mailbox: str | None = None) -> str:
+        """The authorize URL of a delegated sign-in bound to the caller (single-use state, 10 minutes)."""
+        integration = self._integration(caller.tenant_id)
+        if purpose is ConnectionPurpose.SERVICE_ACCOUNT:
+            if not caller.is_admin:
+                raise Forbidden("Connecting the scheduling mailbox needs the Integration.Admin role.",
+                                code="admin_role_required")
+            self._require_method(integration, ConnectionMethod.SERVICE_ACCOUNT)
+            if not mailbox:
+                raise ValidationFailed("Name the scheduling mailbox to sign in as (mailbox).",
+                                       details={"fields": [{"loc": ["body", "mailbox"], "msg": "required",
+                                                            "type": "missing"}]})
+            login_hint: str | None = mailbox
+        else:
+            if mailbox:
+                raise ValidationFailed("mailbox is only for connecting the service account.")
+            self._require_method(integration, ConnectionMethod.PER_USER)
+            login_hint = caller.username  # a hint for Microsoft's page only, never a decision
+        if not integration.enabled:
+            raise Conflict("Your organisation's administrator has paused the calendar integration.",
+                           code="integration_disabled")
+        now = self.clock.now()
+        tenant_id = caller.tenant_id
+        self._purge_states(tenant_id, now)
+        raw = self.random_token(STATE_BYTES)
+        state = f"{tenant_id}.{raw}"
+        scopes = [f"{self.graph_resource}/{s}" for s in purpose.scopes]
+        started = self.flow.begin(tenant_id, scopes, self.redirect_uri, state, login_hint)
+        self.tables.insert(
+            Tables.OAUTH_STATES,
+            Entity(
+                tenant_id,
+                _sha256(raw),
+                {
+                    "purpose": purpose.state_purpose,
+                    "userOid": caller.object_id,
+                    "loginHint": login_hint if purpose is ConnectionPurpose.SERVICE_ACCOUNT else None,
+                    "createdAt": now,
+                    "expiresAt": now + STATE_TTL,
+                    "flow": json.dumps(dict(started.flow)),
+                },
+            ),
+        )
+        log.info("delegated sign-in started", extra={"tenant": tenant_id, "purpose": purpose.value})
+        return started.authorize_url
+
+    # -- GET /api/me/connection/callback ------------------------------------------------------
+
+    def callback(self, params: CallbackParams) -> ConnectionOutcome:
+        """Finish a sign-in; never raises for the browser's input (see the module docstring)."""
+        if params.admin_consent and not params.state and not params.code:
+            # An admin followed the admin-consent link we handed out: nothing to redeem or trust.
+            return ConnectionOutcome(self._app_url("admin_consent_done"), False)
+        bound, tenant_id, problem = self._consume_state(params.state)
+        if bound is None:
+            return self._refuse(problem or STATE_INVALID, tenant_id)
+        if params.error:
+            return self._refuse(self._sign_in_error(params.error, params.error_description), bound.tenant_id)
+        try:
+            signed_in = self.flow.redeem(bound.tenant_id, bound.flow, params.as_response())
+        except AuthorizationError as exc:
+            code = ADMIN_CONSENT_REQUIRED if exc.aadsts in _ADMIN_CONSENT_CODES else exc.code
+            return self._refuse(code, bound.tenant_id)
+        except DependencyError:
+            return self._refuse(CHECK_UNAVAILABLE, bound.tenant_id)
+        except ServiceError as exc:
+            return self._refuse(exc.code, bound.tenant_id)
+        if signed_in.tenant_id.lower() != bound.tenant_id:
+            return self._refuse(WRONG_TENANT, bound.tenant_id)
+        signed_in_oid = signed_in.object_id.lower()
+        if bound.purpose is ConnectionPurpose.USER and signed_in_oid != bound.user_id:
+            # Someone else signed in on Microsoft's page: their tokens are never stored for this caller.
+            return self._refuse(WRONG_USER, bound.tenant_id)
+        if bound.purpose is ConnectionPurpose.SERVICE_ACCOUNT and signed_in_oid == bound.user_id:
+            # The admin signed in as themselves rather than as the scheduling mailbox.
+            return self._refuse(WRONG_USER, bound.tenant_id)
+
+        now = self.clock.now()
+        self.flow.keep(bound.tenant_id, signed_in_oid, signed_in)
+        if self.tenant_secrets is not None:
+            self.tenant_secrets.remember(bound.tenant_id, user_token_secret_name(bound.tenant_id, signed_in_oid))
+        if bound.purpose is ConnectionPurpose.SERVICE_ACCOUNT:
+            previous = self.connections.service_account(bound.tenant_id)
+            if previous is not None and previous.user_id != signed_in_oid:
+                self._forget_tokens(bound.tenant_id, previous.user_id)
+            record = ConnectionRecord(
+                tenant_id=bound.tenant_id, user_id=signed_in_oid, purpose=ConnectionPurpose.SERVICE_ACCOUNT,
+                status=ConnectionStatus.CONNECTED, username=signed_in.username, connected_at=now,
+                updated_at=now, connected_by=bound.user_id,
+            )
+        else:
+            record = ConnectionRecord(
+                tenant_id=bound.tenant_id, user_id=signed_in_oid, purpose=ConnectionPurpose.USER,
+                status=ConnectionStatus.CONNECTED, connected_at=now, updated_at=now,
+            )
+        self.connections.save(record)
+        log.info("delegated connection stored", extra={"tenant": bound.tenant_id, "purpose": bound.purpose.value})
+        return ConnectionOutcome(self._app_url("connected"), True, bound.tenant_id)
+
+    # -- GET /api/me/connection --------------------------------------------------------------------
+
+    def status(self, caller: Caller) -> ConnectionView:
+        """Whether the caller's calendar is reachable under the tenant's method, and why not."""
+        found = self.integrations.get(caller.tenant_id)
+        if found is None:
+            return ConnectionView(False, None)
+        integration = found.value
+        if integration.method is ConnectionMethod.DOMAIN_WIDE:
+            return ConnectionView(integration.active, integration.method)
+        if integration.method is ConnectionMethod.SERVICE_ACCOUNT:
+            record = self.connections.service_account(caller.tenant_id)
+            if record is None:
+                return ConnectionView(False, integration.method, reason="service_account_not_connected")
+        else:
+            record = self.connections.get(caller.tenant_id, caller.object_id)
+            if record is None:
+                return ConnectionView(False, integration.method)
+        if record.needs_reconnect:
+            return ConnectionView(False, integration.method, True, record.reason)
+        return ConnectionView(True, integration.method)
+
+    def require_connected(self, tenant_id: str, user_id: str) -> ConnectionRecord:
+        """For features (part B): the user's live connection, or 409 ``calendar_not_connected`` /
+        ``calendar_reconnect_required`` when they must (re)connect first."""
+        record = self.connections.get(tenant_id, user_id)
+        if record is None:
+            raise Conflict("This person has not connected their Microsoft 365 calendar yet.",
+                           code="calendar_not_connected")
+        if record.needs_reconnect:
+            raise Conflict("This person's Microsoft 365 connection expired; they must connect again.",
+                           code="calendar_reconnect_required", details={"reason": record.reason})
+        return record
+
+    # -- DELETE /api/me/connection -------------------------------------------------------------------
+
+    def disconnect(self, caller: Caller) -> None:
+        """Forget the caller's tokens and subscriptions; an admin of a service-account tenant
+        disconnects the scheduling mailbox. Idempotent."""
+        tenant_id = caller.tenant_id
+        found = self.integrations.get(tenant_id)
+        if found is not None and found.value.method is ConnectionMethod.SERVICE_ACCOUNT and caller.is_admin:
+            record = self.connections.service_account(tenant_id)
+            if record is not None:
+                self._remove_subscriptions(tenant_id, record.user_id)
+                self._forget_tokens(tenant_id, record.user_id)
+                self.connections.delete_service_account(tenant_id)
+                log.info("service account disconnected", extra={"tenant": tenant_id})
+        per_user = found is not None and found.value.method is ConnectionMethod.PER_USER
+        if per_user or self.connections.get(tenant_id, caller.object_id) is not None:
+            # Subscriptions first: part B deletes them with the user's own token, which goes next.
+            # (Domain-wide tenants keep theirs: the app's token serves them, nothing is per user.)
+            self._remove_subscriptions(tenant_id, caller.object_id)
+            self._forget_tokens(tenant_id, caller.object_id)
+            self.connections.delete(tenant_id, caller.object_id)
+
+    # -- internals --------------------------------------------------------------------------------
+
+    def admin_consent_url(self, tenant_id: str, purpose: ConnectionPurpose = ConnectionPurpose.USER) -> str:
+        """The v2 admin-consent URL granting the delegated permissions for the whole tenant
+        (what an admin must open when the tenant blocks user consent)."""
+        scopes = [f"{self.graph_resource}/{s}" for s in purpose.scopes] + ["offline_access"]
+        query = urlencode({
+            "client_id": self.settings.entra_client_id,
+            "scope": " ".join(scopes),
+            "redirect_uri": self.redirect_uri,
+        })
+        return f"{self.settings.authority_host}/{tenant_id}/v2.0/adminconsent?{query}"
+
+    def _integration(self, tenant_id: str) -> Integration:
+        found = self.integrations.get(tenant_id)
+        if found is None:
+            raise Conflict("Your organisation has not set up the calendar integration yet.",
+                           code="integration_not_configured")
+        return found.value
+
+    @staticmethod
+    def _require_method(integration: Integration, method: ConnectionMethod) -> None:
+        if integration.method is not method:
+            raise Conflict(
+                f"Your organisation connects calendars with the {integration.method.value} method, "
+                f"not {method.value}.",
+                code="connection_method_mismatch",
+                details={"method": integration.method.value},
+            )
+
+    def _consume_state(self, state: str | None) -> tuple[_BoundState | None, str | None, str | None]:
+        """(bound state, tenant, problem): the row is deleted (with its ETag) before anything acts on it."""
+        if not state:
+            return None, None, STATE_INVALID
+        tenant_id, _, raw = state.partition(".")
+        tenant_id = tenant_id.lower()
+        if not _GUID.match(tenant_id) or not _RAW_STATE.match(raw):
+            return None, None, STATE_INVALID
+        key = _sha256(raw)
+        row = self.tables.get(Tables.OAUTH_STATES, tenant_id, key)
+        if row is None:
+            return None, tenant_id, STATE_INVALID
+        try:
+            self.tables.delete(Tables.OAUTH_STATES, tenant_id, key, etag=row.etag)
+        except ConcurrencyConflict:
+            return None, tenant_id, STATE_INVALID  # consumed a moment ago: a replay
+        purpose = _PURPOSE_BY_STATE.get(str(row.data.get("purpose") or ""))
+        if purpose is None:
+            return None, tenant_id, STATE_INVALID
+        expires = _dt(row.data.get("expiresAt"))
+        if expires is None or expires <= self.clock.now():
+            return None, tenant_id, STATE_EXPIRED
+        user = row.data.get("userOid")
+        try:
+            flow = json.loads(str(row.data.get("flow") or ""))
+        except ValueError:
+            flow = None
+        if not isinstance(user, str) or not user or not isinstance(flow, dict):
+            return None, tenant_id, STATE_INVALID
+        return _BoundState(tenant_id, user.lower(), purpose, flow, _opt(row.data.get("loginHint"))), tenant_id, None
+
+    def _sign_in_error(self, error: str, description: str | None) -> str:
+        code = aadsts_in(description)
+        if code in _ADMIN_CONSENT_CODES or (code is None and error == "consent_required"):
+            return ADMIN_CONSENT_REQUIRED
+        return consent_error_code(error, description)
+
+    def _refuse(self, code: str, tenant_id: str | None) -> ConnectionOutcome:
+        log.warning("delegated sign-in refused", extra={"tenant": tenant_id or "-", "status": code})
+        extra: dict[str, str] = {}
+        if code == ADMIN_CONSENT_REQUIRED and tenant_id is not None:
+            extra["adminConsentUrl"] = self.admin_consent_url(tenant_id)
+        return ConnectionOutcome(self._app_url("error", code, extra), False, tenant_id, code)
+
+    def _app_url(self, outcome: str, code: str | None = None, extra: Mapping[str, str] | None = None) -> str:
+        params = {"connection": outcome}
+        if code is not None:
+            params["code"] = code
+        params.update(extra or {})
+        return f"{self.settings.app_url}/?{urlencode(params)}"
+
+    def _purge_states(self, tenant_id: str, now: datetime) -> None:
+        for row in list(self.tables.query(Tables.OAUTH_STATES, tenant_id)):
+            expires = _dt(row.data.get("expiresAt"))
+            if row.data.get("purpose") in _PURPOSE_BY_STATE and (expires is None or expires <= now):
+                with contextlib.suppress(ConcurrencyConflict):
+                    self.tables.delete(Tables.OAUTH_STATES, tenant_id, row.row_key, etag=row.etag)
+
+    def _forget_tokens(self, tenant_id: str, user_id: str) -> None:
+        self.flow.forget(tenant_id, user_id)
+        name = user_token_secret_name(tenant_id, user_id)
+        self.tables.delete(Tables.INTEGRATIONS, tenant_id, SECRET_ROW_PREFIX + name)
+
+    def _remove_subscriptions(self, tenant_id: str, user_id: str) -> None:
+        if self.remove_subscriptions is None:
+            return
+        try:
+            self.remove_subscriptions(tenant_id, user_id)
+        except ServiceError as exc:
+            # Graph drops a subscription nobody renews; the renewal timer skips forgotten mailboxes.
+            log.warning("disconnect: subscription not removed", extra={"tenant": tenant_id, "status": exc.code})
