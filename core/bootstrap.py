@@ -37,7 +37,8 @@ class Container:
     graph: CalendarGateway | None = None
     mailer: Mailer | None = None
     _services: dict[str, Any] = field(default_factory=dict, repr=False)
-    _services_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # Reentrant: a service factory may ask the container for the services it depends on.
+    _services_lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     @property
     def gateway(self) -> CalendarGateway:
@@ -82,6 +83,15 @@ def build_container(settings: Settings) -> Container:
     # App-only for domain-wide tenants, the user's (or the scheduling mailbox's) delegated
     # token for per-user and service-account tenants: services never need to know which.
     tokens = build_method_aware_tokens(settings, session, secrets, tables=tables, queues=queues, clock=clock)
+    mailer: Mailer
+    if settings.acs_endpoint:
+        from core.adapters.mailer_acs import AcsMailer
+
+        mailer = AcsMailer.from_settings(settings)
+    else:
+        from core.adapters.mailer_local import LocalOutboxMailer
+
+        mailer = LocalOutboxMailer(settings.local_outbox_dir)
     return Container(
         settings=settings,
         tables=tables,
@@ -90,6 +100,7 @@ def build_container(settings: Settings) -> Container:
         clock=clock,
         tokens=tokens,
         graph=GraphGateway(GraphClient(settings.graph_base_url, session, tokens)),
+        mailer=mailer,
     )
 
 

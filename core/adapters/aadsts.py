@@ -28,40 +28,13 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from core.domain.errors import (
-    AppNotInTenant,
-    AuthorizationError,
-    ConditionalAccessBlocked,
-    ConsentMissing,
-    CredentialInvalid,
-    ReconnectRequired,
-    ServiceError,
-    TenantLacksService,
-    TenantNotFound,
-    TransientGraphError,
-)
+from core.domain.aadsts import AADSTS_ERRORS, OAUTH_ERRORS, TRANSIENT_OAUTH_ERRORS
+from core.domain.errors import AuthorizationError, ServiceError, TransientGraphError
 
-_BY_CODE: dict[int, type[AuthorizationError]] = {
-    **dict.fromkeys((65001, 65004, 90094, 90095, 500011), ConsentMissing),
-    700016: AppNotInTenant,
-    **dict.fromkeys((90002, 90072, 50020, 900023), TenantNotFound),
-    650052: TenantLacksService,
-    **dict.fromkeys(
-        (7000222, 7000215, 700027, 7000112, 70021, 700211, 700212, 700213, 700024), CredentialInvalid
-    ),
-    **dict.fromkeys((53000, 53001, 53002, 53003, 53004), ConditionalAccessBlocked),
-    **dict.fromkeys((700082, 70043, 50173, 50076, 70008, 54005), ReconnectRequired),
-}
-
-_BY_ERROR: dict[str, type[AuthorizationError]] = {
-    "invalid_client": CredentialInvalid,
-    "invalid_grant": ReconnectRequired,
-    "interaction_required": ReconnectRequired,
-    "consent_required": ConsentMissing,
-    "invalid_tenant": TenantNotFound,
-}
-
-_TRANSIENT_ERRORS = frozenset({"temporarily_unavailable", "server_error"})
+# The code tables are pure and shared with the admin-consent callback (core/domain/aadsts.py).
+_BY_CODE = AADSTS_ERRORS
+_BY_ERROR = OAUTH_ERRORS
+_TRANSIENT_ERRORS = TRANSIENT_OAUTH_ERRORS
 _AADSTS_PREFIX = re.compile(r"^\s*AADSTS(\d+)\b")
 _AADSTS_ANYWHERE = re.compile(r"AADSTS(\d+)\b")
 

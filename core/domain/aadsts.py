@@ -1,0 +1,116 @@
+"""AADSTS codes and OAuth ``error`` strings -> the ``AuthorizationError`` tree and stable codes.
+
+Pure tables, shared by the MSAL adapter (``core/adapters/aadsts.py``, token requests)
+and the admin-consent callback (``core/services/integration.py``, the browser
+redirect's ``error``/``error_description``). Both branch on the AADSTS number and then
+on the OAuth ``error`` string, never on message text: Microsoft rewords messages,
+codes are stable (/entra/identity-platform/reference-error-codes).
+
+The consent page gets a few finer codes than token requests do: "declined" and
+"needs an administrator" are different things for the admin reading the screen, while
+for a background token request both simply mean "consent is missing".
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from core.domain.errors import (
+    AppNotInTenant,
+    AuthorizationError,
+    ConditionalAccessBlocked,
+    ConsentMissing,
+    CredentialInvalid,
+    ReconnectRequired,
+    TenantLacksService,
+    TenantNotFound,
+)
+
+AADSTS_ERRORS: Final[dict[int, type[AuthorizationError]]] = {
+    **dict.fromkeys((65001, 65004, 90094, 90095, 500011), ConsentMissing),
+    700016: AppNotInTenant,
+    **dict.fromkeys((90002, 90072, 50020, 900023), TenantNotFound),
+    650052: TenantLacksService,
+    **dict.fromkeys(
+        (7000222, 7000215, 700027, 7000112, 70021, 700211, 700212, 700213, 700024), CredentialInvalid
+    ),
+    **dict.fromkeys((53000, 53001, 53002, 53003, 53004), ConditionalAccessBlocked),
+    **dict.fromkeys((700082, 70043, 50173, 50076, 70008, 54005), ReconnectRequired),
+}
+
+OAUTH_ERRORS: Final[dict[str, type[AuthorizationError]]] = {
+    "invalid_client": CredentialInvalid,
+    "invalid_grant": ReconnectRequired,
+    "interaction_required": ReconnectRequired,
+    "consent_required": ConsentMissing,
+    "invalid_tenant": TenantNotFound,
+}
+
+TRANSIENT_OAUTH_ERRORS: Final = frozenset({"temporarily_unavailable", "server_error"})
+
+# Finer codes for what the admin-consent page reports.
+CONSENT_DECLINED: Final = "consent_declined"
+ADMIN_CONSENT_REQUIRED: Final = "admin_consent_required"
+CONSENT_FAILED: Final = "consent_failed"
+CONSENT_PAGE_CODES: Final[dict[int, str]] = {
+    65004: CONSENT_DECLINED,
+    90094: ADMIN_CONSENT_REQUIRED,
+    90095: ADMIN_CONSENT_REQUIRED,
+    65001: "consent_missing",
+    500011: "resource_not_in_tenant",
+}
+
+# Plain-language explanations of every code the consent callback can report (the SPA
+# shows ``code``; these are for GET /api/integration and the alert emails).
+CONSENT_MESSAGES: Final[dict[str, str]] = {
+    CONSENT_DECLINED: "The administrator declined the permissions on Microsoft's consent page.",
+    ADMIN_CONSENT_REQUIRED: "Only a global or privileged-role administrator can grant these permissions.",
+    "consent_missing": "Microsoft reports that consent was not granted.",
+    "resource_not_in_tenant": "Microsoft Graph is not available in your organisation for this app.",
+    "app_not_in_tenant": "The app is not (yet) registered in your organisation; grant consent again.",
+    "tenant_not_found": "Microsoft does not know this organisation.",
+    "tenant_lacks_exchange_online": "Your organisation has no Exchange Online for this app to use.",
+    "conditional_access_blocked": "A Conditional Access policy in your organisation blocks this app.",
+    "app_credential_invalid": "The service's own credential is invalid; the deployment owner must renew it.",
+    "reconnect_required": "The sign-in expired; try again.",
+    CONSENT_FAILED: "Microsoft did not grant consent.",
+}
+
+_AADSTS = re.compile(r"AADSTS(\d+)\b")
+
+
+def aadsts_in(text: str | None) -> int | None:
+    """The first ``AADSTSnnnn`` number in a text such as an ``error_description``."""
+    if not text:
+        return None
+    match = _AADSTS.search(text)
+    return int(match.group(1)) if match else None
+
+
+def error_class(codes: list[int], oauth_error: str | None) -> type[AuthorizationError]:
+    """The most specific ``AuthorizationError`` class for AADSTS ``codes`` and an OAuth ``error``."""
+    for code in codes:
+        found = AADSTS_ERRORS.get(code)
+        if found is not None:
+            return found
+    return OAUTH_ERRORS.get(oauth_error or "", AuthorizationError)
+
+
+def consent_error_code(error: str | None, description: str | None) -> str:
+    """The stable code for an admin-consent redirect that carried ``error``.
+
+    The AADSTS number inside ``error_description`` decides first; without one,
+    ``access_denied`` means the admin declined.
+    """
+    code = aadsts_in(description)
+    if code is not None:
+        if code in CONSENT_PAGE_CODES:
+            return CONSENT_PAGE_CODES[code]
+        if code in AADSTS_ERRORS:
+            return AADSTS_ERRORS[code].default_code
+    if error == "access_denied":
+        return CONSENT_DECLINED
+    if error in OAUTH_ERRORS:
+        return OAUTH_ERRORS[error].default_code
+    return CONSENT_FAILED

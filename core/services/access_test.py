@@ -1,0 +1,603 @@
+"""The access test: can the app reach a sample of the tenant's calendars, and if not, why?
+
+A queue job (``access-tests``, message ``{"kind": "access_test", "tenantId", "testId",
+"requestedBy"}``) started by the consent callback, by an admin (POST
+/api/integration/access-tests) or by the daily timer (every enabled tenant, each at a
+stable jittered delay so tenants do not all hit Graph at once). Per run:
+
+1. list the tenant's enabled users with a mailbox (first page of up to 999) and draw
+   a deterministic sample seeded by the test id (N from the integration, default 25);
+2. getSchedule in groups of 20 addresses, anchored on a reachable mailbox (the admin
+   who asked, else a sampled user; a failing anchor is itself a classified result and
+   the next candidate takes over);
+3. ``probe_mailboxes`` (``$batch``, 20 per request) only for the users whose schedule
+   came back with an error, which classifies each exactly;
+4. store the report, move the integration to connected / degraded / failed, alert the
+   owner when reachability got worse, and clear alerts when healthy.
+
+The job is idempotent per test id: a redelivered message for a finished test does
+nothing, a running one simply runs again. ``Throttled`` re-enqueues the same message
+after ``retry_after``; a token failure ends the test as ``failed``, marks the
+integration failed and sends one ``consent_revoked`` / ``token_failure`` alert.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from core.domain.access_test import (
+    SCHEDULE_BATCH,
+    AccessReason,
+    AccessTestReport,
+    RunStatus,
+    UserResult,
+    chunks,
+    clamp_sample_size,
+    classify,
+    classify_schedule_code,
+    draw_sample,
+    hints_by_reason,
+    is_token_failure,
+    regressed,
+    remediation_hint,
+)
+from core.domain.calendar import DirectoryUser, GraphIdentity
+from core.domain.errors import (
+    AppNotInTenant,
+    ConcurrencyConflict,
+    Conflict,
+    ConsentMissing,
+    DependencyError,
+    GraphAuthError,
+    MailboxUnavailable,
+    NotFound,
+    OutsideAppScope,
+    ServiceError,
+    Throttled,
+    TransientGraphError,
+    UserNotFound,
+)
+from core.domain.integration import ONBOARDED, Integration, IntegrationStatus
+from core.names import Queues, Tables
+from core.ports import CalendarGateway, Clock, CommandQueue, Entity, EntityValue, TableStore, TokenProvider
+from core.services.alerts import AlertKind, OwnerAlerts
+from core.services.repositories import IntegrationRepository, Versioned
+
+log = logging.getLogger("core.services.access_test")
+
+LATEST_ROW: Final = "latest"
+JITTER_SECONDS: Final = 3600
+MAX_ANCHOR_ATTEMPTS: Final = 5
+DEFAULT_RETRY_AFTER: Final = 30.0
+LIST_PAGE_SIZE: Final = 999
+_CHUNK_CHARS: Final = 30_000  # a Table Storage string property holds at most 64 KiB (32K UTF-16 chars)
+_SAVE_ATTEMPTS: Final = 5
+_PAUSED: Final = frozenset(
+    {IntegrationStatus.NOT_CONFIGURED, IntegrationStatus.CONSENT_PENDING, IntegrationStatus.DISCONNECTED}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AccessTestCommand:
+    """The queued job; ``requested_by`` is the admin's object id (None for timer runs)."""
+
+    tenant_id: str
+    test_id: str
+    requested_by: str | None = None
+    correlation_id: str | None = None
+
+    def to_message(self) -> dict[str, Any]:
+        message: dict[str, Any] = {"kind": "access_test", "tenantId": self.tenant_id, "testId": self.test_id}
+        if self.requested_by:
+            message["requestedBy"] = self.requested_by
+        if self.correlation_id:
+            message["correlationId"] = self.correlation_id
+        return message
+
+    @classmethod
+    def from_message(cls, message: Mapping[str, Any]) -> AccessTestCommand:
+        tenant, test = message.get("tenantId"), message.get("testId")
+        if not isinstance(tenant, str) or not isinstance(test, str) or not tenant or not test:
+            raise ValueError("an access_test message needs tenantId and testId")
+        requested = message.get("requestedBy")
+        cid = message.get("correlationId")
+        return cls(
+            tenant_id=tenant.lower(),
+            test_id=test,
+            requested_by=requested if isinstance(requested, str) and requested else None,
+            correlation_id=cid if isinstance(cid, str) else None,
+        )
+
+
+def jitter_seconds(tenant_id: str, spread: int = JITTER_SECONDS) -> int:
+    """A stable per-tenant delay in [0, spread): the same tenant always runs at the same offset."""
+    digest = hashlib.sha256(tenant_id.lower().encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % max(1, spread)
+
+
+def update_integration(
+    repo: IntegrationRepository,
+    tenant_id: str,
+    change: Callable[[Integration], Integration | None],
+    attempts: int = _SAVE_ATTEMPTS,
+) -> Integration | None:
+    """Read-modify-write with ETag, re-reading on a lost race (workers). ``change`` returns None to skip."""
+    for _ in range(attempts):
+        found = repo.get(tenant_id)
+        if found is None:
+            return None
+        updated = change(found.value)
+        if updated is None:
+            return found.value
+        try:
+            return repo.save(updated, found.etag).value
+        except ConcurrencyConflict:
+            continue
+    raise ConcurrencyConflict("The integration kept changing while the access test saved its result.")
+
+
+# --- storage ------------------------------------------------------------------------------
+
+
+def _split(text: str) -> list[str]:
+    return [text[i : i + _CHUNK_CHARS] for i in range(0, len(text), _CHUNK_CHARS)] or [""]
+
+
+def _dt(value: EntityValue) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+class AccessTestStore:
+    """Reports in table ``accesstests`` (PartitionKey tenant, RowKey test id) plus a ``latest`` pointer row."""
+
+    def __init__(self, tables: TableStore, app_id: str) -> None:
+        self.tables = tables
+        self.app_id = app_id
+
+    def to_entity(self, report: AccessTestReport, etag: str | None = None) -> Entity:
+        users = json.dumps(
+            [[u.user_id, u.user_principal_name, u.reason.value] for u in report.users], separators=(",", ":")
+        )
+        parts = _split(users)
+        data: dict[str, EntityValue] = {
+            "status": report.status.value,
+            "startedAt": report.started_at,
+            "finishedAt": report.finished_at,
+            "requestedBy": report.requested_by,
+            "errorCode": report.error_code,
+            "graphCalls": report.graph_calls,
+            "sampled": report.sampled,
+            "accessible": report.accessible,
+            "inaccessible": report.inaccessible,
+            "byReason": json.dumps({k.value: v for k, v in report.by_reason.items()}),
+            "hints": json.dumps(
+                {r.value: h for r, h in hints_by_reason(self.app_id).items() if r in report.by_reason}
+            ),
+            "userChunks": len(parts),
+        }
+        for i, part in enumerate(parts):
+            data[f"users{i}"] = part
+        return Entity(report.tenant_id, report.test_id, data, etag)
+
+    @staticmethod
+    def from_entity(entity: Entity) -> AccessTestReport:
+        d = entity.data
+        count = int(d.get("userChunks") or 0)  # type: ignore[arg-type]
+        raw = "".join(str(d.get(f"users{i}") or "") for i in range(count))
+        users = tuple(
+            UserResult(str(uid), str(upn) if upn else None, AccessReason(str(reason)))
+            for uid, upn, reason in (json.loads(raw) if raw else [])
+        )
+        started = _dt(d.get("startedAt"))
+        calls = d.get("graphCalls")
+        return AccessTestReport(
+            tenant_id=entity.partition_key,
+            test_id=entity.row_key,
+            status=RunStatus(str(d.get("status") or "running")),
+            started_at=started or datetime.fromtimestamp(0, UTC),
+            requested_by=str(d["requestedBy"]) if d.get("requestedBy") else None,
+            finished_at=_dt(d.get("finishedAt")),
+            users=users,
+            error_code=str(d["errorCode"]) if d.get("errorCode") else None,
+            graph_calls=int(calls) if isinstance(calls, int | float) else None,
+        )
+
+    def get(self, tenant_id: str, test_id: str) -> Versioned[AccessTestReport] | None:
+        if test_id == LATEST_ROW:
+            return None
+        entity = self.tables.get(Tables.ACCESS_TESTS, tenant_id, test_id)
+        return None if entity is None else Versioned(self.from_entity(entity), entity.etag)
+
+    def add(self, report: AccessTestReport) -> Versioned[AccessTestReport]:
+        stored = self.tables.insert(Tables.ACCESS_TESTS, self.to_entity(report))
+        return Versioned(report, stored.etag)
+
+    def save(self, report: AccessTestReport, etag: str | None) -> Versioned[AccessTestReport]:
+        stored = self.tables.update(Tables.ACCESS_TESTS, self.to_entity(report, etag))
+        return Versioned(report, stored.etag)
+
+    def _pointer(self, tenant_id: str) -> dict[str, EntityValue]:
+        entity = self.tables.get(Tables.ACCESS_TESTS, tenant_id, LATEST_ROW)
+        return dict(entity.data) if entity is not None else {}
+
+    def point(self, tenant_id: str, *, latest: str, finished: str | None = None) -> None:
+        data = self._pointer(tenant_id)
+        data["latest"] = latest
+        if finished is not None:
+            data["lastFinished"] = finished
+        self.tables.upsert(Tables.ACCESS_TESTS, Entity(tenant_id, LATEST_ROW, data))
+
+    def latest(self, tenant_id: str) -> AccessTestReport | None:
+        test_id = self._pointer(tenant_id).get("latest")
+        found = self.get(tenant_id, str(test_id)) if test_id else None
+        return found.value if found else None
+
+    def last_finished(self, tenant_id: str) -> AccessTestReport | None:
+        test_id = self._pointer(tenant_id).get("lastFinished")
+        found = self.get(tenant_id, str(test_id)) if test_id else None
+        return found.value if found else None
+
+    def forget_latest(self, tenant_id: str) -> None:
+        """Disconnect: the next consent starts without a previous report to compare with."""
+        self.tables.delete(Tables.ACCESS_TESTS, tenant_id, LATEST_ROW)
+
+
+# --- the job ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Probe:
+    """Running state of one test's Graph work."""
+
+    calls: int = 0
+    ok: set[str] = field(default_factory=set)
+    known: dict[str, ServiceError] = field(default_factory=dict)  # failed anchors: their own classified error
+    failed: dict[str, str | None] = field(default_factory=dict)  # user id -> getSchedule error code (None: call failed)
+    bad_anchors: set[str] = field(default_factory=set)
+
+
+class AccessTestService:
+    """Starts, runs and reports access tests (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        tables: TableStore,
+        queues: CommandQueue,
+        clock: Clock,
+        gateway: CalendarGateway | None,
+        alerts: OwnerAlerts,
+        app_id: str,
+        tokens: TokenProvider | None = None,
+        window: timedelta = timedelta(hours=1),
+        new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+    ) -> None:
+        self.tables = tables
+        self.queues = queues
+        self.clock = clock
+        self._gateway = gateway
+        self.alerts = alerts
+        self.app_id = app_id
+        self.tokens = tokens
+        self.window = window
+        self.new_id = new_id
+        self.integrations = IntegrationRepository(tables)
+        self.store = AccessTestStore(tables, app_id)
+
+    @property
+    def gateway(self) -> CalendarGateway:
+        if self._gateway is None:
+            raise DependencyError("Microsoft Graph is not configured for this process.")
+        return self._gateway
+
+    # -- API --------------------------------------------------------------------------
+
+    def start(self, tenant_id: str, requested_by: str | None, correlation_id: str | None = None) -> AccessTestReport:
+        """Queue a test now (admin or consent callback); the report shows ``running`` at once."""
+        found = self.integrations.get(tenant_id)
+        if found is None or found.value.status not in ONBOARDED:
+            raise Conflict(
+                "Connect Microsoft 365 (admin consent) before running an access test.",
+                code="integration_not_connected",
+            )
+        if not found.value.enabled:
+            raise Conflict("The integration is disabled; enable it to run an access test.", code="integration_disabled")
+        report = AccessTestReport(
+            tenant_id=tenant_id,
+            test_id=self.new_id(),
+            status=RunStatus.RUNNING,
+            started_at=self.clock.now(),
+            requested_by=requested_by,
+        )
+        self.store.add(report)
+        self.store.point(tenant_id, latest=report.test_id)
+        command = AccessTestCommand(tenant_id, report.test_id, requested_by, correlation_id)
+        self.queues.send(Queues.ACCESS_TESTS, command.to_message())
+        return report
+
+    def latest(self, tenant_id: str) -> AccessTestReport:
+        report = self.store.latest(tenant_id)
+        if report is None:
+            raise NotFound("No access test has run for your organisation yet.", code="access_test_not_found")
+        return report
+
+    def hint(self, reason: AccessReason) -> str | None:
+        return remediation_hint(reason, self.app_id)
+
+    # -- timer ------------------------------------------------------------------------
+
+    def schedule_reruns(self) -> int:
+        """Enqueue one test per enabled, onboarded tenant, each delayed by its stable jitter."""
+        queued = 0
+        for tenant_id in self.integrations.tenants():
+            found = self.integrations.get(tenant_id)
+            if found is None or not found.value.active:
+                continue
+            command = AccessTestCommand(tenant_id, self.new_id())
+            self.queues.send(Queues.ACCESS_TESTS, command.to_message(), delay_seconds=jitter_seconds(tenant_id))
+            queued += 1
+        return queued
+
+    # -- worker -----------------------------------------------------------------------
+
+    def run(self, command: AccessTestCommand) -> AccessTestReport | None:
+        """Run one test to its report; ``None`` when it was re-enqueued because Graph throttled."""
+        tenant_id = command.tenant_id
+        found = self.store.get(tenant_id, command.test_id)
+        if found is not None and found.value.finished:
+            log.info("access test already finished; duplicate message ignored", extra={"tenant": tenant_id})
+            return found.value
+        if found is None:
+            report = AccessTestReport(
+                tenant_id, command.test_id, RunStatus.RUNNING, self.clock.now(), requested_by=command.requested_by
+            )
+            try:
+                found = self.store.add(report)
+            except Conflict:
+                again = self.store.get(tenant_id, command.test_id)
+                if again is None:
+                    raise
+                if again.value.finished:
+                    return again.value
+                found = again
+            self.store.point(tenant_id, latest=command.test_id)
+        integration = self.integrations.get(tenant_id)
+        if integration is None or not integration.value.active:
+            return self._finish_inactive(found, integration)
+
+        who = GraphIdentity(tenant_id)
+        try:
+            sample = self._sample(who, integration.value, command.test_id)
+            probe = _Probe(calls=1)
+            results = self._probe(who, sample, command.requested_by, probe)
+        except Throttled as exc:
+            delay = max(1.0, exc.retry_after or DEFAULT_RETRY_AFTER)
+            log.warning("access test throttled; re-enqueued", extra={"tenant": tenant_id, "durationMs": delay * 1000})
+            self.queues.send(Queues.ACCESS_TESTS, command.to_message(), delay_seconds=delay)
+            return None
+        except ServiceError as exc:
+            if is_token_failure(exc):
+                return self._token_failed(found, exc)
+            raise
+        report = replace(
+            found.value,
+            status=RunStatus.COMPLETED,
+            finished_at=self.clock.now(),
+            users=tuple(results),
+            graph_calls=probe.calls,
+        )
+        return self._complete(found.etag, report)
+
+    def on_poison(self, message: Mapping[str, Any]) -> None:
+        """A test failed every delivery attempt: show it failed and tell the owner (never a silent drop)."""
+        command = AccessTestCommand.from_message(message)
+        found = self.store.get(command.tenant_id, command.test_id)
+        if found is not None and not found.value.finished:
+            failed = replace(
+                found.value, status=RunStatus.FAILED, finished_at=self.clock.now(), error_code="access_test_crashed"
+            )
+            self.store.save(failed, None)
+        self.alerts.notify(
+            command.tenant_id,
+            AlertKind.POISON_MESSAGE,
+            detail="An access test failed on every attempt (Microsoft 365 or storage kept failing).",
+        )
+
+    # -- steps ------------------------------------------------------------------------
+
+    def _sample(self, who: GraphIdentity, integration: Integration, seed: str) -> list[DirectoryUser]:
+        candidates: list[DirectoryUser] = []
+        for user in self.gateway.list_users(who, page_size=LIST_PAGE_SIZE):
+            if user.mail:
+                candidates.append(user)
+            if len(candidates) >= LIST_PAGE_SIZE:
+                break
+        return draw_sample(candidates, clamp_sample_size(integration.access_test_sample_size), seed)
+
+    def _anchors(self, tenant_id: str, sample: Sequence[DirectoryUser], requested_by: str | None) -> Iterator[str]:
+        """Anchor candidates, most likely reachable first: the admin who asked, users the previous
+        report reached, then the sample in order."""
+        if requested_by:
+            yield requested_by
+        previous = self.store.last_finished(tenant_id)
+        if previous is not None:
+            yield from (u.user_id for u in previous.users if u.reason is AccessReason.ACCESSIBLE)
+        for user in sample:
+            yield user.user_id
+
+    def _probe(
+        self, who: GraphIdentity, sample: Sequence[DirectoryUser], requested_by: str | None, probe: _Probe
+    ) -> list[UserResult]:
+        start = self.clock.now().astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        end = start + self.window
+        interval = max(5, min(1440, int(self.window.total_seconds() // 60)))
+        candidates = self._anchors(who.tenant_id, sample, requested_by)
+        anchor: str | None = next(candidates, None)
+        sampled_ids = {u.user_id for u in sample}
+
+        for group in chunks(sample, SCHEDULE_BATCH):
+            schedules = None
+            attempts = 0
+            while anchor is not None and attempts < MAX_ANCHOR_ATTEMPTS:
+                try:
+                    probe.calls += 1
+                    schedules = self.gateway.get_schedule(
+                        who, anchor, [u.mail or u.user_id for u in group], start, end, interval_minutes=interval
+                    )
+                    break
+                except (MailboxUnavailable, OutsideAppScope, UserNotFound) as exc:
+                    # The anchor itself is unreachable: that is its result; try the next candidate.
+                    if anchor in sampled_ids:
+                        probe.known[anchor] = exc
+                    probe.bad_anchors.add(anchor)
+                    attempts += 1
+                    anchor = self._next_anchor(candidates, probe)
+                except TransientGraphError:
+                    break
+            if schedules is None:
+                for user in group:
+                    if user.user_id not in probe.known:
+                        probe.failed[user.user_id] = None
+                continue
+            for user, schedule in zip(group, schedules, strict=True):
+                if schedule.ok:
+                    probe.ok.add(user.user_id)
+                elif user.user_id not in probe.known:
+                    probe.failed[user.user_id] = schedule.error_code
+
+        outcomes: dict[str, ServiceError | None] = {}
+        to_probe = list(probe.failed)
+        if to_probe:
+            probe.calls += math.ceil(len(to_probe) / SCHEDULE_BATCH)
+            try:
+                outcomes = self.gateway.probe_mailboxes(who, to_probe)
+            except TransientGraphError as exc:
+                outcomes = dict.fromkeys(to_probe, exc)
+        results: list[UserResult] = []
+        for user in sample:
+            uid = user.user_id
+            if uid in probe.known:
+                reason = classify(probe.known[uid])
+            elif uid in probe.ok:
+                reason = AccessReason.ACCESSIBLE
+            else:
+                error = outcomes.get(uid)
+                if error is not None and is_token_failure(error):
+                    raise error
+                reason = self._reason(error, probe.failed.get(uid))
+            results.append(UserResult(uid, user.user_principal_name, reason))
+        return results
+
+    @staticmethod
+    def _next_anchor(candidates: Iterator[str], probe: _Probe) -> str | None:
+        if probe.ok:
+            return next(iter(probe.ok))
+        for candidate in candidates:
+            if candidate not in probe.bad_anchors:
+                return candidate
+        return None
+
+    @staticmethod
+    def _reason(error: ServiceError | None, schedule_code: str | None) -> AccessReason:
+        if error is not None:
+            return classify(error)
+        if schedule_code is None:
+            return AccessReason.ACCESSIBLE  # only the getSchedule call failed; the calendar answered
+        reason = classify_schedule_code(schedule_code)
+        # The calendar answers but free/busy does not: scheduling would still fail for this user.
+        return AccessReason.OTHER if reason is AccessReason.ACCESSIBLE else reason
+
+    # -- outcomes ----------------------------------------------------------------------
+
+    def _complete(self, etag: str | None, report: AccessTestReport) -> AccessTestReport:
+        tenant_id = report.tenant_id
+        previous = self.store.last_finished(tenant_id)
+        outcome = report.outcome_status()
+        reason = {
+            IntegrationStatus.CONNECTED: None,
+            IntegrationStatus.DEGRADED: "some_mailboxes_unreachable",
+        }.get(outcome, "no_mailbox_reachable")
+
+        def apply(current: Integration) -> Integration | None:
+            if current.status in _PAUSED:
+                return None  # disconnected (or reset) while the test ran: leave it alone
+            moved = current.transition(outcome, self.clock.now(), reason=reason)
+            return replace(moved, last_access_test_id=report.test_id)
+
+        update_integration(self.integrations, tenant_id, apply)
+        self.alerts.resolve(tenant_id, AlertKind.CONSENT_REVOKED)
+        self.alerts.resolve(tenant_id, AlertKind.TOKEN_FAILURE)
+        if regressed(previous, report):
+            before = f" (previous test: {previous.accessible} of {previous.sampled})" if previous else ""
+            self.alerts.notify(
+                tenant_id, AlertKind.ACCESS_TEST_REGRESSED, detail=f"{self._summary(report)}{before}."
+            )
+        elif outcome is IntegrationStatus.CONNECTED:
+            self.alerts.resolve(tenant_id, AlertKind.ACCESS_TEST_REGRESSED)
+        # The report is written last: once it reads finished, the status and alerts are in place.
+        self.store.save(report, etag)
+        self.store.point(tenant_id, latest=report.test_id, finished=report.test_id)
+        log.info(
+            "access test finished",
+            extra={"tenant": tenant_id, "status": outcome.value, "count": report.sampled},
+        )
+        return report
+
+    @staticmethod
+    def _summary(report: AccessTestReport) -> str:
+        reasons = ", ".join(
+            f"{r.value} {n}" for r, n in sorted(report.by_reason.items()) if r is not AccessReason.ACCESSIBLE
+        )
+        text = f"{report.accessible} of {report.sampled} sampled calendars are reachable"
+        return f"{text}; not reachable: {reasons}" if reasons else text
+
+    def _finish_inactive(
+        self, found: Versioned[AccessTestReport], integration: Versioned[Integration] | None
+    ) -> AccessTestReport:
+        code = "integration_disabled" if integration is not None and not integration.value.enabled else (
+            "integration_not_connected"
+        )
+        failed = replace(found.value, status=RunStatus.FAILED, finished_at=self.clock.now(), error_code=code)
+        self.store.save(failed, found.etag)
+        log.info("access test skipped: integration not active", extra={"tenant": failed.tenant_id})
+        return failed
+
+    def _token_failed(self, found: Versioned[AccessTestReport], exc: ServiceError) -> AccessTestReport:
+        tenant_id = found.value.tenant_id
+        now = self.clock.now()
+        if self.tokens is not None:
+            self.tokens.invalidate(tenant_id)
+        failed = replace(found.value, status=RunStatus.FAILED, finished_at=now, error_code=exc.code)
+        since: list[datetime] = []
+
+        def apply(current: Integration) -> Integration | None:
+            if current.status in _PAUSED:
+                return None
+            if current.status is IntegrationStatus.FAILED and current.status_since is not None:
+                since.append(current.status_since)
+            moved = current.transition(IntegrationStatus.FAILED, now, reason=exc.code)
+            return replace(moved, last_access_test_id=failed.test_id)
+
+        update_integration(self.integrations, tenant_id, apply)
+        revoked = isinstance(exc, ConsentMissing | AppNotInTenant | GraphAuthError)
+        kind = AlertKind.CONSENT_REVOKED if revoked else AlertKind.TOKEN_FAILURE
+        aadsts = getattr(exc, "aadsts", None)
+        detail = f"Microsoft Entra ID refused the app a token for your organisation ({exc.code}"
+        detail += f", AADSTS{aadsts})." if aadsts else ")."
+        self.alerts.notify(tenant_id, kind, detail=detail, since=since[0] if since else now)
+        self.store.save(failed, found.etag)
+        self.store.point(tenant_id, latest=failed.test_id)
+        log.warning("access test: no token for the tenant", extra={"tenant": tenant_id, "status": exc.code})
+        return failed

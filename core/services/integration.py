@@ -1,0 +1,546 @@
+"""Integration set-up: the tenant's record, admin consent, disconnect, and the audit trail.
+
+What a customer's admin does first: configure the integration (vendor, method, owner
+email, sample size...), then grant admin consent for the whole Microsoft tenant, then
+read the access test. This service owns those steps:
+
+- ``configure`` (PUT /api/integration): create or update with the ETag read, every
+  change written to the ``audit`` table (who, when, field: old -> new; no secrets);
+  ``not_configured`` becomes ``consent_pending``.
+- ``consent_url`` (POST /api/integration/consent): a v2 admin-consent URL whose
+  ``state`` is ``<tid>.<32 random bytes>``: the row in ``oauthstates`` is keyed by
+  the SHA-256 of the random part (the raw state is never stored), bound to the
+  admin's (tid, oid), single-use and valid for 10 minutes.
+- ``complete_consent`` (the anonymous browser callback): consume the state (delete
+  with its ETag first, so a replay finds nothing), map ``error``/AADSTS to a stable
+  code, require the returned tenant to equal the state's, then *prove* consent by
+  getting an app-only token for the tenant and reading the admin's user object; on
+  success the integration becomes ``testing`` and an access test is queued. Always
+  answers with the app URL to redirect to (``?consent=granted`` or
+  ``?consent=error&code=...``), never with the state or Microsoft's text.
+- ``disconnect`` (DELETE): status ``disconnected``, the tenant's subscriptions and
+  secrets deleted, OAuth states and alert/test pointers cleared so a later consent
+  starts clean (the configuration itself is kept).
+- ``require_active``: the check other features call before calendar work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import logging
+import re
+import secrets
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+from urllib.parse import urlencode
+
+from core.domain.aadsts import consent_error_code
+from core.domain.access_test import AccessTestReport
+from core.domain.calendar import GraphIdentity
+from core.domain.errors import (
+    AuthorizationError,
+    ConcurrencyConflict,
+    Conflict,
+    DependencyError,
+    GraphAuthError,
+    GraphError,
+    ServiceError,
+    ValidationFailed,
+)
+from core.domain.integration import (
+    MAX_SAMPLE_SIZE,
+    ONBOARDED,
+    ConnectionMethod,
+    Integration,
+    IntegrationStatus,
+    PairingPolicy,
+)
+from core.names import Tables
+from core.ports import CalendarGateway, Clock, Entity, EntityValue, SecretStore, TableStore, TokenProvider
+from core.services.access_test import AccessTestService, AccessTestStore, update_integration
+from core.services.alerts import AlertKind, OwnerAlerts
+from core.services.repositories import IntegrationRepository
+from core.settings import Settings
+
+log = logging.getLogger("core.services.integration")
+
+STATE_TTL: Final = timedelta(minutes=10)
+STATE_PURPOSE: Final = "admin_consent"
+STATE_BYTES: Final = 32
+CONSENT_ROW: Final = "consent"
+SECRET_ROW_PREFIX: Final = "secret~"  # noqa: S105 - a row-key prefix, not a secret
+_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_RAW_STATE = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
+_INVERTED_BASE: Final = 10**15
+_SEQ_BASE: Final = 10**10 - 1
+
+# Stable codes the callback reports besides the AADSTS ones (core/domain/aadsts.py).
+STATE_INVALID: Final = "consent_state_invalid"
+STATE_EXPIRED: Final = "consent_state_expired"
+TENANT_MISMATCH: Final = "consent_tenant_mismatch"
+CHECK_UNAVAILABLE: Final = "consent_check_unavailable"
+NOT_GRANTED: Final = "consent_failed"
+_REVOKED_REASONS: Final = frozenset({"app_not_in_tenant", "consent_missing", "graph_token_rejected"})
+
+
+@dataclass(frozen=True, slots=True)
+class IntegrationChanges:
+    """What PUT /api/integration asks for (``None`` keeps the current value)."""
+
+    vendor: str
+    method: ConnectionMethod
+    owner_email: str
+    enabled: bool | None = None
+    pairing_policy: PairingPolicy | None = None
+    access_test_sample_size: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentView:
+    """Where admin consent stands: none, pending, granted, declined or revoked."""
+
+    status: str
+    updated_at: datetime | None = None
+    error_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IntegrationView:
+    integration: Integration
+    configured: bool
+    consent: ConsentView
+    last_test: AccessTestReport | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentCallback:
+    """The query Microsoft appends to the admin-consent redirect."""
+
+    state: str | None = None
+    admin_consent: str | None = None
+    tenant: str | None = None
+    error: str | None = None
+    error_description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentOutcome:
+    """Where to send the browser, and the tenant the state named (for the tenant-gate cache)."""
+
+    redirect_url: str
+    granted: bool
+    tenant_id: str | None = None
+    code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    at: datetime
+    actor: str
+    action: str
+    changes: dict[str, list[Any]]
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _as_dt(value: EntityValue) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, str) and value:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return None
+
+
+class TenantSecrets:
+    """Names of the secrets kept for a tenant, so disconnect can delete them all.
+
+    The secret-store port cannot list names, so whoever stores a per-tenant secret
+    (refresh tokens of per-user or service-account connections...) stores it through
+    ``put`` (or calls ``remember``), which records the name in the tenant's partition
+    of ``integrations`` (RowKey ``secret~<name>``).
+    """
+
+    def __init__(self, tables: TableStore, store: SecretStore) -> None:
+        self.tables = tables
+        self.store = store
+
+    def remember(self, tenant_id: str, name: str) -> None:
+        self.tables.upsert(Tables.INTEGRATIONS, Entity(tenant_id, SECRET_ROW_PREFIX + name, {"name": name}))
+
+    def put(self, tenant_id: str, name: str, value: str) -> None:
+        self.remember(tenant_id, name)
+        self.store.set(name, value)
+
+    def names(self, tenant_id: str) -> list[str]:
+        rows = self.tables.query(
+            Tables.INTEGRATIONS, tenant_id, row_key_from=SECRET_ROW_PREFIX, row_key_to=SECRET_ROW_PREFIX + "\U0010ffff"
+        )
+        return [str(r.data.get("name") or r.row_key[len(SECRET_ROW_PREFIX) :]) for r in rows]
+
+    def delete_all(self, tenant_id: str) -> int:
+        names = self.names(tenant_id)
+        for name in names:
+            self.store.delete(name)
+            self.tables.delete(Tables.INTEGRATIONS, tenant_id, SECRET_ROW_PREFIX + name)
+        return len(names)
+
+
+class AuditTrail:
+    """Admin changes per tenant, newest first (RowKey = inverted milliseconds ~ uuid)."""
+
+    def __init__(self, tables: TableStore, clock: Clock) -> None:
+        self.tables = tables
+        self.clock = clock
+        self._seq = itertools.count()
+
+    def record(self, tenant_id: str, actor: str, action: str, changes: Mapping[str, list[Any]] | None = None) -> None:
+        now = self.clock.now()
+        inverted = _INVERTED_BASE - int(now.timestamp() * 1000)
+        # Within one millisecond, this process's later entries still sort first.
+        row = f"{inverted:015d}~{_SEQ_BASE - next(self._seq):010d}~{uuid.uuid4().hex}"
+        data: dict[str, EntityValue] = {
+            "at": now,
+            "actor": actor,
+            "action": action,
+            "changes": json.dumps(dict(changes or {}), default=str),
+        }
+        self.tables.insert(Tables.AUDIT, Entity(tenant_id, row, data))
+
+    def entries(self, tenant_id: str, limit: int = 50) -> list[AuditEntry]:
+        out = []
+        for e in self.tables.query(Tables.AUDIT, tenant_id, limit=limit):
+            out.append(
+                AuditEntry(
+                    at=_as_dt(e.data.get("at")) or datetime.fromtimestamp(0, UTC),
+                    actor=str(e.data.get("actor") or ""),
+                    action=str(e.data.get("action") or ""),
+                    changes=json.loads(str(e.data.get("changes") or "{}")),
+                )
+            )
+        return out
+
+
+SubscriptionCleanup = Callable[[str], object]
+
+
+class IntegrationService:
+    """Set-up, consent, disconnect and the active check (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        tables: TableStore,
+        clock: Clock,
+        settings: Settings,
+        gateway: CalendarGateway | None,
+        secrets_store: SecretStore,
+        alerts: OwnerAlerts,
+        access_tests: AccessTestService,
+        tokens: TokenProvider | None = None,
+        delete_subscriptions: SubscriptionCleanup | None = None,
+        random_token: Callable[[int], str] = secrets.token_urlsafe,
+    ) -> None:
+        self.tables = tables
+        self.clock = clock
+        self.settings = settings
+        self._gateway = gateway
+        self.alerts = alerts
+        self.access_tests = access_tests
+        self.tokens = tokens
+        self.delete_subscriptions = delete_subscriptions
+        self.random_token = random_token
+        self.repo = IntegrationRepository(tables)
+        self.audit = AuditTrail(tables, clock)
+        self.tenant_secrets = TenantSecrets(tables, secrets_store)
+        self.reports = AccessTestStore(tables, settings.entra_client_id)
+
+    @property
+    def gateway(self) -> CalendarGateway:
+        if self._gateway is None:
+            raise DependencyError("Microsoft Graph is not configured for this process.")
+        return self._gateway
+
+    # -- reading ------------------------------------------------------------------------
+
+    def view(self, tenant_id: str) -> IntegrationView:
+        found = self.repo.get(tenant_id)
+        integration = found.value if found else Integration(tenant_id=tenant_id, enabled=False)
+        return IntegrationView(
+            integration=integration,
+            configured=found is not None,
+            consent=self._consent_view(integration),
+            last_test=self.reports.latest(tenant_id),
+        )
+
+    def require_active(self, tenant_id: str) -> Integration:
+        """The tenant's integration if calendar work may happen now; 409 ``integration_disabled`` /
+        ``integration_not_connected`` otherwise. Other features call this before touching Graph."""
+        found = self.repo.get(tenant_id)
+        if found is None or found.value.status not in ONBOARDED:
+            raise Conflict(
+                "Your organisation has not connected Microsoft 365 yet.", code="integration_not_connected"
+            )
+        if not found.value.enabled:
+            raise Conflict(
+                "Your organisation's administrator has paused the calendar integration.", code="integration_disabled"
+            )
+        return found.value
+
+    # -- PUT ------------------------------------------------------------------------------
+
+    def configure(self, tenant_id: str, actor: str, changes: IntegrationChanges) -> IntegrationView:
+        """Create or update the integration (ETag-guarded: a concurrent change is a 409)."""
+        if changes.access_test_sample_size is not None and not 1 <= changes.access_test_sample_size <= MAX_SAMPLE_SIZE:
+            raise ValidationFailed(f"accessTestSampleSize must be 1 to {MAX_SAMPLE_SIZE}.")
+        now = self.clock.now()
+        found = self.repo.get(tenant_id)
+        current = found.value if found else Integration(tenant_id=tenant_id)
+        updated = replace(
+            current,
+            vendor=changes.vendor,
+            method=changes.method,
+            owner_email=changes.owner_email,
+            enabled=current.enabled if changes.enabled is None else changes.enabled,
+            pairing_policy=changes.pairing_policy or current.pairing_policy,
+            access_test_sample_size=changes.access_test_sample_size or current.access_test_sample_size,
+        )
+        if updated.status is IntegrationStatus.NOT_CONFIGURED:
+            updated = updated.transition(IntegrationStatus.CONSENT_PENDING, now)
+        diff = _diff(current, updated, created=found is None)
+        if not diff and found is not None:
+            return self.view(tenant_id)
+        updated = replace(updated, updated_at=now)
+        self.repo.save(updated, found.etag if found else None)
+        self.audit.record(tenant_id, actor, "create" if found is None else "update", diff)
+        return self.view(tenant_id)
+
+    # -- consent ------------------------------------------------------------------------------
+
+    def consent_url(self, tenant_id: str, admin_oid: str) -> str:
+        """A v2 admin-consent URL for the caller's own tenant, carrying a fresh single-use state."""
+        now = self.clock.now()
+        self._purge_states(tenant_id, now)
+        raw = self.random_token(STATE_BYTES)
+        self.tables.insert(
+            Tables.OAUTH_STATES,
+            Entity(
+                tenant_id,
+                _sha256(raw),
+                {"adminOid": admin_oid, "purpose": STATE_PURPOSE, "createdAt": now, "expiresAt": now + STATE_TTL},
+            ),
+        )
+
+        def pending(current: Integration) -> Integration | None:
+            if current.status in (IntegrationStatus.NOT_CONFIGURED, IntegrationStatus.DISCONNECTED):
+                return replace(current.transition(IntegrationStatus.CONSENT_PENDING, now), updated_at=now)
+            return None
+
+        if self.repo.get(tenant_id) is None:
+            fresh = Integration(tenant_id=tenant_id).transition(IntegrationStatus.CONSENT_PENDING, now)
+            try:
+                self.repo.save(replace(fresh, updated_at=now), None)
+            except Conflict:
+                self._update(tenant_id, pending)
+        else:
+            self._update(tenant_id, pending)
+        self._set_consent(tenant_id, "pending", None)
+        self.audit.record(tenant_id, admin_oid, "consent_requested")
+        query = urlencode(
+            {
+                "client_id": self.settings.entra_client_id,
+                "scope": self.settings.graph_scope,
+                "redirect_uri": f"{self.settings.public_base_url}/api/integration/consent/callback",
+                "state": f"{tenant_id}.{raw}",
+            }
+        )
+        return f"{self.settings.authority_host}/{tenant_id}/v2.0/adminconsent?{query}"
+
+    def complete_consent(self, callback: ConsentCallback) -> ConsentOutcome:
+        """Check the state, prove consent, start the access test; never raises for the browser's input."""
+        tenant_id, admin_oid, problem = self._consume_state(callback.state)
+        if problem is not None:
+            return self._refuse(problem, tenant_id)
+        assert tenant_id is not None and admin_oid is not None
+        if callback.error:
+            code = consent_error_code(callback.error, callback.error_description)
+            self._set_consent(tenant_id, "declined", code)
+            self.audit.record(tenant_id, admin_oid, "consent_refused", {"code": [None, code]})
+            return self._refuse(code, tenant_id)
+        if (callback.admin_consent or "").lower() != "true":
+            return self._refuse(NOT_GRANTED, tenant_id)
+        if (callback.tenant or "").strip().lower() != tenant_id:
+            self.audit.record(tenant_id, admin_oid, "consent_refused", {"code": [None, TENANT_MISMATCH]})
+            return self._refuse(TENANT_MISMATCH, tenant_id)
+
+        proof = self._prove(tenant_id, admin_oid)
+        if proof is not None:
+            self._set_consent(tenant_id, "pending", proof)
+            self.audit.record(tenant_id, admin_oid, "consent_unproven", {"code": [None, proof]})
+            return self._refuse(proof, tenant_id)
+
+        now = self.clock.now()
+
+        def granted(current: Integration) -> Integration:
+            base = current
+            if base.status in (IntegrationStatus.NOT_CONFIGURED, IntegrationStatus.DISCONNECTED):
+                base = base.transition(IntegrationStatus.CONSENT_PENDING, now)
+            moved = base.transition(IntegrationStatus.TESTING, now)
+            return replace(moved, consent_granted_at=now, consent_granted_by=admin_oid, updated_at=now)
+
+        if self._update(tenant_id, granted) is None:
+            self.repo.save(granted(Integration(tenant_id=tenant_id)), None)
+        self._set_consent(tenant_id, "granted", None)
+        self.audit.record(tenant_id, admin_oid, "consent_granted")
+        for kind in (AlertKind.CONSENT_REVOKED, AlertKind.TOKEN_FAILURE):
+            self.alerts.resolve(tenant_id, kind)
+        try:
+            self.access_tests.start(tenant_id, admin_oid)
+        except ServiceError as exc:
+            # Consent stands; the admin can start the test again and the timer reruns it.
+            log.error("could not queue the first access test", extra={"tenant": tenant_id, "status": exc.code})
+        log.info("admin consent granted and proven", extra={"tenant": tenant_id})
+        return ConsentOutcome(self._app_url("granted"), True, tenant_id)
+
+    # -- DELETE ---------------------------------------------------------------------------
+
+    def disconnect(self, tenant_id: str, actor: str) -> Integration | None:
+        """Stop everything for the tenant and forget its credentials; the configuration stays."""
+        now = self.clock.now()
+
+        def disconnected(current: Integration) -> Integration:
+            moved = current.transition(IntegrationStatus.DISCONNECTED, now, reason="disconnected_by_admin")
+            return replace(moved, consent_granted_at=None, consent_granted_by=None, last_access_test_id=None)
+
+        result = self._update(tenant_id, disconnected)
+        removed: dict[str, list[Any]] = {}
+        if self.delete_subscriptions is not None:
+            try:
+                removed["subscriptions"] = [None, self.delete_subscriptions(tenant_id)]
+            except ServiceError as exc:
+                # Graph drops subscriptions that are not renewed, and renewals skip disconnected tenants.
+                log.warning("disconnect: subscriptions not deleted", extra={"tenant": tenant_id, "status": exc.code})
+                removed["subscriptions"] = [None, f"failed: {exc.code}"]
+        removed["secrets"] = [None, self.tenant_secrets.delete_all(tenant_id)]
+        for state in list(self.tables.query(Tables.OAUTH_STATES, tenant_id)):
+            self.tables.delete(Tables.OAUTH_STATES, tenant_id, state.row_key)
+        self.tables.delete(Tables.INTEGRATIONS, tenant_id, CONSENT_ROW)
+        self.reports.forget_latest(tenant_id)
+        for kind in AlertKind:
+            self.alerts.resolve(tenant_id, kind)
+        if self.tokens is not None:
+            self.tokens.invalidate(tenant_id)
+        self.audit.record(tenant_id, actor, "disconnect", removed)
+        log.info("integration disconnected", extra={"tenant": tenant_id})
+        return result
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _update(self, tenant_id: str, change: Callable[[Integration], Integration | None]) -> Integration | None:
+        return update_integration(self.repo, tenant_id, change)
+
+    def _consume_state(self, state: str | None) -> tuple[str | None, str | None, str | None]:
+        """(tenant, admin oid, problem code): the state is deleted before anything acts on it."""
+        if not state:
+            return None, None, STATE_INVALID
+        tenant_id, _, raw = state.partition(".")
+        tenant_id = tenant_id.lower()
+        if not _GUID.match(tenant_id) or not _RAW_STATE.match(raw):
+            return None, None, STATE_INVALID
+        key = _sha256(raw)
+        row = self.tables.get(Tables.OAUTH_STATES, tenant_id, key)
+        if row is None:
+            return tenant_id, None, STATE_INVALID
+        try:
+            self.tables.delete(Tables.OAUTH_STATES, tenant_id, key, etag=row.etag)
+        except ConcurrencyConflict:
+            return tenant_id, None, STATE_INVALID  # someone consumed it a moment ago: a replay
+        if row.data.get("purpose") != STATE_PURPOSE:
+            return tenant_id, None, STATE_INVALID
+        expires = _as_dt(row.data.get("expiresAt"))
+        if expires is None or expires <= self.clock.now():
+            return tenant_id, None, STATE_EXPIRED
+        admin = row.data.get("adminOid")
+        if not isinstance(admin, str) or not admin:
+            return tenant_id, None, STATE_INVALID
+        return tenant_id, admin, None
+
+    def _prove(self, tenant_id: str, admin_oid: str) -> str | None:
+        """Get an app-only token for the tenant and read a user with it: None when that worked."""
+        if self.tokens is not None:
+            self.tokens.invalidate(tenant_id)  # a token or failure cached before consent must not count
+        try:
+            self.gateway.get_user(GraphIdentity(tenant_id), admin_oid)
+        except (AuthorizationError, GraphAuthError) as exc:
+            return exc.code
+        except DependencyError:
+            return CHECK_UNAVAILABLE
+        except GraphError:
+            return None  # Graph accepted the token and answered about the user: consent works
+        return None
+
+    def _refuse(self, code: str, tenant_id: str | None) -> ConsentOutcome:
+        log.warning("admin consent refused", extra={"tenant": tenant_id or "-", "status": code})
+        return ConsentOutcome(self._app_url("error", code), False, tenant_id, code)
+
+    def _app_url(self, outcome: str, code: str | None = None) -> str:
+        params = {"consent": outcome} if code is None else {"consent": outcome, "code": code}
+        return f"{self.settings.app_url}/?{urlencode(params)}"
+
+    def _purge_states(self, tenant_id: str, now: datetime) -> None:
+        for row in list(self.tables.query(Tables.OAUTH_STATES, tenant_id)):
+            expires = _as_dt(row.data.get("expiresAt"))
+            if row.data.get("purpose") == STATE_PURPOSE and (expires is None or expires <= now):
+                self.tables.delete(Tables.OAUTH_STATES, tenant_id, row.row_key)
+
+    def _set_consent(self, tenant_id: str, status: str, code: str | None) -> None:
+        data: dict[str, EntityValue] = {"status": status, "errorCode": code, "updatedAt": self.clock.now()}
+        self.tables.upsert(Tables.INTEGRATIONS, Entity(tenant_id, CONSENT_ROW, data))
+
+    def _consent_view(self, integration: Integration) -> ConsentView:
+        row = self.tables.get(Tables.INTEGRATIONS, integration.tenant_id, CONSENT_ROW)
+        if (
+            integration.status is IntegrationStatus.FAILED
+            and integration.consent_granted_at is not None
+            and integration.status_reason in _REVOKED_REASONS
+        ):
+            return ConsentView("revoked", integration.status_since, integration.status_reason)
+        if row is None:
+            if integration.consent_granted_at is not None:
+                return ConsentView("granted", integration.consent_granted_at)
+            return ConsentView("none")
+        code = row.data.get("errorCode")
+        return ConsentView(
+            str(row.data.get("status") or "none"), _as_dt(row.data.get("updatedAt")), str(code) if code else None
+        )
+
+
+_AUDITED: Final = (
+    ("vendor", "vendor"),
+    ("method", "method"),
+    ("owner_email", "ownerEmail"),
+    ("enabled", "enabled"),
+    ("pairing_policy", "pairingPolicy"),
+    ("access_test_sample_size", "accessTestSampleSize"),
+    ("status", "status"),
+)
+
+
+def _plain(value: object) -> object:
+    return value.value if hasattr(value, "value") else value
+
+
+def _diff(before: Integration, after: Integration, *, created: bool) -> dict[str, list[Any]]:
+    """Changed fields as ``{name: [old, new]}`` (all fields when created)."""
+    out: dict[str, list[Any]] = {}
+    for attr, name in _AUDITED:
+        old, new = _plain(getattr(before, attr)), _plain(getattr(after, attr))
+        if created or old != new:
+            out[name] = [None if created else old, new]
+    return out
