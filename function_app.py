@@ -3,9 +3,25 @@
 import azure.functions as func
 
 from core.bootstrap import check_settings_at_startup
-from functions import health
+from functions import (
+    availability,
+    connections,
+    event_jobs,
+    health,
+    integration,
+    integration_jobs,
+    meta,
+    pairings,
+    sessions,
+    sync_jobs,
+    webhooks,
+)
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
-app.register_functions(health.bp)
+for blueprint in (health, meta, integration, connections, pairings, availability, sessions, webhooks):
+    app.register_functions(blueprint.bp)
+app.register_functions(event_jobs.bp)
+app.register_functions(integration_jobs.bp)
+app.register_functions(sync_jobs.bp)
 
 check_settings_at_startup()

@@ -9,6 +9,7 @@ suite.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import logging
@@ -47,11 +48,22 @@ def new_correlation_id(candidate: str | None = None) -> str:
 
 @contextmanager
 def correlation(cid: str) -> Iterator[str]:
+    """Tag every log record inside the block with ``cid``."""
     token = correlation_id.set(cid)
     try:
         yield cid
     finally:
         correlation_id.reset(token)
+
+
+def message_correlation(carried: str | None, message_id: str | None = None) -> contextlib.AbstractContextManager[str]:
+    """The correlation scope of one queue message.
+
+    Commands carry the id of the request that queued them (``carried``) so a booking
+    can be followed from the HTTP call to the Outlook write; a message without one
+    (timers, Graph notifications) uses its queue message id, else a fresh id.
+    """
+    return correlation(new_correlation_id(carried or message_id))
 
 
 class RedactingFilter(logging.Filter):
@@ -78,7 +90,7 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "correlationId": getattr(record, "correlation_id", correlation_id.get()),
         }
-        for key in ("tenant", "event", "count", "status", "queue", "function", "durationMs"):
+        for key in ("tenant", "event", "count", "status", "queue", "function", "durationMs", "route"):
             if hasattr(record, key):
                 doc[key] = getattr(record, key)
         if record.exc_info and record.exc_info[0] is not None:

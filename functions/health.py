@@ -10,7 +10,10 @@ import azure.functions as func
 
 from core.bootstrap import get_container
 from core.domain.errors import ServiceError
-from functions.http import api, json_response
+from functions.auth import Auth
+from functions.endpoint import RequestContext, endpoint
+from functions.http import json_response
+from functions.schemas.meta import Health
 
 bp = func.Blueprint()
 
@@ -18,9 +21,9 @@ CHECK_TIMEOUT_SECONDS = 3.0
 _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="health")
 
 
-@bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
-@api
-def health(req: func.HttpRequest) -> func.HttpResponse:
+@endpoint(bp, "GET", "health", auth=Auth.ANONYMOUS, response=Health, extra_statuses=(503,),
+          summary="Is storage (and Key Vault, when configured) reachable?", tags=("meta",))
+def health(ctx: RequestContext[None]) -> func.HttpResponse:
     """200 when every dependency answers within a few seconds, else 503 naming the failing check."""
     container = get_container()
     checks: dict[str, Any] = {"tables": container.tables.ping, "queues": container.queues.ping}

@@ -36,6 +36,7 @@ Handler = Callable[[func.HttpRequest], func.HttpResponse]
 
 
 def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> func.HttpResponse:
+    """JSON with the security headers every API answer carries."""
     merged = dict(_SECURITY_HEADERS)
     merged.update(headers or {})
     return func.HttpResponse(
@@ -61,12 +62,16 @@ def error_body(code: str, message: str, details: Mapping[str, Any] | None = None
 
 
 def error_response(err: ServiceError) -> func.HttpResponse:
+    """The contract's error envelope for ``err``; a ``challenge`` attribute becomes ``WWW-Authenticate``."""
     headers: dict[str, str] = {}
     if err.retry_after is not None:
         headers["Retry-After"] = str(max(1, math.ceil(err.retry_after)))
     elif err.http_status in (429, 503):
         headers["Retry-After"] = "5"
-    if err.http_status == 401:
+    challenge = getattr(err, "challenge", None)
+    if isinstance(challenge, str):
+        headers["WWW-Authenticate"] = challenge
+    elif err.http_status == 401:
         headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
     status = err.http_status if 400 <= err.http_status < 600 else 500
     return json_response(error_body(err.code, err.message, err.details or None), status, headers)
@@ -76,14 +81,30 @@ def internal_error() -> func.HttpResponse:
     return json_response(error_body("internal_error", "Something went wrong on our side."), 500)
 
 
-def read_json(req: func.HttpRequest, *, max_bytes: int = MAX_BODY_BYTES, required: bool = True) -> Any:
-    """The request's JSON body; 413 over ``max_bytes``, 400 when it is not JSON."""
+def text_response(text: str, status: int = 200, headers: Mapping[str, str] | None = None) -> func.HttpResponse:
+    """Plain text (the Graph validation echo): never HTML, never sniffed as anything else."""
+    merged = dict(_SECURITY_HEADERS)
+    merged.update(headers or {})
+    merged["Content-Type"] = "text/plain; charset=utf-8"
+    return func.HttpResponse(body=text, status_code=status, headers=merged, mimetype="text/plain", charset="utf-8")
+
+
+def read_body(req: func.HttpRequest, *, max_bytes: int = MAX_BODY_BYTES, required: bool = True) -> bytes | None:
+    """The raw body; 413 over ``max_bytes``, 400 when required and empty, ``None`` when optional and empty."""
     raw = req.get_body() or b""
     if len(raw) > max_bytes:
         raise PayloadTooLarge(f"The request body is larger than {max_bytes} bytes.")
     if not raw.strip():
         if required:
             raise BadRequest("A JSON body is required.", code="body_required")
+        return None
+    return raw
+
+
+def read_json(req: func.HttpRequest, *, max_bytes: int = MAX_BODY_BYTES, required: bool = True) -> Any:
+    """The request's JSON body; 413 over ``max_bytes``, 400 when it is not JSON."""
+    raw = read_body(req, max_bytes=max_bytes, required=required)
+    if raw is None:
         return None
     try:
         return json.loads(raw.decode("utf-8"))

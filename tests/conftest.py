@@ -35,3 +35,5 @@ def azurite_connection_string(azurite: azurite_mod.Azurite) -> str:
 def unique_name() -> str:
     """A fresh, valid table/queue name so tests never see each other's data."""
     return "t" + uuid.uuid4().hex[:20]
+
+pytest_plugins = ["tests.log_guard"]

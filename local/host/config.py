@@ -139,7 +139,18 @@ TRIGGERS = ("httpTrigger", "queueTrigger", "timerTrigger")
 def discover(app: Any) -> list[FunctionInfo]:
     """Every function of a ``func.FunctionApp`` with the trigger it runs on."""
     found: list[FunctionInfo] = []
-    for fn in app.get_functions():
+    # get_functions() records every function it indexes and refuses to index one twice in a
+    # process (the Functions worker indexes once); give it an empty record so the host, the
+    # tests' in-process client and anything else can each index the same app.
+    seen = getattr(app, "functions_bindings", None)
+    if seen is not None:
+        app.functions_bindings = {}
+    try:
+        indexed = app.get_functions()
+    finally:
+        if seen is not None:
+            app.functions_bindings = seen
+    for fn in indexed:
         bindings = tuple(_binding(raw) for raw in fn.get_raw_bindings())
         triggers = [b for b in bindings if b.type in TRIGGERS or b.type.endswith("Trigger")]
         name = fn.get_function_name()

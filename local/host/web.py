@@ -97,6 +97,8 @@ class Response:
 
 
 Invoker = Callable[[FunctionInfo, func.HttpRequest], Any]
+# A local-only handler outside the API prefix (method, raw target, headers, body); None: not mine.
+Mount = Callable[[str, str, Mapping[str, str], bytes], "Response | None"]
 
 
 class HttpFront:
@@ -116,6 +118,19 @@ class HttpFront:
         self.cors = cors
         self.invoke = invoke
         self.web_dir = web_dir.resolve() if web_dir and web_dir.is_dir() else None
+        self.mounts: list[Mount] = []
+
+    def mount(self, handler: Mount) -> None:
+        """Serve some non-API paths with ``handler`` before static files (local dev helpers only)."""
+        self.mounts.append(handler)
+
+    def local(self, method: str, raw_target: str, headers: Mapping[str, str], body: bytes) -> Response | None:
+        """The first mounted handler's answer, or None to fall through to static files."""
+        for handler in self.mounts:
+            response = handler(method, raw_target, headers, body)
+            if response is not None:
+                return response
+        return None
 
     def is_api(self, path: str) -> bool:
         if not self.prefix:
@@ -261,6 +276,9 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
     timeout = 60
+    # Headers and body go out in separate writes on keep-alive connections; with Nagle on,
+    # the client's delayed ACK adds ~40 ms to every response.
+    disable_nagle_algorithm = True
 
     def version_string(self) -> str:
         return "local-functions-host"
@@ -282,8 +300,18 @@ class _Handler(BaseHTTPRequestHandler):
         origin = headers.get("origin")
         try:
             if not front.is_api(path):
-                self._drain_or_close(headers)
-                if method in ("GET", "HEAD"):
+                mounted: Response | None = None
+                if front.mounts:
+                    local_body = self._read_body(headers)
+                    if local_body is None:
+                        self.close_connection = True
+                    else:
+                        mounted = front.local(method, self.path, headers, local_body)
+                else:
+                    self._drain_or_close(headers)
+                if mounted is not None:
+                    response = mounted
+                elif method in ("GET", "HEAD"):
                     response = front.static(path)
                 else:
                     response = Response.error(404, "not_found", "No function serves this path.")

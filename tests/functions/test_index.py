@@ -9,6 +9,7 @@ import function_app
 
 def test_app_indexes_without_duplicate_names_or_routes() -> None:
     """get_functions() succeeds (bindings valid) and names and (method, route) pairs are unique."""
+    function_app.app.functions_bindings = {}  # index afresh, as the Functions worker does once per process
     functions = function_app.app.get_functions()
     names = [f.get_function_name() for f in functions]
     assert "health" in names

@@ -1,0 +1,97 @@
+"""Who may do what: every authorization rule of the API in one place, keyed by (tid, oid).
+
+The caller is whoever the validated bearer token names: ``tenant_id`` (``tid``) and
+``object_id`` (``oid``). Display names and UPNs ride along for display only; no rule
+here ever looks at them (``preferred_username`` can be edited by users in some
+tenants and is not unique across tenants).
+
+Tenant isolation is structural: resources are always read with PartitionKey = the
+caller's tenant (``find_in_tenant``), so another tenant's id is simply not found and
+answers 404, never 403 (which would confirm that the id exists elsewhere).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final
+
+from core.domain.errors import Forbidden, NotFound
+from core.ports import Entity, TableStore
+
+ROLE_INTEGRATION_ADMIN: Final = "Integration.Admin"
+ROLE_PAIRINGS_WRITER: Final = "Pairings.ReadWrite.All"
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The authenticated principal of a request. ``tenant_id``/``object_id`` are lower-case GUIDs."""
+
+    tenant_id: str
+    object_id: str
+    roles: frozenset[str] = frozenset()
+    scopes: frozenset[str] = frozenset()
+    is_app: bool = False
+    display_name: str | None = None  # display only, never used for a decision
+    username: str | None = None  # preferred_username: display only, never used for a decision
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """The identity every rule and rate limit is keyed by."""
+        return (self.tenant_id, self.object_id)
+
+    @property
+    def is_admin(self) -> bool:
+        return not self.is_app and ROLE_INTEGRATION_ADMIN in self.roles
+
+    def is_user(self, object_id: str) -> bool:
+        """Whether ``object_id`` names this caller (case-insensitive GUID comparison)."""
+        return not self.is_app and object_id.lower() == self.object_id
+
+
+def require_admin(caller: Caller) -> None:
+    """Admin routes: a signed-in user holding the ``Integration.Admin`` app role."""
+    if not caller.is_admin:
+        raise Forbidden("This needs the Integration.Admin role in your organisation.", code="admin_role_required")
+
+
+def require_pairing_writer(caller: Caller) -> None:
+    """Pairing writes: an admin, or the product's server (app-only token with ``Pairings.ReadWrite.All``)."""
+    if caller.is_admin:
+        return
+    if caller.is_app and ROLE_PAIRINGS_WRITER in caller.roles:
+        return
+    raise Forbidden(
+        "This needs the Integration.Admin role, or an app token with Pairings.ReadWrite.All.",
+        code="pairing_writer_required",
+    )
+
+
+def require_same_tenant(resource_tenant_id: str, caller: Caller) -> None:
+    """A resource of another tenant is reported as missing (404), never as forbidden."""
+    if resource_tenant_id.lower() != caller.tenant_id:
+        raise NotFound()
+
+
+def find_in_tenant(tables: TableStore, table: str, caller: Caller, row_key: str) -> Entity:
+    """Read one row of the caller's own tenant partition; 404 when it is not there (or is another tenant's)."""
+    entity = tables.get(table, caller.tenant_id, row_key)
+    if entity is None:
+        raise NotFound()
+    require_same_tenant(entity.partition_key, caller)
+    return entity
+
+
+def require_participant(organizer_id: str, attendee_ids: Iterable[str], caller: Caller) -> None:
+    """Session reads: the organizer and the attendees only; anyone else gets 404 (the session is not theirs)."""
+    if caller.is_user(organizer_id) or any(caller.is_user(a) for a in attendee_ids):
+        return
+    raise NotFound()
+
+
+def require_organizer(organizer_id: str, attendee_ids: Iterable[str], caller: Caller) -> None:
+    """Session changes: the organizer only. Attendees may read, so they get 403; strangers get 404."""
+    if caller.is_user(organizer_id):
+        return
+    require_participant(organizer_id, attendee_ids, caller)
+    raise Forbidden("Only the organizer can change this session.", code="organizer_only")

@@ -1,0 +1,648 @@
+"""Availability: free slots for a pairing or a list of people, rooms, and the caller's own calendar.
+
+With application permissions Graph has no findMeetingTimes, so slots are computed
+here from getSchedule (core/domain/slots.py): one getSchedule call carries every
+participant's busy items *and* working hours (no mailboxSettings call), so a pair
+costs exactly one Graph request for any window under Graph's 62 days.
+
+What callers see, by design:
+
+* other people: slots only. The gateway keeps nothing but times and statuses of
+  getSchedule's items (subjects and locations are dropped in the adapter), and this
+  module returns nothing but the merged free time;
+* themselves: ``my_events`` shows the caller's own events with subjects, read live
+  from Graph, never stored, cached or logged;
+* a participant Graph cannot reach (on-premises or unlicensed mailbox, outside the
+  app's allowed scope, unknown address) makes the request fail with 422
+  ``participant_unreachable`` listing every participant and why: an empty slot list
+  would wrongly say "no common time".
+
+Who may ask: a ``pairingId`` works only for a member of that active pairing (anything
+else is 404 ``pairing_not_found``, so other pairings, in this tenant or another, are
+never revealed); a free list of participants only when the tenant's pairing policy is
+``sameTenant`` (403 ``participants_not_allowed`` under ``registered``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from datetime import time as clock_time
+from typing import Final, Generic, TypeVar
+
+from core.domain.calendar import GraphIdentity, Room, Schedule, TimeZoneSpec, WorkingHours
+from core.domain.errors import (
+    Forbidden,
+    GraphError,
+    ItemNotFound,
+    MailboxUnavailable,
+    NotFound,
+    OutsideAppScope,
+    TenantNotOnboarded,
+    UserNotFound,
+    ValidationFailed,
+)
+from core.domain.integration import Integration, PairingPolicy
+from core.domain.sessions import SessionStatus
+from core.domain.slots import Participant, Slot, SlotRequest, find_slots
+from core.domain.timezones import iana_name
+from core.ports import CalendarGateway, Clock, TableStore
+from core.services.authz import Caller
+from core.services.pairings_repo import Pairing, PairingRepository
+from core.services.repositories import IntegrationRepository, SessionRepository
+
+log = logging.getLogger(__name__)
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+MAX_SCHEDULES_PER_CALL: Final = 20  # Graph's getSchedule limit
+# Graph wants a getSchedule window *under* 62 days; longer ones (a 62-day request plus
+# buffers) are fetched in pieces of this length.
+MAX_SCHEDULE_WINDOW: Final = timedelta(days=61)
+DEFAULT_STEP_MINUTES: Final = 15
+MAX_VIEW_INTERVAL_MINUTES: Final = 60
+ADDRESS_CACHE_SECONDS: Final = 300.0  # a user's SMTP address is not secret and rarely changes
+ROOMS_CACHE_SECONDS: Final = 600.0
+MAX_CACHE_ENTRIES: Final = 10_000
+MAX_MY_EVENTS: Final = 1_000
+
+OK: Final = "ok"
+UNREACHABLE_CODE: Final = "participant_unreachable"
+# getSchedule's per-schedule responseCode -> the error whose code and message we report.
+_SCHEDULE_ERRORS: Final[dict[str, type[GraphError]]] = {
+    "mailboxnotenabledforrestapi": MailboxUnavailable,
+    "erroraccessdenied": OutsideAppScope,
+    "5009": UserNotFound,
+    "errorinvaliduser": UserNotFound,
+    "errormailrecipientnotfound": UserNotFound,
+    "errornonexistentmailbox": UserNotFound,
+    "noschedulereturned": UserNotFound,
+}
+_MAILBOX_ERRORS = (MailboxUnavailable, OutsideAppScope, UserNotFound)
+_OTHER_REASON: Final = "other"
+_OTHER_MESSAGE: Final = "Microsoft 365 could not give this calendar's free/busy time."
+
+
+# --- values ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AvailabilityQuery:
+    """POST /api/availability as the service sees it: ``pairing_id`` or ``participants``."""
+
+    start: datetime
+    end: datetime
+    duration_minutes: int
+    time_zone: str
+    pairing_id: str | None = None
+    participants: tuple[str, ...] = ()
+    step_minutes: int | None = None
+    buffer_minutes: int = 0
+    working_hours_only: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantStatus:
+    """Whether one participant's calendar could be read; ``user`` is how the caller knows them."""
+
+    user: str
+    address: str | None
+    status: str = OK
+    message: str | None = None
+
+    def as_dict(self) -> dict[str, str]:
+        out = {"user": self.user, "status": self.status}
+        if self.address:
+            out["address"] = self.address
+        if self.message:
+            out["message"] = self.message
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class TimeSlot:
+    """A free interval in UTC (responses add the zone the caller asked for)."""
+
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FreeSlots:
+    """The answer to an availability query: UTC slots and who was considered."""
+
+    time_zone: str
+    slots: tuple[TimeSlot, ...]
+    participants: tuple[ParticipantStatus, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RoomSlots:
+    """Free slots of one room, or why its calendar could not be read (``status`` != ok)."""
+
+    address: str
+    slots: tuple[TimeSlot, ...]
+    status: str = OK
+    message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkingHoursView:
+    """Working hours as the API shows them; ``time_zone`` is IANA when Graph's zone maps to one."""
+
+    days: tuple[str, ...]
+    start: str
+    end: str
+    time_zone: str
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarSettingsView:
+    """The caller's time zone (IANA) and working hours."""
+
+    time_zone: str
+    working_hours: WorkingHoursView | None
+
+
+@dataclass(frozen=True, slots=True)
+class MyEvent:
+    """One event of the caller's own calendar; ``subject`` is shown only to its owner."""
+
+    start: datetime
+    end: datetime
+    show_as: str
+    subject: str | None
+    is_session: bool
+
+
+class ParticipantUnreachable(ValidationFailed):
+    """Someone's calendar cannot be read, so no honest set of common slots exists (422).
+
+    ``details.participants`` lists every participant: ``{user, address?, status, message?}``
+    with ``status`` ``ok`` or the reason (``mailbox_on_premises_or_unlicensed``,
+    ``outside_app_scope``, ``user_not_found``, ``other``).
+    """
+
+    default_code = UNREACHABLE_CODE
+    default_message = "Microsoft 365 cannot give the free/busy time of every participant."
+
+    def __init__(self, participants: Sequence[ParticipantStatus]) -> None:
+        super().__init__(details={"participants": [p.as_dict() for p in participants]})
+        self.participants = tuple(participants)
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+class TtlCache(Generic[K, V]):
+    """A small thread-safe per-process cache with a fixed time to live (monotonic clock)."""
+
+    def __init__(self, ttl_seconds: float, *, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._ttl = ttl_seconds
+        self._now = monotonic
+        self._lock = threading.Lock()
+        self._items: dict[K, tuple[float, V]] = {}
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is None:
+                return None
+            if found[0] <= self._now():
+                del self._items[key]
+                return None
+            return found[1]
+
+    def put(self, key: K, value: V) -> V:
+        with self._lock:
+            if len(self._items) >= MAX_CACHE_ENTRIES:
+                self._items.clear()
+            self._items[key] = (self._now() + self._ttl, value)
+        return value
+
+
+def graph_identity_for(integration: Integration, caller_oid: str) -> GraphIdentity:
+    """Whose token the caller's availability calls use.
+
+    Domain-wide (app-only) for every method today; per-user and service-account
+    connections will choose the delegated identity here, in this one place.
+    """
+    del caller_oid  # used once per-method identities land
+    return GraphIdentity(integration.tenant_id)
+
+
+def reason_for_schedule(schedule: Schedule) -> tuple[str, str]:
+    """``(reason code, plain message)`` for a getSchedule per-schedule error."""
+    cls = _SCHEDULE_ERRORS.get((schedule.error_code or "").lower())
+    if cls is None:
+        return _OTHER_REASON, _OTHER_MESSAGE
+    return cls.default_code, cls.default_message
+
+
+def _reason_for_error(exc: GraphError) -> tuple[str, str]:
+    return exc.code, exc.message
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _windows(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    out: list[tuple[datetime, datetime]] = []
+    cursor = start
+    while cursor < end:
+        stop = min(end, cursor + MAX_SCHEDULE_WINDOW)
+        out.append((cursor, stop))
+        cursor = stop
+    return out
+
+
+def _utc_slots(slots: Iterable[Slot]) -> tuple[TimeSlot, ...]:
+    return tuple(TimeSlot(slot.start.astimezone(UTC), slot.end.astimezone(UTC)) for slot in slots)
+
+
+def _unique(addresses: Iterable[str]) -> list[str]:
+    """Addresses once each (case-insensitive), first spelling kept."""
+    first: dict[str, str] = {}
+    for address in addresses:
+        first.setdefault(address.lower(), address)
+    return list(first.values())
+
+
+def _hhmmss(value: clock_time) -> str:
+    return value.strftime("%H:%M:%S")
+
+
+_WEEK_ORDER: Final = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
+
+
+def _working_hours_view(hours: WorkingHours | None) -> WorkingHoursView | None:
+    if hours is None:
+        return None
+    days = tuple(d for d in _WEEK_ORDER if d in {str(x) for x in hours.days})
+    return WorkingHoursView(
+        days=days,
+        start=_hhmmss(hours.start),
+        end=_hhmmss(hours.end),
+        time_zone=iana_name(hours.time_zone) or hours.time_zone.name,
+    )
+
+
+@dataclass
+class _Wanted:
+    """One participant to look up: how the caller named them, and their address once known."""
+
+    user: str
+    address: str | None = None
+    problem: tuple[str, str] | None = None
+    schedule: Schedule | None = field(default=None, repr=False)
+
+
+# --- the service -------------------------------------------------------------------------
+
+
+class AvailabilityService:
+    """Free slots, rooms, calendar settings and the caller's own events (see the module docstring)."""
+
+    def __init__(
+        self,
+        gateway: CalendarGateway,
+        tables: TableStore,
+        clock: Clock,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        address_ttl: float = ADDRESS_CACHE_SECONDS,
+        rooms_ttl: float = ROOMS_CACHE_SECONDS,
+    ) -> None:
+        self.gateway = gateway
+        self.clock = clock
+        self.integrations = IntegrationRepository(tables)
+        self.pairings = PairingRepository(tables)
+        self.sessions = SessionRepository(tables)
+        self._addresses: TtlCache[tuple[str, str], str | None] = TtlCache(address_ttl, monotonic=monotonic)
+        self._rooms: TtlCache[tuple[str, str], tuple[Room, ...]] = TtlCache(rooms_ttl, monotonic=monotonic)
+
+    # --- who and how --------------------------------------------------------------------
+
+    def _integration(self, caller: Caller) -> Integration:
+        found = self.integrations.get(caller.tenant_id)
+        if found is None:
+            raise TenantNotOnboarded()
+        if not found.value.enabled:
+            raise Forbidden(
+                "Calendar features are turned off for your organisation.", code="integration_disabled"
+            )
+        return found.value
+
+    def _address_of(self, who: GraphIdentity, user_id: str) -> str | None:
+        """A user's SMTP address (None: no mailbox), cached per process."""
+        key = (who.tenant_id, user_id.lower())
+        cached = self._addresses.get(key)
+        if cached is not None:
+            return cached
+        address = self.gateway.get_user(who, user_id).mail
+        if address is None:
+            return None
+        return self._addresses.put(key, address)
+
+    def _pairing_for(self, caller: Caller, pairing_id: str) -> Pairing:
+        found = self.pairings.get(caller.tenant_id, pairing_id)
+        if found is None or not found.value.active or not found.value.includes(caller.object_id):
+            raise NotFound("No such pairing.", code="pairing_not_found")
+        return found.value
+
+    # --- availability -------------------------------------------------------------------
+
+    def free_slots(self, caller: Caller, query: AvailabilityQuery) -> FreeSlots:
+        """Slots of ``query.duration_minutes`` in which the caller and the others are all free."""
+        integration = self._integration(caller)
+        who = graph_identity_for(integration, caller.object_id)
+        wanted = self._participants(caller, integration, who, query)
+        step = query.step_minutes or DEFAULT_STEP_MINUTES
+        buffer = timedelta(minutes=query.buffer_minutes)
+        self._read_schedules(who, caller, wanted, start=query.start - buffer, end=query.end + buffer, step=step)
+        statuses = tuple(
+            ParticipantStatus(w.user, w.address, *(w.problem or (OK, None))) for w in wanted
+        )
+        if any(s.status != OK for s in statuses):
+            log.info("availability: %d of %d participants unreachable",
+                     sum(s.status != OK for s in statuses), len(statuses))
+            raise ParticipantUnreachable(statuses)
+        request = SlotRequest(
+            window_start=query.start,
+            window_end=query.end,
+            duration_minutes=query.duration_minutes,
+            time_zone=query.time_zone,
+            step_minutes=step,
+            buffer_before_minutes=query.buffer_minutes,
+            buffer_after_minutes=query.buffer_minutes,
+            now=self.clock.now(),
+            working_hours_only=query.working_hours_only,
+        )
+        people = [
+            Participant(id=str(w.address), busy=w.schedule.busy, working_hours=w.schedule.working_hours)
+            for w in wanted
+            if w.schedule is not None
+        ]
+        slots = _utc_slots(find_slots(request, people))
+        log.info("availability: %d participants, %d slots", len(people), len(slots))
+        return FreeSlots(time_zone=query.time_zone, slots=slots, participants=statuses)
+
+    def _participants(
+        self, caller: Caller, integration: Integration, who: GraphIdentity, query: AvailabilityQuery
+    ) -> list[_Wanted]:
+        """The caller first, then the others, each once; addresses resolved where possible."""
+        if query.pairing_id is not None:
+            pairing = self._pairing_for(caller, query.pairing_id)
+            partner_id, partner_address = pairing.partner_of(caller.object_id)
+            return [
+                _Wanted(caller.object_id, pairing.address_of(caller.object_id)),
+                _Wanted(partner_id, partner_address),
+            ]
+        if integration.pairing_policy is not PairingPolicy.SAME_TENANT:
+            raise Forbidden(
+                "Your organisation only allows availability for registered pairings; give a pairingId.",
+                code="participants_not_allowed",
+            )
+        me = self._resolve(who, caller.object_id)
+        wanted = [me]
+        seen = {caller.object_id.lower(), (me.address or "").lower()} - {""}
+        for ref in query.participants:
+            if ref.lower() in seen:
+                continue
+            item = _Wanted(ref, ref) if "@" in ref else self._resolve(who, ref)
+            names = {ref.lower(), (item.address or "").lower()} - {""}
+            if names & seen:
+                continue  # the same person named twice (by object id and by address)
+            seen |= names
+            wanted.append(item)
+        return wanted
+
+    def _resolve(self, who: GraphIdentity, user_id: str) -> _Wanted:
+        try:
+            address = self._address_of(who, user_id)
+        except UserNotFound as exc:
+            return _Wanted(user_id, None, _reason_for_error(exc))
+        if address is None:
+            return _Wanted(user_id, None, (MailboxUnavailable.default_code, MailboxUnavailable.default_message))
+        return _Wanted(user_id, address)
+
+    def _read_schedules(
+        self, who: GraphIdentity, caller: Caller, wanted: list[_Wanted], *, start: datetime, end: datetime, step: int
+    ) -> None:
+        """Fill each participant's schedule or problem, anchored on the caller's mailbox.
+
+        If the anchor mailbox itself cannot be reached, the caller is marked and the call
+        is repeated once anchored on another participant, so the report covers everyone.
+        """
+        addresses = [w.address for w in wanted if w.address and w.problem is None]
+        if not addresses:
+            return
+        interval = min(step, MAX_VIEW_INTERVAL_MINUTES)
+        try:
+            found = self._schedules(who, caller.object_id, addresses, start=start, end=end, interval=interval)
+        except _MAILBOX_ERRORS as exc:
+            wanted[0].problem = _reason_for_error(exc)
+            others = [a for a in addresses if a.lower() != (wanted[0].address or "").lower()]
+            if not others:
+                return
+            try:
+                found = self._schedules(who, others[0], addresses, start=start, end=end, interval=interval)
+            except _MAILBOX_ERRORS:
+                found = {}
+        for w in wanted:
+            if w.address is None or w.problem is not None:
+                continue
+            schedule = found.get(w.address.lower())
+            if schedule is None:
+                w.problem = (_OTHER_REASON, _OTHER_MESSAGE)
+            elif not schedule.ok:
+                w.problem = reason_for_schedule(schedule)
+            else:
+                w.schedule = schedule
+
+    def _schedules(
+        self,
+        who: GraphIdentity,
+        anchor: str,
+        addresses: Sequence[str],
+        *,
+        start: datetime,
+        end: datetime,
+        interval: int,
+    ) -> dict[str, Schedule]:
+        """getSchedule in groups of 20 addresses and windows under 62 days, merged per address."""
+        unique = list(dict.fromkeys(addresses))
+        merged: dict[str, Schedule] = {}
+        for window_start, window_end in _windows(start, end):
+            for group in _chunks(unique, MAX_SCHEDULES_PER_CALL):
+                for schedule in self.gateway.get_schedule(
+                    who, anchor, group, window_start, window_end, interval_minutes=interval
+                ):
+                    key = schedule.address.lower()
+                    previous = merged.get(key)
+                    if previous is None:
+                        merged[key] = schedule
+                    elif previous.ok and schedule.ok:
+                        merged[key] = Schedule(
+                            address=previous.address,
+                            busy=previous.busy + schedule.busy,
+                            working_hours=previous.working_hours or schedule.working_hours,
+                            availability_view=previous.availability_view + schedule.availability_view,
+                        )
+                    elif previous.ok:
+                        merged[key] = schedule  # a later window failed: the failure wins
+        return merged
+
+    # --- rooms --------------------------------------------------------------------------
+
+    def rooms(self, caller: Caller, room_list: str | None = None) -> tuple[Room, ...]:
+        """The tenant's rooms (or one room list's), cached per process for ``rooms_ttl``."""
+        integration = self._integration(caller)
+        key = (integration.tenant_id, (room_list or "").lower())
+        cached = self._rooms.get(key)
+        if cached is not None:
+            return cached
+        who = graph_identity_for(integration, caller.object_id)
+        if room_list is not None:
+            try:
+                found = self.gateway.list_rooms(who, room_list)
+            except ItemNotFound as exc:
+                raise NotFound("No such room list.", code="room_list_not_found") from exc
+        else:
+            found = self.gateway.list_rooms(who)
+            if not found:
+                # Places can list no rooms for tenants whose rooms live only in room lists.
+                by_address: dict[str, Room] = {}
+                for listed in self.gateway.list_room_lists(who):
+                    for room in self.gateway.list_rooms(who, listed.address):
+                        by_address.setdefault(room.address.lower(), room)
+                found = list(by_address.values())
+        rooms = tuple(sorted(found, key=lambda r: (r.display_name.lower(), r.address.lower())))
+        return self._rooms.put(key, rooms)
+
+    def room_availability(
+        self,
+        caller: Caller,
+        rooms: Sequence[str],
+        *,
+        start: datetime,
+        end: datetime,
+        duration_minutes: int,
+        time_zone: str,
+    ) -> tuple[RoomSlots, ...]:
+        """Free slots per room (rooms have no working hours); an unreadable room says why."""
+        integration = self._integration(caller)
+        who = graph_identity_for(integration, caller.object_id)
+        unique = _unique(rooms)
+        try:
+            found = self._schedules(
+                who, caller.object_id, unique, start=start, end=end, interval=DEFAULT_STEP_MINUTES
+            )
+        except _MAILBOX_ERRORS as exc:
+            code, message = _reason_for_error(exc)
+            raise ParticipantUnreachable([ParticipantStatus(caller.object_id, None, code, message)]) from exc
+        request = SlotRequest(
+            window_start=start,
+            window_end=end,
+            duration_minutes=duration_minutes,
+            time_zone=time_zone,
+            step_minutes=DEFAULT_STEP_MINUTES,
+            now=self.clock.now(),
+            working_hours_only=False,
+        )
+        out: list[RoomSlots] = []
+        for address in unique:
+            schedule = found.get(address.lower())
+            if schedule is None or not schedule.ok:
+                code, message = (
+                    reason_for_schedule(schedule) if schedule is not None else (_OTHER_REASON, _OTHER_MESSAGE)
+                )
+                out.append(RoomSlots(address, (), code, message))
+                continue
+            slots = find_slots(request, [Participant(id=address, busy=schedule.busy)])
+            out.append(RoomSlots(address, _utc_slots(slots)))
+        return tuple(out)
+
+    # --- the caller's own calendar ------------------------------------------------------
+
+    def calendar_settings(self, caller: Caller) -> CalendarSettingsView:
+        """The caller's mailbox time zone (as IANA) and working hours, read live."""
+        integration = self._integration(caller)
+        who = graph_identity_for(integration, caller.object_id)
+        settings = self.gateway.get_mailbox_settings(who, caller.object_id)
+        hours = _working_hours_view(settings.working_hours)
+        zone = iana_name(TimeZoneSpec(name=settings.time_zone)) if settings.time_zone else None
+        if zone is None:
+            # An unmappable or missing mailbox zone: the working-hours zone, else UTC.
+            fallback = iana_name(settings.working_hours.time_zone) if settings.working_hours else None
+            log.warning("calendar settings: mailbox time zone %r has no IANA name", settings.time_zone)
+            zone = fallback or "Etc/UTC"
+        return CalendarSettingsView(time_zone=zone, working_hours=hours)
+
+    def my_events(self, caller: Caller, start: datetime, end: datetime) -> tuple[MyEvent, ...]:
+        """The caller's own events in [start, end) with subjects: live from Graph, never stored.
+
+        ``is_session`` marks events booked through this service: the organizer's copy
+        carries the session id as ``transactionId``; an attendee's copy is recognised
+        by matching one of the caller's sessions (event id, or the same start and end).
+        """
+        integration = self._integration(caller)
+        who = graph_identity_for(integration, caller.object_id)
+        mine = [
+            s
+            for s in self.sessions.list_for_user(caller.tenant_id, caller.object_id, start - timedelta(days=1), end)
+            if s.status is not SessionStatus.CANCELLED
+        ]
+        session_event_ids = {s.event_id for s in mine if s.event_id}
+        session_times = {(s.start.timestamp(), s.end.timestamp()) for s in mine}
+        known: dict[str, bool] = {}
+        out: list[MyEvent] = []
+        for item in self.gateway.calendar_view(who, caller.object_id, start, end, include_subject=True):
+            if item.is_cancelled:
+                continue
+            is_session = item.event_id in session_event_ids or (
+                (item.start.timestamp(), item.end.timestamp()) in session_times
+            )
+            if not is_session and item.transaction_id:
+                if item.transaction_id not in known:
+                    known[item.transaction_id] = (
+                        self.sessions.get(caller.tenant_id, item.transaction_id) is not None
+                    )
+                is_session = known[item.transaction_id]
+            out.append(
+                MyEvent(
+                    start=item.start.astimezone(UTC),
+                    end=item.end.astimezone(UTC),
+                    show_as=str(item.show_as),
+                    subject=item.subject,
+                    is_session=is_session,
+                )
+            )
+            if len(out) >= MAX_MY_EVENTS:
+                break
+        out.sort(key=lambda e: (e.start, e.end))
+        return tuple(out)
+
+
+__all__ = [
+    "AvailabilityQuery",
+    "AvailabilityService",
+    "CalendarSettingsView",
+    "FreeSlots",
+    "MyEvent",
+    "ParticipantStatus",
+    "ParticipantUnreachable",
+    "RoomSlots",
+    "TimeSlot",
+    "TtlCache",
+    "WorkingHoursView",
+    "graph_identity_for",
+    "reason_for_schedule",
+]

@@ -1,0 +1,280 @@
+"""Booking: the API side of sessions (create, read, list, reschedule, cancel).
+
+The caller books as the organizer of their own event, the partner is a required
+attendee (so the organizer sees the RSVP and manages the invite in Outlook), an
+optional room is a resource attendee. Nothing is written to Outlook here: each change
+is validated, stored on the session (``pending_op`` + a new ``version``) with its ETag,
+and queued as an ``EventWriteCommand`` for the event-write worker
+(``core/services/event_writer.py``), which answers 202 at once and survives Graph
+throttling and outages.
+
+Who may book with whom follows the tenant's pairing policy: ``registered`` allows a
+partner only inside an active pairing of the caller (anything else is 404
+``pairing_not_found`` / 403 ``partner_not_paired``), ``sameTenant`` any colleague Graph
+can resolve. Reads are for the organizer and the attendees; anyone else in the tenant
+gets 404, not 403, so a session id reveals nothing to strangers. Changes are for the
+organizer only (attendees 403). A change racing another one loses with 409.
+
+The subject (and a cancel comment) is sealed into the queue message and never stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+from core.domain.calendar import GraphIdentity, Room
+from core.domain.errors import (
+    DependencyError,
+    Forbidden,
+    NotFound,
+    UserNotFound,
+    ValidationFailed,
+)
+from core.domain.integration import Integration, PairingPolicy
+from core.domain.sessions import AttendeeState, PendingOp, Session, SessionStatus, validate_times
+from core.log import correlation_id
+from core.names import Queues
+from core.ports import CalendarGateway, Clock, CommandQueue, TableStore
+from core.services.authz import Caller, require_organizer, require_participant
+from core.services.event_writer import EventWriteCommand, graph_identity, seal_texts
+from core.services.pairings import require_enabled_integration
+from core.services.pairings_repo import Pairing, PairingRepository
+from core.services.repositories import IntegrationRepository, SessionRepository, Versioned
+from core.services.sealing import Sealer
+
+log = logging.getLogger(__name__)
+
+ROOMS_CACHE_SECONDS: Final = 600.0
+MAX_LIST_WINDOW: Final = timedelta(days=62)
+REASON_NOT_QUEUED: Final = "The booking could not be queued; please try again."
+
+
+@dataclass(frozen=True, slots=True)
+class BookingRequest:
+    """POST /api/sessions as the service sees it: ``pairing_id`` or ``partner`` (id or email)."""
+
+    start: datetime
+    end: datetime
+    time_zone: str
+    pairing_id: str | None = None
+    partner: str | None = None
+    online_meeting: bool = True
+    room: str | None = None
+    subject: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Partner:
+    user_id: str
+    address: str
+    organizer_address: str
+    pairing_id: str | None
+
+
+class BookingService:
+    """Sessions through the event-write queue (see the module docstring)."""
+
+    def __init__(
+        self,
+        gateway: CalendarGateway | None,
+        tables: TableStore,
+        queues: CommandQueue,
+        clock: Clock,
+        sealer: Sealer,
+        *,
+        monotonic: Callable[[], float] | None = None,
+    ) -> None:
+        self._gateway = gateway
+        self.queues = queues
+        self.clock = clock
+        self.sealer = sealer
+        self.tables = tables
+        self.sessions = SessionRepository(tables)
+        self.pairings = PairingRepository(tables)
+        self.integrations = IntegrationRepository(tables)
+        self._monotonic = monotonic or time.monotonic
+        self._rooms: dict[str, tuple[float, frozenset[str]]] = {}
+
+    @property
+    def gateway(self) -> CalendarGateway:
+        """Microsoft Graph, needed only by the operations that resolve users or rooms."""
+        if self._gateway is None:
+            raise DependencyError("Microsoft Graph is not configured for this process.")
+        return self._gateway
+
+    # --- create -----------------------------------------------------------------------
+
+    def create(self, caller: Caller, request: BookingRequest) -> Session:
+        """Validate, store a pending session and queue its creation in Outlook."""
+        integration = require_enabled_integration(self.integrations, caller.tenant_id)
+        now = self.clock.now()
+        start, end = _seconds(request.start), _seconds(request.end)
+        validate_times(start, end, now)
+        partner = self._partner(caller, integration, request)
+        room = None
+        if request.room:
+            room = self._room(graph_identity(self.tables, integration, caller.object_id), request.room)
+        session = Session(
+            tenant_id=caller.tenant_id,
+            session_id=uuid.uuid4().hex,
+            organizer_id=caller.object_id,
+            organizer_address=partner.organizer_address,
+            attendees=(AttendeeState(partner.address, user_id=partner.user_id),),
+            start=start,
+            end=end,
+            time_zone=request.time_zone,
+            room=AttendeeState(room) if room else None,
+            online_meeting=request.online_meeting,
+            pairing_id=partner.pairing_id,
+            created_at=now,
+            updated_at=now,
+        )
+        sealed = seal_texts(self.sealer, session.tenant_id, session.session_id, subject=request.subject)
+        stored = self.sessions.add(session)
+        self._enqueue(stored, PendingOp.CREATE, sealed, undo=None)
+        log.info("session requested", extra={"tenant": caller.tenant_id, "event": "session_requested"})
+        return stored.value
+
+    def _partner(self, caller: Caller, integration: Integration, request: BookingRequest) -> _Partner:
+        if request.pairing_id is not None:
+            pairing = self._pairing(caller, request.pairing_id)
+            return self._from_pairing(caller, pairing)
+        assert request.partner is not None
+        ref = request.partner.strip().lower()
+        if ref == caller.object_id:
+            raise ValidationFailed("You cannot book a session with yourself.", code="partner_is_caller",
+                                   details={"fields": [{"loc": ["body", "partner"], "msg": "that is you"}]})
+        for pairing in self.pairings.list_for_user(caller.tenant_id, caller.object_id):
+            partner_id, partner_address = pairing.partner_of(caller.object_id)
+            if pairing.active and ref in (partner_id, partner_address.lower()):
+                return self._from_pairing(caller, pairing)
+        if integration.pairing_policy != PairingPolicy.SAME_TENANT:
+            raise Forbidden("You can only book sessions with someone you are paired with.",
+                            code="partner_not_paired")
+        who = graph_identity(self.tables, integration, caller.object_id)
+        try:
+            other = self.gateway.get_user(who, request.partner)
+        except UserNotFound as exc:
+            raise ValidationFailed("The partner is not a user of your organisation.", code="user_not_found",
+                                   details={"fields": [{"loc": ["body", "partner"], "msg": "no such user"}]}) from exc
+        if other.user_id.lower() == caller.object_id:
+            raise ValidationFailed("You cannot book a session with yourself.", code="partner_is_caller",
+                                   details={"fields": [{"loc": ["body", "partner"], "msg": "that is you"}]})
+        if not other.mail:
+            raise ValidationFailed("The partner has no mailbox.", code="user_without_mailbox",
+                                   details={"fields": [{"loc": ["body", "partner"], "msg": "no mailbox"}]})
+        me = self.gateway.get_user(who, caller.object_id)
+        if not me.mail:
+            raise ValidationFailed("You have no mailbox to organize the session from.", code="user_without_mailbox")
+        return _Partner(other.user_id.lower(), other.mail, me.mail, None)
+
+    def _pairing(self, caller: Caller, pairing_id: str) -> Pairing:
+        found = self.pairings.get(caller.tenant_id, pairing_id)
+        if found is None or not found.value.active or not found.value.includes(caller.object_id):
+            raise NotFound("No such pairing.", code="pairing_not_found")
+        return found.value
+
+    @staticmethod
+    def _from_pairing(caller: Caller, pairing: Pairing) -> _Partner:
+        partner_id, partner_address = pairing.partner_of(caller.object_id)
+        return _Partner(partner_id, partner_address, pairing.address_of(caller.object_id), pairing.pairing_id)
+
+    def _room(self, who: GraphIdentity, address: str) -> str:
+        """The room's address as the tenant's room directory spells it (422 for an unknown room)."""
+        known = self._room_addresses(who)
+        for candidate in known:
+            if candidate.lower() == address.lower():
+                return candidate
+        raise ValidationFailed("No meeting room with that address in your organisation.", code="room_not_found",
+                               details={"fields": [{"loc": ["body", "room"], "msg": "unknown room"}]})
+
+    def _room_addresses(self, who: GraphIdentity) -> frozenset[str]:
+        cached = self._rooms.get(who.tenant_id)
+        if cached is not None and cached[0] > self._monotonic():
+            return cached[1]
+        rooms: list[Room] = self.gateway.list_rooms(who)
+        addresses = frozenset(r.address for r in rooms)
+        self._rooms[who.tenant_id] = (self._monotonic() + ROOMS_CACHE_SECONDS, addresses)
+        return addresses
+
+    # --- read -------------------------------------------------------------------------
+
+    def get(self, caller: Caller, session_id: str) -> Session:
+        """One session, for its organizer and attendees (404 for anyone else)."""
+        session = self._read(caller, session_id).value
+        require_participant(session.organizer_id, _attendee_ids(session), caller)
+        return session
+
+    def list_for(self, caller: Caller, start: datetime, end: datetime) -> list[Session]:
+        """The caller's sessions (organizer or attendee) starting in [start, end), by start."""
+        found = self.sessions.list_for_user(caller.tenant_id, caller.object_id, start, end)
+        return sorted(found, key=lambda s: (s.start, s.session_id))
+
+    # --- change -----------------------------------------------------------------------
+
+    def reschedule(self, caller: Caller, session_id: str, start: datetime, end: datetime, time_zone: str) -> Session:
+        """Move a session (organizer only); the Outlook update is queued."""
+        require_enabled_integration(self.integrations, caller.tenant_id)
+        read = self._for_organizer(caller, session_id)
+        changed = read.value.request_reschedule(_seconds(start), _seconds(end), time_zone, self.clock.now())
+        saved = self.sessions.save(changed, read.etag, previous=read.value)
+        assert changed.pending_op is not None
+        self._enqueue(saved, changed.pending_op, None, undo=read.value)
+        return saved.value
+
+    def cancel(self, caller: Caller, session_id: str, comment: str | None = None) -> Session:
+        """Cancel a session (organizer only); Outlook's cancellation reaches the attendees."""
+        require_enabled_integration(self.integrations, caller.tenant_id)
+        read = self._for_organizer(caller, session_id)
+        changed = read.value.request_cancel(self.clock.now())
+        saved = self.sessions.save(changed, read.etag, previous=read.value)
+        sealed = seal_texts(self.sealer, changed.tenant_id, changed.session_id, comment=comment)
+        self._enqueue(saved, PendingOp.CANCEL, sealed, undo=read.value)
+        return saved.value
+
+    def _for_organizer(self, caller: Caller, session_id: str) -> Versioned[Session]:
+        read = self._read(caller, session_id)
+        require_organizer(read.value.organizer_id, _attendee_ids(read.value), caller)
+        return read
+
+    def _read(self, caller: Caller, session_id: str) -> Versioned[Session]:
+        """The session in the caller's tenant; missing is the same bare 404 as "not yours"."""
+        found = self.sessions.get(caller.tenant_id, session_id)
+        if found is None:
+            raise NotFound()
+        return found
+
+    def _enqueue(self, stored: Versioned[Session], op: PendingOp, sealed: str | None, *, undo: Session | None) -> None:
+        """Queue the Outlook write. If the queue is down the caller gets 503 and the session does not
+        wait forever: a new one is marked failed, a change is rolled back to ``undo``."""
+        s = stored.value
+        command = EventWriteCommand(s.tenant_id, s.session_id, op, s.version, correlation_id.get(), sealed)
+        try:
+            self.queues.send(Queues.EVENT_WRITES, command.to_message())
+        except DependencyError:
+            back = s.mark_failed(REASON_NOT_QUEUED, self.clock.now()) if undo is None else undo
+            try:
+                self.sessions.save(back, stored.etag, previous=s)
+            except Exception:  # the 503 below is what matters to the caller
+                log.warning("session could not be restored after a queue outage", extra={"tenant": s.tenant_id})
+            raise
+
+
+def online_meeting_unavailable(session: Session) -> bool:
+    """An online meeting was asked for, the event exists, but the calendar allowed no provider."""
+    return session.online_meeting and session.status == SessionStatus.BOOKED and session.join_url is None
+
+
+def _attendee_ids(session: Session) -> list[str]:
+    return [a.user_id for a in session.attendees if a.user_id]
+
+
+def _seconds(moment: datetime) -> datetime:
+    """Graph keeps times to the second; so do sessions (a retried create compares equal)."""
+    return moment.astimezone(UTC).replace(microsecond=0)

@@ -1,0 +1,528 @@
+"""The event-write worker: applies queued session changes to the organizer's Outlook calendar.
+
+One command per change requested through the API (``EventWriteCommand`` on queue
+``event-writes``): ``create``, ``reschedule`` or ``cancel`` of session version N.
+Delivery is at least once, so everything here is idempotent:
+
+* the session is re-read first; a command that is stale (superseded by a newer change)
+  or already applied changes nothing (``Session.command_is_current``);
+* creates carry ``transactionId`` = session id, so Graph answers a retried create with
+  the event it already made; and when an earlier attempt of this command may have
+  reached Graph (``dequeue_count > 1``, or a throttled attempt re-queued), the calendar
+  is searched for that transaction id before creating. The search is skipped on the
+  first attempt on purpose: it costs a calendarView call per booking, and a first
+  attempt cannot have created anything;
+* results are saved with the ETag the session was read with; when the API changed the
+  session meanwhile (a reschedule or cancel raced the create), the event id is merged
+  into the newer state and the newer command does the rest. A create whose session was
+  cancelled before the event id could be recorded cancels its own orphan event.
+
+Failures, never silent:
+
+* ``Throttled`` re-queues the same command after ``Retry-After`` and returns normally
+  (no attempt spent), up to ``MAX_DEFERRALS`` times;
+* a permanent refusal (mailbox on-premises, outside the app's scope, consent revoked,
+  request rejected...) marks the session ``failed`` with a reason the SPA can show and
+  alerts the integration owner;
+* other errors are raised so the host retries; on the last attempt the session is
+  marked failed before raising, and the poison handler (``handle_poison``) covers
+  whatever still ends in ``event-writes-poison``.
+
+The subject and cancel comment travel sealed (``core/services/sealing.py``) and are
+sent to Outlook only: never stored, never logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Final
+
+from core.domain.calendar import CreatedEvent, EventMetadata, GraphIdentity, NewEvent, OnlineMeetingProvider
+from core.domain.errors import (
+    AuthorizationError,
+    ConcurrencyConflict,
+    DependencyError,
+    GraphAuthError,
+    GraphConflict,
+    GraphError,
+    ItemNotFound,
+    Throttled,
+)
+from core.domain.integration import ConnectionMethod, Integration
+from core.domain.sessions import ChangeSource, PendingOp, Session, SessionStatus
+from core.names import Queues
+from core.ports import CalendarGateway, Clock, CommandQueue, TableStore
+from core.services.alerts import AlertKind, OwnerAlerts
+from core.services.connections import ConnectionRepository
+from core.services.graph_identity import identity_for
+from core.services.repositories import IntegrationRepository, SessionRepository, Versioned
+from core.services.sealing import Sealer, UnsealFailed
+
+log = logging.getLogger(__name__)
+
+COMMAND_KIND: Final = "event_write"
+DEFAULT_SUBJECT: Final = "Mentoring session"
+MAX_ATTEMPTS: Final = 5  # host.json extensions.queues.maxDequeueCount
+MAX_DEFERRALS: Final = 20  # throttled re-queues of one command before attempts are spent instead
+MAX_DEFER_SECONDS: Final = 900.0
+MAX_SAVE_RETRIES: Final = 8
+LOOKUP_MARGIN: Final = timedelta(days=1)
+# Teams first, then Skype for Business; skypeForConsumer is not a business meeting link.
+PROVIDER_PREFERENCE: Final = (OnlineMeetingProvider.TEAMS_FOR_BUSINESS, OnlineMeetingProvider.SKYPE_FOR_BUSINESS)
+
+REASON_ATTEMPTS: Final = "Microsoft 365 did not accept the change after several attempts; please try again."
+REASON_POISON: Final = "The session could not be written to Outlook after several attempts."
+REASON_DISABLED: Final = "The calendar integration of your organisation is turned off."
+
+
+class WriteOutcome(StrEnum):
+    """What one delivery of a command did (for logs and tests)."""
+
+    APPLIED = "applied"
+    STALE = "stale"  # superseded or already applied: nothing to do
+    MERGED = "merged"  # Outlook changed, but a newer change of the session will finish the job
+    DEFERRED = "deferred"  # throttled: re-queued after Retry-After
+    FAILED = "failed"  # the session is now failed
+
+
+@dataclass(frozen=True, slots=True)
+class EventWriteCommand:
+    """One queued change of a session: apply ``op`` as of session ``version``."""
+
+    tenant_id: str
+    session_id: str
+    op: PendingOp
+    version: int
+    correlation_id: str = "-"
+    sealed: str | None = None
+    deferrals: int = 0
+
+    def to_message(self) -> dict[str, Any]:
+        message: dict[str, Any] = {
+            "kind": COMMAND_KIND,
+            "tenantId": self.tenant_id,
+            "sessionId": self.session_id,
+            "op": self.op.value,
+            "version": self.version,
+            "correlationId": self.correlation_id,
+        }
+        if self.sealed:
+            message["sealed"] = self.sealed
+        if self.deferrals:
+            message["deferrals"] = self.deferrals
+        return message
+
+    @classmethod
+    def from_message(cls, message: Mapping[str, Any]) -> EventWriteCommand:
+        """Parse a queued command; ``ValueError`` when it is not one."""
+        if message.get("kind") != COMMAND_KIND:
+            raise ValueError("not an event_write command")
+        tenant, session, version = message.get("tenantId"), message.get("sessionId"), message.get("version")
+        if not isinstance(tenant, str) or not isinstance(session, str) or not tenant or not session:
+            raise ValueError("tenantId and sessionId are required")
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise ValueError("version must be a positive integer")
+        sealed, deferrals = message.get("sealed"), message.get("deferrals", 0)
+        return cls(
+            tenant_id=tenant,
+            session_id=session,
+            op=PendingOp(str(message.get("op"))),
+            version=version,
+            correlation_id=str(message.get("correlationId") or "-"),
+            sealed=sealed if isinstance(sealed, str) else None,
+            deferrals=deferrals if isinstance(deferrals, int) and not isinstance(deferrals, bool) else 0,
+        )
+
+
+# --- sealed free text ----------------------------------------------------------------------
+
+
+def sealing_context(tenant_id: str, session_id: str) -> str:
+    """What a sealed text is bound to: it opens only for this tenant's session."""
+    return f"event-write:{tenant_id}:{session_id}"
+
+
+def seal_texts(
+    sealer: Sealer, tenant_id: str, session_id: str, *, subject: str | None = None, comment: str | None = None
+) -> str | None:
+    """The sealed form of a command's free text, or None when there is none."""
+    texts = {k: v for k, v in (("subject", subject), ("comment", comment)) if v}
+    if not texts:
+        return None
+    return sealer.seal(json.dumps(texts, ensure_ascii=False), sealing_context(tenant_id, session_id))
+
+
+def choose_provider(allowed: Sequence[str]) -> str | None:
+    """The online-meeting provider to ask for: Teams, else Skype for Business, else none."""
+    for provider in PROVIDER_PREFERENCE:
+        if provider.value in allowed:
+            return provider.value
+    return None
+
+
+def graph_identity(tables: TableStore, integration: Integration, acting_user_id: str) -> GraphIdentity:
+    """Whose token writes to ``acting_user_id``'s calendar, per the tenant's connection method."""
+    service_account = None
+    if integration.method is ConnectionMethod.SERVICE_ACCOUNT:
+        service_account = ConnectionRepository(tables).service_account_id(integration.tenant_id)
+    return identity_for(integration, acting_user_id, service_account_id=service_account)
+
+
+def transaction_id_for(session: Session) -> str:
+    """Graph ``transactionId`` of the session's event: stable across every retry of its creation."""
+    return session.session_id
+
+
+# --- the worker ----------------------------------------------------------------------------
+
+
+class _SupersededError(Exception):
+    """Internal: the session changed under us and the command no longer applies."""
+
+
+class EventWriter:
+    """Applies ``EventWriteCommand``s (see the module docstring)."""
+
+    def __init__(
+        self,
+        gateway: CalendarGateway,
+        tables: TableStore,
+        queues: CommandQueue,
+        clock: Clock,
+        sealer: Sealer,
+        *,
+        alerts: OwnerAlerts | None = None,
+        subject_template: str = DEFAULT_SUBJECT,
+        on_first_booking: Callable[[str, str], None] | None = None,
+        max_attempts: int = MAX_ATTEMPTS,
+    ) -> None:
+        self.gateway = gateway
+        self.queues = queues
+        self.clock = clock
+        self.sealer = sealer
+        self.tables = tables
+        self.sessions = SessionRepository(tables)
+        self.integrations = IntegrationRepository(tables)
+        self.alerts = alerts or OwnerAlerts(tables, queues, clock)
+        self.subject_template = subject_template
+        self.on_first_booking = on_first_booking
+        self.max_attempts = max_attempts
+        self._hooked: set[tuple[str, str]] = set()
+        self._hook_lock = threading.Lock()
+
+    # --- entry points -----------------------------------------------------------------
+
+    def handle(self, message: Mapping[str, Any], *, dequeue_count: int = 1) -> WriteOutcome:
+        """Apply one delivery of a command. Raises only to ask the host for a retry."""
+        try:
+            cmd = EventWriteCommand.from_message(message)
+        except ValueError as exc:
+            log.error("event write: unreadable command dropped (%s)", exc)
+            return WriteOutcome.STALE
+        last_attempt = dequeue_count >= self.max_attempts
+        try:
+            return self._handle(cmd, dequeue_count, last_attempt)
+        except Throttled as exc:
+            if cmd.deferrals < MAX_DEFERRALS:
+                delay = min(max(float(exc.retry_after or 1.0), 1.0), MAX_DEFER_SECONDS)
+                self.queues.send(Queues.EVENT_WRITES, replace(cmd, deferrals=cmd.deferrals + 1).to_message(),
+                                 delay_seconds=delay)
+                log.info("event write %s deferred %.0fs (throttled)", cmd.op.value, delay,
+                         extra={"tenant": cmd.tenant_id})
+                return WriteOutcome.DEFERRED
+            self._fail_after_retries(cmd, last_attempt)
+            raise
+        except (GraphAuthError, GraphConflict):
+            self._fail_after_retries(cmd, last_attempt)
+            raise
+        except (GraphError, AuthorizationError) as exc:
+            reason = f"Outlook refused the change: {exc.message}"
+            log.warning("event write %s failed permanently (%s)", cmd.op.value, exc.code,
+                        extra={"tenant": cmd.tenant_id})
+            self._fail(cmd, reason, alert=AlertKind.SESSION_FAILED)
+            return WriteOutcome.FAILED
+        except Exception:
+            self._fail_after_retries(cmd, last_attempt)
+            raise
+
+    def handle_poison(self, message: Mapping[str, Any]) -> None:
+        """A command that exhausted its attempts: the session ends failed and the owner is told."""
+        try:
+            cmd = EventWriteCommand.from_message(message)
+        except ValueError as exc:
+            log.error("event write poison: unreadable command (%s)", exc)
+            return
+        log.error("event write %s ended in the poison queue", cmd.op.value, extra={"tenant": cmd.tenant_id})
+        self._fail(cmd, REASON_POISON, alert=None)
+        self.alerts.notify(cmd.tenant_id, AlertKind.POISON_MESSAGE,
+                           detail=f"A session change ({cmd.op.value}) could not be written to Outlook "
+                                  f"after several attempts (session {cmd.session_id}).")
+
+    # --- dispatch ---------------------------------------------------------------------
+
+    def _handle(self, cmd: EventWriteCommand, dequeue_count: int, last_attempt: bool) -> WriteOutcome:
+        found = self.sessions.get(cmd.tenant_id, cmd.session_id)
+        if found is None:
+            log.warning("event write %s: no such session", cmd.op.value, extra={"tenant": cmd.tenant_id})
+            return WriteOutcome.STALE
+        if not self._applies(found.value, cmd):
+            return WriteOutcome.STALE
+        integration = self.integrations.get(cmd.tenant_id)
+        if integration is None or not integration.value.active:
+            self._fail(cmd, REASON_DISABLED, alert=None)
+            return WriteOutcome.FAILED
+        who = graph_identity(self.tables, integration.value, found.value.organizer_id)
+        may_have_reached_graph = dequeue_count > 1 or cmd.deferrals > 0
+        if cmd.op == PendingOp.CREATE:
+            return self._create(who, cmd, found, may_have_reached_graph, last_attempt)
+        if cmd.op == PendingOp.RESCHEDULE:
+            return self._reschedule(who, cmd, found)
+        return self._cancel(who, cmd, found, last_attempt)
+
+    @staticmethod
+    def _applies(session: Session, cmd: EventWriteCommand) -> bool:
+        """Current, or an older create while the session still waits to be created.
+
+        A reschedule before the event exists turns into a newer create; the older create
+        command (the one carrying the subject) may do that job with the current times.
+        """
+        if session.command_is_current(cmd.version, cmd.op):
+            return True
+        return cmd.op == PendingOp.CREATE and session.pending_op == PendingOp.CREATE and cmd.version < session.version
+
+    # --- create -----------------------------------------------------------------------
+
+    def _create(
+        self, who: GraphIdentity, cmd: EventWriteCommand, read: Versioned[Session], lookup: bool, last_attempt: bool
+    ) -> WriteOutcome:
+        s = read.value
+        organizer = s.organizer_address
+        provider = None
+        if s.online_meeting:
+            provider = choose_provider(self.gateway.get_calendar(who, organizer).allowed_online_meeting_providers)
+        event: CreatedEvent | EventMetadata | None = None
+        if s.event_id is not None:
+            event = self._move_if_needed(who, s, s.event_id)
+            if event is None:
+                return self._save_cancelled_in_outlook(cmd, read)
+        if event is None and lookup:
+            event = self.gateway.find_event_by_transaction_id(
+                who, organizer, transaction_id_for(s), s.start - LOOKUP_MARGIN, s.end + LOOKUP_MARGIN
+            )
+            if event is not None:
+                log.info("event write create: found the event of an earlier attempt", extra={"tenant": s.tenant_id})
+        if event is None:
+            event = self.gateway.create_event(
+                who,
+                organizer,
+                NewEvent(
+                    subject=self._texts(cmd, last_attempt).get("subject") or self.subject_template,
+                    start=s.start,
+                    end=s.end,
+                    attendees=tuple(a.address for a in s.attendees),
+                    time_zone=s.time_zone,
+                    room=s.room.address if s.room else None,
+                    online_meeting_provider=provider,
+                    transaction_id=transaction_id_for(s),
+                ),
+            )
+        if (event.start, event.end) != (s.start, s.end):
+            # Graph answered a retried transactionId with the event at the times of an earlier request.
+            moved = self._move_if_needed(who, s, event.event_id)
+            if moved is not None:
+                event = moved
+        join_url = event.join_url
+        return self._record_created(who, cmd, read, event, provider if join_url else None)
+
+    def _move_if_needed(self, who: GraphIdentity, s: Session, event_id: str) -> EventMetadata | None:
+        """The event at the session's times (None: it no longer exists in Outlook)."""
+        try:
+            return self.gateway.update_event(who, s.organizer_address, event_id, s.start, s.end, time_zone=s.time_zone)
+        except ItemNotFound:
+            return None
+
+    def _record_created(
+        self,
+        who: GraphIdentity,
+        cmd: EventWriteCommand,
+        read: Versioned[Session],
+        event: CreatedEvent | EventMetadata,
+        provider: str | None,
+    ) -> WriteOutcome:
+        current = read
+        for _ in range(MAX_SAVE_RETRIES):
+            s = current.value
+            now = self.clock.now()
+            recreated = s.status == SessionStatus.FAILED and s.pending_op is None and s.event_id is None
+            if (s.version == read.value.version and s.pending_op == PendingOp.CREATE) or recreated:
+                # (A session marked failed while this attempt still got the event made is booked after all.)
+                booked = s.mark_created(
+                    event_id=event.event_id,
+                    ical_uid=event.ical_uid,
+                    join_url=event.join_url,
+                    online_provider=provider,
+                    change_key=event.change_key,
+                    now=now,
+                )
+                if self._try_save(booked, current, s):
+                    log.info("session booked", extra={"tenant": s.tenant_id, "event": "session_booked"})
+                    self._first_booking(s)
+                    return WriteOutcome.APPLIED
+            elif s.event_id is not None and s.event_id != event.event_id:
+                return WriteOutcome.STALE  # someone else recorded the event already
+            else:
+                merged = replace(
+                    s,
+                    event_id=event.event_id,
+                    ical_uid=s.ical_uid or event.ical_uid,
+                    join_url=s.join_url or event.join_url,
+                    online_provider=s.online_provider or provider,
+                    change_key=event.change_key,
+                )
+                orphan = s.status == SessionStatus.CANCELLED and s.pending_op is None and s.event_id is None
+                if orphan:
+                    # The cancel ran before this event existed: cancel it now, as the organizer.
+                    self._cancel_in_outlook(who, s.organizer_address, event.event_id, None)
+                if merged == s or self._try_save(merged, current, s):
+                    log.info("session changed meanwhile: event id merged", extra={"tenant": s.tenant_id})
+                    return WriteOutcome.MERGED
+            current = self.sessions.require(cmd.tenant_id, cmd.session_id)
+        raise ConcurrencyConflict("The session kept changing while its event was recorded.")
+
+    # --- reschedule -------------------------------------------------------------------
+
+    def _reschedule(self, who: GraphIdentity, cmd: EventWriteCommand, read: Versioned[Session]) -> WriteOutcome:
+        s = read.value
+        if s.event_id is None:  # not reachable through the domain: a reschedule needs an event
+            return WriteOutcome.STALE
+        meta = self._move_if_needed(who, s, s.event_id)
+        if meta is None:
+            return self._save_cancelled_in_outlook(cmd, read)
+        return self._save_current(cmd, read, lambda cur, now: cur.mark_rescheduled(meta, now))
+
+    def _save_cancelled_in_outlook(self, cmd: EventWriteCommand, read: Versioned[Session]) -> WriteOutcome:
+        """The organizer deleted the event in Outlook: the session is cancelled, from Outlook."""
+        return self._save_current(cmd, read, lambda cur, now: cur.mark_cancelled(now, ChangeSource.OUTLOOK))
+
+    # --- cancel -----------------------------------------------------------------------
+
+    def _cancel(
+        self, who: GraphIdentity, cmd: EventWriteCommand, read: Versioned[Session], last_attempt: bool
+    ) -> WriteOutcome:
+        s = read.value
+        event_id = s.event_id
+        if event_id is None:
+            # A create may have reached Outlook without its event id being recorded.
+            now = self.clock.now()
+            found = self.gateway.find_event_by_transaction_id(
+                who, s.organizer_address, transaction_id_for(s), min(s.start, now) - LOOKUP_MARGIN,
+                max(s.end, now) + LOOKUP_MARGIN,
+            )
+            event_id = found.event_id if found else None
+        if event_id is not None:
+            self._cancel_in_outlook(who, s.organizer_address, event_id, self._texts(cmd, last_attempt).get("comment"))
+        discovered = event_id
+
+        def cancelled(cur: Session, now: datetime) -> Session:
+            done = cur.mark_cancelled(now)
+            return replace(done, event_id=discovered) if cur.event_id is None and discovered else done
+
+        return self._save_current(cmd, read, cancelled)
+
+    def _cancel_in_outlook(self, who: GraphIdentity, organizer: str, event_id: str, comment: str | None) -> None:
+        try:
+            self.gateway.cancel_event(who, organizer, event_id, comment)
+        except ItemNotFound:
+            log.info("event write cancel: the event was already gone", extra={"tenant": who.tenant_id})
+
+    # --- saving and failing -----------------------------------------------------------
+
+    def _save_current(
+        self,
+        cmd: EventWriteCommand,
+        read: Versioned[Session],
+        change: Callable[[Session, datetime], Session],
+    ) -> WriteOutcome:
+        """Apply ``change`` while the command is still current; re-read on ETag conflicts."""
+        current = read
+        for _ in range(MAX_SAVE_RETRIES):
+            s = current.value
+            if not s.command_is_current(cmd.version, cmd.op):
+                return WriteOutcome.MERGED  # a newer change will finish the job
+            if self._try_save(change(s, self.clock.now()), current, s):
+                return WriteOutcome.APPLIED
+            current = self.sessions.require(cmd.tenant_id, cmd.session_id)
+        raise ConcurrencyConflict("The session kept changing while it was saved.")
+
+    def _try_save(self, new: Session, read: Versioned[Session], previous: Session) -> bool:
+        try:
+            self.sessions.save(new, read.etag, previous=previous)
+        except ConcurrencyConflict:
+            return False
+        return True
+
+    def _fail(self, cmd: EventWriteCommand, reason: str, *, alert: AlertKind | None) -> None:
+        """Mark the session failed if this command still applies to it, and alert the owner."""
+        for _ in range(MAX_SAVE_RETRIES):
+            found = self.sessions.get(cmd.tenant_id, cmd.session_id)
+            if found is None or not self._applies(found.value, cmd):
+                return
+            s = found.value
+            if self._try_save(s.mark_failed(reason, self.clock.now()), found, s):
+                log.warning("session failed", extra={"tenant": cmd.tenant_id, "event": "session_failed"})
+                if alert is not None:
+                    self.alerts.notify(cmd.tenant_id, alert,
+                                       detail=f"A session ({cmd.op.value}) could not be written to Outlook: {reason}")
+                return
+        log.error("event write: could not mark the session failed (kept changing)", extra={"tenant": cmd.tenant_id})
+
+    def _fail_after_retries(self, cmd: EventWriteCommand, last_attempt: bool) -> None:
+        if not last_attempt:
+            return
+        try:
+            self._fail(cmd, REASON_ATTEMPTS, alert=AlertKind.SESSION_FAILED)
+        except DependencyError:
+            log.warning("event write: storage unavailable while marking failed; the poison handler will",
+                        extra={"tenant": cmd.tenant_id})
+
+    # --- helpers ----------------------------------------------------------------------
+
+    def _texts(self, cmd: EventWriteCommand, last_attempt: bool) -> dict[str, str]:
+        """The command's sealed subject/comment; empty when absent or unreadable (never fatal)."""
+        if not cmd.sealed:
+            return {}
+        try:
+            opened = json.loads(self.sealer.unseal(cmd.sealed, sealing_context(cmd.tenant_id, cmd.session_id)))
+        except (UnsealFailed, ValueError):
+            log.warning("event write: sealed text could not be opened; using the template",
+                        extra={"tenant": cmd.tenant_id})
+            return {}
+        except DependencyError:
+            if not last_attempt:
+                raise
+            return {}
+        if not isinstance(opened, dict):
+            return {}
+        return {k: v for k, v in opened.items() if isinstance(k, str) and isinstance(v, str)}
+
+    def _first_booking(self, s: Session) -> None:
+        """Tell the subscription service about an organizer's first booking (once per process)."""
+        if self.on_first_booking is None:
+            return
+        key = (s.tenant_id, s.organizer_id)
+        with self._hook_lock:
+            if key in self._hooked:
+                return
+            self._hooked.add(key)
+        try:
+            self.on_first_booking(s.tenant_id, s.organizer_id)
+        except Exception as exc:  # a subscription problem must not undo a booking
+            with self._hook_lock:
+                self._hooked.discard(key)
+            log.warning("first-booking hook failed (%s)", type(exc).__name__, extra={"tenant": s.tenant_id})

@@ -1,0 +1,400 @@
+"""Sync back from Outlook: apply what Graph says a tracked event looks like now.
+
+The webhook (``functions/webhooks.py``) checks each change notification's clientState
+and enqueues one ``notifications`` message per POST:
+
+    {"kind": "notifications", "correlationId": ..., "attempt": 0,
+     "items": [{"tenantId", "userId", "eventId", "changeType", "subscriptionId"}, ...]}
+
+``NotificationWorker.handle`` then, per item:
+
+* looks the event id up in the event -> session index: an event that is not one of our
+  sessions costs that one table read and **zero** Graph calls;
+* for a tracked event, ``deleted`` cancels the session (source ``outlook``); otherwise it
+  reads the event's metadata (one ``get_event``, or one ``$batch`` of up to 20 for several
+  events of a tenant in the message; an event named twice is read once) and folds it in
+  with ``Session.apply_observed``: moved -> new times, cancelled -> cancelled, attendee and
+  room answers -> stored.
+
+Idempotent and order-safe: the worker never trusts a notification's content, only the
+event as Graph shows it now, and ``apply_observed`` ignores views older than the one
+already applied, so duplicates (Graph sends up to 3) and late arrivals change nothing.
+Saves use the session's ETag; a lost race re-reads and re-applies (bounded).
+Failures: ``Throttled`` re-enqueues the affected items after ``retry_after`` (no attempt
+spent); other transient errors re-enqueue them with back-off up to ``MAX_ATTEMPTS``;
+definite errors (mailbox unreachable, consent gone) alert the owner. The reconciliation
+timer heals anything a dropped notification missed within one cycle.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from core.domain.calendar import EventMetadata, GraphIdentity
+from core.domain.errors import (
+    ConcurrencyConflict,
+    DependencyError,
+    ItemNotFound,
+    ServiceError,
+    Throttled,
+)
+from core.domain.integration import ONBOARDED, ConnectionMethod, Integration
+from core.domain.sessions import Session
+from core.names import Queues
+from core.ports import CalendarGateway, Clock, CommandQueue, TableStore
+from core.services.alerts import AlertKind, OwnerAlerts
+from core.services.repositories import IntegrationRepository, SessionRepository, Versioned
+
+log = logging.getLogger(__name__)
+
+MESSAGE_KIND: Final = "notifications"
+BATCH_SIZE: Final = 20  # Graph's $batch limit
+MAX_ATTEMPTS: Final = 5
+MAX_RACE_RETRIES: Final = 5
+MAX_BACKOFF_SECONDS: Final = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeItem:
+    """One checked change notification: metadata only (never the clientState)."""
+
+    tenant_id: str
+    user_id: str
+    event_id: str
+    change_type: str
+    subscription_id: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "tenantId": self.tenant_id,
+            "userId": self.user_id,
+            "eventId": self.event_id,
+            "changeType": self.change_type,
+            "subscriptionId": self.subscription_id,
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> ChangeItem:
+        return cls(
+            tenant_id=str(raw["tenantId"]).lower(),
+            user_id=str(raw["userId"]).lower(),
+            event_id=str(raw["eventId"]),
+            change_type=str(raw.get("changeType") or "updated"),
+            subscription_id=str(raw.get("subscriptionId") or ""),
+        )
+
+
+def notifications_message(
+    items: Sequence[ChangeItem], *, correlation_id: str | None = None, attempt: int = 0
+) -> dict[str, Any]:
+    """The queue message for a group of checked items."""
+    tenants = {i.tenant_id for i in items}
+    message: dict[str, Any] = {
+        "kind": MESSAGE_KIND,
+        "tenantId": next(iter(tenants)) if len(tenants) == 1 else "",
+        "attempt": attempt,
+        "items": [i.to_json() for i in items],
+    }
+    if correlation_id:
+        message["correlationId"] = correlation_id
+    return message
+
+
+def items_of(message: Mapping[str, Any]) -> list[ChangeItem]:
+    """The items of a ``notifications`` message (malformed items are skipped, not fatal)."""
+    out = []
+    for raw in message.get("items") or []:
+        try:
+            out.append(ChangeItem.from_json(raw))
+        except (KeyError, TypeError):
+            log.warning("skipped a malformed notification item")
+    return out
+
+
+def graph_identity(integration: Integration | None, tenant_id: str, mailbox: str) -> GraphIdentity:
+    """Whose token works on ``mailbox``: the owner's delegated token in per-user tenants, else the
+    tenant identity (app-only; the method-aware token provider turns it into the scheduling
+    mailbox's delegated token in service-account tenants)."""
+    if integration is not None and integration.method is ConnectionMethod.PER_USER:
+        return GraphIdentity(tenant_id.lower(), mailbox.lower())
+    return GraphIdentity(tenant_id.lower())
+
+
+def is_active(integration: Integration | None) -> bool:
+    """Does the tenant's integration allow calendar work (enabled and onboarded)?"""
+    return integration is not None and integration.enabled and integration.status in ONBOARDED
+
+
+def chunks(items: Sequence[Any], size: int = BATCH_SIZE) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def backoff_seconds(attempt: int) -> float:
+    """5 s, 10 s, 20 s ... capped at 5 minutes."""
+    return float(min(MAX_BACKOFF_SECONDS, 5.0 * (2**attempt)))
+
+
+@dataclass
+class SyncReport:
+    """What one pass changed; ``failed`` holds the error code per session id that could not be read."""
+
+    read: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    failed: dict[str, ServiceError] = field(default_factory=dict)
+    throttled: Throttled | None = None
+
+    def merge(self, other: SyncReport) -> None:
+        self.read += other.read
+        self.changed += other.changed
+        self.unchanged += other.unchanged
+        self.failed.update(other.failed)
+        self.throttled = self.throttled or other.throttled
+
+
+class SessionSync:
+    """Folds observed event metadata into sessions, ETag-safe. Shared by the worker, resync and reconciliation."""
+
+    def __init__(self, sessions: SessionRepository, gateway: CalendarGateway, clock: Clock) -> None:
+        self.sessions = sessions
+        self.gateway = gateway
+        self.clock = clock
+
+    def update(self, tenant_id: str, session_id: str, change: Callable[[Session], Session | None],
+               current: Versioned[Session] | None = None) -> bool:
+        """Apply ``change`` to the stored session and save with its ETag; re-read and retry on a lost race.
+
+        Returns True when something was saved, False when ``change`` found nothing to do.
+        """
+        found = current or self.sessions.get(tenant_id, session_id)
+        for _ in range(MAX_RACE_RETRIES):
+            if found is None:
+                return False
+            updated = change(found.value)
+            if updated is None:
+                return False
+            try:
+                self.sessions.save(updated, found.etag, previous=found.value)
+                return True
+            except ConcurrencyConflict:
+                found = self.sessions.get(tenant_id, session_id)
+        raise ConcurrencyConflict("The session kept changing while an Outlook change was applied.")
+
+    def observe(self, session: Session, seen: EventMetadata | ServiceError,
+                current: Versioned[Session] | None = None) -> bool | None:
+        """Fold one read result in: True changed, False unchanged, None when it could not be read."""
+        now = self.clock.now()
+        if isinstance(seen, ItemNotFound):
+            return self.update(session.tenant_id, session.session_id, lambda s: s.mark_deleted_in_outlook(now), current)
+        if isinstance(seen, ServiceError):
+            return None
+        if current is None and session.apply_observed(seen, now) is None:
+            return False  # nothing to do: no need to read the row again for its ETag
+        return self.update(session.tenant_id, session.session_id, lambda s: s.apply_observed(seen, now), current)
+
+    def refresh(self, tenant_id: str, sessions: Sequence[Session],
+                integration: Integration | None = None) -> SyncReport:
+        """Re-read tracked sessions' events in ``$batch`` groups of 20 and apply what changed.
+
+        Stops at the first throttled group (``report.throttled``); the caller decides when to retry.
+        """
+        report = SyncReport()
+        by_who: dict[GraphIdentity, list[Session]] = {}
+        for s in sessions:
+            if s.event_id and not s.is_final:
+                by_who.setdefault(graph_identity(integration, tenant_id, s.organizer_id), []).append(s)
+        for who, tracked in by_who.items():
+            for group in chunks(tracked):
+                refs = [(s.organizer_id, str(s.event_id)) for s in group]
+                try:
+                    seen = self.gateway.get_events(who, refs)
+                except Throttled as exc:
+                    report.throttled = exc
+                    return report
+                except ServiceError as exc:
+                    for s in group:
+                        report.failed[s.session_id] = exc
+                    continue
+                for s, ref in zip(group, refs, strict=True):
+                    result = seen.get(ref)
+                    if result is None:
+                        continue
+                    report.read += 1
+                    outcome = self.observe(s, result)
+                    if outcome is None:
+                        assert isinstance(result, ServiceError)
+                        report.failed[s.session_id] = result
+                    elif outcome:
+                        report.changed += 1
+                    else:
+                        report.unchanged += 1
+        return report
+
+
+@dataclass
+class NotificationOutcome:
+    """Counts of one message's items, for logs and tests."""
+
+    untracked: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    retried: int = 0
+    failed: int = 0
+
+
+class NotificationWorker:
+    """Handles ``notifications`` queue messages (see the module docstring)."""
+
+    def __init__(
+        self,
+        tables: TableStore,
+        queues: CommandQueue,
+        gateway: CalendarGateway,
+        clock: Clock,
+        alerts: OwnerAlerts | None = None,
+    ) -> None:
+        self.sessions = SessionRepository(tables)
+        self.integrations = IntegrationRepository(tables)
+        self.queues = queues
+        self.gateway = gateway
+        self.clock = clock
+        self.alerts = alerts or OwnerAlerts(tables, queues, clock)
+        self.sync = SessionSync(self.sessions, gateway, clock)
+
+    def handle_message(self, message: Mapping[str, Any]) -> NotificationOutcome:
+        attempt = int(message.get("attempt") or 0)
+        return self.handle(items_of(message), attempt=attempt, correlation_id=message.get("correlationId"))
+
+    def handle(
+        self, items: Sequence[ChangeItem], *, attempt: int = 0, correlation_id: str | None = None
+    ) -> NotificationOutcome:
+        """Apply a message's items; see the module docstring for the failure rules."""
+        outcome = NotificationOutcome()
+        active: dict[str, Integration | None] = {}
+        deleted: dict[tuple[str, str], tuple[ChangeItem, Versioned[Session]]] = {}
+        to_read: dict[tuple[str, str], tuple[ChangeItem, Versioned[Session]]] = {}
+        seen: set[tuple[str, str]] = set()
+        for item in items:
+            key = (item.tenant_id, item.event_id)
+            if key in seen:  # the same event again in this message: handled once
+                if item.change_type == "deleted" and key in to_read:
+                    deleted[key] = to_read.pop(key)
+                continue
+            seen.add(key)
+            found = self.sessions.by_event(item.tenant_id, item.event_id)
+            if found is None or found.value.organizer_id.lower() != item.user_id.lower():
+                outcome.untracked += 1
+                continue
+            if not self._active(item.tenant_id, active):
+                outcome.skipped += 1
+                continue
+            (deleted if item.change_type == "deleted" else to_read)[key] = (item, found)
+
+        now = self.clock.now()
+        for (tenant_id, _), (_, found) in deleted.items():
+            changed = self.sync.update(
+                tenant_id, found.value.session_id, lambda s: s.mark_deleted_in_outlook(now), found
+            )
+            outcome.changed += changed
+            outcome.unchanged += not changed
+
+        retry: list[ChangeItem] = []
+        throttled: Throttled | None = None
+        by_who: dict[GraphIdentity, list[tuple[ChangeItem, Versioned[Session]]]] = {}
+        for (tenant_id, _), pair in to_read.items():
+            who = graph_identity(active.get(tenant_id), tenant_id, pair[1].value.organizer_id)
+            by_who.setdefault(who, []).append(pair)
+        for who, pairs in by_who.items():
+            tenant_id = who.tenant_id
+            for group in chunks(pairs):
+                if throttled is not None:
+                    retry.extend(item for item, _ in group)
+                    continue
+                try:
+                    observed = self._read(who, [found.value for _, found in group])
+                except Throttled as exc:
+                    throttled = exc
+                    retry.extend(item for item, _ in group)
+                    continue
+                except DependencyError:
+                    retry.extend(item for item, _ in group)
+                    continue
+                except ServiceError as exc:
+                    self._definite_failure(tenant_id, exc, len(group))
+                    outcome.failed += len(group)
+                    continue
+                for item, found in group:
+                    result = observed[(found.value.organizer_id, item.event_id)]
+                    applied = self.sync.observe(found.value, result, found)
+                    if applied is None:
+                        if isinstance(result, Throttled):
+                            throttled = throttled or result
+                            retry.append(item)
+                        elif isinstance(result, DependencyError):
+                            retry.append(item)
+                        elif isinstance(result, ServiceError):
+                            self._definite_failure(tenant_id, result, 1)
+                            outcome.failed += 1
+                    elif applied:
+                        outcome.changed += 1
+                    else:
+                        outcome.unchanged += 1
+        if retry:
+            outcome.retried = len(retry)
+            self._retry(retry, attempt, throttled, correlation_id)
+        log.info(
+            "notifications: %d changed, %d unchanged, %d untracked, %d skipped, %d retried, %d failed",
+            outcome.changed, outcome.unchanged, outcome.untracked, outcome.skipped, outcome.retried, outcome.failed,
+        )
+        return outcome
+
+    # --- internals -------------------------------------------------------------------
+
+    def _active(self, tenant_id: str, cache: dict[str, Integration | None]) -> bool:
+        """Is the tenant's integration enabled and onboarded (read once per message)?"""
+        if tenant_id not in cache:
+            found = self.integrations.get(tenant_id)
+            cache[tenant_id] = found.value if found is not None else None
+        return is_active(cache[tenant_id])
+
+    def _read(self, who: GraphIdentity,
+              sessions: Sequence[Session]) -> dict[tuple[str, str], EventMetadata | ServiceError]:
+        """One ``get_event`` for a single event, one ``$batch`` for several."""
+        if len(sessions) == 1:
+            s = sessions[0]
+            ref = (s.organizer_id, str(s.event_id))
+            try:
+                return {ref: self.gateway.get_event(who, *ref)}
+            except (ItemNotFound, Throttled) as exc:
+                return {ref: exc}
+        return self.gateway.get_events(who, [(s.organizer_id, str(s.event_id)) for s in sessions])
+
+    def _retry(self, items: list[ChangeItem], attempt: int, throttled: Throttled | None, cid: str | None) -> None:
+        if throttled is not None:
+            delay = float(throttled.retry_after or 30.0)
+            self.queues.send(Queues.NOTIFICATIONS, notifications_message(items, correlation_id=cid, attempt=attempt),
+                             delay_seconds=delay)
+            return
+        if attempt + 1 >= MAX_ATTEMPTS:
+            for tenant_id in sorted({i.tenant_id for i in items}):
+                self.alerts.notify(
+                    tenant_id, AlertKind.SUBSCRIPTION_FAILURE,
+                    detail="Changes made in Outlook could not be read after several attempts; "
+                    "the periodic reconciliation will retry.",
+                )
+            log.error("notifications: gave up on %d item(s) after %d attempts", len(items), attempt + 1)
+            return
+        self.queues.send(Queues.NOTIFICATIONS, notifications_message(items, correlation_id=cid, attempt=attempt + 1),
+                         delay_seconds=backoff_seconds(attempt))
+
+    def _definite_failure(self, tenant_id: str, exc: ServiceError, count: int) -> None:
+        log.warning("notifications: %d tracked event(s) could not be read: %s", count, exc.code)
+        self.alerts.notify(
+            tenant_id, AlertKind.SUBSCRIPTION_FAILURE,
+            detail=f"Changes made in Outlook could not be read ({exc.code}).",
+        )

@@ -1,0 +1,642 @@
+"""Change-notification subscriptions: one per organizer mailbox, created on first need, kept alive.
+
+Storage (PartitionKey first):
+
+    subscriptions        <tenantId> / m~<userId>          the mailbox's subscription: id, granted expiry,
+                                                          renew-at, lifetime, consecutive failures
+    subscriptions        <tenantId> / id~<subscriptionId> -> userId (lifecycle events name the subscription)
+    subscriptionexpiry   <yyyyMMddHH of renew-at> / <tenantId>~<userId>   the renewal index
+
+The renewal timer reads only the hourly buckets from ``lookback`` ago up to ``horizon``
+ahead (never the whole table), groups what is due by tenant into groups of 20 and
+enqueues one ``renewals`` message per group; the renewal worker renews each group with
+one ``$batch`` (``renew_subscriptions``). A renewal Graph answers 404 (it removed the
+subscription) recreates it and resyncs the mailbox (through the lifecycle queue);
+``Throttled`` re-enqueues after ``retry_after``; other failures retry with back-off and,
+after ``MAX_ATTEMPTS``, alert the integration owner.
+
+Lifetime: Outlook subscriptions last at most 10,080 minutes (newest docs) or 4,230
+(older docs). Graph refuses (400) an expiry beyond its maximum rather than capping it,
+so the service asks for 10,080, retries once with 4,230 on a 400, remembers what worked
+and always stores the expiry Graph granted. Renew-at is
+``granted - max(lifetime / 3, 6 h)``: 56 h early for 7-day subscriptions, 23.5 h for 70.5-hour ones.
+
+Subscriptions carry a clientState the webhook can check without storage
+(``core/services/client_state.py``). Housekeeping (reconciliation) deletes the
+subscription of a mailbox with no upcoming sessions; ``remove_all_for_tenant`` is called
+when an integration is disconnected.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, Protocol
+
+from core.domain.calendar import GraphIdentity, SubscriptionInfo
+from core.domain.errors import (
+    ConcurrencyConflict,
+    Conflict,
+    DependencyError,
+    GraphError,
+    GraphRequestRejected,
+    ItemNotFound,
+    ServiceError,
+    Throttled,
+)
+from core.domain.integration import ONBOARDED, ConnectionMethod, Integration
+from core.names import Queues, Tables
+from core.ports import CalendarGateway, Clock, CommandQueue, Entity, EntityValue, SecretStore, TableStore
+from core.services.alerts import AlertKind, OwnerAlerts
+from core.services.client_state import ClientStateKeyCache
+from core.services.repositories import IntegrationRepository, Versioned
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+OUTLOOK_MAX_MINUTES: Final = 10080
+LEGACY_MAX_MINUTES: Final = 4230
+CHANGE_TYPES: Final = "created,updated,deleted"
+CLOCK_SKEW: Final = timedelta(minutes=1)  # ask a little under the maximum: our clock may run ahead of Graph's
+MIN_RENEW_MARGIN: Final = timedelta(hours=6)
+ENSURE_MARGIN: Final = timedelta(hours=1)  # an existing subscription closer than this to expiry is replaced
+DEFAULT_HORIZON: Final = timedelta(hours=1)
+DEFAULT_LOOKBACK: Final = timedelta(hours=72)
+GROUP_SIZE: Final = 20
+MAX_ATTEMPTS: Final = 5
+RENEWAL_KIND: Final = "renew_subscriptions"
+LIFECYCLE_KIND: Final = "lifecycle"
+LIFECYCLE_EVENTS: Final = frozenset({"reauthorizationRequired", "subscriptionRemoved", "missed"})
+
+_MAILBOX_PREFIX: Final = "m~"
+_ID_PREFIX: Final = "id~"
+
+
+def bucket_of(moment: datetime) -> str:
+    """The hourly bucket (``yyyyMMddHH``, UTC) a renew-at time falls in."""
+    return moment.astimezone(UTC).strftime("%Y%m%d%H")
+
+
+def renew_at(granted: datetime, now: datetime) -> datetime:
+    """When to renew a subscription Graph granted until ``granted``: well before it lapses."""
+    lifetime = max(granted - now, timedelta(0))
+    return max(now, granted - max(lifetime / 3, MIN_RENEW_MARGIN))
+
+
+def _dt(value: EntityValue) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionRecord:
+    """Our record of one mailbox's subscription (ids and times only; never the clientState)."""
+
+    tenant_id: str
+    user_id: str
+    subscription_id: str
+    expires_at: datetime
+    renew_at: datetime
+    created_at: datetime
+    lifetime_minutes: int
+    failures: int = 0
+    last_error: str | None = None
+
+    @property
+    def bucket(self) -> str:
+        return bucket_of(self.renew_at)
+
+
+@dataclass(frozen=True, slots=True)
+class LifecycleItem:
+    """A checked lifecycle notification (``reauthorizationRequired``, ``subscriptionRemoved``, ``missed``)."""
+
+    tenant_id: str
+    user_id: str
+    subscription_id: str
+    event: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"tenantId": self.tenant_id, "userId": self.user_id, "subscriptionId": self.subscription_id,
+                "lifecycleEvent": self.event}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> LifecycleItem:
+        return cls(str(raw["tenantId"]).lower(), str(raw["userId"]).lower(), str(raw.get("subscriptionId") or ""),
+                   str(raw["lifecycleEvent"]))
+
+
+def lifecycle_message(items: Sequence[LifecycleItem], *, correlation_id: str | None = None,
+                      attempt: int = 0) -> dict[str, Any]:
+    """The ``lifecycle`` queue message for a group of checked items."""
+    tenants = {i.tenant_id for i in items}
+    message: dict[str, Any] = {
+        "kind": LIFECYCLE_KIND,
+        "tenantId": next(iter(tenants)) if len(tenants) == 1 else "",
+        "attempt": attempt,
+        "items": [i.to_json() for i in items],
+    }
+    if correlation_id:
+        message["correlationId"] = correlation_id
+    return message
+
+
+@dataclass(frozen=True, slots=True)
+class RenewalItem:
+    user_id: str
+    subscription_id: str
+    bucket: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"userId": self.user_id, "subscriptionId": self.subscription_id, "bucket": self.bucket}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> RenewalItem:
+        return cls(str(raw["userId"]), str(raw["subscriptionId"]), str(raw.get("bucket") or ""))
+
+
+def renewal_message(tenant_id: str, items: Sequence[RenewalItem], attempt: int = 0) -> dict[str, Any]:
+    return {"kind": RENEWAL_KIND, "tenantId": tenant_id, "attempt": attempt, "items": [i.to_json() for i in items]}
+
+
+def _chunks(items: Sequence[Any], size: int = GROUP_SIZE) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _backoff(attempt: int) -> float:
+    return float(min(900, 30 * (2**attempt)))
+
+
+class SubscriptionStore:
+    """The three kinds of rows above, kept in step."""
+
+    def __init__(self, tables: TableStore) -> None:
+        self.tables = tables
+
+    @staticmethod
+    def _to_entity(r: SubscriptionRecord, etag: str | None = None) -> Entity:
+        data: dict[str, EntityValue] = {
+            "userId": r.user_id,
+            "subscriptionId": r.subscription_id,
+            "expiresAt": r.expires_at,
+            "renewAt": r.renew_at,
+            "createdAt": r.created_at,
+            "lifetimeMinutes": r.lifetime_minutes,
+            "failures": r.failures,
+            "lastError": r.last_error,
+        }
+        return Entity(r.tenant_id, _MAILBOX_PREFIX + r.user_id, data, etag)
+
+    @staticmethod
+    def _from_entity(e: Entity) -> SubscriptionRecord:
+        d = e.data
+        return SubscriptionRecord(
+            tenant_id=e.partition_key,
+            user_id=str(d.get("userId") or e.row_key[len(_MAILBOX_PREFIX):]),
+            subscription_id=str(d["subscriptionId"]),
+            expires_at=_dt(d["expiresAt"]),
+            renew_at=_dt(d["renewAt"]),
+            created_at=_dt(d["createdAt"]),
+            lifetime_minutes=int(d.get("lifetimeMinutes") or OUTLOOK_MAX_MINUTES),  # type: ignore[arg-type]
+            failures=int(d.get("failures") or 0),  # type: ignore[arg-type]
+            last_error=None if d.get("lastError") is None else str(d.get("lastError")),
+        )
+
+    def get(self, tenant_id: str, user_id: str) -> Versioned[SubscriptionRecord] | None:
+        e = self.tables.get(Tables.SUBSCRIPTIONS, tenant_id, _MAILBOX_PREFIX + user_id)
+        return None if e is None else Versioned(self._from_entity(e), e.etag)
+
+    def user_of(self, tenant_id: str, subscription_id: str) -> str | None:
+        e = self.tables.get(Tables.SUBSCRIPTIONS, tenant_id, _ID_PREFIX + subscription_id)
+        return None if e is None else str(e.data["userId"])
+
+    def records(self, tenant_id: str) -> list[SubscriptionRecord]:
+        rows = self.tables.query(Tables.SUBSCRIPTIONS, tenant_id, row_key_from=_MAILBOX_PREFIX,
+                                 row_key_to=_MAILBOX_PREFIX + "\U0010ffff")
+        return [self._from_entity(e) for e in rows]
+
+    def save(self, record: SubscriptionRecord, previous: Versioned[SubscriptionRecord] | None) -> SubscriptionRecord:
+        """Insert (``Conflict`` if someone else did first) or replace by ETag, then move the index rows."""
+        if previous is None:
+            self.tables.insert(Tables.SUBSCRIPTIONS, self._to_entity(record))
+        else:
+            self.tables.update(Tables.SUBSCRIPTIONS, self._to_entity(record, previous.etag))
+        old = previous.value if previous is not None else None
+        if old is None or old.subscription_id != record.subscription_id:
+            self.tables.upsert(Tables.SUBSCRIPTIONS, Entity(record.tenant_id, _ID_PREFIX + record.subscription_id,
+                                                            {"userId": record.user_id}))
+            if old is not None:
+                self.tables.delete(Tables.SUBSCRIPTIONS, old.tenant_id, _ID_PREFIX + old.subscription_id)
+        if old is None or old.bucket != record.bucket or old.subscription_id != record.subscription_id:
+            self.tables.upsert(Tables.SUBSCRIPTION_EXPIRY, Entity(
+                record.bucket, f"{record.tenant_id}~{record.user_id}",
+                {"tenantId": record.tenant_id, "userId": record.user_id, "subscriptionId": record.subscription_id},
+            ))
+            if old is not None and old.bucket != record.bucket:
+                self.tables.delete(Tables.SUBSCRIPTION_EXPIRY, old.bucket, f"{old.tenant_id}~{old.user_id}")
+        return record
+
+    def delete(self, record: SubscriptionRecord) -> None:
+        self.tables.delete(Tables.SUBSCRIPTION_EXPIRY, record.bucket, f"{record.tenant_id}~{record.user_id}")
+        self.tables.delete(Tables.SUBSCRIPTIONS, record.tenant_id, _ID_PREFIX + record.subscription_id)
+        self.tables.delete(Tables.SUBSCRIPTIONS, record.tenant_id, _MAILBOX_PREFIX + record.user_id)
+
+    def drop_index(self, bucket: str, tenant_id: str, user_id: str) -> None:
+        self.tables.delete(Tables.SUBSCRIPTION_EXPIRY, bucket, f"{tenant_id}~{user_id}")
+
+    def due(self, start: datetime, end: datetime) -> list[tuple[str, str, RenewalItem]]:
+        """``(bucket, tenantId, item)`` of every index row in the hourly buckets [start, end]."""
+        out: list[tuple[str, str, RenewalItem]] = []
+        hour = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        while hour <= end:
+            bucket = bucket_of(hour)
+            for e in self.tables.query(Tables.SUBSCRIPTION_EXPIRY, bucket):
+                tenant_id, user_id = str(e.data["tenantId"]), str(e.data["userId"])
+                out.append((bucket, tenant_id, RenewalItem(user_id, str(e.data["subscriptionId"]), bucket)))
+            hour += timedelta(hours=1)
+        return out
+
+
+@dataclass
+class RenewalOutcome:
+    renewed: int = 0
+    recreated: int = 0
+    stale: int = 0
+    retried: int = 0
+    failed: int = 0
+    skipped: int = 0
+
+
+@dataclass
+class _Lifetimes:
+    """What Graph accepts: the documented maximum until a 400 teaches us the older one."""
+
+    current: int = OUTLOOK_MAX_MINUTES
+
+
+class SubscriptionService:
+    """Creates, renews and removes mailbox subscriptions (see the module docstring)."""
+
+    def __init__(
+        self,
+        tables: TableStore,
+        queues: CommandQueue,
+        gateway: CalendarGateway,
+        clock: Clock,
+        keys: ClientStateKeyCache,
+        *,
+        public_base_url: str,
+        url_code: str | None = None,
+        alerts: OwnerAlerts | None = None,
+        horizon: timedelta = DEFAULT_HORIZON,
+        lookback: timedelta = DEFAULT_LOOKBACK,
+    ) -> None:
+        self.store = SubscriptionStore(tables)
+        self.integrations = IntegrationRepository(tables)
+        self.queues = queues
+        self.gateway = gateway
+        self.clock = clock
+        self.keys = keys
+        self.alerts = alerts or OwnerAlerts(tables, queues, clock)
+        self.horizon = horizon
+        self.lookback = lookback
+        base = public_base_url.rstrip("/")
+        suffix = f"?code={url_code}" if url_code else ""
+        self.notification_url = f"{base}/api/graph/notifications{suffix}"
+        self.lifecycle_url = f"{base}/api/graph/lifecycle{suffix}"
+        self._lifetimes = _Lifetimes()
+
+    # --- per mailbox -------------------------------------------------------------------
+
+    def ensure_for_mailbox(self, tenant_id: str, user_id: str) -> SubscriptionRecord:
+        """The mailbox's live subscription, created if there is none (or it is about to lapse). Idempotent.
+
+        Raises the gateway's errors (``DependencyError`` to retry later; a definite
+        ``GraphError`` also alerts the owner). The booking flow calls this after a first booking.
+        """
+        tenant_id, user_id = tenant_id.lower(), user_id.lower()
+        found = self.store.get(tenant_id, user_id)
+        if found is not None and found.value.expires_at > self.clock.now() + ENSURE_MARGIN:
+            return found.value
+        return self._create(tenant_id, user_id, found)
+
+    def recreate(self, tenant_id: str, user_id: str) -> SubscriptionRecord:
+        """A new subscription for the mailbox (after Graph removed the old one)."""
+        tenant_id, user_id = tenant_id.lower(), user_id.lower()
+        return self._create(tenant_id, user_id, self.store.get(tenant_id, user_id))
+
+    def get(self, tenant_id: str, user_id: str) -> SubscriptionRecord | None:
+        found = self.store.get(tenant_id.lower(), user_id.lower())
+        return None if found is None else found.value
+
+    def mailboxes(self, tenant_id: str) -> list[SubscriptionRecord]:
+        return self.store.records(tenant_id.lower())
+
+    def remove_for_mailbox(self, tenant_id: str, user_id: str) -> bool:
+        """Delete the mailbox's subscription at Graph and our rows; False when there was none.
+
+        ``DependencyError`` propagates (rows kept, so a later pass retries); a definite Graph
+        or token error still removes our rows (Graph drops an unrenewed subscription itself).
+        """
+        tenant_id, user_id = tenant_id.lower(), user_id.lower()
+        found = self.store.get(tenant_id, user_id)
+        if found is None:
+            return False
+        try:
+            self.gateway.delete_subscription(self._who(tenant_id, user_id), found.value.subscription_id)
+        except DependencyError:
+            raise
+        except ServiceError as exc:
+            log.warning("subscription delete at Graph failed (%s); forgetting it anyway", exc.code)
+        self.store.delete(found.value)
+        return True
+
+    def remove_all_for_tenant(self, tenant_id: str) -> int:
+        """Remove every subscription of a tenant (integration disconnected). Returns how many were removed.
+
+        A transient Graph failure does not stop the others; the rows of those are still
+        removed so nothing renews them and Graph lets them lapse within days.
+        """
+        tenant_id = tenant_id.lower()
+        integration = self._integration(tenant_id)
+        removed = 0
+        for record in self.store.records(tenant_id):
+            try:
+                self.gateway.delete_subscription(self._who(tenant_id, record.user_id, integration),
+                                                 record.subscription_id)
+            except ServiceError as exc:
+                log.warning("subscription delete at Graph failed (%s); it will lapse on its own", exc.code)
+            self.store.delete(record)
+            removed += 1
+        return removed
+
+    # --- renewal -------------------------------------------------------------------------
+
+    def plan_renewals(self) -> int:
+        """Timer: enqueue one ``renewals`` message per tenant group of 20 due subscriptions. Returns messages sent."""
+        now = self.clock.now()
+        by_tenant: dict[str, list[RenewalItem]] = {}
+        for _, tenant_id, item in self.store.due(now - self.lookback, now + self.horizon):
+            by_tenant.setdefault(tenant_id, []).append(item)
+        sent = 0
+        for tenant_id in sorted(by_tenant):
+            for group in _chunks(by_tenant[tenant_id]):
+                self.queues.send(Queues.RENEWALS, renewal_message(tenant_id, group))
+                sent += 1
+        log.info("renewal timer: %d subscription(s) due in %d tenant(s), %d message(s)",
+                 sum(len(v) for v in by_tenant.values()), len(by_tenant), sent)
+        return sent
+
+    def renew_message(self, message: Mapping[str, Any]) -> RenewalOutcome:
+        items = [RenewalItem.from_json(raw) for raw in message.get("items") or []]
+        return self.renew_group(str(message["tenantId"]).lower(), items, attempt=int(message.get("attempt") or 0))
+
+    def renew_group(self, tenant_id: str, items: Sequence[RenewalItem], *, attempt: int = 0) -> RenewalOutcome:
+        """Worker: renew up to 20 subscriptions of one tenant with one ``$batch``."""
+        outcome = RenewalOutcome()
+        integration = self._integration(tenant_id)
+        if integration is None or not integration.enabled or integration.status not in ONBOARDED:
+            outcome.skipped = len(items)
+            return outcome
+        current: dict[GraphIdentity, dict[str, tuple[Versioned[SubscriptionRecord], RenewalItem]]] = {}
+        for item in items:
+            found = self.store.get(tenant_id, item.user_id)
+            if found is None or found.value.subscription_id != item.subscription_id:
+                if item.bucket and (found is None or found.value.bucket != item.bucket):
+                    self.store.drop_index(item.bucket, tenant_id, item.user_id)
+                outcome.stale += 1
+                continue
+            who = self._who(tenant_id, found.value.user_id, integration)
+            current.setdefault(who, {})[item.subscription_id] = (found, item)
+        for who, group in current.items():
+            self._renew_for(who, group, attempt, outcome)
+        return outcome
+
+    def _renew_for(self, who: GraphIdentity, current: dict[str, tuple[Versioned[SubscriptionRecord], RenewalItem]],
+                   attempt: int, outcome: RenewalOutcome) -> None:
+        """One ``$batch`` renewal of up to 20 subscriptions that share an identity; results stored."""
+        tenant_id = who.tenant_id
+        try:
+            results = self._renew_at_graph(who, list(current))
+        except Throttled as exc:
+            self.queues.send(Queues.RENEWALS, renewal_message(tenant_id, [i for _, i in current.values()], attempt),
+                             delay_seconds=float(exc.retry_after or 30))
+            outcome.retried += len(current)
+            return
+        except ServiceError as exc:
+            results = {sub_id: (exc, 0) for sub_id in current}
+        now = self.clock.now()
+        throttled: list[RenewalItem] = []
+        failed: list[tuple[Versioned[SubscriptionRecord], RenewalItem, ServiceError]] = []
+        removed: list[LifecycleItem] = []
+        delay = 30.0
+        for sub_id, (found, item) in current.items():
+            result, minutes = results.get(sub_id, (None, 0))
+            if isinstance(result, SubscriptionInfo):
+                self._store_renewal(found, result, now, minutes)
+                outcome.renewed += 1
+            elif isinstance(result, ItemNotFound):
+                removed.append(LifecycleItem(tenant_id, found.value.user_id, sub_id, "subscriptionRemoved"))
+            elif isinstance(result, Throttled):
+                throttled.append(item)
+                delay = max(delay, float(result.retry_after or 30))
+            else:
+                error = result if isinstance(result, ServiceError) else ServiceError("no answer for this renewal")
+                failed.append((found, item, error))
+        if removed:
+            # Recreate + resync happen in the lifecycle worker, exactly as for a subscriptionRemoved event.
+            self.queues.send(Queues.LIFECYCLE, lifecycle_message(removed))
+            outcome.recreated += len(removed)
+        if throttled:
+            self.queues.send(Queues.RENEWALS, renewal_message(tenant_id, throttled, attempt), delay_seconds=delay)
+            outcome.retried += len(throttled)
+        if failed:
+            self._renewal_failed(tenant_id, failed, attempt, outcome)
+
+    def renew_one(self, tenant_id: str, user_id: str) -> SubscriptionRecord | None:
+        """Renew one mailbox's subscription now (lifecycle fallback); ``ItemNotFound`` if Graph removed it."""
+        found = self.store.get(tenant_id.lower(), user_id.lower())
+        if found is None:
+            return None
+        result = self._renew_at_graph(self._who(tenant_id.lower(), user_id.lower()), [found.value.subscription_id])
+        answer, minutes = result[found.value.subscription_id]
+        if isinstance(answer, ServiceError):
+            raise answer
+        return self._store_renewal(found, answer, self.clock.now(), minutes)
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _integration(self, tenant_id: str) -> Integration | None:
+        found = self.integrations.get(tenant_id)
+        return found.value if found is not None else None
+
+    def _who(self, tenant_id: str, user_id: str, integration: Integration | None = None) -> GraphIdentity:
+        """The mailbox owner's delegated token in per-user tenants, else the tenant identity
+        (see ``core.services.notifications.graph_identity``)."""
+        integration = integration or self._integration(tenant_id)
+        if integration is not None and integration.method is ConnectionMethod.PER_USER:
+            return GraphIdentity(tenant_id, user_id)
+        return GraphIdentity(tenant_id)
+
+    def _expiry(self, minutes: int) -> datetime:
+        return self.clock.now() + timedelta(minutes=minutes) - CLOCK_SKEW
+
+    def _attempts(self) -> tuple[int, ...]:
+        if self._lifetimes.current == OUTLOOK_MAX_MINUTES:
+            return (OUTLOOK_MAX_MINUTES, LEGACY_MAX_MINUTES)
+        return (self._lifetimes.current,)
+
+    def _learn(self, minutes: int) -> None:
+        if minutes != self._lifetimes.current:
+            log.info("Graph refused %d-minute subscriptions; using %d minutes from now on",
+                     self._lifetimes.current, minutes)
+            self._lifetimes = _Lifetimes(minutes)
+
+    @staticmethod
+    def _refused_lifetime(exc: ServiceError) -> bool:
+        """A 400 for the expiry (not the URL validation, which has its own code)."""
+        return (
+            isinstance(exc, GraphRequestRejected)
+            and exc.status in (400, None)
+            and (exc.graph_code or "") != "ValidationError"
+        )
+
+    def _create_at_graph(self, tenant_id: str, user_id: str) -> tuple[SubscriptionInfo, int]:
+        signer = self.keys.require()
+        client_state = signer.sign(tenant_id, user_id)
+        attempts = self._attempts()
+        for i, minutes in enumerate(attempts):
+            try:
+                info = self.gateway.create_subscription(
+                    self._who(tenant_id, user_id),
+                    resource=f"/users/{user_id}/events",
+                    change_type=CHANGE_TYPES,
+                    notification_url=self.notification_url,
+                    lifecycle_url=self.lifecycle_url,
+                    client_state=client_state,
+                    expiration=self._expiry(minutes),
+                )
+            except GraphRequestRejected as exc:
+                if i + 1 < len(attempts) and self._refused_lifetime(exc):
+                    continue
+                raise
+            self._learn(minutes)
+            return info, minutes
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _renew_at_graph(self, who: GraphIdentity,
+                        sub_ids: Sequence[str]) -> dict[str, tuple[SubscriptionInfo | ServiceError, int]]:
+        """Each subscription's renewal result and the lifetime (minutes) that was asked for."""
+        attempts = self._attempts()
+        first = self.gateway.renew_subscriptions(who, [(s, self._expiry(attempts[0])) for s in sub_ids])
+        results = {s: (r, attempts[0]) for s, r in first.items()}
+        refused = [s for s, r in first.items() if isinstance(r, ServiceError) and self._refused_lifetime(r)]
+        if refused and len(attempts) > 1:
+            retry = self.gateway.renew_subscriptions(who, [(s, self._expiry(attempts[1])) for s in refused])
+            if any(isinstance(r, SubscriptionInfo) for r in retry.values()):
+                self._learn(attempts[1])
+            results.update({s: (r, attempts[1]) for s, r in retry.items()})
+        return results
+
+    def _create(self, tenant_id: str, user_id: str,
+                found: Versioned[SubscriptionRecord] | None) -> SubscriptionRecord:
+        who = self._who(tenant_id, user_id)
+        try:
+            info, minutes = self._create_at_graph(tenant_id, user_id)
+        except GraphError as exc:
+            self.alerts.notify(
+                tenant_id, AlertKind.SUBSCRIPTION_FAILURE,
+                detail=f"Outlook change notifications could not be set up for a mailbox ({exc.code}); "
+                "changes made in Outlook are picked up by the periodic reconciliation only.",
+            )
+            raise
+        now = self.clock.now()
+        record = SubscriptionRecord(
+            tenant_id=tenant_id, user_id=user_id, subscription_id=info.subscription_id,
+            expires_at=info.expiration, renew_at=renew_at(info.expiration, now), created_at=now,
+            lifetime_minutes=minutes,
+        )
+        try:
+            self.store.save(record, found)
+        except (Conflict, ConcurrencyConflict):
+            # Another worker set the mailbox up at the same moment: keep theirs, drop ours.
+            self._delete_quietly(who, info.subscription_id)
+            winner = self.store.get(tenant_id, user_id)
+            if winner is None:
+                raise
+            return winner.value
+        if found is not None and found.value.subscription_id != info.subscription_id:
+            self._delete_quietly(who, found.value.subscription_id)
+        log.info("subscription created for a mailbox, %d-minute lifetime, renew in %s",
+                 minutes, record.renew_at - now)
+        return record
+
+    def _delete_quietly(self, who: GraphIdentity, subscription_id: str) -> None:
+        try:
+            self.gateway.delete_subscription(who, subscription_id)
+        except ServiceError as exc:
+            log.info("could not delete a superseded subscription (%s); it will lapse", exc.code)
+
+    def _store_renewal(self, found: Versioned[SubscriptionRecord], info: SubscriptionInfo,
+                       now: datetime, minutes: int) -> SubscriptionRecord:
+        record = replace(found.value, expires_at=info.expiration, renew_at=renew_at(info.expiration, now),
+                         lifetime_minutes=minutes, failures=0, last_error=None)
+        try:
+            return self.store.save(record, found)
+        except (ConcurrencyConflict, Conflict):
+            return record  # someone recreated or renewed it meanwhile: theirs is newer
+
+    def _renewal_failed(
+        self,
+        tenant_id: str,
+        failed: list[tuple[Versioned[SubscriptionRecord], RenewalItem, ServiceError]],
+        attempt: int,
+        outcome: RenewalOutcome,
+    ) -> None:
+        codes = sorted({e.code for _, _, e in failed})
+        if attempt + 1 < MAX_ATTEMPTS:
+            self.queues.send(Queues.RENEWALS, renewal_message(tenant_id, [i for _, i, _ in failed], attempt + 1),
+                             delay_seconds=_backoff(attempt))
+            outcome.retried += len(failed)
+            log.warning("renewal of %d subscription(s) failed (%s); retry %d", len(failed), ",".join(codes),
+                        attempt + 1)
+            return
+        for found, _, error in failed:
+            record = replace(found.value, failures=found.value.failures + 1, last_error=error.code[:100])
+            with contextlib.suppress(ConcurrencyConflict, Conflict):
+                self.store.save(record, found)
+        outcome.failed += len(failed)
+        log.error("renewal of %d subscription(s) failed %d times (%s)", len(failed), MAX_ATTEMPTS, ",".join(codes))
+        self.alerts.notify(
+            tenant_id, AlertKind.SUBSCRIPTION_FAILURE,
+            detail=f"{len(failed)} Outlook change subscription(s) could not be renewed ({', '.join(codes)}); "
+            "the next renewal run tries again.",
+        )
+
+
+class _Wiring(Protocol):
+    """What ``delete_tenant_subscriptions`` needs from the composition root (``core.bootstrap.Container``)."""
+
+    tables: TableStore
+    queues: CommandQueue
+    secrets: SecretStore
+    clock: Clock
+    settings: Settings
+
+    @property
+    def gateway(self) -> CalendarGateway: ...
+
+
+def delete_tenant_subscriptions(container: _Wiring, tenant_id: str) -> int:
+    """Disconnect hook (looked up by ``functions/integration_jobs.py``): remove a tenant's subscriptions."""
+    service = SubscriptionService(
+        container.tables, container.queues, container.gateway, container.clock,
+        ClientStateKeyCache(container.secrets), public_base_url=container.settings.public_base_url,
+        url_code=container.settings.webhook_url_code,
+    )
+    return service.remove_all_for_tenant(tenant_id)

@@ -1,0 +1,150 @@
+"""Per-user and service-account connections, and the caller's own calendar view.
+
+Thin handlers over ``core/services/connections.py`` (built once per container by
+``connection_service``). POST takes an optional body: without one a user connects their
+own calendar (per-user tenants); ``{"purpose": "serviceAccount", "mailbox": ...}`` lets
+an admin of a service-account tenant sign in as the scheduling mailbox (api.md has no
+separate route; see docs/connection-methods.md). The callback is anonymous (a browser
+redirect from Microsoft) and always answers 302 to the app URL with the outcome.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import azure.functions as func
+
+from core.bootstrap import Container
+from core.services.connections import CallbackParams, ConnectionPurpose, ConnectionService
+from functions.auth import Auth
+from functions.endpoint import Reply, RequestContext, endpoint
+from functions.schemas.common import Email, RequestBody, WindowQuery
+from functions.schemas.connections import (
+    AuthorizeUrl,
+    CalendarSettings,
+    Connection,
+    ConnectionCallbackQuery,
+    MyEvent,
+)
+
+bp = func.Blueprint()
+
+
+class ConnectionStartBody(RequestBody):
+    """Optional body of POST /api/me/connection: what to connect (default: the caller's own calendar)."""
+
+    purpose: Literal["user", "serviceAccount"] = "user"
+    mailbox: Email | None = None
+
+
+def connection_service(container: Container) -> ConnectionService:
+    """The process-wide connection service, sharing the delegated token provider with Graph calls."""
+
+    def build(c: Container) -> ConnectionService:
+        from core.adapters.delegated_tokens import DelegatedTokenProvider
+        from core.adapters.http import build_session
+        from core.adapters.method_tokens import MethodAwareTokenProvider
+        from core.services.alerts import OwnerAlerts
+        from core.services.connections import ConnectionRepository
+        from core.services.integration import TenantSecrets
+
+        tokens = c.tokens
+        if isinstance(tokens, MethodAwareTokenProvider) and isinstance(tokens.delegated, DelegatedTokenProvider):
+            flow = tokens.delegated
+        else:  # until bootstrap installs the composite provider: a delegated provider of our own
+            session = build_session(c.settings)
+            flow = DelegatedTokenProvider(c.settings, session, c.secrets, ConnectionRepository(c.tables), c.clock,
+                                          alerts=OwnerAlerts(c.tables, c.queues, c.clock))
+        return ConnectionService(
+            tables=c.tables, clock=c.clock, settings=c.settings, flow=flow,
+            tenant_secrets=TenantSecrets(c.tables, c.secrets), remove_subscriptions=_subscription_removal(c),
+        )
+
+    return container.service("connections", build)
+
+
+def _subscription_removal(container: Container) -> Any:
+    def remove(tenant_id: str, user_id: str) -> object:
+        from functions.sync_jobs import subscription_service
+
+        return subscription_service(container).remove_for_mailbox(tenant_id, user_id)
+
+    return remove
+
+
+@endpoint(bp, "POST", "me/connection", auth=Auth.USER, body=ConnectionStartBody, body_required=False,
+          response=AuthorizeUrl, summary="Start connecting the caller's calendar (delegated sign-in with PKCE)",
+          tags=("me",), extra_statuses=(409,))
+def connection_start(ctx: RequestContext[ConnectionStartBody | None]) -> AuthorizeUrl:
+    """An authorize URL whose state is bound to the caller."""
+    body = ctx.body or ConnectionStartBody()
+    url = connection_service(ctx.container).start(ctx.caller, ConnectionPurpose(body.purpose), body.mailbox)
+    return AuthorizeUrl(authorize_url=url)
+
+
+@endpoint(bp, "GET", "me/connection/callback", auth=Auth.ANONYMOUS, query=ConnectionCallbackQuery,
+          status=302, summary="Microsoft's sign-in redirect (browser)", tags=("me",))
+def connection_callback(ctx: RequestContext[None, ConnectionCallbackQuery]) -> Reply:
+    """Redeems the code for the user bound to the state, then redirects to the app."""
+    q = ctx.query
+    params = CallbackParams(
+        code=q.code, state=q.state, session_state=q.session_state, error=q.error,
+        error_description=q.error_description,
+        admin_consent=(ctx.request.params.get("admin_consent") or None),
+    )
+    outcome = connection_service(ctx.container).callback(params)
+    return Reply(302, None, {"Location": outcome.redirect_url, "Cache-Control": "no-store"})
+
+
+@endpoint(bp, "GET", "me/connection", auth=Auth.USER, response=Connection,
+          summary="Whether the caller's calendar is connected", tags=("me",))
+def connection_get(ctx: RequestContext[None]) -> Connection:
+    """Connection state, and whether the user must reconnect."""
+    view = connection_service(ctx.container).status(ctx.caller)
+    return Connection(
+        connected=view.connected,
+        method=view.method.value if view.method is not None else None,
+        needs_reconnect=view.needs_reconnect,
+        reason=view.reason,
+    )
+
+
+@endpoint(bp, "DELETE", "me/connection", auth=Auth.USER, status=204,
+          summary="Forget the caller's tokens", tags=("me",))
+def connection_delete(ctx: RequestContext[None]) -> None:
+    """Removes the caller's refresh token (and their subscriptions)."""
+    connection_service(ctx.container).disconnect(ctx.caller)
+
+
+@endpoint(bp, "GET", "me/calendar-settings", auth=Auth.USER, response=CalendarSettings,
+          summary="The caller's time zone and working hours", tags=("me",))
+def calendar_settings(ctx: RequestContext[None]) -> Any:
+    """Read live from the caller's mailbox settings."""
+    from functions.availability import availability_service
+    from functions.schemas.connections import WorkingHours
+
+    found = availability_service(ctx).calendar_settings(ctx.caller)
+    hours = found.working_hours
+    return CalendarSettings(
+        time_zone=found.time_zone,
+        working_hours=None if hours is None else WorkingHours(
+            days_of_week=list(hours.days),
+            start_time=hours.start,
+            end_time=hours.end,
+            time_zone=hours.time_zone,
+        ),
+    )
+
+
+@endpoint(bp, "GET", "me/events", auth=Auth.USER, query=WindowQuery, response=list[MyEvent],
+          summary="The caller's own calendar (live from Graph, never stored)", tags=("me",))
+def my_events(ctx: RequestContext[None, WindowQuery]) -> Any:
+    """Details only ever go to their owner."""
+    from functions.availability import availability_service
+
+    found = availability_service(ctx).my_events(ctx.caller, ctx.query.from_, ctx.query.to)
+    return [
+        MyEvent(start=e.start, end=e.end, show_as=e.show_as, subject=e.subject,
+                is_session=e.is_session)
+        for e in found
+    ]

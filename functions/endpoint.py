@@ -1,0 +1,296 @@
+"""The route framework: declare a handler once, with everything auth, validation and OpenAPI need.
+
+    @endpoint(bp, "POST", "sessions", auth=Auth.USER, body=CreateSessionBody,
+              response=SessionAccepted, status=202, summary="Book a session", rate_limit="session_writes")
+    def create_session(ctx: RequestContext[CreateSessionBody, NoQuery]) -> Handled: ...
+
+``endpoint`` registers an Azure Functions HTTP trigger (``auth_level`` ANONYMOUS: the
+bearer token is checked here; webhooks use FUNCTION so Azure checks ``?code=``) wrapped
+by ``functions.http.api`` (correlation id, error envelope), then per request:
+
+1. authenticates per ``auth`` (``functions.auth``): 401 / 403;
+2. validates path, query and body with the declared pydantic models: 413 over the
+   body limit, 400 for bad JSON, 422 ``validation_failed`` with
+   ``details.fields = [{loc, msg, type}]`` (input values are never echoed);
+3. applies the caller's rate limit (429 + Retry-After);
+4. calls the handler with a ``RequestContext`` and turns its return value into a
+   response: a pydantic model / dict / list -> JSON with the declared status,
+   ``None`` -> empty body, a ``Reply`` or ``func.HttpResponse`` -> as given.
+
+Every declaration is recorded in ``REGISTRY``, from which ``functions/openapi.py``
+builds the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, get_args, get_origin
+
+import azure.functions as func
+from pydantic import BaseModel, ValidationError
+from typing_extensions import TypeVar
+
+from core.bootstrap import Container, get_container
+from core.domain.errors import BadRequest, NotImplementedYet, ValidationFailed
+from core.log import correlation_id
+from core.services.authz import Caller
+from functions.auth import Auth, authenticate
+from functions.http import MAX_BODY_BYTES, api, empty_response, json_response, read_body
+from functions.ratelimit import limiter
+from functions.schemas.common import NoQuery, PathParams
+
+log = logging.getLogger(__name__)
+
+B = TypeVar("B", default=None)
+Q = TypeVar("Q", default=NoQuery)
+P = TypeVar("P", default=None)
+
+MAX_FIELD_ERRORS = 20
+_MAX_LOC_CHARS = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A response other than "JSON with the declared status": another status, headers, or no body."""
+
+    status: int
+    body: Any = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+Handled = BaseModel | Mapping[str, Any] | list[Any] | Reply | func.HttpResponse | None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext(Generic[B, Q, P]):
+    """What a handler gets: the caller (None on anonymous routes), validated inputs, the container."""
+
+    request: func.HttpRequest
+    caller_or_none: Caller | None
+    body: B
+    query: Q
+    path: P
+    container_or_none: Container | None = None
+    spec: RouteSpec | None = None
+
+    def parse_body(self) -> Any:
+        """Parse the body now (routes declared with ``defer_body=True`` decide when, e.g. after a handshake)."""
+        assert self.spec is not None
+        return _parse_body(self.spec, self.request) if self.spec.body is not None else None
+
+    @property
+    def container(self) -> Container:
+        """The wired adapters (built on first use, so anonymous static routes never need settings)."""
+        return self.container_or_none if self.container_or_none is not None else get_container()
+
+    @property
+    def caller(self) -> Caller:
+        """The authenticated caller (authenticated routes only)."""
+        if self.caller_or_none is None:
+            raise RuntimeError("anonymous route has no caller")
+        return self.caller_or_none
+
+    @property
+    def correlation_id(self) -> str:
+        return correlation_id.get()
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSpec:
+    """One declared route, as OpenAPI and the tests see it."""
+
+    name: str
+    method: str
+    route: str
+    auth: Auth
+    summary: str
+    status: int
+    body: type[BaseModel] | None = None
+    body_required: bool = True
+    query: type[BaseModel] | None = None
+    path: type[BaseModel] | None = None
+    response: Any = None  # a model class, list[Model], or None
+    response_content_type: str = "application/json"
+    rate_limit: str | None = None
+    onboarding: bool = False
+    function_key: bool = False
+    max_body_bytes: int = MAX_BODY_BYTES
+    extra_statuses: tuple[int, ...] = ()
+    tags: tuple[str, ...] = ()
+    defer_body: bool = False
+
+    @property
+    def path_template(self) -> str:
+        return f"/api/{self.route}"
+
+
+REGISTRY: list[RouteSpec] = []
+
+
+def registered_routes() -> list[RouteSpec]:
+    return list(REGISTRY)
+
+
+def field_errors(exc: ValidationError, prefix: str) -> list[dict[str, Any]]:
+    """Pydantic errors as ``{loc, msg, type}``, without the offending input values."""
+    out: list[dict[str, Any]] = []
+    for err in exc.errors(include_url=False, include_input=False, include_context=False):
+        loc = [prefix, *(str(p)[:_MAX_LOC_CHARS] if isinstance(p, str) else p for p in err["loc"])]
+        out.append({"loc": loc, "msg": err["msg"], "type": err["type"]})
+        if len(out) >= MAX_FIELD_ERRORS:
+            break
+    return out
+
+
+def _validation_failed(fields: list[dict[str, Any]]) -> ValidationFailed:
+    return ValidationFailed("Some values are not valid.", details={"fields": fields})
+
+
+def _parse_mapping(model: type[BaseModel], data: Mapping[str, str], prefix: str) -> BaseModel:
+    try:
+        return model.model_validate(dict(data))
+    except ValidationError as exc:
+        raise _validation_failed(field_errors(exc, prefix)) from None
+
+
+def _parse_body(spec: RouteSpec, req: func.HttpRequest) -> BaseModel | None:
+    assert spec.body is not None
+    raw = read_body(req, max_bytes=spec.max_body_bytes, required=spec.body_required)
+    if raw is None:
+        return None
+    try:
+        # Standard JSON only (no NaN/Infinity), checked by the stdlib parser first: 400, not 422.
+        json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise BadRequest("The request body is not valid JSON.", code="malformed_json") from exc
+    try:
+        # Validated from the JSON text so strict mode keeps JSON's types (no "5" for 5).
+        return spec.body.model_validate_json(raw)
+    except ValidationError as exc:
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            raise BadRequest("The request body is not valid JSON.", code="malformed_json") from None
+        raise _validation_failed(field_errors(exc, "body")) from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _to_response(spec: RouteSpec, result: Handled) -> func.HttpResponse:
+    if isinstance(result, func.HttpResponse):
+        return result
+    status, body, headers = spec.status, result, {}
+    if isinstance(result, Reply):
+        status, body, headers = result.status, result.body, dict(result.headers)
+    if body is None:
+        return empty_response(status, headers)
+    return json_response(_jsonable(body), status, headers)
+
+
+def _jsonable(body: Any) -> Any:
+    if isinstance(body, BaseModel):
+        return body.model_dump(mode="json", by_alias=True, exclude_none=True)
+    if isinstance(body, list | tuple):
+        return [_jsonable(item) for item in body]
+    if isinstance(body, Mapping):
+        return {k: _jsonable(v) for k, v in body.items()}
+    return body
+
+
+def endpoint(
+    bp: func.Blueprint,
+    method: str,
+    route: str,
+    *,
+    auth: Auth,
+    summary: str,
+    status: int = 200,
+    body: type[BaseModel] | None = None,
+    body_required: bool = True,
+    query: type[BaseModel] | None = None,
+    path: type[PathParams] | None = None,
+    response: Any = None,
+    response_content_type: str = "application/json",
+    rate_limit: str | None = None,
+    onboarding: bool = False,
+    function_key: bool = False,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    extra_statuses: tuple[int, ...] = (),
+    tags: tuple[str, ...] = (),
+    defer_body: bool = False,
+) -> Callable[[Callable[[Any], Handled]], Callable[[func.HttpRequest], func.HttpResponse]]:
+    """Declare and register one contract route (see the module docstring)."""
+    method = method.upper()
+
+    def decorate(handler: Callable[[Any], Handled]) -> Callable[[func.HttpRequest], func.HttpResponse]:
+        spec = RouteSpec(
+            name=handler.__name__,
+            method=method,
+            route=route,
+            auth=auth,
+            summary=summary,
+            status=status,
+            body=body,
+            body_required=body_required,
+            query=query if query is not None else NoQuery,
+            path=path,
+            response=response,
+            response_content_type=response_content_type,
+            rate_limit=rate_limit,
+            onboarding=onboarding,
+            function_key=function_key,
+            max_body_bytes=max_body_bytes,
+            extra_statuses=extra_statuses,
+            tags=tags or (route.split("/", 1)[0],),
+            defer_body=defer_body,
+        )
+        if any((s.method == method and s.route == route) or s.name == spec.name for s in REGISTRY):
+            raise ValueError(f"route {method} /api/{route} ({spec.name}) is declared twice")
+
+        def entry(req: func.HttpRequest) -> func.HttpResponse:
+            container = None if auth is Auth.ANONYMOUS else get_container()
+            caller = authenticate(req, auth, container, onboarding=onboarding) if container is not None else None
+            path_value = _parse_mapping(path, req.route_params, "path") if path is not None else None
+            query_value = _parse_mapping(spec.query, req.params, "query") if spec.query is not None else None
+            body_value = _parse_body(spec, req) if body is not None and not defer_body else None
+            if rate_limit is not None and caller is not None:
+                limiter.take(rate_limit, caller.key)
+            ctx: RequestContext[Any, Any, Any] = RequestContext(
+                request=req,
+                caller_or_none=caller,
+                body=body_value,
+                query=query_value,
+                path=path_value,
+                container_or_none=container,
+                spec=spec,
+            )
+            return _to_response(spec, handler(ctx))
+
+        entry.__name__ = handler.__name__
+        entry.__qualname__ = handler.__qualname__
+        entry.__doc__ = handler.__doc__
+        wrapped = api(entry)
+        level = func.AuthLevel.FUNCTION if function_key else func.AuthLevel.ANONYMOUS
+        bp.route(route=route, methods=[method], auth_level=level)(wrapped)
+        REGISTRY.append(spec)
+        return wrapped
+
+    return decorate
+
+
+def response_model_of(response: Any) -> tuple[type[BaseModel] | None, bool]:
+    """``(model, is_list)`` for a declared response (``Model`` or ``list[Model]``)."""
+    if response is None:
+        return None, False
+    if get_origin(response) is list:
+        (item,) = get_args(response)
+        return item, True
+    return response, False
+
+
+def not_yet(feature: str) -> NotImplementedYet:
+    """The 501 a contract route answers (after auth and validation) until its feature lands."""
+    return NotImplementedYet(f"{feature} is not available yet.", code="not_implemented")

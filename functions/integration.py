@@ -1,0 +1,271 @@
+"""Integration routes (admin of the caller's tenant): set-up, consent, access tests, permissions.
+
+Thin handlers: parse, call one service (core/services/integration.py,
+core/services/access_test.py, built once per container by functions/integration_jobs.py),
+map the result. The consent callback is anonymous (a browser redirect from Microsoft):
+it always answers 302 to the app URL with the outcome. ``permissions`` is static.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import azure.functions as func
+
+from core.domain.access_test import AccessTestReport as DomainReport
+from core.domain.integration import ConnectionMethod, PairingPolicy
+from core.services.access_test import AccessTestService
+from core.services.integration import ConsentCallback, IntegrationChanges, IntegrationView
+from functions.auth import Auth, tenant_gate
+from functions.endpoint import Reply, RequestContext, endpoint
+from functions.integration_jobs import access_tests, integration_service
+from functions.schemas.integration import (
+    AccessTestAccepted,
+    AccessTestReport,
+    AccessTestSummary,
+    AccessTestUser,
+    ConsentCallbackQuery,
+    ConsentInfo,
+    ConsentUrl,
+    Integration,
+    IntegrationBody,
+    Permission,
+    Permissions,
+)
+
+bp = func.Blueprint()
+
+DATA_USAGE = (
+    "The service stores only the metadata of events booked through it: the Outlook event id, "
+    "start and end times, the organizer and attendees' responses, and the room address. It never "
+    "stores an event's subject or body, and it reads other people's calendars as free/busy only. "
+    "Your own calendar entries are shown to you live and are not kept."
+)
+
+PERMISSIONS: tuple[Permission, ...] = (
+    Permission(
+        name="Calendars.ReadWrite",
+        type="application",
+        access="readWrite",
+        method="domainWide",
+        purpose="Create, move and cancel the sessions booked through the service, read free/busy "
+        "for scheduling, and be told when someone changes a booked session in Outlook.",
+    ),
+    Permission(
+        name="User.Read.All",
+        type="application",
+        access="read",
+        method="domainWide",
+        purpose="Find people by email and check, in the access test, which mailboxes the app can reach.",
+    ),
+    Permission(
+        name="MailboxSettings.Read",
+        type="application",
+        access="read",
+        method="domainWide",
+        purpose="Read each person's time zone and working hours so slots fall inside them.",
+    ),
+    Permission(
+        name="Place.Read.All",
+        type="application",
+        access="read",
+        method="domainWide",
+        purpose="List meeting rooms and room lists so a session can book a room.",
+    ),
+    Permission(
+        name="User.Read",
+        type="delegated",
+        access="read",
+        method="perUser",
+        purpose="Know who signed in, to connect the right calendar.",
+    ),
+    Permission(
+        name="Calendars.ReadWrite",
+        type="delegated",
+        access="readWrite",
+        method="perUser",
+        purpose="Create, move and cancel your sessions in your calendar and read your free/busy.",
+    ),
+    Permission(
+        name="MailboxSettings.Read",
+        type="delegated",
+        access="read",
+        method="perUser",
+        purpose="Read your time zone and working hours.",
+    ),
+    Permission(
+        name="offline_access",
+        type="delegated",
+        access="read",
+        method="perUser",
+        purpose="Keep your connection working without signing in every hour (you can disconnect at any time).",
+    ),
+    Permission(
+        name="User.Read",
+        type="delegated",
+        access="read",
+        method="serviceAccount",
+        purpose="Know which scheduling mailbox signed in.",
+    ),
+    Permission(
+        name="Calendars.ReadWrite.Shared",
+        type="delegated",
+        access="readWrite",
+        method="serviceAccount",
+        purpose="Book, move and cancel sessions in the calendars the scheduling mailbox has delegate access to.",
+    ),
+    Permission(
+        name="MailboxSettings.Read",
+        type="delegated",
+        access="read",
+        method="serviceAccount",
+        purpose="Read time zones and working hours for scheduling.",
+    ),
+    Permission(
+        name="offline_access",
+        type="delegated",
+        access="read",
+        method="serviceAccount",
+        purpose="Keep the scheduling mailbox connected without signing in every hour.",
+    ),
+)
+
+
+@endpoint(bp, "GET", "integration", auth=Auth.ADMIN, onboarding=True, response=Integration,
+          summary="The caller's tenant integration and its status", tags=("integration",))
+def integration_get(ctx: RequestContext[None]) -> Integration:
+    """Admins see their tenant's integration (also before onboarding, when the deployment allows the tenant)."""
+    return _integration(integration_service(ctx.container).view(ctx.caller.tenant_id))
+
+
+@endpoint(bp, "PUT", "integration", auth=Auth.ADMIN, onboarding=True, body=IntegrationBody,
+          response=Integration, summary="Configure the tenant integration", tags=("integration",),
+          extra_statuses=(409,))
+def integration_put(ctx: RequestContext[IntegrationBody]) -> Integration:
+    """Choose the connection method and the owner who gets alerts."""
+    body = ctx.body
+    changes = IntegrationChanges(
+        vendor=body.vendor,
+        method=ConnectionMethod(body.method),
+        owner_email=body.owner_email,
+        enabled=body.enabled,
+        pairing_policy=PairingPolicy(body.pairing_policy) if body.pairing_policy else None,
+        access_test_sample_size=body.access_test_sample_size,
+    )
+    view = integration_service(ctx.container).configure(ctx.caller.tenant_id, ctx.caller.object_id, changes)
+    tenant_gate(ctx.container).forget(ctx.caller.tenant_id)
+    return _integration(view)
+
+
+@endpoint(bp, "DELETE", "integration", auth=Auth.ADMIN, onboarding=True, status=202,
+          summary="Disconnect: remove subscriptions and secrets", tags=("integration",))
+def integration_delete(ctx: RequestContext[None]) -> Any:
+    """Disconnect the tenant (status becomes ``disconnected``)."""
+    integration_service(ctx.container).disconnect(ctx.caller.tenant_id, ctx.caller.object_id)
+    tenant_gate(ctx.container).forget(ctx.caller.tenant_id)
+    return {"status": "disconnected"}
+
+
+@endpoint(bp, "POST", "integration/consent", auth=Auth.ADMIN, onboarding=True, response=ConsentUrl,
+          summary="An admin-consent URL bound to the caller", tags=("integration",))
+def integration_consent(ctx: RequestContext[None]) -> ConsentUrl:
+    """A single-use, short-lived consent URL bound to (tid, oid)."""
+    url = integration_service(ctx.container).consent_url(ctx.caller.tenant_id, ctx.caller.object_id)
+    return ConsentUrl(consent_url=url)
+
+
+@endpoint(bp, "GET", "integration/consent/callback", auth=Auth.ANONYMOUS, query=ConsentCallbackQuery,
+          status=302, extra_statuses=(302,), summary="Microsoft's admin-consent redirect (browser)",
+          tags=("integration",))
+def integration_consent_callback(ctx: RequestContext[None, ConsentCallbackQuery]) -> Reply:
+    """Checks the state, proves consent, and redirects the browser to the app."""
+    q = ctx.query
+    outcome = integration_service(ctx.container).complete_consent(
+        ConsentCallback(
+            state=q.state,
+            admin_consent=q.admin_consent,
+            tenant=q.tenant,
+            error=q.error,
+            error_description=q.error_description,
+        )
+    )
+    if outcome.granted and outcome.tenant_id:
+        tenant_gate(ctx.container).forget(outcome.tenant_id)
+    return Reply(302, None, {"Location": outcome.redirect_url})
+
+
+@endpoint(bp, "POST", "integration/access-tests", auth=Auth.ADMIN, onboarding=True, status=202,
+          response=AccessTestAccepted, summary="Start an access test", tags=("integration",),
+          extra_statuses=(409,))
+def access_test_start(ctx: RequestContext[None]) -> AccessTestAccepted:
+    """Queues an access test over a sample of the tenant's mailboxes."""
+    report = access_tests(ctx.container).start(ctx.caller.tenant_id, ctx.caller.object_id, ctx.correlation_id)
+    return AccessTestAccepted(id=report.test_id)
+
+
+@endpoint(bp, "GET", "integration/access-tests/latest", auth=Auth.ADMIN, onboarding=True,
+          response=AccessTestReport, summary="The latest access-test report", tags=("integration",))
+def access_test_latest(ctx: RequestContext[None]) -> AccessTestReport:
+    """Counts per reason and a remediation hint per user."""
+    service = access_tests(ctx.container)
+    return _report(service.latest(ctx.caller.tenant_id), service)
+
+
+def _report(report: DomainReport, service: AccessTestService) -> AccessTestReport:
+    return AccessTestReport(
+        id=report.test_id,
+        status=report.status.value,
+        started_at=report.started_at,
+        finished_at=report.finished_at,
+        sampled=report.sampled,
+        accessible=report.accessible,
+        inaccessible=report.inaccessible,
+        by_reason={reason.value: count for reason, count in report.by_reason.items()},
+        users=[
+            AccessTestUser(
+                user_id=u.user_id,
+                user_principal_name=u.user_principal_name,
+                reason=u.reason.value,
+                hint=service.hint(u.reason),
+            )
+            for u in report.users
+        ],
+        error_code=report.error_code,
+    )
+
+
+def _integration(view: IntegrationView) -> Integration:
+    i = view.integration
+    test = view.last_test
+    return Integration(
+        tenant_id=i.tenant_id,
+        vendor="outlook365" if view.configured and i.vendor == "outlook365" else None,
+        method=i.method.value if view.configured else None,
+        owner_email=i.owner_email or None,
+        enabled=i.enabled if view.configured else False,
+        status=i.status.value,
+        status_reason=i.status_reason,
+        status_since=i.status_since,
+        pairing_policy=i.pairing_policy.value if view.configured else None,
+        access_test_sample_size=i.access_test_sample_size if view.configured else None,
+        consent=ConsentInfo(
+            status=view.consent.status, updated_at=view.consent.updated_at, error_code=view.consent.error_code
+        ),
+        last_access_test=None
+        if test is None
+        else AccessTestSummary(
+            id=test.test_id,
+            status=test.status.value,
+            finished_at=test.finished_at,
+            sampled=test.sampled,
+            accessible=test.accessible,
+            inaccessible=test.inaccessible,
+        ),
+    )
+
+
+@endpoint(bp, "GET", "integration/permissions", auth=Auth.ANONYMOUS, response=Permissions,
+          summary="The Microsoft 365 permissions the app asks for, and why", tags=("integration",))
+def integration_permissions(ctx: RequestContext[None]) -> Permissions:
+    """Static and public: lets an admin review what they are consenting to before signing in."""
+    return Permissions(permissions=list(PERMISSIONS), data_usage=DATA_USAGE)

@@ -1,0 +1,190 @@
+"""The OpenAPI 3.1 document, generated from the route registry and the pydantic models.
+
+Routes validate with the same classes this module turns into JSON Schema
+(``models_json_schema``, refs into ``components/schemas``), so the published contract
+cannot drift from what the code accepts. OpenAPI 3.1 uses JSON Schema 2020-12, which
+is what pydantic emits, so schemas go in unchanged.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from typing import Any, Final, Literal
+
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
+from functions.auth import Auth
+from functions.endpoint import RouteSpec, registered_routes, response_model_of
+from functions.schemas.meta import Error
+from functions.schemas.webhooks import MAX_VALIDATION_TOKEN_CHARS
+
+REF_TEMPLATE: Final = "#/components/schemas/{model}"
+_ERRORS: Final[dict[int, tuple[str, str]]] = {
+    400: ("BadRequest", "Malformed request (not JSON, missing body)."),
+    401: ("Unauthorized", "No or invalid bearer token (see WWW-Authenticate)."),
+    403: ("Forbidden", "Valid caller, not allowed (tenant not onboarded, missing role or scope)."),
+    404: ("NotFound", "Not found (also for another tenant's ids)."),
+    409: ("Conflict", "The state changed or the slot is taken."),
+    413: ("PayloadTooLarge", "The body is larger than the route accepts."),
+    422: ("ValidationFailed", "Valid JSON, invalid values: details.fields lists {loc, msg, type}."),
+    429: ("RateLimited", "Too many requests; see Retry-After."),
+    501: ("NotImplemented", "The feature behind this route has not landed yet."),
+    503: ("ServiceUnavailable", "A dependency is down or the service is misconfigured; see Retry-After."),
+}
+_AUTH_TEXT: Final[dict[Auth, str]] = {
+    Auth.ANONYMOUS: "Anonymous.",
+    Auth.USER: "A signed-in user of an onboarded tenant (delegated token with the API scope).",
+    Auth.ADMIN: "A signed-in user with the Integration.Admin app role.",
+    Auth.PAIRING_WRITER: "Integration.Admin, or an app-only token with the Pairings.ReadWrite.All role.",
+}
+
+_lock = threading.Lock()
+_cache: tuple[int, dict[str, Any]] | None = None
+
+
+def openapi_document() -> dict[str, Any]:
+    """The document for every route registered so far (built once, copied per call)."""
+    global _cache  # noqa: PLW0603 - built once per worker
+    routes = registered_routes()
+    with _lock:
+        if _cache is None or _cache[0] != len(routes):
+            _cache = (len(routes), build_document(routes))
+        return copy.deepcopy(_cache[1])
+
+
+def build_document(routes: list[RouteSpec]) -> dict[str, Any]:
+    wanted: list[tuple[type[BaseModel], JsonSchemaMode]] = [(Error, "serialization")]
+    for spec in routes:
+        for model in (spec.body, spec.query, spec.path):
+            if model is not None:
+                wanted.append((model, "validation"))
+        model, _ = response_model_of(spec.response)
+        if model is not None:
+            wanted.append((model, "serialization"))
+    unique = list(dict.fromkeys(wanted))
+    refs, defs = models_json_schema(unique, by_alias=True, ref_template=REF_TEMPLATE)
+    schemas: dict[str, Any] = defs.get("$defs", {})
+
+    def ref(model: type[BaseModel], mode: JsonSchemaMode) -> dict[str, Any]:
+        return dict(refs[(model, mode)])
+
+    def resolved(model: type[BaseModel]) -> dict[str, Any]:
+        name = ref(model, "validation")["$ref"].rsplit("/", 1)[-1]
+        schema: dict[str, Any] = schemas[name]
+        return schema
+
+    paths: dict[str, dict[str, Any]] = {}
+    for spec in routes:
+        operation = _operation(spec, ref, resolved)
+        paths.setdefault(spec.path_template, {})[spec.method.lower()] = operation
+
+    error_ref = ref(Error, "serialization")
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Microsoft 365 calendar integration for people-scheduling products",
+            "version": "1",
+            "description": "HTTP contract v1 (docs/api.md). Errors are always "
+            '{"error": {"code", "message", "details"?}}. Times are ISO 8601 with an offset.',
+            "license": {"name": "MIT", "identifier": "MIT"},
+        },
+        "paths": dict(sorted(paths.items())),
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "An Entra ID v2 access token issued for this API (aud = its client id).",
+                },
+                "functionKey": {
+                    "type": "apiKey",
+                    "in": "query",
+                    "name": "code",
+                    "description": "The Azure Functions key (deployed only); Graph echoes it on every POST.",
+                },
+            },
+            "responses": {
+                name: {"description": text, "content": {"application/json": {"schema": error_ref}}}
+                for name, text in _ERRORS.values()
+            },
+        },
+    }
+
+
+def _parameters(model: type[BaseModel] | None, where: Literal["query", "path"], resolved: Any) -> list[dict[str, Any]]:
+    if model is None:
+        return []
+    schema = resolved(model)
+    required = set(schema.get("required", []))
+    out = []
+    for name, prop in schema.get("properties", {}).items():
+        param: dict[str, Any] = {"name": name, "in": where, "required": where == "path" or name in required}
+        param["schema"] = {k: v for k, v in prop.items() if k != "title"}
+        if "description" in prop:
+            param["description"] = prop["description"]
+        out.append(param)
+    return out
+
+
+def _operation(spec: RouteSpec, ref: Any, resolved: Any) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "operationId": spec.name,
+        "summary": spec.summary,
+        "description": _AUTH_TEXT[spec.auth] + (" Set-up route: a tenant not onboarded yet may call it when "
+                                                 "the deployment allows it." if spec.onboarding else ""),
+        "tags": list(spec.tags),
+        "x-auth": spec.auth.value,
+    }
+    if spec.auth is Auth.ANONYMOUS:
+        op["security"] = [{"functionKey": []}] if spec.function_key else []
+    else:
+        op["security"] = [{"bearer": []}]
+    params = _parameters(spec.path, "path", resolved) + _parameters(spec.query, "query", resolved)
+    if params:
+        op["parameters"] = params
+    if spec.body is not None:
+        op["requestBody"] = {
+            "required": spec.body_required and not spec.defer_body,
+            "content": {"application/json": {"schema": ref(spec.body, "validation")}},
+        }
+
+    responses: dict[str, Any] = {}
+    model, is_list = response_model_of(spec.response)
+    success: dict[str, Any] = {"description": spec.summary}
+    if model is not None:
+        schema = ref(model, "serialization")
+        success["content"] = {"application/json": {"schema": {"type": "array", "items": schema} if is_list else schema}}
+    if spec.status == 302:
+        success["headers"] = {"Location": {"schema": {"type": "string"}, "description": "Where the browser goes next."}}
+    if spec.status == 202 and spec.rate_limit:
+        success["headers"] = {"Location": {"schema": {"type": "string"}, "description": "The resource to poll."}}
+    responses[str(spec.status)] = success
+    if spec.response_content_type == "text/plain":
+        responses["200"] = {
+            "description": "Validation handshake: exactly the validationToken, as plain text.",
+            "content": {"text/plain": {"schema": {"type": "string", "maxLength": MAX_VALIDATION_TOKEN_CHARS}}},
+        }
+
+    errors: set[int] = {503}
+    if spec.auth is not Auth.ANONYMOUS:
+        errors |= {401, 403}
+    if spec.body is not None:
+        errors |= {400, 413, 422}
+    if spec.query is not None and spec.query.model_fields:
+        errors.add(422)
+    if spec.response_content_type == "text/plain":
+        errors.add(400)
+    if spec.path is not None:
+        errors |= {404, 422}
+    if spec.rate_limit:
+        errors.add(429)
+    errors |= {s for s in spec.extra_statuses if s in _ERRORS}
+    for status in sorted(errors):
+        if str(status) not in responses:
+            responses[str(status)] = {"$ref": f"#/components/responses/{_ERRORS[status][0]}"}
+    op["responses"] = dict(sorted(responses.items()))
+    return op

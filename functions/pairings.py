@@ -1,0 +1,69 @@
+"""Pairings: written by admins or the product's server, read by their members.
+
+Handlers parse, call ``PairingService`` once and map the result. Members are given by
+object id or email/UPN and resolved through Graph on write (422 ``user_not_found``
+naming the field when one does not resolve).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import azure.functions as func
+
+from core.bootstrap import Container
+from core.services.pairings import PairingRequest, PairingService
+from core.services.pairings_repo import Pairing as PairingValue
+from functions.auth import Auth
+from functions.endpoint import RequestContext, endpoint
+from functions.schemas.common import NoQuery
+from functions.schemas.pairings import Pairing, PairingBody, PairingPath
+
+bp = func.Blueprint()
+
+SERVICE_NAME = "pairings"
+
+
+class PairingView(Pairing):
+    """A pairing as the API shows it: members' object ids plus their mailbox addresses."""
+
+    mentor_address: str
+    mentee_address: str
+
+
+def _build(container: Container) -> PairingService:
+    return PairingService(container.graph, container.tables, container.clock)
+
+
+def pairing_service(ctx: RequestContext[Any, Any, Any]) -> PairingService:
+    return ctx.container.service(SERVICE_NAME, _build)
+
+
+def pairing_view(p: PairingValue) -> PairingView:
+    return PairingView(pairing_id=p.pairing_id, mentor=p.mentor_id, mentee=p.mentee_id, active=p.active,
+                       updated_at=p.updated_at, mentor_address=p.mentor_address, mentee_address=p.mentee_address)
+
+
+@endpoint(bp, "PUT", "pairings/{pairingId}", auth=Auth.PAIRING_WRITER, path=PairingPath, body=PairingBody,
+          response=PairingView, summary="Create or replace a pairing", tags=("pairings",))
+def pairing_put(ctx: RequestContext[PairingBody, NoQuery, PairingPath]) -> Any:
+    """Admins or the product's server (app-only token with Pairings.ReadWrite.All)."""
+    b = ctx.body
+    saved = pairing_service(ctx).put(
+        ctx.caller, PairingRequest(pairing_id=ctx.path.pairingId, mentor=b.mentor, mentee=b.mentee, active=b.active)
+    )
+    return pairing_view(saved)
+
+
+@endpoint(bp, "DELETE", "pairings/{pairingId}", auth=Auth.PAIRING_WRITER, path=PairingPath, status=204,
+          summary="Delete a pairing", tags=("pairings",))
+def pairing_delete(ctx: RequestContext[None, NoQuery, PairingPath]) -> Any:
+    """Admins or the product's server."""
+    pairing_service(ctx).delete(ctx.caller, ctx.path.pairingId)
+
+
+@endpoint(bp, "GET", "me/pairings", auth=Auth.USER, response=list[PairingView],
+          summary="Pairings the caller belongs to", tags=("pairings",))
+def my_pairings(ctx: RequestContext[None]) -> Any:
+    """Only the caller's own active pairings, within their tenant."""
+    return [pairing_view(p) for p in pairing_service(ctx).list_mine(ctx.caller)]

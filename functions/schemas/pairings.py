@@ -1,0 +1,27 @@
+"""Pairings."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from functions.schemas.common import PathParams, Reply, RequestBody, ResourceId, UserRef
+
+
+class PairingPath(PathParams):
+    pairingId: ResourceId
+
+
+class PairingBody(RequestBody):
+    """PUT /api/pairings/{pairingId}."""
+
+    mentor: UserRef
+    mentee: UserRef
+    active: bool
+
+
+class Pairing(Reply):
+    pairing_id: str
+    mentor: str
+    mentee: str
+    active: bool
+    updated_at: datetime | None = None

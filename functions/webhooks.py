@@ -1,0 +1,176 @@
+"""Microsoft Graph webhooks: the validation handshake, then change and lifecycle notifications.
+
+Graph first POSTs ``?validationToken=<token>`` to both URLs and expects, within 10 s,
+200 ``text/plain`` whose body is exactly the URL-decoded token. The token is echoed
+as plain text with ``nosniff`` (never HTML), and refused over 2,048 characters.
+
+Notifications must be acknowledged in milliseconds (Graph counts a reply over 2.9 s as
+slow and drops notifications of endpoints that are often slow), so this path makes no
+Graph, Key Vault or table call: each item's clientState is checked in constant time
+against an HMAC of its tenant and mailbox with a key held in memory
+(``core/services/client_state.py``; read once per process), bad items are dropped and
+counted, and the good ones go to the queue as metadata only, one message per POST.
+202 once enqueued; 503 with ``Retry-After`` when the enqueue failed, so Graph retries.
+Deployed, Azure checks the function key Graph echoes as ``?code=``. Nothing here logs
+the token, a clientState or a notification body.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+import azure.functions as func
+
+from core.bootstrap import Container
+from core.domain.errors import BadRequest, ServiceError
+from core.log import correlation_id
+from core.names import Queues
+from core.services.client_state import ClientStateKeyCache, ClientStateSigner
+from core.services.notifications import ChangeItem, notifications_message
+from core.services.subscriptions import LIFECYCLE_EVENTS, LifecycleItem, lifecycle_message
+from functions.auth import Auth
+from functions.endpoint import Reply, RequestContext, endpoint
+from functions.http import text_response
+from functions.schemas.webhooks import MAX_VALIDATION_TOKEN_CHARS, NotificationBatch, WebhookQuery
+
+log = logging.getLogger(__name__)
+
+bp = func.Blueprint()
+
+MAX_NOTIFICATION_BYTES = 1024 * 1024
+
+
+def handshake(query: WebhookQuery) -> func.HttpResponse | None:
+    """The validation echo when ``validationToken`` is present, else ``None``."""
+    token = query.validationToken
+    if token is None:
+        return None
+    if not token or len(token) > MAX_VALIDATION_TOKEN_CHARS:
+        raise BadRequest("The validation token is empty or too long.", code="invalid_validation_token")
+    return text_response(token, 200)
+
+
+ITEMS_PER_MESSAGE: Final = 100  # ~25 KB of metadata: well inside a queue message
+RETRY_AFTER_SECONDS: Final = "5"
+KEYS_SERVICE: Final = "sync.client_state_keys"
+_RESOURCE = re.compile(r"^/?users/([^/]+)/events/(.+)$", re.IGNORECASE)  # event ids may hold "/"
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+_dropped: Counter[str] = Counter()
+_dropped_lock = threading.Lock()
+
+
+def client_state_keys(container: Container) -> ClientStateKeyCache:
+    """The process-wide key cache (shared with subscription creation, so a worker that created one is warm)."""
+    return container.service(KEYS_SERVICE, lambda c: ClientStateKeyCache(c.secrets))
+
+
+def dropped_counts() -> dict[str, int]:
+    """Items dropped by this process since start, by reason (for tests and diagnostics)."""
+    with _dropped_lock:
+        return dict(_dropped)
+
+
+def _count(dropped: Counter[str], route: str) -> None:
+    if not dropped:
+        return
+    with _dropped_lock:
+        _dropped.update(dropped)
+    log.warning("%s: dropped %d notification item(s) %s", route, sum(dropped.values()), dict(dropped))
+
+
+def check_changes(batch: NotificationBatch, signer: ClientStateSigner | None) -> tuple[list[ChangeItem], Counter[str]]:
+    """The items whose clientState is ours for their tenant and mailbox, and the reasons for the rest."""
+    good: list[ChangeItem] = []
+    dropped: Counter[str] = Counter()
+    for n in batch.value:
+        tenant = n.tenantId
+        match = _RESOURCE.match(n.resource or "")
+        if not tenant or not _GUID.match(tenant) or match is None:
+            dropped["malformed"] += 1
+            continue
+        user_id = match.group(1)
+        if signer is None or not signer.verify(n.clientState, tenant, user_id):
+            dropped["bad_client_state"] += 1
+            continue
+        event_id = (n.resourceData.id if n.resourceData is not None else None) or match.group(2)
+        good.append(ChangeItem(tenant.lower(), user_id.lower(), event_id, n.changeType or "updated",
+                               n.subscriptionId))
+    return good, dropped
+
+
+def check_lifecycle(batch: NotificationBatch,
+                    signer: ClientStateSigner | None) -> tuple[list[LifecycleItem], Counter[str]]:
+    """Lifecycle items carry no resource: the mailbox comes from the (verified) clientState."""
+    good: list[LifecycleItem] = []
+    dropped: Counter[str] = Counter()
+    for n in batch.value:
+        tenant = n.tenantId
+        if not tenant or not _GUID.match(tenant) or n.lifecycleEvent not in LIFECYCLE_EVENTS:
+            dropped["malformed"] += 1
+            continue
+        user_id = signer.mailbox_of(n.clientState, tenant) if signer is not None else None
+        if user_id is None:
+            dropped["bad_client_state"] += 1
+            continue
+        good.append(LifecycleItem(tenant.lower(), user_id, n.subscriptionId, str(n.lifecycleEvent)))
+    return good, dropped
+
+
+def _enqueue(container: Container, queue: str, items: Sequence[Any],
+             message: Callable[..., dict[str, Any]]) -> Reply:
+    cid = correlation_id.get()
+    try:
+        for start in range(0, len(items), ITEMS_PER_MESSAGE):
+            container.queues.send(queue, message(items[start : start + ITEMS_PER_MESSAGE], correlation_id=cid))
+    except ServiceError as exc:
+        log.error("notifications not persisted (%s): answering 503 so Graph retries", exc.code)
+        return Reply(503, headers={"Retry-After": RETRY_AFTER_SECONDS})
+    return Reply(202)
+
+
+def handle_notifications(batch: NotificationBatch, container: Container) -> Reply:
+    """Check clientState per item, enqueue the good ones in one message, 202 (503 if not persisted)."""
+    good, dropped = check_changes(batch, client_state_keys(container).signer())
+    _count(dropped, "graph/notifications")
+    return _enqueue(container, Queues.NOTIFICATIONS, good, notifications_message) if good else Reply(202)
+
+
+def handle_lifecycle(batch: NotificationBatch, container: Container) -> Reply:
+    """Check clientState per item, enqueue reauthorize / recreate / resync work, 202 (503 if not persisted)."""
+    good, dropped = check_lifecycle(batch, client_state_keys(container).signer())
+    _count(dropped, "graph/lifecycle")
+    return _enqueue(container, Queues.LIFECYCLE, good, lifecycle_message) if good else Reply(202)
+
+
+@endpoint(bp, "POST", "graph/notifications", auth=Auth.ANONYMOUS, function_key=True, query=WebhookQuery,
+          body=NotificationBatch, defer_body=True, status=202, max_body_bytes=MAX_NOTIFICATION_BYTES,
+          response_content_type="text/plain", extra_statuses=(503,),
+          summary="Graph change notifications (and the validation handshake)",
+          tags=("webhooks",))
+def graph_notifications(ctx: RequestContext[None, WebhookQuery]) -> func.HttpResponse | Reply:
+    """Handshake echo, or change notifications -> 202 once enqueued (503 if they could not be)."""
+    echo = handshake(ctx.query)
+    if echo is not None:
+        return echo
+    batch: NotificationBatch = ctx.parse_body()
+    return handle_notifications(batch, ctx.container)
+
+
+@endpoint(bp, "POST", "graph/lifecycle", auth=Auth.ANONYMOUS, function_key=True, query=WebhookQuery,
+          body=NotificationBatch, defer_body=True, status=202, max_body_bytes=MAX_NOTIFICATION_BYTES,
+          response_content_type="text/plain", extra_statuses=(503,),
+          summary="Graph lifecycle notifications (and the validation handshake)",
+          tags=("webhooks",))
+def graph_lifecycle(ctx: RequestContext[None, WebhookQuery]) -> func.HttpResponse | Reply:
+    """Handshake echo, or lifecycle notifications -> 202 once enqueued (503 if they could not be)."""
+    echo = handshake(ctx.query)
+    if echo is not None:
+        return echo
+    batch: NotificationBatch = ctx.parse_body()
+    return handle_lifecycle(batch, ctx.container)

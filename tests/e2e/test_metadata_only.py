@@ -1,0 +1,122 @@
+"""Storage holds metadata only: every table entity of the end-to-end Azurite, checked against an allow-list.
+
+Runs after the booking end-to-end tests in this directory (and books, reschedules and cancels
+a session itself, so it proves something when run alone): every property of every entity of
+every table must be on its table's allow-list, and no test subject (the log guard's
+sentinels) may appear in any table value or any message still sitting in a queue. A new
+property is a deliberate decision: add it here, with the reason it is not event content.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from azure.data.tables import TableServiceClient
+from azure.storage.queue import QueueServiceClient
+
+from core.names import Queues, Tables
+from tests.e2e.conftest import Stack
+from tests.e2e.test_booking_e2e import ROOM, book, ensure_contoso, pair, upn, wait_status
+from tests.log_guard import find_leaks, sentinel
+
+SYSTEM: Final = frozenset({"PartitionKey", "RowKey", "Timestamp", "_rawPartitionKey", "_rawRowKey"})
+COMMENT = sentinel("Confidential comment: metadata e2e")
+
+# Per table: the properties allowed, all of them ids, times, statuses, counts, addresses or
+# configuration. Never a subject, body, location text or comment.
+ALLOWED: Final[dict[str, frozenset[str]]] = {
+    "sessions": frozenset({
+        # the session (core/services/repositories.py session_to_entity)
+        "organizerId", "organizerAddress", "attendees", "room", "start", "end", "timeZone", "status", "pendingOp",
+        "version", "onlineMeeting", "onlineProvider", "joinUrl", "eventId", "iCalUId", "changeKey", "lastModified",
+        "source", "failureReason", "pairingId", "calendarId", "createdAt", "updatedAt",
+        # the per-user index rows
+        "sessionId",
+    }),
+    "eventindex": frozenset({"sessionId"}),
+    "pairings": frozenset({"mentorId", "mentorAddress", "menteeId", "menteeAddress", "active", "updatedAt",
+                           "pairingId"}),
+    "integrations": frozenset({
+        "vendor", "method", "ownerEmail", "enabled", "status", "statusReason", "pairingPolicy",
+        "accessTestSampleSize", "consentGrantedAt", "consentGrantedBy", "lastAccessTestId", "statusSince",
+        "updatedAt",
+    }),
+    "accesstests": frozenset({
+        "accessible", "byReason", "errorCode", "finishedAt", "graphCalls", "hints", "inaccessible", "lastFinished",
+        "latest", "requestedBy", "sampled", "startedAt", "status", "userChunks",
+        *(f"users{i}" for i in range(64)),  # the per-user results, chunked under the 64 KiB property limit
+    }),
+    "alerts": frozenset({"detail", "kind", "lastSentAt", "sentAt", "since", "suppressed"}),
+    "audit": frozenset({"action", "actor", "at", "changes"}),
+    "subscriptions": frozenset({"createdAt", "expiresAt", "failures", "lifetimeMinutes", "renewAt",
+                                "subscriptionId", "userId", "deltaLink", "resource", "status", "tenantId"}),
+    "subscriptionexpiry": frozenset({"subscriptionId", "tenantId", "userId"}),
+    "connections": frozenset({"userId", "purpose", "status", "reason", "username", "connectedAt", "updatedAt",
+                              "connectedBy", "scope"}),
+    "oauthstates": frozenset({"adminOid", "purpose", "userOid", "loginHint", "createdAt", "expiresAt", "flow"}),
+    "ratelimits": frozenset({"tokens", "at", "updatedAt"}),
+}
+
+
+def _entities(stack: Stack) -> dict[str, list[dict[str, Any]]]:
+    service = TableServiceClient.from_connection_string(stack.env["AzureWebJobsStorage"])
+    app_tables = set(Tables.ALL)
+    return {
+        t.name: [dict(e) for e in service.get_table_client(t.name).list_entities()]
+        for t in service.list_tables()
+        if t.name in app_tables
+    }
+
+
+def _queued_texts(stack: Stack) -> list[str]:
+    service = QueueServiceClient.from_connection_string(stack.env["AzureWebJobsStorage"])
+    texts = []
+    app_queues = set(Queues.ALL) | {Queues.poison(q) for q in Queues.ALL}
+    for queue in service.list_queues():
+        if queue.name not in app_queues:
+            continue
+        for message in service.get_queue_client(queue.name).peek_messages(max_messages=32):
+            raw = str(message.content)
+            try:
+                texts.append(base64.b64decode(raw, validate=True).decode("utf-8", "replace"))
+            except (binascii.Error, ValueError):
+                texts.append(raw)
+    return texts
+
+
+def test_tables_hold_metadata_only_and_no_subject_anywhere(stack: Stack) -> None:
+    """Every stored property is allow-listed; subjects and comments appear in no table and no queued message."""
+    ensure_contoso(stack)
+    pairing_id = pair(stack, "alice", "bob")
+    alice = stack.token(upn("alice"))
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=45)
+    sid = book(stack, alice, pairing_id, start, room=ROOM)
+    wait_status(stack, alice, sid, "booked")
+    later = start + timedelta(hours=2)
+    stack.call("PATCH", f"/sessions/{sid}", alice, {"start": later.isoformat(),
+                                                     "end": (later + timedelta(minutes=30)).isoformat(),
+                                                     "timeZone": "UTC"})
+    wait_status(stack, alice, sid, "booked")
+    assert stack.call("DELETE", f"/sessions/{sid}", alice, {"comment": COMMENT}).status_code == 202
+    wait_status(stack, alice, sid, "cancelled")
+
+    tables = _entities(stack)
+    assert tables.get("sessions"), "the booking left no session rows to check"
+    unexpected: dict[str, set[str]] = {}
+    leaks: list[str] = []
+    for table, entities in tables.items():
+        allowed = ALLOWED.get(table)
+        for entity in entities:
+            names = set(entity) - SYSTEM
+            extra = names if allowed is None else names - allowed
+            if extra:
+                unexpected.setdefault(table, set()).update(extra)
+            for name, value in entity.items():
+                if isinstance(value, str) and find_leaks(value):
+                    leaks.append(f"{table}.{name}")
+    assert unexpected == {}, f"properties outside the allow-list: {unexpected}"
+    assert leaks == []
+    assert [t for t in _queued_texts(stack) if find_leaks(t)] == []

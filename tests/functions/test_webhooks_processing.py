@@ -1,0 +1,154 @@
+"""Webhook processing: clientState checked per item, one queue write per POST, 202 or 503, nothing leaked."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from core.adapters.memory import InMemorySecretStore
+from core.names import Queues
+from core.services.client_state import SECRET_NAME, ClientStateSigner
+from functions.webhooks import dropped_counts
+from tests.functions.conftest import TENANT_A, TENANT_B, Env
+from tests.log_guard import sentinel
+
+KEY = "test-client-state-key-0123456789abcdef"
+ORGANIZER = "a0000000-0000-4000-8000-0000000000aa"
+SIGNER = ClientStateSigner(KEY.encode())
+
+
+def _install_key(env: Env) -> None:
+    env.container.secrets.set(SECRET_NAME, KEY)
+
+
+def change(event_id: str, *, tenant: str = TENANT_A, user: str = ORGANIZER, client_state: str | None = None,
+           change_type: str = "updated") -> dict[str, Any]:
+    resource = f"Users/{user}/Events/{event_id}"
+    return {
+        "subscriptionId": "sub-1",
+        "subscriptionExpirationDateTime": "2025-03-10T09:00:00Z",
+        "clientState": client_state if client_state is not None else SIGNER.sign(tenant, user),
+        "changeType": change_type,
+        "resource": resource,
+        "tenantId": tenant,
+        "resourceData": {"@odata.type": "#Microsoft.Graph.Event", "@odata.id": resource,
+                         "@odata.etag": 'W/"abc"', "id": event_id},
+    }
+
+
+def lifecycle(event: str, *, tenant: str = TENANT_A, user: str = ORGANIZER,
+              client_state: str | None = None) -> dict[str, Any]:
+    return {
+        "subscriptionId": "sub-1",
+        "subscriptionExpirationDateTime": "2025-03-10T09:00:00Z",
+        "tenantId": tenant,
+        "clientState": client_state if client_state is not None else SIGNER.sign(tenant, user),
+        "lifecycleEvent": event,
+    }
+
+
+def test_valid_notifications_are_enqueued_in_one_message_and_acknowledged_202(env: Env) -> None:
+    """50 good items -> 202 and exactly one queue message with their metadata, without any clientState."""
+    _install_key(env)
+    items = [change(f"AAMkAD{i}/+=") for i in range(50)]
+    r = env.client.post("/api/graph/notifications", json={"value": items})
+    assert r.status == 202
+    (message,) = env.queues.take(Queues.NOTIFICATIONS)
+    assert message.body["kind"] == "notifications" and message.body["tenantId"] == TENANT_A
+    assert [i["eventId"] for i in message.body["items"]] == [f"AAMkAD{i}/+=" for i in range(50)]
+    assert message.body["items"][0] == {"tenantId": TENANT_A, "userId": ORGANIZER, "eventId": "AAMkAD0/+=",
+                                        "changeType": "updated", "subscriptionId": "sub-1"}
+    assert "clientState" not in json.dumps(message.body)
+
+
+def test_wrong_client_state_is_dropped_and_counted(env: Env) -> None:
+    """An item with a forged clientState is not enqueued, is counted, and never appears in a log or the answer."""
+    _install_key(env)
+    forged = sentinel("1~" + ORGANIZER + "~forged-mac-value-AAAAAAAAAAAAAAAAAAAA")
+    before = dropped_counts().get("bad_client_state", 0)
+    r = env.client.post("/api/graph/notifications", json={"value": [change("e1", client_state=forged)]})
+    assert r.status == 202
+    assert forged not in r.text
+    assert env.queues.take(Queues.NOTIFICATIONS) == []
+    assert dropped_counts()["bad_client_state"] == before + 1
+
+
+def test_mixed_batch_enqueues_only_the_good_items(env: Env) -> None:
+    """Items signed for another tenant or mailbox, unsigned or with an odd resource are dropped; the rest pass."""
+    _install_key(env)
+    good = change("good")
+    other_tenant = change("t", client_state=SIGNER.sign(TENANT_B, ORGANIZER))
+    other_mailbox = change("m", client_state=SIGNER.sign(TENANT_A, "a0000000-0000-4000-8000-0000000000bb"))
+    missing = {**change("x"), "clientState": None}
+    odd = {**change("y"), "resource": "Users/someone/Messages/y"}
+    r = env.client.post("/api/graph/notifications", json={"value": [other_tenant, good, other_mailbox, missing, odd]})
+    assert r.status == 202
+    (message,) = env.queues.take(Queues.NOTIFICATIONS)
+    assert [i["eventId"] for i in message.body["items"]] == ["good"]
+
+
+def test_notifications_of_several_tenants_share_one_message(env: Env) -> None:
+    """One POST may mix subscriptions of several tenants: still one queue write, each item keeps its tenant."""
+    _install_key(env)
+    r = env.client.post("/api/graph/notifications", json={"value": [change("a"), change("b", tenant=TENANT_B)]})
+    assert r.status == 202
+    (message,) = env.queues.take(Queues.NOTIFICATIONS)
+    assert [i["tenantId"] for i in message.body["items"]] == [TENANT_A, TENANT_B]
+
+
+def test_failed_enqueue_answers_503_so_graph_retries(env: Env) -> None:
+    """When the queue cannot be written the answer is 503 with Retry-After, never 202."""
+    _install_key(env)
+    env.queues.fail_sends = True
+    r = env.client.post("/api/graph/notifications", json={"value": [change("e1")]})
+    assert r.status == 503
+    assert r.header("Retry-After")
+
+
+def test_secret_store_is_read_once_not_per_notification(env: Env) -> None:
+    """The clientState key is read from the secret store once; later POSTs make no store call."""
+    _install_key(env)
+    secrets = env.container.secrets
+    assert isinstance(secrets, InMemorySecretStore)
+    for _ in range(20):
+        assert env.client.post("/api/graph/notifications", json={"value": [change("e1")]}).status == 202
+    assert secrets.reads == 1
+
+
+def test_without_a_key_nothing_is_accepted(env: Env) -> None:
+    """Before any subscription exists there is no key: every item is dropped (and nothing is created)."""
+    r = env.client.post("/api/graph/notifications", json={"value": [change("e1")]})
+    assert r.status == 202
+    assert env.queues.take(Queues.NOTIFICATIONS) == []
+    secrets = env.container.secrets
+    assert isinstance(secrets, InMemorySecretStore) and secrets.names() == []
+
+
+def test_lifecycle_events_are_checked_and_enqueued_with_their_mailbox(env: Env) -> None:
+    """Lifecycle items carry no resource: the mailbox comes from the verified clientState; forged ones are dropped."""
+    _install_key(env)
+    body = {"value": [lifecycle("subscriptionRemoved"), lifecycle("missed", client_state="1~x~forged"),
+                      lifecycle("reauthorizationRequired", tenant=TENANT_B, user=ORGANIZER)]}
+    r = env.client.post("/api/graph/lifecycle", json=body)
+    assert r.status == 202
+    (message,) = env.queues.take(Queues.LIFECYCLE)
+    assert message.body["items"] == [
+        {"tenantId": TENANT_A, "userId": ORGANIZER, "subscriptionId": "sub-1", "lifecycleEvent": "subscriptionRemoved"},
+        {"tenantId": TENANT_B, "userId": ORGANIZER, "subscriptionId": "sub-1",
+         "lifecycleEvent": "reauthorizationRequired"},
+    ]
+
+
+def test_lifecycle_enqueue_failure_answers_503(env: Env) -> None:
+    """Lifecycle events that could not be persisted get 503 so Graph retries them."""
+    _install_key(env)
+    env.queues.fail_sends = True
+    r = env.client.post("/api/graph/lifecycle", json={"value": [lifecycle("missed")]})
+    assert r.status == 503
+
+
+def test_handshake_still_wins_over_processing(env: Env) -> None:
+    """A validation request is echoed even when the key is missing and the queue is down."""
+    env.queues.fail_sends = True
+    r = env.client.post("/api/graph/notifications", query={"validationToken": "hello"})
+    assert (r.status, r.text) == (200, "hello")

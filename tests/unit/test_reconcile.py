@@ -1,0 +1,212 @@
+"""Reconciliation and lifecycle events: what a lost notification missed is healed within one cycle."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from core.domain.calendar import ResponseType
+from core.domain.errors import GraphRequestRejected, ItemNotFound, Throttled, TransientGraphError
+from core.domain.integration import Integration, IntegrationStatus
+from core.domain.sessions import ChangeSource, SessionStatus
+from core.names import Queues
+from core.services.repositories import IntegrationRepository
+from core.services.subscriptions import LifecycleItem, lifecycle_message
+from tests.unit.test_notifications import PARTNER, T, World
+
+
+def test_reconciliation_heals_a_move_no_notification_reported() -> None:
+    """A move made while notifications were lost is applied by the next reconciliation, source 'outlook'."""
+    w = World.make()
+    s = w.book()
+    assert s.event_id is not None
+    new_start = s.start + timedelta(hours=2)
+    w.graph.move_event_as_organizer(T, w.organizer, s.event_id, new_start, new_start + timedelta(minutes=30))
+    report = w.reconciler.run()
+    stored = w.stored(s)
+    assert stored.start == new_start and stored.source == ChangeSource.OUTLOOK
+    assert report.sync.changed == 1 and report.tenants == 1
+
+
+def test_reconciliation_heals_cancellations_and_answers() -> None:
+    """A cancellation and an RSVP that were never notified both end up on their sessions."""
+    w = World.make()
+    cancelled, answered = w.book(hours=30), w.book(hours=50)
+    assert cancelled.event_id is not None and answered.ical_uid is not None
+    w.graph.cancel_event_as_organizer(T, w.organizer, cancelled.event_id)
+    copy = w.graph.copy_of(T, PARTNER, answered.ical_uid)
+    assert copy is not None
+    w.graph.respond_as_attendee(T, PARTNER, copy, ResponseType.TENTATIVELY_ACCEPTED)
+    w.reconciler.run()
+    assert w.stored(cancelled).status == SessionStatus.CANCELLED
+    assert w.stored(answered).attendees[0].response == ResponseType.TENTATIVELY_ACCEPTED
+
+
+def test_reconciliation_reads_only_the_window_in_batches_of_twenty() -> None:
+    """45 sessions in the next 14 days are read in 3 $batch calls; a session beyond the window is not read."""
+    w = World.make()
+    for i in range(45):
+        w.book(hours=2 + i)
+    far = w.book(hours=24 * 20)
+    assert far.event_id is not None
+    w.graph.move_event_as_organizer(T, w.organizer, far.event_id, far.start + timedelta(hours=1),
+                                    far.end + timedelta(hours=1))
+    w.subs.ensure_for_mailbox(T, w.organizer)
+    w.graph.reset_calls()
+    report = w.reconciler.run()
+    assert w.graph.call_count("get_events") == 3
+    assert report.sync.read == 45
+    assert w.stored(far).start == far.start  # healed by a later cycle, once inside the window
+
+
+def test_second_reconciliation_changes_nothing() -> None:
+    """Reconciliation is idempotent: run twice, the second pass reads and changes nothing new."""
+    w = World.make()
+    s = w.book()
+    w.reconciler.run()
+    first = w.stored(s)
+    report = w.reconciler.run()
+    assert report.sync.changed == 0
+    assert w.stored(s) == first
+
+
+def test_housekeeping_ensures_needed_subscriptions_and_removes_unneeded_ones() -> None:
+    """An organizer of upcoming sessions gets a subscription; a mailbox with none left loses its own."""
+    w = World.make()
+    w.book()
+    w.subs.ensure_for_mailbox(T, w.partner)  # the partner organizes nothing
+    report = w.reconciler.run()
+    assert report.subscriptions_ensured == 1 and report.subscriptions_removed == 1
+    assert [r.user_id for r in w.subs.mailboxes(T)] == [w.organizer]
+    assert len(w.graph.subscriptions_of(T)) == 1
+
+
+def test_housekeeping_drops_the_subscription_once_the_last_session_is_over() -> None:
+    """When the organizer's sessions are all in the past, the next reconciliation deletes the subscription."""
+    w = World.make()
+    w.book(hours=3)
+    w.reconciler.run()
+    assert w.subs.get(T, w.organizer) is not None
+    w.clock.advance(hours=5)
+    w.reconciler.run()
+    assert w.subs.get(T, w.organizer) is None
+    assert w.graph.subscriptions_of(T) == []
+
+
+def test_disabled_tenant_is_not_reconciled() -> None:
+    """A disabled integration costs no Graph call in reconciliation."""
+    w = World.make()
+    w.book()
+    repo = IntegrationRepository(w.tables)
+    found = repo.get(T)
+    assert found is not None
+    repo.save(Integration(tenant_id=T, enabled=False, status=IntegrationStatus.CONNECTED), found.etag)
+    w.graph.reset_calls()
+    assert w.reconciler.run().tenants == 0
+    assert w.graph.call_count() == 0
+
+
+def test_throttled_reconciliation_stops_and_keeps_going_next_cycle() -> None:
+    """Throttling stops this tenant's pass (reported), nothing is lost: the next cycle heals."""
+    w = World.make()
+    s = w.book()
+    assert s.event_id is not None
+    w.move(s, timedelta(hours=1))
+    w.graph.throttle(10)
+    report = w.reconciler.run()
+    assert report.sync.throttled is not None
+    w.graph.stop_throttling()
+    w.reconciler.run()
+    assert w.stored(s).start == s.start + timedelta(hours=1)
+
+
+# --- lifecycle ------------------------------------------------------------------------------
+
+
+def test_subscription_removed_recreates_then_resyncs() -> None:
+    """subscriptionRemoved -> a new subscription for the mailbox, then the mailbox's sessions are re-read."""
+    w = World.make()
+    s = w.book()
+    old = w.subs.ensure_for_mailbox(T, w.organizer)
+    w.graph.remove_subscription(T, old.subscription_id)
+    assert s.event_id is not None
+    w.move(s, timedelta(hours=4))
+    outcome = w.lifecycle.handle([LifecycleItem(T, w.organizer, old.subscription_id, "subscriptionRemoved")])
+    assert (outcome.recreated, outcome.resynced) == (1, 1)
+    new = w.subs.get(T, w.organizer)
+    assert new is not None and new.subscription_id != old.subscription_id
+    assert w.stored(s).start == s.start + timedelta(hours=4)
+
+
+def test_missed_resyncs_the_mailbox() -> None:
+    """missed -> the mailbox's tracked upcoming sessions are re-read and healed."""
+    w = World.make()
+    s = w.book()
+    record = w.subs.ensure_for_mailbox(T, w.organizer)
+    assert s.event_id is not None
+    w.graph.cancel_event_as_organizer(T, w.organizer, s.event_id)
+    outcome = w.lifecycle.handle([LifecycleItem(T, w.organizer, record.subscription_id, "missed")])
+    assert outcome.resynced == 1
+    assert w.stored(s).status == SessionStatus.CANCELLED
+
+
+def test_reauthorization_required_reauthorizes_the_subscription() -> None:
+    """reauthorizationRequired -> POST reauthorize on the current subscription."""
+    w = World.make()
+    record = w.subs.ensure_for_mailbox(T, w.organizer)
+    w.graph.reset_calls()
+    outcome = w.lifecycle.handle([LifecycleItem(T, w.organizer, record.subscription_id, "reauthorizationRequired")])
+    assert outcome.reauthorized == 1
+    assert w.graph.call_count("reauthorize_subscription") == 1
+
+
+def test_reauthorize_refused_falls_back_to_renewal_and_gone_to_recreation() -> None:
+    """A refused reauthorize renews instead; a subscription Graph no longer has is recreated."""
+    w = World.make()
+    record = w.subs.ensure_for_mailbox(T, w.organizer)
+    w.graph.fail_next("reauthorize_subscription", GraphRequestRejected(status=400))
+    outcome = w.lifecycle.handle([LifecycleItem(T, w.organizer, record.subscription_id, "reauthorizationRequired")])
+    assert outcome.renewed == 1
+    w.graph.fail_next("reauthorize_subscription", ItemNotFound(status=404))
+    outcome = w.lifecycle.handle([LifecycleItem(T, w.organizer, record.subscription_id, "reauthorizationRequired")])
+    assert outcome.recreated == 1
+
+
+def test_events_of_an_old_subscription_are_ignored() -> None:
+    """A lifecycle event naming a subscription the mailbox no longer uses changes nothing."""
+    w = World.make()
+    record = w.subs.ensure_for_mailbox(T, w.organizer)
+    w.graph.reset_calls()
+    outcome = w.lifecycle.handle([LifecycleItem(T, w.organizer, "superseded-id", "subscriptionRemoved")])
+    assert outcome.ignored == 1
+    assert w.subs.get(T, w.organizer) == record
+    assert w.graph.call_count("create_subscription") == 0
+
+
+def test_throttled_lifecycle_work_is_requeued_after_retry_after() -> None:
+    """Throttling during a resync puts the lifecycle item back on the queue for retry_after."""
+    w = World.make()
+    w.book()
+    record = w.subs.ensure_for_mailbox(T, w.organizer)
+    w.graph.fail_next("get_events", Throttled(retry_after=25))
+    outcome = w.lifecycle.handle_message(lifecycle_message(
+        [LifecycleItem(T, w.organizer, record.subscription_id, "missed")]))
+    assert outcome.retried == 1
+    w.clock.advance(seconds=25)
+    (again,) = w.queues.take(Queues.LIFECYCLE)
+    assert again.body["items"][0]["lifecycleEvent"] == "missed"
+
+
+def test_resync_failing_after_recreation_is_retried_as_missed_for_the_new_subscription() -> None:
+    """A resync failing after a recreation is retried as 'missed' of the new subscription, not recreated again."""
+    w = World.make()
+    w.book()
+    old = w.subs.ensure_for_mailbox(T, w.organizer)
+    w.graph.fail_next("get_events", TransientGraphError())
+    w.lifecycle.handle([LifecycleItem(T, w.organizer, old.subscription_id, "subscriptionRemoved")])
+    new = w.subs.get(T, w.organizer)
+    assert new is not None and new.subscription_id != old.subscription_id
+    (again,) = w.queues.take(Queues.LIFECYCLE, include_delayed=True)
+    assert again.body["items"][0] == {"tenantId": T, "userId": w.organizer, "subscriptionId": new.subscription_id,
+                                      "lifecycleEvent": "missed"}
+    assert w.lifecycle.handle_message(again.body).resynced == 1
+    assert w.graph.call_count("create_subscription") == 2
