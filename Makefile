@@ -29,7 +29,8 @@ $(STAMP_NODE): package.json package-lock.json
 install: $(STAMP_PY) $(STAMP_NODE)
 
 tools:
-	@if [ -x scripts/ensure_tools.sh ]; then scripts/ensure_tools.sh; fi
+	@scripts/ensure_tools.sh
+	@scripts/ensure_chromium.sh
 
 lint: $(STAMP_PY)
 	$(VENV)/bin/ruff check .

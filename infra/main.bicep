@@ -71,11 +71,12 @@ param reconcileSchedule string = '0 15 */2 * * *'
 @maxValue(730)
 param logRetentionInDays int = 30
 
-// Placeholder for the web console (a later feature). It will be published as a Storage
-// static website or an Azure Static Web App and its origin added to corsAllowedOrigins:
-// @description('Deploy the static web console.')
-// param deployWebConsole bool = false
-// module web './app/web.bicep' = if (deployWebConsole) { ... }
+@description('Publish the web console (web/dist) as an Azure Static Web App (Free) and allow its origin in CORS.')
+param deployWebConsole bool = true
+
+@allowed(['westus2', 'centralus', 'eastus2', 'westeurope', 'eastasia'])
+@description('Region of the web console\'s Static Web App metadata (Static Web Apps runs in these regions; files are served globally).')
+param webConsoleLocation string = 'westeurope'
 
 // ---------------------------------------------------------------------------------------
 // Names
@@ -117,6 +118,11 @@ var queueNames = [
   'owner-alerts'
   'owner-alerts-poison'
 ]
+
+// The API's CORS origins: the ones given (else appUrl's origin) plus the web console's.
+var appUrlParts = split(appUrl, '/')
+var appOrigin = '${appUrlParts[0]}//${appUrlParts[2]}'
+var baseCorsOrigins = !empty(corsAllowedOrigins) ? corsAllowedOrigins : appOrigin
 
 // ---------------------------------------------------------------------------------------
 // Resources
@@ -185,6 +191,16 @@ module email './core/email.bicep' = {
   }
 }
 
+module web './core/web.bicep' = if (deployWebConsole) {
+  name: 'web'
+  scope: rg
+  params: {
+    name: 'swa-${resourceToken}'
+    location: webConsoleLocation
+    tags: tags
+  }
+}
+
 module rbac './app/rbac.bicep' = {
   name: 'rbac'
   scope: rg
@@ -218,7 +234,7 @@ module api './app/api.bicep' = {
     apiAudience: !empty(apiAudience) ? apiAudience : entraClientId
     allowedTenants: !empty(allowedTenants) ? allowedTenants : tenant().tenantId
     appUrl: appUrl
-    corsAllowedOrigins: corsAllowedOrigins
+    corsAllowedOrigins: deployWebConsole ? join(union(split(baseCorsOrigins, ','), [web.outputs.url]), ',') : corsAllowedOrigins
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
     enableAlwaysReady: enableAlwaysReady
@@ -249,3 +265,4 @@ output MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output MANAGED_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output ALERT_SENDER_ADDRESS string = email.outputs.senderAddress
 output ENTRA_CLIENT_ID string = entraClientId
+output WEB_URL string = deployWebConsole ? web.outputs.url : ''

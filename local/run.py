@@ -134,6 +134,36 @@ def banner(sim_port: int | None) -> Callable[[Host], None]:
     return show
 
 
+def web_console(sim_port: int | None, env: Mapping[str, str], show: Callable[[Host], None]) -> Callable[[Host], None]:
+    """Before the banner: build the console if needed and mount its local sign-in helpers (local/devauth.py)."""
+
+    def start(host: Host) -> None:
+        if sim_port is not None:
+            from local.devauth import DevAuth, attach
+
+            ca = ROOT / ".local" / "ca" / "ca.pem"
+            attach(host, DevAuth(simulator_url=f"https://127.0.0.1:{sim_port}", ca_path=ca,
+                                 client_id=env.get("ENTRA_CLIENT_ID", "")))
+        show(host)
+
+    return start
+
+
+def build_web_console() -> None:
+    """``npm run build:web`` when web/dist is missing or older than web/src (skipped without node_modules)."""
+    dist, src = ROOT / "web" / "dist" / "index.html", ROOT / "web"
+    if not (ROOT / "node_modules" / ".bin" / "esbuild").exists():
+        if not dist.exists():
+            print("local stack: web console not built (run `npm ci` then `npm run build:web`).", file=sys.stderr)
+        return
+    sources = [p for p in src.rglob("*") if p.is_file() and "dist" not in p.relative_to(src).parts]
+    if dist.exists() and all(p.stat().st_mtime <= dist.stat().st_mtime for p in sources):
+        return
+    result = subprocess.run(["npm", "run", "--silent", "build:web"], cwd=ROOT, check=False)
+    if result.returncode != 0:
+        print("local stack: building the web console failed (see above); the API still runs.", file=sys.stderr)
+
+
 def retarget(env: dict[str, str], *, port: int, sim_port: int) -> None:
     """Follow non-default ports in the settings that still have their default values."""
     swaps = {f"127.0.0.1:{HOST_PORT}": f"127.0.0.1:{port}", f"127.0.0.1:{SIMULATOR_PORT}": f"127.0.0.1:{sim_port}"}
@@ -193,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             simulator = start_simulator(port=args.simulator_port, service_port=args.port, ca_dir=ROOT / ".local" / "ca")
             sim_port = args.simulator_port
-        return serve(env, port=args.port, stop=stop, banner=banner(sim_port))
+        build_web_console()
+        return serve(env, port=args.port, stop=stop, banner=web_console(sim_port, env, banner(sim_port)))
     except RuntimeError as exc:
         print(f"local stack: {exc}", file=sys.stderr)
         return 1

@@ -24,6 +24,7 @@
 #   scripts/register-app.sh [--name NAME] [--client-id APPID]
 #                           [--api-base-url https://<app>.azurewebsites.net/api]
 #                           [--mi-principal-id GUID] [--tenant-id GUID]
+#                           [--web-url https://<web console origin>]
 # Values not given are read from the current azd environment when azd is available
 # (ENTRA_CLIENT_ID, API_BASE_URL, MANAGED_IDENTITY_PRINCIPAL_ID, AZURE_TENANT_ID).
 set -euo pipefail
@@ -31,6 +32,7 @@ set -euo pipefail
 NAME="M365 Scheduling Integration"
 CLIENT_ID=""
 API_BASE_URL=""
+WEB_URL=""
 MI_PRINCIPAL_ID=""
 TENANT_ID=""
 
@@ -41,6 +43,7 @@ while [[ $# -gt 0 ]]; do
     --api-base-url) API_BASE_URL="${2%/}"; shift 2 ;;
     --mi-principal-id) MI_PRINCIPAL_ID="$2"; shift 2 ;;
     --tenant-id) TENANT_ID="$2"; shift 2 ;;
+    --web-url) WEB_URL="${2%/}"; shift 2 ;;
     -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
@@ -52,6 +55,7 @@ azd_value() {
 }
 [[ -n "$CLIENT_ID" ]] || CLIENT_ID="$(azd_value ENTRA_CLIENT_ID)"
 [[ -n "$API_BASE_URL" ]] || API_BASE_URL="$(azd_value API_BASE_URL)"
+[[ -n "$WEB_URL" ]] || WEB_URL="$(azd_value WEB_URL)"
 [[ -n "$MI_PRINCIPAL_ID" ]] || MI_PRINCIPAL_ID="$(azd_value MANAGED_IDENTITY_PRINCIPAL_ID)"
 [[ -n "$TENANT_ID" ]] || TENANT_ID="$(az account show --query tenantId -o tsv)"
 
@@ -100,6 +104,8 @@ DEL_USER_READ="$(graph_id oauth2PermissionScopes User.Read e1fe6dd8-ba31-4d61-89
 DEL_CALENDARS_RW="$(graph_id oauth2PermissionScopes Calendars.ReadWrite 1ec239c2-d7c9-4623-a91a-a9775856bb36)"
 DEL_MAILBOX_SETTINGS="$(graph_id oauth2PermissionScopes MailboxSettings.Read 87f447af-9fa4-4c32-9dfa-4a57a73d18ce)"
 DEL_OFFLINE_ACCESS="$(graph_id oauth2PermissionScopes offline_access 7427e0e9-2fba-42fe-b0c0-848c9e6a8182)"
+# The service-account method: a scheduling mailbox writing calendars it has delegate rights on.
+DEL_CALENDARS_RW_SHARED="$(graph_id oauth2PermissionScopes Calendars.ReadWrite.Shared 12466101-c9b8-439a-8589-dd09ee67e8e9)"
 
 # --- 3. Redirect URIs ------------------------------------------------------------------
 REDIRECTS="[]"
@@ -107,6 +113,11 @@ if [[ -n "$API_BASE_URL" ]]; then
   REDIRECTS="[\"${API_BASE_URL}/integration/consent/callback\", \"${API_BASE_URL}/me/connection/callback\"]"
 else
   echo "note: no --api-base-url yet: redirect URIs are set on the run after 'azd up'." >&2
+fi
+
+SPA_REDIRECTS="[]"
+if [[ -n "$WEB_URL" ]]; then
+  SPA_REDIRECTS="[\"${WEB_URL}/\"]"   # the web console signs in with MSAL.js (auth code + PKCE)
 fi
 
 # --- 4. One PATCH with everything ------------------------------------------------------
@@ -149,6 +160,7 @@ cat >"$WORK/app.json" <<JSON
     "redirectUris": ${REDIRECTS},
     "implicitGrantSettings": {"enableIdTokenIssuance": false, "enableAccessTokenIssuance": false}
   },
+  "spa": {"redirectUris": ${SPA_REDIRECTS}},
   "requiredResourceAccess": [{
     "resourceAppId": "${GRAPH_APP_ID}",
     "resourceAccess": [
@@ -159,7 +171,8 @@ cat >"$WORK/app.json" <<JSON
       {"id": "${DEL_USER_READ}", "type": "Scope"},
       {"id": "${DEL_CALENDARS_RW}", "type": "Scope"},
       {"id": "${DEL_MAILBOX_SETTINGS}", "type": "Scope"},
-      {"id": "${DEL_OFFLINE_ACCESS}", "type": "Scope"}
+      {"id": "${DEL_OFFLINE_ACCESS}", "type": "Scope"},
+      {"id": "${DEL_CALENDARS_RW_SHARED}", "type": "Scope"}
     ]
   }]
 }

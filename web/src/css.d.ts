@@ -1,0 +1,2 @@
+// esbuild bundles imported CSS into assets/main.css.
+declare module "*.css";

@@ -1,0 +1,273 @@
+// #/sessions: the caller's sessions with the partner's RSVP and the room's answer, Teams link,
+// reschedule and cancel (organizer only). Polls quickly while a change is pending and
+// slowly otherwise, so moves and answers made in Outlook show up without a reload.
+
+import type { Pairing, Session } from "../api";
+import { badge, busy, button, type Child, field, h, notice, replace } from "../dom";
+import { addDays, isoInZone, longDayLabel, minutesBetween, parseYmd, rangeLabel, timeLabel, ymdKey, ymdOf, zonedToDate } from "../time";
+import { type Ctx, errorText, modal, pageHeading, RESPONSES, sleep } from "../ui";
+
+const FAST_MS = 2000;
+const SLOW_MS = 10000;
+
+const STATUS_BADGE: Record<Session["status"], [string, "ok" | "warn" | "bad" | "neutral" | "info"]> = {
+  pending: ["Booking…", "info"],
+  booked: ["Booked", "ok"],
+  cancelled: ["Cancelled", "neutral"],
+  failed: ["Failed", "bad"],
+};
+
+export async function renderSessions(ctx: Ctx, main: HTMLElement): Promise<void> {
+  const tz = await ctx.timeZone();
+  const names = new Map<string, string>([[ctx.user.oid, "you"]]);
+  try {
+    for (const p of await ctx.api.get<Pairing[]>("/me/pairings")) {
+      names.set(p.mentor, p.mentorAddress);
+      names.set(p.mentee, p.menteeAddress);
+    }
+  } catch {
+    // Names fall back to what the session holds.
+  }
+  const message = h("div", { id: "sessions-message" });
+  const live = h("p", { class: "live visually-hidden", role: "status", "aria-live": "polite" });
+  const list = h("div", { class: "sessions", id: "sessions-list" });
+  const refresh = button("Refresh", () => void load(true));
+  replace(
+    main,
+    pageHeading("My sessions"),
+    message,
+    h("div", { class: "toolbar" }, h("p", { class: "hint" }, `Times in ${tz}.`), refresh),
+    live,
+    list,
+  );
+
+  let alive = true;
+  let timer: number | undefined;
+  ctx.onLeave(() => {
+    alive = false;
+    if (timer !== undefined) clearTimeout(timer);
+  });
+  let signature = "";
+  const today = ymdOf(new Date(), tz);
+  const from = zonedToDate(addDays(today, -7), 0, 0, tz);
+  const to = zonedToDate(addDays(today, 54), 0, 0, tz);
+
+  const load = async (announce: boolean) => {
+    if (timer !== undefined) clearTimeout(timer);
+    let sessions: Session[] = [];
+    try {
+      sessions = await ctx.api.get<Session[]>(`/sessions?${new URLSearchParams({ from: from.toISOString(), to: to.toISOString() })}`);
+    } catch (e) {
+      if (!alive) return;
+      replace(list, notice("error", errorText(e)));
+      timer = window.setTimeout(() => void load(false), SLOW_MS);
+      return;
+    }
+    if (!alive) return;
+    const next = JSON.stringify(sessions.map((s) => [s.id, s.status, s.start, s.end, s.attendees, s.room, s.pendingChange, s.source]));
+    if (next !== signature) {
+      const focusKey = (document.activeElement as HTMLElement | null)?.dataset?.focusKey;
+      const first = signature === "";
+      signature = next;
+      renderList(ctx, list, sessions, tz, names, message, () => void load(true));
+      if (focusKey) list.querySelector<HTMLElement>(`[data-focus-key="${CSS.escape(focusKey)}"]`)?.focus();
+      if (!first) live.textContent = "Your sessions were updated.";
+    } else if (announce) {
+      live.textContent = "No changes.";
+    }
+    const pending = sessions.some((s) => s.status === "pending" || s.pendingChange);
+    timer = window.setTimeout(() => void load(false), pending ? FAST_MS : SLOW_MS);
+  };
+  await load(false);
+}
+
+function renderList(
+  ctx: Ctx,
+  list: HTMLElement,
+  sessions: Session[],
+  tz: string,
+  names: Map<string, string>,
+  message: HTMLElement,
+  reload: () => void,
+): void {
+  const now = Date.now();
+  const sorted = [...sessions].sort((a, b) => a.start.localeCompare(b.start));
+  const upcoming = sorted.filter((s) => s.status !== "cancelled" && new Date(s.end).getTime() >= now);
+  const other = sorted.filter((s) => !upcoming.includes(s));
+  const parts: Child[] = [];
+  parts.push(
+    upcoming.length
+      ? h("ul", { class: "session-list", "aria-label": "Upcoming sessions" }, upcoming.map((s) => h("li", null, card(ctx, s, tz, names, message, reload))))
+      : h("p", null, "No upcoming sessions. ", h("a", { href: "#/slots" }, "Find a time")),
+  );
+  if (other.length) {
+    parts.push(
+      h(
+        "details",
+        { class: "older" },
+        h("summary", null, `Past and cancelled (${other.length})`),
+        h("ul", { class: "session-list" }, other.map((s) => h("li", null, card(ctx, s, tz, names, message, reload)))),
+      ),
+    );
+  }
+  replace(list, parts);
+}
+
+function card(ctx: Ctx, s: Session, tz: string, names: Map<string, string>, message: HTMLElement, reload: () => void): HTMLElement {
+  const start = new Date(s.start);
+  const end = new Date(s.end);
+  const organizer = s.organizer === ctx.user.oid;
+  const [statusText, statusTone] = STATUS_BADGE[s.status] ?? [s.status, "neutral"];
+  const who = (user: string) => names.get(user) ?? user;
+  const others = s.attendees.filter((a) => a.user !== ctx.user.oid);
+  const me = s.attendees.find((a) => a.user === ctx.user.oid);
+  const response = (r: string) => {
+    const found = RESPONSES[r] ?? { label: r, tone: "neutral" as const };
+    return badge(found.label, found.tone);
+  };
+  const rows: [string, Child][] = [];
+  if (!organizer) rows.push(["Organizer", who(s.organizer)]);
+  for (const a of organizer ? others : others.filter((a) => a.user !== s.organizer)) {
+    rows.push([organizer ? "With" : "Also invited", [h("span", { class: "person" }, who(a.user)), " ", h("span", { class: "rsvp" }, response(a.response))]]);
+  }
+  if (me) rows.push(["Your answer", response(me.response)]);
+  if (s.room) rows.push(["Room", [s.room.email, " ", h("span", { class: "room-rsvp" }, response(s.room.response))]]);
+  if (s.joinUrl) {
+    rows.push(["Online", h("a", { href: s.joinUrl, target: "_blank", rel: "noopener noreferrer" }, "Join the Teams meeting")]);
+  } else if (s.onlineMeetingUnavailable) {
+    rows.push(["Online", "No Teams link: this calendar does not allow online meetings."]);
+  }
+  const canChange = organizer && (s.status === "booked" || s.status === "pending") && end.getTime() > Date.now();
+  return h(
+    "article",
+    { class: `session session-${s.status}`, "data-session-id": s.id, "data-status": s.status, "data-start": s.start, "data-end": s.end, "aria-labelledby": `s-${s.id}` },
+    h(
+      "h2",
+      { id: `s-${s.id}`, class: "session-title" },
+      h("span", { class: "session-day" }, longDayLabel(start, tz)),
+      ", ",
+      h("span", { class: "session-time" }, rangeLabel(start, end, tz)),
+    ),
+    h(
+      "p",
+      { class: "badges" },
+      badge(statusText, statusTone),
+      s.pendingChange && s.status !== "pending" ? [" ", badge(s.pendingChange === "cancel" ? "Cancelling…" : "Updating…", "info")] : null,
+      s.source === "outlook" ? [" ", badge("Changed in Outlook", "info")] : null,
+    ),
+    rows.length ? h("dl", { class: "details" }, rows.map(([k, v]) => [h("dt", null, k), h("dd", null, v)])) : null,
+    s.status === "failed"
+      ? notice("error", `This session could not be written to Outlook${s.failureReason ? `: ${s.failureReason.replace(/_/g, " ")}` : ""}.`, s.failureReason === "reconnect_required" ? [" ", h("a", { href: "#/connection" }, "Reconnect your calendar")] : null)
+      : null,
+    canChange
+      ? h(
+          "div",
+          { class: "actions" },
+          button("Reschedule", () => reschedule(ctx, s, tz, message, reload), { "data-focus-key": `${s.id}:reschedule`, "aria-label": `Reschedule the session on ${longDayLabel(start, tz)} at ${timeLabel(start, tz)}` }),
+          button("Cancel session", () => cancel(ctx, s, tz, message, reload), { class: "danger", "data-focus-key": `${s.id}:cancel`, "aria-label": `Cancel the session on ${longDayLabel(start, tz)} at ${timeLabel(start, tz)}` }),
+        )
+      : null,
+  );
+}
+
+function reschedule(ctx: Ctx, s: Session, tz: string, message: HTMLElement, reload: () => void): void {
+  const start = new Date(s.start);
+  const length = minutesBetween(start, new Date(s.end));
+  modal("Reschedule the session", (close) => {
+    const date = h("input", { type: "date", id: "new-date", required: true, value: ymdKey(ymdOf(start, tz)) });
+    const time = h("input", { type: "time", id: "new-time", required: true, step: "300", value: timeLabel(start, tz) });
+    const minutes = h(
+      "select",
+      { id: "new-length" },
+      [...new Set([length, 30, 45, 60, 90])].sort((a, b) => a - b).map((m) => h("option", { value: String(m), selected: m === length }, `${m} minutes`)),
+    );
+    const error = h("div");
+    const submit = h("button", { type: "submit", class: "primary" }, "Move the session");
+    const form = h(
+      "form",
+      null,
+      h("p", { class: "hint" }, `Times in ${tz}. Attendees get Outlook's update and answer again.`),
+      field("New date", date),
+      field("New start time", time),
+      field("Length", minutes),
+      error,
+      h("div", { class: "actions" }, button("Keep the time", close), submit),
+    );
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const ymd = parseYmd(date.value);
+      const hm = /^(\d{2}):(\d{2})/.exec(time.value);
+      if (!ymd || !hm) {
+        replace(error, notice("error", "Enter a date and a start time."));
+        return;
+      }
+      const newStart = zonedToDate(ymd, Number(hm[1]), Number(hm[2]), tz);
+      const newEnd = new Date(newStart.getTime() + Number(minutes.value) * 60000);
+      void busy(submit, async () => {
+        try {
+          await ctx.api.call("PATCH", `/sessions/${encodeURIComponent(s.id)}`, {
+            start: isoInZone(newStart, tz),
+            end: isoInZone(newEnd, tz),
+            timeZone: tz,
+          });
+          close();
+          replace(message, notice("info", "Moving the session in Outlook…"));
+          reload();
+          void clearWhenSettled(ctx, s.id, message, "The session was moved.");
+        } catch (e) {
+          replace(error, notice("error", errorText(e)));
+        }
+      });
+    });
+    return [form];
+  });
+}
+
+function cancel(ctx: Ctx, s: Session, tz: string, message: HTMLElement, reload: () => void): void {
+  modal("Cancel the session?", (close) => {
+    const comment = h("textarea", { id: "cancel-comment", rows: "3", maxlength: "1000" });
+    const error = h("div");
+    const submit = h("button", { type: "submit", class: "danger" }, "Cancel the session");
+    const form = h(
+      "form",
+      null,
+      h("p", null, `${longDayLabel(new Date(s.start), tz)}, ${rangeLabel(new Date(s.start), new Date(s.end), tz)}. Attendees get Outlook's cancellation.`),
+      field("Message to the attendees (optional)", comment),
+      error,
+      h("div", { class: "actions" }, button("Keep the session", close), submit),
+    );
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      void busy(submit, async () => {
+        try {
+          const text = comment.value.trim();
+          await ctx.api.call("DELETE", `/sessions/${encodeURIComponent(s.id)}`, text ? { comment: text } : undefined);
+          close();
+          replace(message, notice("info", "Cancelling the session in Outlook…"));
+          reload();
+          void clearWhenSettled(ctx, s.id, message, "The session was cancelled.");
+        } catch (e) {
+          replace(error, notice("error", errorText(e)));
+        }
+      });
+    });
+    return [form];
+  });
+}
+
+async function clearWhenSettled(ctx: Ctx, id: string, message: HTMLElement, done: string): Promise<void> {
+  for (let i = 0; i < 60; i += 1) {
+    await sleep(1000);
+    if (!message.isConnected) return;
+    try {
+      const s = await ctx.api.get<Session>(`/sessions/${encodeURIComponent(id)}`);
+      if (!s.pendingChange && s.status !== "pending") {
+        replace(message, s.status === "failed" ? notice("error", `The change failed${s.failureReason ? `: ${s.failureReason.replace(/_/g, " ")}` : ""}.`) : notice("success", done));
+        return;
+      }
+    } catch (e) {
+      replace(message, notice("error", errorText(e)));
+      return;
+    }
+  }
+}
