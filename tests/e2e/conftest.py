@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from core.bootstrap import build_container, set_container
+from core.bootstrap import Container, build_container, set_container
 from core.settings import Settings
 from local import azurite as azurite_mod
 from local.host import Host, QueueOptions
@@ -37,6 +37,7 @@ class Stack:
     host: Host
     env: dict[str, str]
     outbox: Path
+    container: Container
     http: requests.Session = field(default_factory=requests.Session)
     _sim_http: requests.Session = field(default_factory=requests.Session)
 
@@ -140,10 +141,14 @@ def _write_secret(secrets_dir: Path, name: str, value: str) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The metadata-only audit runs last, so it sees everything every end-to-end test stored."""
+    """The metadata-only audit runs after every other end-to-end test, so it sees all they stored."""
     last = [i for i in items if "test_metadata_only" in i.nodeid]
-    if last:
-        items[:] = [i for i in items if i not in last] + last
+    if not last:
+        return
+    rest = [i for i in items if i not in last]
+    e2e_positions = [n for n, i in enumerate(rest) if "tests/e2e/" in i.nodeid]
+    cut = e2e_positions[-1] + 1 if e2e_positions else len(rest)
+    items[:] = rest[:cut] + last + rest[cut:]
 
 
 @pytest.fixture(scope="session")
@@ -169,7 +174,8 @@ def stack(e2e_azurite: azurite_mod.Azurite) -> Iterator[Stack]:
     env = stack_env(sim, host_port, azurite.connection_string, work / "secrets", work / "outbox")
     _write_secret(work / "secrets", "entra-client-secret", LOCAL_CLIENT_SECRET)
     settings = Settings.from_env(env)
-    set_container(build_container(settings))
+    container = build_container(settings)
+    set_container(container)
     host = Host(
         function_app.app,
         env=env,
@@ -180,11 +186,19 @@ def stack(e2e_azurite: azurite_mod.Azurite) -> Iterator[Stack]:
     )
     host.start()
     try:
-        yield Stack(api_url=host.api_url, sim=sim, host=host, env=env, outbox=work / "outbox")
+        yield Stack(api_url=host.api_url, sim=sim, host=host, env=env, outbox=work / "outbox", container=container)
     finally:
         host.stop()
         sim.stop()
         set_container(None)
+
+
+@pytest.fixture(autouse=True)
+def _stack_container(request: pytest.FixtureRequest) -> None:
+    """Other suites install their own containers in this process; the host's functions must see
+    the stack's again before each end-to-end test that uses the stack."""
+    if "stack" in request.fixturenames:
+        set_container(request.getfixturevalue("stack").container)
 
 
 def bearer(token: str) -> Mapping[str, str]:
