@@ -8,7 +8,9 @@ unexpected; the poison triggers here make that visible with an owner alert.
 
 Timers: ``%RENEWAL_SCHEDULE%`` plans renewals (due buckets only, groups of 20 per
 message) and ``%RECONCILE_SCHEDULE%`` re-reads upcoming sessions and keeps
-subscriptions in step with need.
+subscriptions in step with need. Service-account tenants get no change notifications,
+so ``SERVICE_ACCOUNT_RECONCILE_SCHEDULE`` (every ``SERVICE_ACCOUNT_SYNC_MINUTES``)
+reconciles those tenants only; for every other tenant it reads one row and moves on.
 
 The service factories live here so the webhooks, these triggers and other features
 (booking: ``ensure_for_mailbox``; disconnect: ``remove_all_for_tenant``) share one
@@ -24,9 +26,11 @@ from typing import Any
 import azure.functions as func
 
 from core.bootstrap import Container, get_container
+from core.domain.integration import ConnectionMethod
 from core.log import message_correlation
 from core.names import Queues
 from core.services.alerts import AlertKind, OwnerAlerts
+from core.services.graph_identity import SERVICE_ACCOUNT_SYNC_MINUTES
 from core.services.notifications import NotificationWorker
 from core.services.reconcile import LifecycleWorker, Reconciler
 from core.services.subscriptions import SubscriptionService
@@ -37,6 +41,9 @@ log = logging.getLogger(__name__)
 bp = func.Blueprint()
 
 STORAGE = "AzureWebJobsStorage"
+# A constant rather than an app setting: the period is what GET /api/integration promises
+# (``syncIntervalMinutes``), so it is not something to tune per deployment.
+SERVICE_ACCOUNT_RECONCILE_SCHEDULE = f"0 */{SERVICE_ACCOUNT_SYNC_MINUTES} * * * *"
 
 
 # --- wiring ------------------------------------------------------------------------------------
@@ -180,3 +187,10 @@ def reconcile_timer(timer: func.TimerRequest) -> None:
     """Re-read sessions starting soon and heal what lost notifications missed; subscription housekeeping."""
     with message_correlation(None):
         reconciler(get_container()).run()
+
+
+@bp.timer_trigger(schedule=SERVICE_ACCOUNT_RECONCILE_SCHEDULE, arg_name="timer", run_on_startup=False)
+def service_account_reconcile_timer(timer: func.TimerRequest) -> None:
+    """Poll service-account tenants (no change notifications for shared calendars) every few minutes."""
+    with message_correlation(None):
+        reconciler(get_container()).run(methods={ConnectionMethod.SERVICE_ACCOUNT})

@@ -8,6 +8,10 @@
   Graph never told us about is at worst one cycle late, never wrong forever. It also keeps
   subscriptions in step with need: a mailbox that organizes upcoming sessions gets one
   (created or replaced when missing or lapsing); a mailbox with none left loses its own.
+* Service-account tenants get no change notifications (Graph does not send them for
+  shared calendars to delegated callers), so a second, shorter timer runs ``run`` for
+  them only (``methods``); sessions booked in the scheduling mailbox's "Scheduler"
+  calendar (``calendar_id`` set) are re-read from that mailbox, never from the organizer's.
 * ``LifecycleWorker`` handles the ``lifecycle`` queue: ``reauthorizationRequired`` ->
   reauthorize (renew if that fails), ``subscriptionRemoved`` -> recreate then resync,
   ``missed`` -> resync.
@@ -19,18 +23,20 @@ a resync is always a full re-read of the sessions that matter.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
+from core.domain.calendar import GraphIdentity
 from core.domain.errors import DependencyError, ItemNotFound, ServiceError, Throttled
-from core.domain.integration import Integration
+from core.domain.integration import ConnectionMethod, Integration
 from core.domain.sessions import Session, SessionStatus
 from core.names import Queues
 from core.ports import CalendarGateway, Clock, CommandQueue, TableStore
 from core.services.alerts import AlertKind, OwnerAlerts
-from core.services.notifications import SessionSync, SyncReport, graph_identity, is_active
+from core.services.connections import ConnectionRepository
+from core.services.notifications import SessionSync, SyncReport, chunks, graph_identity, is_active
 from core.services.repositories import IntegrationRepository, SessionRepository
 from core.services.subscriptions import LifecycleItem, SubscriptionService, lifecycle_message
 
@@ -79,6 +85,7 @@ class Reconciler:
         self.subscriptions = subscriptions
         self.window = window
         self.sync = SessionSync(self.sessions, gateway, clock)
+        self.connections = ConnectionRepository(tables)
 
     def integration(self, tenant_id: str) -> Integration | None:
         found = self.integrations.get(tenant_id)
@@ -92,18 +99,21 @@ class Reconciler:
         now = self.clock.now()
         sessions = [
             s for s in self.sessions.list_for_user(tenant_id, user_id, now - RECENT_PAST, now + RESYNC_AHEAD)
-            if s.organizer_id.lower() == user_id.lower()
+            if s.organizer_id.lower() == user_id.lower() and not s.calendar_id
         ]
         report = self.sync.refresh(tenant_id, sessions, self.integration(tenant_id))
         log.info("resync of a mailbox: %d read, %d changed, %d failed", report.read, report.changed, len(report.failed))
         return report
 
-    def run(self) -> ReconcileReport:
-        """Timer: reconcile every active tenant. One tenant's failure does not stop the others."""
+    def run(self, methods: Collection[ConnectionMethod] | None = None) -> ReconcileReport:
+        """Timer: reconcile every active tenant (or those whose connection method is in ``methods``).
+        One tenant's failure does not stop the others."""
         total = ReconcileReport()
         for tenant_id in list(self.integrations.tenants()):
             integration = self.integration(tenant_id)
             if not is_active(integration):
+                continue
+            if methods is not None and (integration is None or integration.method not in methods):
                 continue
             try:
                 report = self.reconcile_tenant(tenant_id, integration)
@@ -130,7 +140,9 @@ class Reconciler:
         now = self.clock.now()
         sessions = list(self.sessions.list_tenant(tenant_id))
         due = [s for s in sessions if now - RECENT_PAST <= s.start < now + self.window]
-        report.sync = self.sync.refresh(tenant_id, due, integration)
+        report.sync = self.sync.refresh(tenant_id, [s for s in due if not s.calendar_id], integration)
+        report.sync.merge(self._refresh_scheduler_calendar(tenant_id, [s for s in due if s.calendar_id],
+                                                           integration))
         if report.sync.throttled is not None:
             log.warning("reconciliation throttled; the next cycle continues")
         # Housekeeping: subscriptions follow the organizers of upcoming sessions.
@@ -144,6 +156,8 @@ class Reconciler:
             try:
                 before = self.subscriptions.get(tenant_id, user_id)
                 after = self.subscriptions.ensure_for_mailbox(tenant_id, user_id)
+                if after is None:
+                    continue  # a polled (service-account) tenant: no subscriptions
                 if before is None or before.subscription_id != after.subscription_id:
                     report.subscriptions_ensured += 1
             except ServiceError as exc:
@@ -157,6 +171,49 @@ class Reconciler:
                 except ServiceError as exc:
                     log.warning("could not remove an unneeded subscription: %s", exc.code)
                     report.errors += 1
+        return report
+
+    def _refresh_scheduler_calendar(self, tenant_id: str, sessions: Sequence[Session],
+                                    integration: Integration | None) -> SyncReport:
+        """Re-read sessions booked in the scheduling mailbox's Scheduler calendar, from that mailbox.
+
+        Only while the tenant still uses the service-account method with a connected mailbox:
+        reading them from the organizer's calendar would find nothing and wrongly cancel them.
+        """
+        report = SyncReport()
+        tracked = [s for s in sessions if s.event_id and not s.is_final]
+        if not tracked:
+            return report
+        account = self.connections.service_account_id(tenant_id)
+        if integration is None or integration.method is not ConnectionMethod.SERVICE_ACCOUNT or account is None:
+            log.warning("reconciliation: %d session(s) in a Scheduler calendar skipped (no service account)",
+                        len(tracked))
+            return report
+        who = GraphIdentity(tenant_id.lower(), account.lower())
+        for group in chunks(tracked):
+            refs = [(account, str(s.event_id)) for s in group]
+            try:
+                seen = self.gateway.get_events(who, refs)
+            except Throttled as exc:
+                report.throttled = exc
+                return report
+            except ServiceError as exc:
+                for s in group:
+                    report.failed[s.session_id] = exc
+                continue
+            for s, ref in zip(group, refs, strict=True):
+                result = seen.get(ref)
+                if result is None:
+                    continue
+                report.read += 1
+                outcome = self.sync.observe(s, result)
+                if outcome is None:
+                    assert isinstance(result, ServiceError)
+                    report.failed[s.session_id] = result
+                elif outcome:
+                    report.changed += 1
+                else:
+                    report.unchanged += 1
         return report
 
 

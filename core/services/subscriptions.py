@@ -52,6 +52,7 @@ from core.names import Queues, Tables
 from core.ports import CalendarGateway, Clock, CommandQueue, Entity, EntityValue, SecretStore, TableStore
 from core.services.alerts import AlertKind, OwnerAlerts
 from core.services.client_state import ClientStateKeyCache
+from core.services.graph_identity import SyncMode, sync_policy
 from core.services.repositories import IntegrationRepository, Versioned
 from core.settings import Settings
 
@@ -313,13 +314,18 @@ class SubscriptionService:
 
     # --- per mailbox -------------------------------------------------------------------
 
-    def ensure_for_mailbox(self, tenant_id: str, user_id: str) -> SubscriptionRecord:
+    def ensure_for_mailbox(self, tenant_id: str, user_id: str) -> SubscriptionRecord | None:
         """The mailbox's live subscription, created if there is none (or it is about to lapse). Idempotent.
 
         Raises the gateway's errors (``DependencyError`` to retry later; a definite
         ``GraphError`` also alerts the owner). The booking flow calls this after a first booking.
+        None in service-account tenants: Graph delivers no change notifications for shared
+        calendars to delegated callers, so those tenants are polled by reconciliation instead
+        (``core.services.graph_identity.sync_policy``).
         """
         tenant_id, user_id = tenant_id.lower(), user_id.lower()
+        if sync_policy(self._method(tenant_id)).mode is SyncMode.POLLING:
+            return None
         found = self.store.get(tenant_id, user_id)
         if found is not None and found.value.expires_at > self.clock.now() + ENSURE_MARGIN:
             return found.value
@@ -474,6 +480,10 @@ class SubscriptionService:
     def _integration(self, tenant_id: str) -> Integration | None:
         found = self.integrations.get(tenant_id)
         return found.value if found is not None else None
+
+    def _method(self, tenant_id: str) -> ConnectionMethod | None:
+        integration = self._integration(tenant_id)
+        return integration.method if integration is not None else None
 
     def _who(self, tenant_id: str, user_id: str, integration: Integration | None = None) -> GraphIdentity:
         """The mailbox owner's delegated token in per-user tenants, else the tenant identity

@@ -19,11 +19,13 @@ import pytest
 
 from core.bootstrap import get_container
 from core.domain.calendar import GraphIdentity, NewEvent, ResponseType
+from core.domain.integration import ConnectionMethod
 from core.domain.sessions import AttendeeState, ChangeSource, Session, SessionStatus
 from core.names import Tables
 from core.ports import Entity
 from core.services.client_state import ClientStateSigner
-from core.services.repositories import SessionRepository
+from core.services.notifications import is_active
+from core.services.repositories import IntegrationRepository, SessionRepository
 from functions import sync_jobs
 from functions.auth import tenant_gate
 from functions.webhooks import dropped_counts
@@ -43,10 +45,11 @@ def _user_ids(stack: Stack) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def fabrikam(stack: Stack) -> Iterator[dict[str, str]]:
-    """Fabrikam onboarded (record kept as is if another test made one), consent granted at the simulator."""
+    """Fabrikam onboarded and enabled (a record another test left active is kept), consent granted at the simulator."""
     stack.control("POST", "/_sandbox/consent", {"tenant": FABRIKAM, "granted": True})
     tables = get_container().tables
-    if tables.get(Tables.INTEGRATIONS, FABRIKAM, "integration") is None:
+    found = IntegrationRepository(tables).get(FABRIKAM)
+    if found is None or not is_active(found.value) or found.value.method is not ConnectionMethod.DOMAIN_WIDE:
         tables.upsert(Tables.INTEGRATIONS, Entity(FABRIKAM, "integration", {
             "vendor": "outlook365", "method": "domainWide", "ownerEmail": "admin@fabrikam.test",
             "enabled": True, "status": "connected", "pairingPolicy": "registered",
