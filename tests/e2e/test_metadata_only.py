@@ -43,6 +43,8 @@ ALLOWED: Final[dict[str, frozenset[str]]] = {
         "vendor", "method", "ownerEmail", "enabled", "status", "statusReason", "pairingPolicy",
         "accessTestSampleSize", "consentGrantedAt", "consentGrantedBy", "lastAccessTestId", "statusSince",
         "updatedAt",
+        # registry rows of the tenant's secret NAMES (never values), so disconnect can delete them
+        "name",
     }),
     "accesstests": frozenset({
         "accessible", "byReason", "errorCode", "finishedAt", "graphCalls", "hints", "inaccessible", "lastFinished",
