@@ -129,12 +129,14 @@ def main() -> None:
     sim = start_simulator(port=0, ca_dir=work / "ca", service_url=f"http://127.0.0.1:{host_port}")
     env = stack_env(sim, host_port, az.connection_string, work / "secrets", work / "outbox")
     _write_secret(work / "secrets", "entra-client-secret", LOCAL_CLIENT_SECRET)
-    set_container(build_container(Settings.from_env(env)))
+    container = build_container(Settings.from_env(env))
+    set_container(container)
     host = Host(function_app.app, env=env, host_json=ROOT / "host.json", port=host_port,
                 storage_connection_string=az.connection_string)
     host.start()
     try:
-        stack = Stack(api_url=host.api_url, sim=sim, host=host, env=env, outbox=work / "outbox")
+        stack = Stack(api_url=host.api_url, sim=sim, host=host, env=env, outbox=work / "outbox",
+                      container=container)
         ensure_contoso(stack)
         print(json.dumps({"latency": latency(stack), "faults": faults(stack)}, indent=2))
     finally:

@@ -62,13 +62,15 @@ def main() -> None:
     sim = start_simulator(port=0, ca_dir=work / "ca", service_url=f"http://127.0.0.1:{host_port}")
     env = {**stack_env(sim, host_port, az.connection_string, work / "secrets", work / "outbox"), "LOG_LEVEL": "ERROR"}
     _write_secret(work / "secrets", "entra-client-secret", LOCAL_CLIENT_SECRET)
-    set_container(build_container(Settings.from_env(env)))
+    container = build_container(Settings.from_env(env))
+    set_container(container)
     host = Host(function_app.app, env=env, host_json=ROOT / "host.json", port=host_port,
                 storage_connection_string=az.connection_string,
                 poll=QueueOptions(max_polling_interval=0.5, visibility_timeout=1.0, max_dequeue_count=5, batch_size=16))
     host.start()
     try:
-        stack = Stack(api_url=host.api_url, sim=sim, host=host, env=env, outbox=work / "outbox")
+        stack = Stack(api_url=host.api_url, sim=sim, host=host, env=env, outbox=work / "outbox",
+                      container=container)
         onboard_fabrikam(stack)
         session = _book(stack, _user_ids(stack))
         repo = SessionRepository(get_container().tables)

@@ -226,6 +226,10 @@ def checked_tenant(tenant_id: str) -> str:
     return tenant
 
 
+# How long a worker should wait before asking Entra ID again after it failed to answer.
+ENTRA_RETRY_AFTER_SECONDS = 5.0
+
+
 def construct_msal_app(build: Callable[[], T], tenant: str) -> T:
     """Run an MSAL app constructor (which fetches the authority's OpenID configuration), errors translated."""
     started = time.monotonic()
@@ -235,7 +239,9 @@ def construct_msal_app(build: Callable[[], T], tenant: str) -> T:
         raise
     except requests.RequestException as exc:
         raise TransientGraphError(
-            "Microsoft Entra ID is not answering; try again shortly.", details={"cause": type(exc).__name__}
+            "Microsoft Entra ID is not answering; try again shortly.",
+            details={"cause": type(exc).__name__},
+            retry_after=ENTRA_RETRY_AFTER_SECONDS,
         ) from exc
     except ValueError as exc:
         # MSAL raises ValueError when OIDC discovery answers 4xx: a tenant Entra ID does not know.
@@ -243,6 +249,15 @@ def construct_msal_app(build: Callable[[], T], tenant: str) -> T:
         raise TenantNotFound(aadsts=code, details={"aadsts": code} if code else None) from exc
     except RuntimeError as exc:
         raise TransientGraphError(details={"cause": type(exc).__name__}) from exc
+    except Exception as exc:
+        # MSAL raises MsalServiceError when discovery answers with a server error: an outage.
+        if type(exc).__name__ == "MsalServiceError":
+            raise TransientGraphError(
+                "Microsoft Entra ID is not answering; try again shortly.",
+                details={"cause": "authority_discovery"},
+                retry_after=ENTRA_RETRY_AFTER_SECONDS,
+            ) from exc
+        raise
     log.info("msal app built tenant=%s in %.0f ms", tenant, (time.monotonic() - started) * 1000)
     return app
 
@@ -256,8 +271,20 @@ def entra_call() -> Iterator[None]:
         raise
     except requests.RequestException as exc:
         raise TransientGraphError(
-            "Microsoft Entra ID is not answering; try again shortly.", details={"cause": type(exc).__name__}
+            "Microsoft Entra ID is not answering; try again shortly.",
+            details={"cause": type(exc).__name__},
+            retry_after=ENTRA_RETRY_AFTER_SECONDS,
         ) from exc
+    except Exception as exc:
+        # MSAL raises MsalServiceError (instead of returning an error dict) when the authority's
+        # discovery or token endpoint answers with a server error: an outage, not a verdict.
+        if type(exc).__name__ == "MsalServiceError":
+            raise TransientGraphError(
+                "Microsoft Entra ID is not answering; try again shortly.",
+                details={"cause": "token_endpoint"},
+                retry_after=ENTRA_RETRY_AFTER_SECONDS,
+            ) from exc
+        raise
 
 
 class AppOnlyTokenProvider:

@@ -238,6 +238,15 @@ def test_authority_unreachable_is_transient(mock: responses.RequestsMock) -> Non
         provider.token(GraphIdentity(TENANT_A))
 
 
+def test_authority_server_error_is_transient_with_retry_after(mock: responses.RequestsMock) -> None:
+    """Discovery answering 503 (MSAL raises MsalServiceError) is a transient outage with a retry hint."""
+    mock.get(f"{LOGIN}/{TENANT_A}/v2.0/.well-known/openid-configuration", status=503, body="Service Unavailable")
+    provider = AppOnlyTokenProvider(settings(), build_session(settings()), FakeSecrets({CLIENT_SECRET_NAME: "s"}))
+    with pytest.raises(TransientGraphError) as caught:
+        provider.token(GraphIdentity(TENANT_A))
+    assert caught.value.retry_after is not None
+
+
 def test_non_public_authority_skips_instance_discovery(mock: responses.RequestsMock) -> None:
     """A simulator/national-cloud-like host is used directly: no call to login.microsoftonline.com."""
     sim = "https://login.simulator.test"
