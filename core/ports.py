@@ -174,6 +174,14 @@ class CalendarGateway(Protocol):
         """The user's default calendar: allowed online-meeting providers (is Teams allowed)."""
         ...
 
+    def find_calendar(self, who: GraphIdentity, user: str, name: str) -> CalendarInfo | None:
+        """The user's calendar named ``name`` (case-insensitive), or None when there is none."""
+        ...
+
+    def create_calendar(self, who: GraphIdentity, user: str, name: str) -> CalendarInfo:
+        """Create a secondary calendar in ``user``'s mailbox; ``GraphConflict`` when the name is taken."""
+        ...
+
     def get_schedule(
         self,
         who: GraphIdentity,

@@ -72,6 +72,7 @@ from core.domain.calendar import (
 )
 from core.domain.errors import (
     AppNotInTenant,
+    GraphConflict,
     GraphError,
     GraphRequestRejected,
     ItemNotFound,
@@ -182,6 +183,8 @@ class _Mailbox:
     events: dict[str, _Event] = field(default_factory=dict)
     tombstones: list[tuple[int, str]] = field(default_factory=list)
     transactions: dict[str, str] = field(default_factory=dict)
+    secondary: dict[str, str] = field(default_factory=dict)  # secondary calendars: id -> name
+    delegates: set[str] = field(default_factory=set)  # user ids with editor rights on the calendars
 
     @property
     def reachable(self) -> bool:
@@ -419,6 +422,22 @@ class FakeCalendarGateway:
                 entry.rooms.append(address)
             return room
 
+    def grant_delegate(self, tenant_id: str, owner: str, delegate: str, *, grant: bool = True) -> None:
+        """Exchange delegate (editor) rights: ``delegate``'s delegated token reaches ``owner``'s calendars
+        (the service-account method); ``grant=False`` takes them back."""
+        with self._lock:
+            mailbox = self._seeded(tenant_id, owner)
+            delegate_id = self._seeded(tenant_id, delegate).user_id
+            if grant:
+                mailbox.delegates.add(delegate_id)
+            else:
+                mailbox.delegates.discard(delegate_id)
+
+    def calendars_of(self, tenant_id: str, user: str) -> dict[str, str]:
+        """The user's secondary calendars (id -> name)."""
+        with self._lock:
+            return dict(self._seeded(tenant_id, user).secondary)
+
     def set_mailbox_settings(
         self, tenant_id: str, user: str, *, time_zone: str | None = None, working_hours: WorkingHours | None = None
     ) -> None:
@@ -644,6 +663,33 @@ class FakeCalendarGateway:
                 default_online_meeting_provider=mailbox.default_provider,
             )
 
+    def find_calendar(self, who: GraphIdentity, user: str, name: str) -> CalendarInfo | None:
+        _ref(user)
+        with self._lock:
+            self._enter("find_calendar", who, f"{user} name={name}")
+            mailbox = self._reachable(who, user)
+            wanted = name.strip().lower()
+            for calendar_id, calendar_name in mailbox.secondary.items():
+                if calendar_name.strip().lower() == wanted:
+                    return self._calendar_info(mailbox, calendar_id)
+            if wanted == "calendar":
+                return self._calendar_info(mailbox, mailbox.calendar_id)
+            return None
+
+    def create_calendar(self, who: GraphIdentity, user: str, name: str) -> CalendarInfo:
+        _ref(user)
+        if not name.strip():
+            raise ValueError("a calendar needs a name")
+        with self._lock:
+            self._enter("create_calendar", who, f"{user} name={name}")
+            mailbox = self._reachable(who, user)
+            taken = {n.strip().lower() for n in mailbox.secondary.values()} | {"calendar"}
+            if name.strip().lower() in taken:
+                raise _graph_error(GraphConflict, 409, "ErrorFolderExists")
+            calendar_id = self._new_id("AAMkADcal")
+            mailbox.secondary[calendar_id] = name
+            return self._calendar_info(mailbox, calendar_id)
+
     def get_schedule(
         self,
         who: GraphIdentity,
@@ -675,7 +721,7 @@ class FakeCalendarGateway:
         _ref(user)
         with self._lock:
             self._enter("get_mailbox_settings", who, user)
-            mailbox = self._reachable(who, user)
+            mailbox = self._reachable(who, user, shared=False)
             return MailboxSettings(time_zone=mailbox.time_zone, working_hours=mailbox.working_hours)
 
     # === events ==========================================================================
@@ -691,7 +737,7 @@ class FakeCalendarGateway:
             tenant = self._tenant(who.tenant_id)
             mailbox = self._reachable(who, user)
             calendar_id = event.calendar_id or mailbox.calendar_id
-            if calendar_id != mailbox.calendar_id:
+            if calendar_id != mailbox.calendar_id and calendar_id not in mailbox.secondary:
                 raise _item_not_found()
             tx_key = f"{calendar_id}|{event.transaction_id}" if event.transaction_id else None
             if tx_key and (existing := mailbox.events.get(mailbox.transactions.get(tx_key, ""))) is not None:
@@ -877,7 +923,7 @@ class FakeCalendarGateway:
             match = _SUBSCRIPTION_RESOURCE.match(resource.strip())
             if match is None:
                 raise _graph_error(GraphRequestRejected, 400, "InvalidRequest")
-            mailbox = self._reachable(who, unquote(match.group(1) or who.user_id or ""))
+            mailbox = self._reachable(who, unquote(match.group(1) or who.user_id or ""), shared=False)
             expiration = self._granted(expiration)
             if notification_url in self._rejected_urls or lifecycle_url in self._rejected_urls:
                 # "Subscription validation request failed. Notification endpoint must respond with 200 OK..."
@@ -983,6 +1029,8 @@ class FakeCalendarGateway:
             "list_users",
             "get_user",
             "get_calendar",
+            "find_calendar",
+            "create_calendar",
             "get_schedule",
             "get_mailbox_settings",
             "create_event",
@@ -1052,16 +1100,21 @@ class FakeCalendarGateway:
             raise ValueError(f"no user {user!r} in tenant {tenant_id!r}; add_user first")
         return mailbox
 
-    def _reachable(self, who: GraphIdentity, user: str) -> _Mailbox:
+    def _reachable(self, who: GraphIdentity, user: str, *, shared: bool = True) -> _Mailbox:
         """The mailbox behind ``/users/{user}/...``, or the error Graph gives for it.
 
-        A delegated token reaches only its own mailbox (403); the app's access policy
+        A delegated token reaches only its own mailbox (403), except the calendar paths
+        (``shared``) of a mailbox that made the caller a delegate (``grant_delegate``);
+        mailbox settings and subscriptions are never shared. The app's access policy
         (``outsideScope``) restricts app-only tokens only.
         """
         mailbox = self._tenant(who.tenant_id).find(user)
         if mailbox is None:
             raise _user_not_found()
-        if who.user_id is not None and who.user_id.lower() != mailbox.user_id.lower():
+        delegated = who.user_id.lower() if who.user_id is not None else None
+        if delegated is not None and delegated != mailbox.user_id.lower() and not (
+            shared and delegated in mailbox.delegates
+        ):
             raise _graph_error(OutsideAppScope, 403, "ErrorAccessDenied")
         if not mailbox.reachable:
             raise _graph_error(MailboxUnavailable, 404, "MailboxNotEnabledForRESTAPI")
@@ -1095,9 +1148,23 @@ class FakeCalendarGateway:
         return None
 
     @staticmethod
+    def _calendar_info(mailbox: _Mailbox, calendar_id: str) -> CalendarInfo:
+        return CalendarInfo(
+            calendar_id=calendar_id,
+            can_edit=True,
+            allowed_online_meeting_providers=mailbox.providers,
+            default_online_meeting_provider=mailbox.default_provider,
+        )
+
+    @staticmethod
     def _view(mailbox: _Mailbox, start: datetime, end: datetime) -> list[_Event]:
+        """The default calendar's events (like Graph's /calendarView without a calendar id)."""
         return sorted(
-            (e for e in mailbox.events.values() if _overlaps(e.start, e.end, start, end)),
+            (
+                e
+                for e in mailbox.events.values()
+                if e.calendar_id == mailbox.calendar_id and _overlaps(e.start, e.end, start, end)
+            ),
             key=lambda e: (e.start, e.end, e.id),
         )
 

@@ -12,6 +12,11 @@ whose schedule failed through ``$batch``; every sampled user ends in exactly one
     ├── Throttled / TransientGraphError (5xx, 429 after retries)  transient_error
     └── anything else                                              other
 
+Per-user tenants are tested per connection instead (each sampled user's own token):
+``not_connected`` (never signed in), ``needs_reconnect`` (their refresh token died), or
+the probe of their calendar as above. Service-account tenants probe each sampled
+calendar with the scheduling mailbox's token: a 403 there is ``no_delegate_access``.
+
 Each reason has a remediation hint; the one for ``outside_app_scope`` carries the
 Exchange Online PowerShell for the deployment's app id. The report keeps object ids
 and UPNs (the admin acts on them) and nothing else about people.
@@ -52,6 +57,9 @@ class AccessReason(StrEnum):
     USER_NOT_FOUND = "user_not_found"
     TRANSIENT_ERROR = "transient_error"
     OTHER = "other"
+    NOT_CONNECTED = "not_connected"  # per-user: never connected their calendar
+    NEEDS_RECONNECT = "needs_reconnect"  # per-user: their connection expired or was revoked
+    NO_DELEGATE_ACCESS = "no_delegate_access"  # service account: no delegate right on this calendar
 
 
 class RunStatus(StrEnum):
@@ -135,6 +143,24 @@ def remediation_hint(reason: AccessReason, app_id: str) -> str | None:
         )
     if reason is AccessReason.TRANSIENT_ERROR:
         return "Microsoft 365 did not answer in time for this mailbox. Run the test again later."
+    if reason is AccessReason.NOT_CONNECTED:
+        return (
+            "This user has not connected their Microsoft 365 calendar yet: they sign in once from the app "
+            "(Connect calendar). If your organisation blocks user consent, an administrator grants the "
+            "delegated permissions once for everyone with the admin-consent link the app shows."
+        )
+    if reason is AccessReason.NEEDS_RECONNECT:
+        return (
+            "This user's connection expired or was revoked (password reset, sign-in frequency policy, "
+            "long inactivity, or consent withdrawn): they sign in again from the app."
+        )
+    if reason is AccessReason.NO_DELEGATE_ACCESS:
+        return (
+            "The scheduling mailbox has no delegate access to this user's calendar, so their sessions are "
+            "booked in its \"Scheduler\" calendar with the user invited instead. Exchange Online PowerShell "
+            "(Connect-ExchangeOnline): Add-MailboxFolderPermission -Identity <user@yourdomain>:\\Calendar "
+            "-User <scheduling mailbox> -AccessRights Editor -SharingPermissionFlags Delegate."
+        )
     return (
         "Microsoft 365 refused access to this calendar for another reason. "
         "Run the test again; if it persists, contact support."

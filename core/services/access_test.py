@@ -15,6 +15,13 @@ stable jittered delay so tenants do not all hit Graph at once). Per run:
 4. store the report, move the integration to connected / degraded / failed, alert the
    owner when reachability got worse, and clear alerts when healthy.
 
+Per connection method (docs/connection-methods.md): per-user tenants sample the directory
+(when the app may list it) plus the connected users and report, per user, connected
+and reachable with their own token, ``not_connected`` or ``needs_reconnect``;
+service-account tenants probe each sampled calendar with the scheduling mailbox's token
+(``$batch``), a 403 being ``no_delegate_access``. The connected / degraded / failed
+rules apply to these counts alike.
+
 The job is idempotent per test id: a redelivered message for a finished test does
 nothing, a running one simply runs again. ``Throttled`` re-enqueues the same message
 after ``retry_after``; a token failure ends the test as ``failed``, marks the
@@ -52,11 +59,13 @@ from core.domain.access_test import (
 from core.domain.calendar import DirectoryUser, GraphIdentity
 from core.domain.errors import (
     AppNotInTenant,
+    AuthorizationError,
     ConcurrencyConflict,
     Conflict,
     ConsentMissing,
     DependencyError,
     GraphAuthError,
+    GraphRequestRejected,
     MailboxUnavailable,
     NotFound,
     OutsideAppScope,
@@ -65,10 +74,12 @@ from core.domain.errors import (
     TransientGraphError,
     UserNotFound,
 )
-from core.domain.integration import ONBOARDED, Integration, IntegrationStatus
+from core.domain.integration import ONBOARDED, ConnectionMethod, Integration, IntegrationStatus
 from core.names import Queues, Tables
 from core.ports import CalendarGateway, Clock, CommandQueue, Entity, EntityValue, TableStore, TokenProvider
 from core.services.alerts import AlertKind, OwnerAlerts
+from core.services.connections import ConnectionRepository
+from core.services.graph_identity import ServiceAccountNotConnected
 from core.services.repositories import IntegrationRepository, Versioned
 
 log = logging.getLogger("core.services.access_test")
@@ -83,6 +94,13 @@ _SAVE_ATTEMPTS: Final = 5
 _PAUSED: Final = frozenset(
     {IntegrationStatus.NOT_CONFIGURED, IntegrationStatus.CONSENT_PENDING, IntegrationStatus.DISCONNECTED}
 )
+
+
+class DirectoryUnreadable(Conflict):
+    """The scheduling mailbox's token may not list the directory, so no calendars can be sampled."""
+
+    default_code = "directory_not_readable"
+    default_message = "The scheduling mailbox cannot list your organisation's users."
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,7 +251,16 @@ class AccessTestStore:
         return dict(entity.data) if entity is not None else {}
 
     def point(self, tenant_id: str, *, latest: str, finished: str | None = None) -> None:
+        """Move the pointers. A test finishing after a newer one was started (an admin's rerun
+        overtaking the consent callback's test) records itself as finished but leaves ``latest``
+        on the newer test, so the admin polls the run they asked for."""
         data = self._pointer(tenant_id)
+        current = str(data.get("latest") or "")
+        if current and current != latest:
+            newer = self.get(tenant_id, current)
+            mine = self.get(tenant_id, latest)
+            if newer is not None and mine is not None and newer.value.started_at > mine.value.started_at:
+                latest = current
         data["latest"] = latest
         if finished is not None:
             data["lastFinished"] = finished
@@ -294,6 +321,7 @@ class AccessTestService:
         self.window = window
         self.new_id = new_id
         self.integrations = IntegrationRepository(tables)
+        self.connections = ConnectionRepository(tables)
         self.store = AccessTestStore(tables, app_id)
 
     @property
@@ -378,10 +406,18 @@ class AccessTestService:
             return self._finish_inactive(found, integration)
 
         who = GraphIdentity(tenant_id)
+        method = integration.value.method
         try:
-            sample = self._sample(who, integration.value, command.test_id)
             probe = _Probe(calls=1)
-            results = self._probe(who, sample, command.requested_by, probe)
+            if method is ConnectionMethod.PER_USER:
+                results = self._per_user(tenant_id, integration.value, command.test_id, probe)
+            elif method is ConnectionMethod.SERVICE_ACCOUNT:
+                results = self._service_account(tenant_id, integration.value, command.test_id, probe)
+            else:
+                sample = self._sample(who, integration.value, command.test_id)
+                results = self._probe(who, sample, command.requested_by, probe)
+        except (ServiceAccountNotConnected, DirectoryUnreadable) as exc:
+            return self._not_connected(found, exc)
         except Throttled as exc:
             delay = max(1.0, exc.retry_after or DEFAULT_RETRY_AFTER)
             log.warning("access test throttled; re-enqueued", extra={"tenant": tenant_id, "durationMs": delay * 1000})
@@ -499,6 +535,103 @@ class AccessTestService:
                 reason = self._reason(error, probe.failed.get(uid))
             results.append(UserResult(uid, user.user_principal_name, reason))
         return results
+
+    # -- per connection method --------------------------------------------------------------
+
+    def _per_user(self, tenant_id: str, integration: Integration, seed: str, probe: _Probe) -> list[UserResult]:
+        """Connected versus not-yet-connected users; connected ones are probed with their own token.
+
+        The directory is listed with the tenant identity when the app may (admin consent);
+        without it only the connected users are known, and the report says so by its size.
+        """
+        candidates: dict[str, DirectoryUser] = {}
+        try:
+            for user in self.gateway.list_users(GraphIdentity(tenant_id), page_size=LIST_PAGE_SIZE):
+                if user.mail:
+                    candidates.setdefault(user.user_id.lower(), user)
+                if len(candidates) >= LIST_PAGE_SIZE:
+                    break
+        except Throttled:
+            raise
+        except ServiceError as exc:
+            log.info("access test: the directory cannot be listed (%s); sampling connected users only", exc.code,
+                     extra={"tenant": tenant_id})
+        records = {r.user_id.lower(): r for r in self.connections.users(tenant_id)}
+        for user_id in records:
+            candidates.setdefault(user_id, DirectoryUser(user_id=user_id, display_name=None,
+                                                         user_principal_name=None, mail=None))
+        sample = draw_sample(list(candidates.values()), clamp_sample_size(integration.access_test_sample_size), seed)
+        results: list[UserResult] = []
+        for user in sample:
+            uid = user.user_id.lower()
+            record = records.get(uid)
+            if record is None:
+                reason = AccessReason.NOT_CONNECTED
+            elif record.needs_reconnect:
+                reason = AccessReason.NEEDS_RECONNECT
+            else:
+                probe.calls += 1
+                try:
+                    self.gateway.get_calendar(GraphIdentity(tenant_id, uid), uid)
+                    reason = AccessReason.ACCESSIBLE
+                except Throttled:
+                    raise
+                except AuthorizationError:
+                    # The delegated provider has marked the connection and alerted the owner.
+                    reason = AccessReason.NEEDS_RECONNECT
+                except ServiceError as exc:
+                    reason = classify(exc)
+            results.append(UserResult(user.user_id, user.user_principal_name, reason))
+        return results
+
+    def _service_account(
+        self, tenant_id: str, integration: Integration, seed: str, probe: _Probe
+    ) -> list[UserResult]:
+        """Which sampled calendars the scheduling mailbox can reach, probed with its own token."""
+        account = self.connections.service_account_id(tenant_id)
+        if account is None:
+            raise ServiceAccountNotConnected()
+        who = GraphIdentity(tenant_id, account.lower())
+        try:
+            listed = self._sample(who, integration, seed)
+        except (GraphRequestRejected, OutsideAppScope) as exc:
+            raise DirectoryUnreadable(details={"graph_code": exc.graph_code}) from exc
+        sample = [u for u in listed if u.user_id.lower() != account.lower()]
+        outcomes: dict[str, ServiceError | None] = {}
+        if sample:
+            probe.calls += math.ceil(len(sample) / SCHEDULE_BATCH)
+            try:
+                outcomes = self.gateway.probe_mailboxes(who, [u.user_id for u in sample])
+            except TransientGraphError as exc:
+                outcomes = {u.user_id: exc for u in sample}
+        results: list[UserResult] = []
+        for user in sample:
+            error = outcomes.get(user.user_id)
+            if error is not None and is_token_failure(error):
+                raise error
+            if isinstance(error, Throttled):
+                raise error
+            reason = AccessReason.NO_DELEGATE_ACCESS if isinstance(error, OutsideAppScope) else classify(error)
+            results.append(UserResult(user.user_id, user.user_principal_name, reason))
+        return results
+
+    def _not_connected(self, found: Versioned[AccessTestReport], exc: ServiceError) -> AccessTestReport:
+        """A service-account tenant whose admin has not connected the mailbox yet (or whose mailbox may
+        not list the directory): a failed test with that code, no alert (the admin is setting up and
+        sees it on the integration page)."""
+        now = self.clock.now()
+        failed = replace(found.value, status=RunStatus.FAILED, finished_at=now, error_code=exc.code)
+
+        def apply(current: Integration) -> Integration | None:
+            if current.status in _PAUSED:
+                return None
+            moved = current.transition(IntegrationStatus.FAILED, now, reason=exc.code)
+            return replace(moved, last_access_test_id=failed.test_id)
+
+        update_integration(self.integrations, failed.tenant_id, apply)
+        self.store.save(failed, found.etag)
+        self.store.point(failed.tenant_id, latest=failed.test_id)
+        return failed
 
     @staticmethod
     def _next_anchor(candidates: Iterator[str], probe: _Probe) -> str | None:

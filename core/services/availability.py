@@ -46,12 +46,14 @@ from core.domain.errors import (
     UserNotFound,
     ValidationFailed,
 )
-from core.domain.integration import Integration, PairingPolicy
+from core.domain.integration import ConnectionMethod, Integration, PairingPolicy
 from core.domain.sessions import SessionStatus
 from core.domain.slots import Participant, Slot, SlotRequest, find_slots
 from core.domain.timezones import iana_name
 from core.ports import CalendarGateway, Clock, TableStore
 from core.services.authz import Caller
+from core.services.connections import ConnectionRepository, require_connected
+from core.services.graph_identity import identity_for
 from core.services.pairings_repo import Pairing, PairingRepository
 from core.services.repositories import IntegrationRepository, SessionRepository
 
@@ -226,14 +228,14 @@ class TtlCache(Generic[K, V]):
         return value
 
 
-def graph_identity_for(integration: Integration, caller_oid: str) -> GraphIdentity:
-    """Whose token the caller's availability calls use.
-
-    Domain-wide (app-only) for every method today; per-user and service-account
-    connections will choose the delegated identity here, in this one place.
-    """
-    del caller_oid  # used once per-method identities land
-    return GraphIdentity(integration.tenant_id)
+def graph_identity_for(
+    integration: Integration, caller_oid: str, *, service_account_id: str | None = None
+) -> GraphIdentity:
+    """Whose token the caller's availability calls use, per the tenant's connection method
+    (``core.services.graph_identity.identity_for``): app-only (domain-wide), the caller's own
+    delegated token (per-user: getSchedule of colleagues works delegated), or the scheduling
+    mailbox's (service account)."""
+    return identity_for(integration, caller_oid, service_account_id=service_account_id)
 
 
 def reason_for_schedule(schedule: Schedule) -> tuple[str, str]:
@@ -325,6 +327,7 @@ class AvailabilityService:
         self.integrations = IntegrationRepository(tables)
         self.pairings = PairingRepository(tables)
         self.sessions = SessionRepository(tables)
+        self.connections = ConnectionRepository(tables)
         self._addresses: TtlCache[tuple[str, str], str | None] = TtlCache(address_ttl, monotonic=monotonic)
         self._rooms: TtlCache[tuple[str, str], tuple[Room, ...]] = TtlCache(rooms_ttl, monotonic=monotonic)
 
@@ -339,6 +342,22 @@ class AvailabilityService:
                 "Calendar features are turned off for your organisation.", code="integration_disabled"
             )
         return found.value
+
+    def _who(self, integration: Integration, caller: Caller) -> GraphIdentity:
+        """The identity for the caller's Graph work; a per-user caller must have connected first
+        (409 ``calendar_not_connected`` rather than a token error halfway through)."""
+        if integration.method is ConnectionMethod.PER_USER:
+            require_connected(self.connections, integration.tenant_id, caller.object_id)
+        service_account = None
+        if integration.method is ConnectionMethod.SERVICE_ACCOUNT:
+            service_account = self.connections.service_account_id(integration.tenant_id)
+        return graph_identity_for(integration, caller.object_id, service_account_id=service_account)
+
+    @staticmethod
+    def _anchor(who: GraphIdentity, caller: Caller) -> str:
+        """The mailbox getSchedule is called on: the token's own mailbox when it is delegated
+        (always reachable with its own token), else the caller's."""
+        return who.user_id or caller.object_id
 
     def _address_of(self, who: GraphIdentity, user_id: str) -> str | None:
         """A user's SMTP address (None: no mailbox), cached per process."""
@@ -362,7 +381,7 @@ class AvailabilityService:
     def free_slots(self, caller: Caller, query: AvailabilityQuery) -> FreeSlots:
         """Slots of ``query.duration_minutes`` in which the caller and the others are all free."""
         integration = self._integration(caller)
-        who = graph_identity_for(integration, caller.object_id)
+        who = self._who(integration, caller)
         wanted = self._participants(caller, integration, who, query)
         step = query.step_minutes or DEFAULT_STEP_MINUTES
         buffer = timedelta(minutes=query.buffer_minutes)
@@ -446,7 +465,8 @@ class AvailabilityService:
             return
         interval = min(step, MAX_VIEW_INTERVAL_MINUTES)
         try:
-            found = self._schedules(who, caller.object_id, addresses, start=start, end=end, interval=interval)
+            found = self._schedules(who, self._anchor(who, caller), addresses, start=start, end=end,
+                                    interval=interval)
         except _MAILBOX_ERRORS as exc:
             wanted[0].problem = _reason_for_error(exc)
             others = [a for a in addresses if a.lower() != (wanted[0].address or "").lower()]
@@ -509,7 +529,9 @@ class AvailabilityService:
         cached = self._rooms.get(key)
         if cached is not None:
             return cached
-        who = graph_identity_for(integration, caller.object_id)
+        # Rooms are tenant data (Place.Read.All): the tenant identity, which the token provider
+        # serves app-only, or with the scheduling mailbox's token in service-account tenants.
+        who = GraphIdentity(integration.tenant_id)
         if room_list is not None:
             try:
                 found = self.gateway.list_rooms(who, room_list)
@@ -539,11 +561,11 @@ class AvailabilityService:
     ) -> tuple[RoomSlots, ...]:
         """Free slots per room (rooms have no working hours); an unreadable room says why."""
         integration = self._integration(caller)
-        who = graph_identity_for(integration, caller.object_id)
+        who = self._who(integration, caller)
         unique = _unique(rooms)
         try:
             found = self._schedules(
-                who, caller.object_id, unique, start=start, end=end, interval=DEFAULT_STEP_MINUTES
+                who, self._anchor(who, caller), unique, start=start, end=end, interval=DEFAULT_STEP_MINUTES
             )
         except _MAILBOX_ERRORS as exc:
             code, message = _reason_for_error(exc)
@@ -575,7 +597,9 @@ class AvailabilityService:
     def calendar_settings(self, caller: Caller) -> CalendarSettingsView:
         """The caller's mailbox time zone (as IANA) and working hours, read live."""
         integration = self._integration(caller)
-        who = graph_identity_for(integration, caller.object_id)
+        who = self._who(integration, caller)
+        if who.user_id is not None and who.user_id != caller.object_id.lower():
+            return self._settings_from_schedule(who, caller)
         settings = self.gateway.get_mailbox_settings(who, caller.object_id)
         hours = _working_hours_view(settings.working_hours)
         zone = iana_name(TimeZoneSpec(name=settings.time_zone)) if settings.time_zone else None
@@ -586,6 +610,19 @@ class AvailabilityService:
             zone = fallback or "Etc/UTC"
         return CalendarSettingsView(time_zone=zone, working_hours=hours)
 
+    def _settings_from_schedule(self, who: GraphIdentity, caller: Caller) -> CalendarSettingsView:
+        """Service-account tenants: another user's mailbox settings are not shared with a delegate,
+        but getSchedule gives anyone's working hours (and their zone)."""
+        address = self._address_of(who, caller.object_id)
+        if address is None:
+            raise MailboxUnavailable()
+        now = self.clock.now().astimezone(UTC).replace(second=0, microsecond=0)
+        [schedule] = self.gateway.get_schedule(who, self._anchor(who, caller), [address], now,
+                                               now + timedelta(hours=1), interval_minutes=MAX_VIEW_INTERVAL_MINUTES)
+        hours = schedule.working_hours if schedule.ok else None
+        zone = iana_name(hours.time_zone) if hours is not None else None
+        return CalendarSettingsView(time_zone=zone or "Etc/UTC", working_hours=_working_hours_view(hours))
+
     def my_events(self, caller: Caller, start: datetime, end: datetime) -> tuple[MyEvent, ...]:
         """The caller's own events in [start, end) with subjects: live from Graph, never stored.
 
@@ -594,7 +631,7 @@ class AvailabilityService:
         by matching one of the caller's sessions (event id, or the same start and end).
         """
         integration = self._integration(caller)
-        who = graph_identity_for(integration, caller.object_id)
+        who = self._who(integration, caller)
         mine = [
             s
             for s in self.sessions.list_for_user(caller.tenant_id, caller.object_id, start - timedelta(days=1), end)

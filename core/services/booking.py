@@ -36,13 +36,15 @@ from core.domain.errors import (
     UserNotFound,
     ValidationFailed,
 )
-from core.domain.integration import Integration, PairingPolicy
+from core.domain.integration import ConnectionMethod, Integration, PairingPolicy
 from core.domain.sessions import AttendeeState, PendingOp, Session, SessionStatus, validate_times
 from core.log import correlation_id
 from core.names import Queues
 from core.ports import CalendarGateway, Clock, CommandQueue, TableStore
 from core.services.authz import Caller, require_organizer, require_participant
+from core.services.connections import CalendarNotConnected, ConnectionRepository, require_connected
 from core.services.event_writer import EventWriteCommand, graph_identity, seal_texts
+from core.services.graph_identity import ServiceAccountNotConnected
 from core.services.pairings import require_enabled_integration
 from core.services.pairings_repo import Pairing, PairingRepository
 from core.services.repositories import IntegrationRepository, SessionRepository, Versioned
@@ -98,6 +100,7 @@ class BookingService:
         self.sessions = SessionRepository(tables)
         self.pairings = PairingRepository(tables)
         self.integrations = IntegrationRepository(tables)
+        self.connections = ConnectionRepository(tables)
         self._monotonic = monotonic or time.monotonic
         self._rooms: dict[str, tuple[float, frozenset[str]]] = {}
 
@@ -113,13 +116,15 @@ class BookingService:
     def create(self, caller: Caller, request: BookingRequest) -> Session:
         """Validate, store a pending session and queue its creation in Outlook."""
         integration = require_enabled_integration(self.integrations, caller.tenant_id)
+        self._require_writable(integration, caller)
         now = self.clock.now()
         start, end = _seconds(request.start), _seconds(request.end)
         validate_times(start, end, now)
         partner = self._partner(caller, integration, request)
         room = None
         if request.room:
-            room = self._room(graph_identity(self.tables, integration, caller.object_id), request.room)
+            # Rooms are tenant data: the tenant identity (app-only, or the scheduling mailbox's token).
+            room = self._room(GraphIdentity(integration.tenant_id), request.room)
         session = Session(
             tenant_id=caller.tenant_id,
             session_id=uuid.uuid4().hex,
@@ -140,6 +145,21 @@ class BookingService:
         self._enqueue(stored, PendingOp.CREATE, sealed, undo=None)
         log.info("session requested", extra={"tenant": caller.tenant_id, "event": "session_requested"})
         return stored.value
+
+    def _require_writable(self, integration: Integration, organizer: Caller) -> None:
+        """Refuse at request time (409) what the worker could not write: a per-user organizer who
+        has not connected (or must reconnect), or a service-account tenant without its mailbox."""
+        if integration.method is ConnectionMethod.PER_USER:
+            require_connected(self.connections, integration.tenant_id, organizer.object_id)
+        elif integration.method is ConnectionMethod.SERVICE_ACCOUNT:
+            account = self.connections.service_account(integration.tenant_id)
+            if account is None:
+                raise ServiceAccountNotConnected()
+            if account.needs_reconnect:
+                raise CalendarNotConnected(
+                    "Your organisation's scheduling mailbox must be connected again by an administrator.",
+                    code="service_account_reconnect_required", details={"reason": account.reason},
+                )
 
     def _partner(self, caller: Caller, integration: Integration, request: BookingRequest) -> _Partner:
         if request.pairing_id is not None:
@@ -220,8 +240,9 @@ class BookingService:
 
     def reschedule(self, caller: Caller, session_id: str, start: datetime, end: datetime, time_zone: str) -> Session:
         """Move a session (organizer only); the Outlook update is queued."""
-        require_enabled_integration(self.integrations, caller.tenant_id)
+        integration = require_enabled_integration(self.integrations, caller.tenant_id)
         read = self._for_organizer(caller, session_id)
+        self._require_writable(integration, caller)
         changed = read.value.request_reschedule(_seconds(start), _seconds(end), time_zone, self.clock.now())
         saved = self.sessions.save(changed, read.etag, previous=read.value)
         assert changed.pending_op is not None
@@ -230,8 +251,9 @@ class BookingService:
 
     def cancel(self, caller: Caller, session_id: str, comment: str | None = None) -> Session:
         """Cancel a session (organizer only); Outlook's cancellation reaches the attendees."""
-        require_enabled_integration(self.integrations, caller.tenant_id)
+        integration = require_enabled_integration(self.integrations, caller.tenant_id)
         read = self._for_organizer(caller, session_id)
+        self._require_writable(integration, caller)
         changed = read.value.request_cancel(self.clock.now())
         saved = self.sessions.save(changed, read.etag, previous=read.value)
         sealed = seal_texts(self.sealer, changed.tenant_id, changed.session_id, comment=comment)

@@ -44,7 +44,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 from urllib.parse import urlencode, urlparse
 
 from core.domain.aadsts import aadsts_in, consent_error_code
@@ -62,9 +62,13 @@ from core.domain.integration import ConnectionMethod, Integration
 from core.names import Tables
 from core.ports import Clock, Entity, EntityValue, TableStore
 from core.services.authz import Caller
-from core.services.integration import SECRET_ROW_PREFIX, TenantSecrets
 from core.services.repositories import IntegrationRepository
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    # Imported lazily at run time: the access test (which core.services.integration imports)
+    # reads connections, so a module-level import here would be circular.
+    from core.services.integration import TenantSecrets
 
 log = logging.getLogger("core.services.connections")
 
@@ -298,6 +302,33 @@ class ConnectionRepository:
         return changed
 
 
+class CalendarNotConnected(Conflict):
+    """A per-user tenant's user who has not connected their calendar (or must reconnect) (409).
+
+    Raised before anything is queued, so a booking or availability request fails at once
+    with a reason the SPA can act on (show the connect button) rather than as a failed session.
+    """
+
+    default_code = "calendar_not_connected"
+    default_message = "This person has not connected their Microsoft 365 calendar yet."
+
+
+def require_connected(connections: ConnectionRepository, tenant_id: str, user_id: str) -> ConnectionRecord:
+    """The user's live per-user connection, or 409 ``calendar_not_connected`` /
+    ``calendar_reconnect_required`` (``details.reason`` = the AADSTS number) when they must
+    (re)connect first."""
+    record = connections.get(tenant_id, user_id)
+    if record is None:
+        raise CalendarNotConnected(details={"userId": user_id.lower()})
+    if record.needs_reconnect:
+        raise CalendarNotConnected(
+            "This person's Microsoft 365 connection expired; they must connect again.",
+            code="calendar_reconnect_required",
+            details={"userId": user_id.lower(), "reason": record.reason},
+        )
+    return record
+
+
 # --- the service -------------------------------------------------------------------------------
 
 
@@ -447,12 +478,13 @@ class ConnectionService:
         if bound is None:
             return self._refuse(problem or STATE_INVALID, tenant_id)
         if params.error:
-            return self._refuse(self._sign_in_error(params.error, params.error_description), bound.tenant_id)
+            return self._refuse(self._sign_in_error(params.error, params.error_description), bound.tenant_id,
+                                bound.purpose)
         try:
             signed_in = self.flow.redeem(bound.tenant_id, bound.flow, params.as_response())
         except AuthorizationError as exc:
             code = ADMIN_CONSENT_REQUIRED if exc.aadsts in _ADMIN_CONSENT_CODES else exc.code
-            return self._refuse(code, bound.tenant_id)
+            return self._refuse(code, bound.tenant_id, bound.purpose)
         except DependencyError:
             return self._refuse(CHECK_UNAVAILABLE, bound.tenant_id)
         except ServiceError as exc:
@@ -512,16 +544,8 @@ class ConnectionService:
         return ConnectionView(True, integration.method)
 
     def require_connected(self, tenant_id: str, user_id: str) -> ConnectionRecord:
-        """For features (part B): the user's live connection, or 409 ``calendar_not_connected`` /
-        ``calendar_reconnect_required`` when they must (re)connect first."""
-        record = self.connections.get(tenant_id, user_id)
-        if record is None:
-            raise Conflict("This person has not connected their Microsoft 365 calendar yet.",
-                           code="calendar_not_connected")
-        if record.needs_reconnect:
-            raise Conflict("This person's Microsoft 365 connection expired; they must connect again.",
-                           code="calendar_reconnect_required", details={"reason": record.reason})
-        return record
+        """The user's live connection, or 409 (see ``require_connected``)."""
+        return require_connected(self.connections, tenant_id, user_id)
 
     # -- DELETE /api/me/connection -------------------------------------------------------------------
 
@@ -612,11 +636,13 @@ class ConnectionService:
             return ADMIN_CONSENT_REQUIRED
         return consent_error_code(error, description)
 
-    def _refuse(self, code: str, tenant_id: str | None) -> ConnectionOutcome:
+    def _refuse(self, code: str, tenant_id: str | None,
+                purpose: ConnectionPurpose = ConnectionPurpose.USER) -> ConnectionOutcome:
         log.warning("delegated sign-in refused", extra={"tenant": tenant_id or "-", "status": code})
         extra: dict[str, str] = {}
         if code == ADMIN_CONSENT_REQUIRED and tenant_id is not None:
-            extra["adminConsentUrl"] = self.admin_consent_url(tenant_id)
+            # The link grants what the refused sign-in asked for (Calendars.ReadWrite.Shared for the mailbox).
+            extra["adminConsentUrl"] = self.admin_consent_url(tenant_id, purpose)
         return ConnectionOutcome(self._app_url("error", code, extra), False, tenant_id, code)
 
     def _app_url(self, outcome: str, code: str | None = None, extra: Mapping[str, str] | None = None) -> str:
@@ -635,6 +661,8 @@ class ConnectionService:
 
     def _forget_tokens(self, tenant_id: str, user_id: str) -> None:
         self.flow.forget(tenant_id, user_id)
+        from core.services.integration import SECRET_ROW_PREFIX
+
         name = user_token_secret_name(tenant_id, user_id)
         self.tables.delete(Tables.INTEGRATIONS, tenant_id, SECRET_ROW_PREFIX + name)
 

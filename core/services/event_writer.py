@@ -52,6 +52,7 @@ from core.domain.errors import (
     GraphConflict,
     GraphError,
     ItemNotFound,
+    OutsideAppScope,
     Throttled,
 )
 from core.domain.integration import ConnectionMethod, Integration
@@ -59,8 +60,7 @@ from core.domain.sessions import ChangeSource, PendingOp, Session, SessionStatus
 from core.names import Queues
 from core.ports import CalendarGateway, Clock, CommandQueue, TableStore
 from core.services.alerts import AlertKind, OwnerAlerts
-from core.services.connections import ConnectionRepository
-from core.services.graph_identity import identity_for
+from core.services.graph_identity import resolve_identity
 from core.services.repositories import IntegrationRepository, SessionRepository, Versioned
 from core.services.sealing import Sealer, UnsealFailed
 
@@ -79,6 +79,7 @@ PROVIDER_PREFERENCE: Final = (OnlineMeetingProvider.TEAMS_FOR_BUSINESS, OnlineMe
 REASON_ATTEMPTS: Final = "Microsoft 365 did not accept the change after several attempts; please try again."
 REASON_POISON: Final = "The session could not be written to Outlook after several attempts."
 REASON_DISABLED: Final = "The calendar integration of your organisation is turned off."
+SCHEDULER_CALENDAR: Final = "Scheduler"
 
 
 class WriteOutcome(StrEnum):
@@ -168,10 +169,25 @@ def choose_provider(allowed: Sequence[str]) -> str | None:
 
 def graph_identity(tables: TableStore, integration: Integration, acting_user_id: str) -> GraphIdentity:
     """Whose token writes to ``acting_user_id``'s calendar, per the tenant's connection method."""
-    service_account = None
-    if integration.method is ConnectionMethod.SERVICE_ACCOUNT:
-        service_account = ConnectionRepository(tables).service_account_id(integration.tenant_id)
-    return identity_for(integration, acting_user_id, service_account_id=service_account)
+    return resolve_identity(tables, integration, acting_user_id)
+
+
+def event_mailbox(who: GraphIdentity, session: Session) -> str:
+    """The mailbox that holds the session's event: the organizer's, or (Scheduler fallback,
+    ``calendar_id`` set) the scheduling mailbox whose token ``who`` is."""
+    if session.calendar_id and who.user_id:
+        return who.user_id
+    return session.organizer_address
+
+
+def may_fall_back(method: ConnectionMethod, who: GraphIdentity, session: Session) -> bool:
+    """A service account writing someone else's calendar: a 403 there means "no delegate right",
+    which the Scheduler calendar works around (per-user and app-only 403s are real refusals)."""
+    return (
+        method is ConnectionMethod.SERVICE_ACCOUNT
+        and who.user_id is not None
+        and who.user_id != session.organizer_id.lower()
+    )
 
 
 def transaction_id_for(session: Session) -> str:
@@ -214,6 +230,7 @@ class EventWriter:
         self.on_first_booking = on_first_booking
         self.max_attempts = max_attempts
         self._hooked: set[tuple[str, str]] = set()
+        self._calendars: dict[tuple[str, str], str] = {}  # (tenant, scheduling mailbox) -> Scheduler calendar
         self._hook_lock = threading.Lock()
 
     # --- entry points -----------------------------------------------------------------
@@ -280,7 +297,8 @@ class EventWriter:
         who = graph_identity(self.tables, integration.value, found.value.organizer_id)
         may_have_reached_graph = dequeue_count > 1 or cmd.deferrals > 0
         if cmd.op == PendingOp.CREATE:
-            return self._create(who, cmd, found, may_have_reached_graph, last_attempt)
+            fallback = may_fall_back(integration.value.method, who, found.value)
+            return self._create(who, cmd, found, may_have_reached_graph, last_attempt, fallback=fallback)
         if cmd.op == PendingOp.RESCHEDULE:
             return self._reschedule(who, cmd, found)
         return self._cancel(who, cmd, found, last_attempt)
@@ -299,13 +317,27 @@ class EventWriter:
     # --- create -----------------------------------------------------------------------
 
     def _create(
-        self, who: GraphIdentity, cmd: EventWriteCommand, read: Versioned[Session], lookup: bool, last_attempt: bool
+        self,
+        who: GraphIdentity,
+        cmd: EventWriteCommand,
+        read: Versioned[Session],
+        lookup: bool,
+        last_attempt: bool,
+        *,
+        fallback: bool = False,
     ) -> WriteOutcome:
         s = read.value
-        organizer = s.organizer_address
+        mailbox, calendar_id = event_mailbox(who, s), s.calendar_id
         provider = None
         if s.online_meeting:
-            provider = choose_provider(self.gateway.get_calendar(who, organizer).allowed_online_meeting_providers)
+            try:
+                info = self.gateway.get_calendar(who, mailbox)
+            except OutsideAppScope:
+                if not fallback or calendar_id is not None:
+                    raise
+                mailbox, calendar_id = self._fall_back(who, s)
+                info = self.gateway.get_calendar(who, mailbox)
+            provider = choose_provider(info.allowed_online_meeting_providers)
         event: CreatedEvent | EventMetadata | None = None
         if s.event_id is not None:
             event = self._move_if_needed(who, s, s.event_id)
@@ -313,37 +345,79 @@ class EventWriter:
                 return self._save_cancelled_in_outlook(cmd, read)
         if event is None and lookup:
             event = self.gateway.find_event_by_transaction_id(
-                who, organizer, transaction_id_for(s), s.start - LOOKUP_MARGIN, s.end + LOOKUP_MARGIN
+                who, mailbox, transaction_id_for(s), s.start - LOOKUP_MARGIN, s.end + LOOKUP_MARGIN
             )
             if event is not None:
                 log.info("event write create: found the event of an earlier attempt", extra={"tenant": s.tenant_id})
         if event is None:
-            event = self.gateway.create_event(
-                who,
-                organizer,
-                NewEvent(
-                    subject=self._texts(cmd, last_attempt).get("subject") or self.subject_template,
-                    start=s.start,
-                    end=s.end,
-                    attendees=tuple(a.address for a in s.attendees),
-                    time_zone=s.time_zone,
-                    room=s.room.address if s.room else None,
-                    online_meeting_provider=provider,
-                    transaction_id=transaction_id_for(s),
-                ),
-            )
+            subject = self._texts(cmd, last_attempt).get("subject") or self.subject_template
+            try:
+                event = self.gateway.create_event(who, mailbox, self._new_event(s, subject, provider, calendar_id))
+            except OutsideAppScope:
+                # The mailbox may read the organizer's calendar but not write it.
+                if not fallback or calendar_id is not None:
+                    raise
+                mailbox, calendar_id = self._fall_back(who, s)
+                event = self.gateway.create_event(who, mailbox, self._new_event(s, subject, provider, calendar_id))
         if (event.start, event.end) != (s.start, s.end):
             # Graph answered a retried transactionId with the event at the times of an earlier request.
-            moved = self._move_if_needed(who, s, event.event_id)
+            moved = self._move_if_needed(who, replace(s, calendar_id=calendar_id), event.event_id)
             if moved is not None:
                 event = moved
         join_url = event.join_url
-        return self._record_created(who, cmd, read, event, provider if join_url else None)
+        return self._record_created(who, cmd, read, event, provider if join_url else None, calendar_id=calendar_id)
+
+    @staticmethod
+    def _new_event(s: Session, subject: str, provider: str | None, calendar_id: str | None) -> NewEvent:
+        """The event to create; in the Scheduler calendar the organizer is invited like the partner."""
+        attendees = tuple(a.address for a in s.attendees)
+        if calendar_id is not None:
+            attendees = (s.organizer_address, *attendees)
+        return NewEvent(
+            subject=subject,
+            start=s.start,
+            end=s.end,
+            attendees=attendees,
+            time_zone=s.time_zone,
+            room=s.room.address if s.room else None,
+            online_meeting_provider=provider,
+            transaction_id=transaction_id_for(s),
+            calendar_id=calendar_id,
+        )
+
+    def _fall_back(self, who: GraphIdentity, s: Session) -> tuple[str, str]:
+        """(mailbox, calendar id) of the scheduling mailbox's "Scheduler" calendar, created once."""
+        assert who.user_id is not None
+        log.warning("event write create: no delegate right on the organizer's calendar; "
+                    "booking in the Scheduler calendar", extra={"tenant": s.tenant_id, "event": "scheduler_fallback"})
+        return who.user_id, self.scheduler_calendar(who)
+
+    def scheduler_calendar(self, who: GraphIdentity) -> str:
+        """The id of the "Scheduler" calendar in ``who``'s own mailbox: looked up by name first,
+        created when missing (a concurrent creator's calendar is found again), cached per process."""
+        assert who.user_id is not None
+        key = (who.tenant_id, who.user_id)
+        with self._hook_lock:
+            cached = self._calendars.get(key)
+        if cached is not None:
+            return cached
+        found = self.gateway.find_calendar(who, who.user_id, SCHEDULER_CALENDAR)
+        if found is None:
+            try:
+                found = self.gateway.create_calendar(who, who.user_id, SCHEDULER_CALENDAR)
+            except GraphConflict:
+                found = self.gateway.find_calendar(who, who.user_id, SCHEDULER_CALENDAR)
+                if found is None:
+                    raise
+        with self._hook_lock:
+            self._calendars[key] = found.calendar_id
+        return found.calendar_id
 
     def _move_if_needed(self, who: GraphIdentity, s: Session, event_id: str) -> EventMetadata | None:
         """The event at the session's times (None: it no longer exists in Outlook)."""
         try:
-            return self.gateway.update_event(who, s.organizer_address, event_id, s.start, s.end, time_zone=s.time_zone)
+            return self.gateway.update_event(who, event_mailbox(who, s), event_id, s.start, s.end,
+                                             time_zone=s.time_zone)
         except ItemNotFound:
             return None
 
@@ -354,6 +428,8 @@ class EventWriter:
         read: Versioned[Session],
         event: CreatedEvent | EventMetadata,
         provider: str | None,
+        *,
+        calendar_id: str | None = None,
     ) -> WriteOutcome:
         current = read
         for _ in range(MAX_SAVE_RETRIES):
@@ -369,6 +445,7 @@ class EventWriter:
                     online_provider=provider,
                     change_key=event.change_key,
                     now=now,
+                    calendar_id=calendar_id,
                 )
                 if self._try_save(booked, current, s):
                     log.info("session booked", extra={"tenant": s.tenant_id, "event": "session_booked"})
@@ -384,11 +461,12 @@ class EventWriter:
                     join_url=s.join_url or event.join_url,
                     online_provider=s.online_provider or provider,
                     change_key=event.change_key,
+                    calendar_id=s.calendar_id or calendar_id,
                 )
                 orphan = s.status == SessionStatus.CANCELLED and s.pending_op is None and s.event_id is None
                 if orphan:
                     # The cancel ran before this event existed: cancel it now, as the organizer.
-                    self._cancel_in_outlook(who, s.organizer_address, event.event_id, None)
+                    self._cancel_in_outlook(who, event_mailbox(who, merged), event.event_id, None)
                 if merged == s or self._try_save(merged, current, s):
                     log.info("session changed meanwhile: event id merged", extra={"tenant": s.tenant_id})
                     return WriteOutcome.MERGED
@@ -421,12 +499,13 @@ class EventWriter:
             # A create may have reached Outlook without its event id being recorded.
             now = self.clock.now()
             found = self.gateway.find_event_by_transaction_id(
-                who, s.organizer_address, transaction_id_for(s), min(s.start, now) - LOOKUP_MARGIN,
+                who, event_mailbox(who, s), transaction_id_for(s), min(s.start, now) - LOOKUP_MARGIN,
                 max(s.end, now) + LOOKUP_MARGIN,
             )
             event_id = found.event_id if found else None
         if event_id is not None:
-            self._cancel_in_outlook(who, s.organizer_address, event_id, self._texts(cmd, last_attempt).get("comment"))
+            self._cancel_in_outlook(who, event_mailbox(who, s), event_id,
+                                    self._texts(cmd, last_attempt).get("comment"))
         discovered = event_id
 
         def cancelled(cur: Session, now: datetime) -> Session:

@@ -11,9 +11,18 @@ returns the matching credential.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final
+
 from core.domain.calendar import GraphIdentity
 from core.domain.errors import Conflict
 from core.domain.integration import ConnectionMethod, Integration
+from core.ports import TableStore
+
+# Graph delivers no change notifications for shared calendars to delegated callers, so
+# service-account tenants are re-read by reconciliation this often instead.
+SERVICE_ACCOUNT_SYNC_MINUTES: Final = 10
 
 
 class ServiceAccountNotConnected(Conflict):
@@ -43,3 +52,37 @@ def identity_for(
     if not service_account_id:
         raise ServiceAccountNotConnected()
     return GraphIdentity(tenant_id, service_account_id.lower())
+
+
+def resolve_identity(tables: TableStore, integration: Integration, acting_user_id: str | None) -> GraphIdentity:
+    """``identity_for`` with the service account looked up in the connections table when the
+    tenant's method needs it (one table read, service-account tenants only)."""
+    from core.services.connections import ConnectionRepository
+
+    service_account = None
+    if integration.method is ConnectionMethod.SERVICE_ACCOUNT:
+        service_account = ConnectionRepository(tables).service_account_id(integration.tenant_id)
+    return identity_for(integration, acting_user_id, service_account_id=service_account)
+
+
+class SyncMode(StrEnum):
+    """How Outlook-side changes reach the service: pushed by Graph, or found by re-reading."""
+
+    NOTIFICATIONS = "notifications"
+    POLLING = "polling"
+
+
+@dataclass(frozen=True, slots=True)
+class SyncPolicy:
+    """What GET /api/integration says about sync, and what the reconciliation timers follow."""
+
+    mode: SyncMode
+    interval_minutes: int | None = None
+
+
+def sync_policy(method: ConnectionMethod | None) -> SyncPolicy:
+    """Change notifications for domain-wide and per-user tenants (reconciliation is only a safety
+    net there); polling every ``SERVICE_ACCOUNT_SYNC_MINUTES`` for service-account tenants."""
+    if method is ConnectionMethod.SERVICE_ACCOUNT:
+        return SyncPolicy(SyncMode.POLLING, SERVICE_ACCOUNT_SYNC_MINUTES)
+    return SyncPolicy(SyncMode.NOTIFICATIONS)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, computed_field
 
+from core.domain.integration import ConnectionMethod
+from core.services.graph_identity import sync_policy
 from functions.schemas.common import Email, Query, Reply, RequestBody
 
 Method = Literal["domainWide", "perUser", "serviceAccount"]
@@ -14,7 +16,15 @@ IntegrationStatus = Literal[
     "not_configured", "consent_pending", "testing", "connected", "degraded", "failed", "disconnected"
 ]
 AccessReason = Literal[
-    "accessible", "mailbox_on_premises_or_unlicensed", "outside_app_scope", "user_not_found", "transient_error", "other"
+    "accessible",
+    "mailbox_on_premises_or_unlicensed",
+    "outside_app_scope",
+    "user_not_found",
+    "transient_error",
+    "other",
+    "not_connected",
+    "needs_reconnect",
+    "no_delegate_access",
 ]
 _Param = Annotated[str, StringConstraints(max_length=2048)]
 
@@ -62,6 +72,17 @@ class Integration(Reply):
     access_test_sample_size: int | None = None
     consent: ConsentInfo | None = None
     last_access_test: AccessTestSummary | None = None
+
+    @computed_field(description="How Outlook-side changes reach the service: Graph change notifications, or "
+                    "polling (service account: Graph sends no notifications for shared calendars).")
+    def sync(self) -> Literal["notifications", "polling"] | None:
+        if self.method is None:
+            return None
+        return "polling" if sync_policy(ConnectionMethod(self.method)).mode.value == "polling" else "notifications"
+
+    @computed_field(description="With sync polling: how often (minutes) the calendars are re-read.")
+    def sync_interval_minutes(self) -> int | None:
+        return None if self.method is None else sync_policy(ConnectionMethod(self.method)).interval_minutes
 
 
 class ConsentUrl(Reply):

@@ -1,4 +1,4 @@
-"""Deterministic seed data: two tenants, users in many time zones, unreachable users, rooms.
+"""Deterministic seed data: four tenants, users in many time zones, unreachable users, rooms.
 
 Everything comes from one fixed random seed, so ids, users and rooms are identical on
 every run; seeded events are laid out relative to *today* (UTC) over the next
@@ -14,6 +14,11 @@ Well-known accounts (see README.md):
   ``victor@``/``wendy@`` (Skype for Business only), ``xavier@``/``yvonne@`` (no online
   meeting provider), ``peggy@`` (custom working-hours zone), ``oscar@`` (IANA zone).
 - Fabrikam (``FABRIKAM``, fabrikam.test): ``admin@fabrikam.test`` and 9 more users.
+- Northwind (``NORTHWIND``, northwind.test) and Tailspin (``TAILSPIN``, tailspin.test):
+  consent granted, user consent allowed, an admin, a scheduling mailbox
+  ``scheduler@`` (the service-account method's mailbox) and 8 more users each, two rooms.
+  End-to-end tests that switch a tenant's connection method use these, so Contoso and
+  Fabrikam keep the domain-wide method other tests rely on.
 """
 
 from __future__ import annotations
@@ -33,16 +38,28 @@ CONTOSO = "11111111-1111-4111-8111-111111111111"
 FABRIKAM = "22222222-2222-4222-8222-222222222222"
 CONTOSO_DOMAIN = "contoso.test"
 FABRIKAM_DOMAIN = "fabrikam.test"
+NORTHWIND = "33333333-3333-4333-8333-333333333333"
+TAILSPIN = "44444444-4444-4444-8444-444444444444"
+NORTHWIND_DOMAIN = "northwind.test"
+TAILSPIN_DOMAIN = "tailspin.test"
 
 CONTOSO_ADMIN_ID = "10000000-0000-4000-8000-000000000001"
 ALICE_ID = "10000000-0000-4000-8000-0000000a11ce"
 BOB_ID = "10000000-0000-4000-8000-000000000b0b"
 FABRIKAM_ADMIN_ID = "20000000-0000-4000-8000-000000000001"
+NORTHWIND_ADMIN_ID = "30000000-0000-4000-8000-000000000001"
+NORTHWIND_SCHEDULER_ID = "30000000-0000-4000-8000-00000000005c"
+TAILSPIN_ADMIN_ID = "40000000-0000-4000-8000-000000000001"
+TAILSPIN_SCHEDULER_ID = "40000000-0000-4000-8000-00000000005c"
 
 ALICE = "alice@contoso.test"
 BOB = "bob@contoso.test"
 CONTOSO_ADMIN = "admin@contoso.test"
 FABRIKAM_ADMIN = "admin@fabrikam.test"
+NORTHWIND_ADMIN = "admin@northwind.test"
+NORTHWIND_SCHEDULER = "scheduler@northwind.test"
+TAILSPIN_ADMIN = "admin@tailspin.test"
+TAILSPIN_SCHEDULER = "scheduler@tailspin.test"
 
 SEED = 20240611
 _SEEDED_AT = datetime(2024, 6, 11, tzinfo=UTC)  # created/modified of seeded events (deterministic)
@@ -107,11 +124,41 @@ _FABRIKAM_PEOPLE: list[tuple[str, str, str, list[str], str, str, str]] = [
     ("nolicense1", "Nils Nolicense", "GMT Standard Time", MON_FRI, "09:00", "17:00", "unlicensed"),
 ]
 
+_NORTHWIND_PEOPLE: list[tuple[str, str, str, list[str], str, str, str]] = [
+    ("admin", "Nadia Admin", "Eastern Standard Time", MON_FRI, "08:00", "17:00", "admin"),
+    ("scheduler", "Northwind Scheduling", "Eastern Standard Time", MON_FRI, "08:00", "18:00", "noevents"),
+    ("nancy", "Nancy Davolio", "Pacific Standard Time", MON_FRI, "09:00", "17:00", ""),
+    ("andrew", "Andrew Fuller", "Eastern Standard Time", MON_FRI, "09:00", "17:00", ""),
+    ("janet", "Janet Leverling", "GMT Standard Time", MON_FRI, "09:00", "17:00", ""),
+    ("margaret", "Margaret Peacock", "W. Europe Standard Time", MON_FRI, "08:00", "16:00", ""),
+    ("steven", "Steven Buchanan", "GMT Standard Time", MON_FRI, "09:00", "17:30", ""),
+    ("michael", "Michael Suyama", "Central Standard Time", MON_FRI, "08:00", "16:00", ""),
+    ("robert", "Robert King", "Pacific Standard Time", MON_FRI, "09:00", "17:00", ""),
+    ("laura", "Laura Callahan", "Eastern Standard Time", MON_FRI, "09:00", "17:00", ""),
+]
+
+_TAILSPIN_PEOPLE: list[tuple[str, str, str, list[str], str, str, str]] = [
+    ("admin", "Tara Admin", "GMT Standard Time", MON_FRI, "09:00", "17:00", "admin"),
+    ("scheduler", "Tailspin Scheduling", "GMT Standard Time", MON_FRI, "08:00", "18:00", "noevents"),
+    ("toby", "Toby Tailor", "GMT Standard Time", MON_FRI, "09:00", "17:00", ""),
+    ("ursula", "Ursula Usher", "W. Europe Standard Time", MON_FRI, "09:00", "17:00", ""),
+    ("vince", "Vince Vale", "Eastern Standard Time", MON_FRI, "08:00", "16:00", ""),
+    ("wanda", "Wanda Webb", "Pacific Standard Time", MON_FRI, "09:00", "17:00", ""),
+    ("xena", "Xena Xiong", "India Standard Time", MON_FRI, "10:00", "18:00", ""),
+    ("yusuf", "Yusuf Yilmaz", "GMT Standard Time", MON_FRI, "09:00", "17:00", ""),
+    ("zara", "Zara Zeller", "Central Standard Time", MON_FRI, "09:00", "17:00", ""),
+    ("quinn", "Quinn Quade", "Eastern Standard Time", MON_FRI, "09:00", "17:00", ""),
+]
+
 _FIXED_IDS = {
     (CONTOSO, "admin"): CONTOSO_ADMIN_ID,
     (CONTOSO, "alice"): ALICE_ID,
     (CONTOSO, "bob"): BOB_ID,
     (FABRIKAM, "admin"): FABRIKAM_ADMIN_ID,
+    (NORTHWIND, "admin"): NORTHWIND_ADMIN_ID,
+    (NORTHWIND, "scheduler"): NORTHWIND_SCHEDULER_ID,
+    (TAILSPIN, "admin"): TAILSPIN_ADMIN_ID,
+    (TAILSPIN, "scheduler"): TAILSPIN_SCHEDULER_ID,
 }
 
 _SUBJECTS = [
@@ -178,6 +225,16 @@ _FABRIKAM_ROOMS = [
     ("room-elm@fabrikam.test", "Elm (12)", 12, "HQ", 2, "rooms-hq@fabrikam.test", "GMT Standard Time"),
 ]
 _FABRIKAM_LISTS = [("rooms-hq@fabrikam.test", "HQ Rooms", "Dublin")]
+_NORTHWIND_ROOMS = [
+    ("room-cedar@northwind.test", "Cedar (6)", 6, "Main", 1, "rooms-main@northwind.test", "Eastern Standard Time"),
+    ("room-maple@northwind.test", "Maple (10)", 10, "Main", 2, "rooms-main@northwind.test", "Eastern Standard Time"),
+]
+_NORTHWIND_LISTS = [("rooms-main@northwind.test", "Main Building Rooms", "Boston")]
+_TAILSPIN_ROOMS = [
+    ("room-falcon@tailspin.test", "Falcon (4)", 4, "Hangar", 1, "rooms-hangar@tailspin.test", "GMT Standard Time"),
+    ("room-osprey@tailspin.test", "Osprey (8)", 8, "Hangar", 1, "rooms-hangar@tailspin.test", "GMT Standard Time"),
+]
+_TAILSPIN_LISTS = [("rooms-hangar@tailspin.test", "Hangar Rooms", "Bristol")]
 
 
 _TenantSpec = tuple[
@@ -192,7 +249,7 @@ _TenantSpec = tuple[
 
 
 def seed(state: SimState, *, extra_users: int = 0, today: date | None = None) -> list[Tenant]:
-    """Build the seeded tenants (Contoso consent NOT granted, Fabrikam granted)."""
+    """Build the seeded tenants (Contoso consent NOT granted; Fabrikam, Northwind and Tailspin granted)."""
     rng = random.Random(SEED)
     day0 = today or datetime.now(UTC).date()
     contoso_spec: _TenantSpec = (
@@ -220,7 +277,13 @@ def seed(state: SimState, *, extra_users: int = 0, today: date | None = None) ->
     for i in range(extra_users):
         row = (f"user{i + 1:04d}", f"Load User {i + 1:04d}", zones[i % 4], MON_FRI, "09:00", "17:00", "")
         _seed_events(state, extra_rng, _person(extra_rng, contoso, row), day0)
-    return [contoso, fabrikam]
+    # The connection-method tenants draw from their own generator: Contoso's and Fabrikam's ids never move.
+    method_rng = random.Random(SEED + 2)
+    northwind = _tenant(state, method_rng, (NORTHWIND, NORTHWIND_DOMAIN, "Northwind", _NORTHWIND_PEOPLE,
+                                            _NORTHWIND_ROOMS, _NORTHWIND_LISTS, True), day0)
+    tailspin = _tenant(state, method_rng, (TAILSPIN, TAILSPIN_DOMAIN, "Tailspin", _TAILSPIN_PEOPLE,
+                                           _TAILSPIN_ROOMS, _TAILSPIN_LISTS, True), day0)
+    return [contoso, fabrikam, northwind, tailspin]
 
 
 def _uuid(rng: random.Random) -> str:
@@ -232,7 +295,7 @@ def _tenant(state: SimState, rng: random.Random, spec: _TenantSpec, day0: date) 
     tenant = Tenant(id=tid, domain=domain, display_name=name, consent_granted=consent, app_sp_id=_uuid(rng))
     for row in people:
         mb = _person(rng, tenant, row)
-        if mb.has_rest_mailbox:
+        if mb.has_rest_mailbox and row[6] != "noevents":
             _seed_events(state, rng, mb, day0)
     for list_email, list_name, city in lists:
         tenant.room_lists.append(RoomList(id=_uuid(rng), email=list_email, display_name=list_name, city=city))

@@ -42,6 +42,7 @@ from core.domain.calendar import (
 )
 from core.domain.errors import (
     AuthorizationError,
+    GraphConflict,
     GraphRequestRejected,
     ItemNotFound,
     MailboxUnavailable,
@@ -719,3 +720,28 @@ def test_fake_delegated_token_needs_a_connected_user() -> None:
         fake.get_calendar(me, ALICE)
     assert caught.value.code == "reconnect_required"
     assert tokens.requests == 2
+
+
+# --- secondary calendars (the service-account method's "Scheduler" fallback) ----------------
+
+
+def test_created_calendar_is_found_by_name_and_takes_events(backend: Backend, day: datetime) -> None:
+    """A secondary calendar is created once, found by name (any case), and events can be created in it."""
+    gw, who = backend.gateway, backend.who
+    name = f"Scheduler {day:%Y%m%d}"
+    assert gw.find_calendar(who, CAROL, name) is None
+    created = gw.create_calendar(who, CAROL, name)
+    assert created.calendar_id
+    found = gw.find_calendar(who, CAROL, name.upper())
+    assert found is not None and found.calendar_id == created.calendar_id
+    event = gw.create_event(who, CAROL, _meeting(day, 9, attendees=(BOB,), calendar_id=created.calendar_id))
+    assert gw.get_event(who, CAROL, event.event_id).organizer == CAROL
+    assert event.event_id not in _copy_in(gw, who, CAROL, day)  # not in the default calendar's view
+
+
+def test_creating_a_calendar_whose_name_is_taken_is_a_conflict(backend: Backend, day: datetime) -> None:
+    """Graph refuses a second calendar with the same name (409), so callers find before they create."""
+    name = f"Taken {day:%Y%m%d}"
+    backend.gateway.create_calendar(backend.who, CAROL, name)
+    with pytest.raises(GraphConflict):
+        backend.gateway.create_calendar(backend.who, CAROL, name)

@@ -2,7 +2,8 @@
 a delegated Graph call works through the method-aware provider, and a revoked refresh token ends in
 needsReconnect with one owner alert.
 
-Fabrikam is used (not Contoso) because the test switches the tenant to the per-user method.
+Northwind is used because the test switches the tenant to the per-user method (Contoso and Fabrikam
+stay domain-wide for the other end-to-end tests).
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from core.settings import Settings
 from local.simulator import seed
 from tests.e2e.conftest import Stack
 
-TENANT = seed.FABRIKAM
-USER = "felix@fabrikam.test"
+TENANT = seed.NORTHWIND
+USER = "janet@northwind.test"
+OWNER = "owner@northwind.test"
 
 
 def _query(url: str) -> dict[str, str]:
@@ -43,16 +45,16 @@ def _user_id(stack: Stack, upn: str) -> str:
 
 def _reconnect_alerts(stack: Stack) -> list[dict[str, str]]:
     return [m for m in LocalOutboxMailer(stack.outbox).messages()
-            if "reconnect" in m["subject"].lower() and "fabrikam" in m["to"]]
+            if "reconnect" in m["subject"].lower() and m["to"] == OWNER]
 
 
 @pytest.fixture(scope="module")
 def per_user_tenant(stack: Stack) -> str:
-    """Fabrikam onboarded by its admin, then switched to the per-user method."""
-    stack.onboard(TENANT, seed.FABRIKAM_ADMIN, owner_email="owner@fabrikam.test")
-    admin = stack.token(seed.FABRIKAM_ADMIN, roles=["Integration.Admin"])
+    """Northwind onboarded by its admin, then switched to the per-user method."""
+    stack.onboard(TENANT, seed.NORTHWIND_ADMIN, owner_email=OWNER)
+    admin = stack.token(seed.NORTHWIND_ADMIN, roles=["Integration.Admin"])
     put = stack.call("PUT", "/integration", admin, {"vendor": "outlook365", "method": "perUser",
-                                                     "ownerEmail": "owner@fabrikam.test"})
+                                                     "ownerEmail": OWNER})
     assert put.status_code == 200, put.text
     assert put.json()["method"] == "perUser"
     return TENANT

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from local.simulator.seed import ALICE, BOB, CONTOSO, FABRIKAM
+from local.simulator.seed import ALICE, BOB, CONTOSO, FABRIKAM, NORTHWIND, TAILSPIN
 from tests.simulator.conftest import Sim, attendee, event_body, next_weekday
 
 
 def test_tenants_list_users_with_kinds_and_rooms(sim: Sim) -> None:
-    """Two tenants; Contoso has a few dozen users of every kind and six rooms in two lists."""
+    """Four tenants; Contoso has a few dozen users of every kind and six rooms in two lists."""
     tenants = {t["id"]: t for t in sim.get("/_sandbox/tenants").json()}
-    assert set(tenants) == {CONTOSO, FABRIKAM}
+    assert set(tenants) == {CONTOSO, FABRIKAM, NORTHWIND, TAILSPIN}
     contoso = tenants[CONTOSO]
     assert contoso["domain"] == "contoso.test"
     assert 30 <= len(contoso["users"]) <= 40
@@ -22,6 +22,10 @@ def test_tenants_list_users_with_kinds_and_rooms(sim: Sim) -> None:
     assert {"email", "displayName"} <= set(contoso["rooms"][0])
     assert len({u["timeZone"] for u in contoso["users"]}) >= 10
     assert 8 <= len(tenants[FABRIKAM]["users"]) <= 12
+    for method_tenant, domain in ((NORTHWIND, "northwind.test"), (TAILSPIN, "tailspin.test")):
+        upns = {u["userPrincipalName"] for u in tenants[method_tenant]["users"]}
+        assert {f"admin@{domain}", f"scheduler@{domain}"} <= upns and 8 <= len(upns) <= 12
+        assert len(tenants[method_tenant]["rooms"]) == 2 and tenants[method_tenant]["consentGranted"] is True
 
 
 def test_seed_is_deterministic(sim: Sim) -> None:

@@ -111,13 +111,22 @@ class GraphGateway:
     def get_calendar(self, who: GraphIdentity, user: str) -> CalendarInfo:
         """The default calendar and the online-meeting providers it allows."""
         item = _object(self._graph.get(who, f"/users/{_seg(user)}/calendar", {"$select": _select(CALENDAR_SELECT)}))
-        providers = item.get("allowedOnlineMeetingProviders") or ()
-        return CalendarInfo(
-            calendar_id=str(item.get("id") or ""),
-            can_edit=item["canEdit"] if isinstance(item.get("canEdit"), bool) else None,
-            allowed_online_meeting_providers=tuple(str(p) for p in providers if isinstance(p, str)),
-            default_online_meeting_provider=_opt_str(item.get("defaultOnlineMeetingProvider")),
-        )
+        return _calendar_info(item)
+
+    def find_calendar(self, who: GraphIdentity, user: str, name: str) -> CalendarInfo | None:
+        """The user's calendar named ``name`` (case-insensitive), or None. Lists the calendars and
+        compares here: mailboxes have few calendars, and ``$filter`` on names is not everywhere."""
+        params = {"$select": _select((*CALENDAR_SELECT, "name"))}
+        wanted = name.strip().lower()
+        for item in self._graph.items(who, f"/users/{_seg(user)}/calendars", params):
+            if str(item.get("name") or "").strip().lower() == wanted:
+                return _calendar_info(item)
+        return None
+
+    def create_calendar(self, who: GraphIdentity, user: str, name: str) -> CalendarInfo:
+        """Create a secondary calendar in ``user``'s mailbox; ``GraphConflict`` when the name is taken."""
+        answer = self._graph.request(who, "POST", f"/users/{_seg(user)}/calendars", json={"name": name})
+        return _calendar_info(_object(answer.json))
 
     def get_schedule(
         self,
@@ -508,6 +517,16 @@ def _object(value: Any) -> Mapping[str, Any]:
 
 def _opt_str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def _calendar_info(item: Mapping[str, Any]) -> CalendarInfo:
+    providers = item.get("allowedOnlineMeetingProviders") or ()
+    return CalendarInfo(
+        calendar_id=str(item.get("id") or ""),
+        can_edit=item["canEdit"] if isinstance(item.get("canEdit"), bool) else None,
+        allowed_online_meeting_providers=tuple(str(p) for p in providers if isinstance(p, str)),
+        default_online_meeting_provider=_opt_str(item.get("defaultOnlineMeetingProvider")),
+    )
 
 
 def _directory_user(item: Mapping[str, Any]) -> DirectoryUser:
