@@ -80,6 +80,13 @@ PERMISSIONS: tuple[Permission, ...] = (
         purpose="Know who signed in, to connect the right calendar.",
     ),
     Permission(
+        name="User.ReadBasic.All",
+        type="delegated",
+        access="read",
+        method="perUser",
+        purpose="Find your pairing partner and colleagues by name or email (basic profile only).",
+    ),
+    Permission(
         name="Calendars.ReadWrite",
         type="delegated",
         access="readWrite",
@@ -106,6 +113,13 @@ PERMISSIONS: tuple[Permission, ...] = (
         access="read",
         method="serviceAccount",
         purpose="Know which scheduling mailbox signed in.",
+    ),
+    Permission(
+        name="User.ReadBasic.All",
+        type="delegated",
+        access="read",
+        method="serviceAccount",
+        purpose="Find the people whose calendars the scheduling mailbox manages (basic profile only).",
     ),
     Permission(
         name="Calendars.ReadWrite.Shared",

@@ -47,6 +47,9 @@ class SessionView(Session):
     failure_reason: str | None = None
     pending_change: Literal["create", "reschedule", "cancel"] | None = None
     online_meeting_unavailable: bool | None = None
+    # Booked into the service account's "Scheduler" calendar because it may not write the
+    # organizer's own (service-account method, no delegate right).
+    scheduler_fallback: bool | None = None
 
 
 def sealer_of(container: Container) -> Sealer:
@@ -84,6 +87,7 @@ def session_view(s: SessionValue) -> SessionView:
         failure_reason=s.failure_reason,
         pending_change=s.pending_op.value if s.pending_op else None,
         online_meeting_unavailable=True if online_meeting_unavailable(s) else None,
+        scheduler_fallback=True if s.calendar_id else None,
     )
 
 

@@ -101,6 +101,7 @@ APP_MAILBOX_SETTINGS="$(graph_id appRoles MailboxSettings.Read 40f97065-369a-49f
 APP_PLACE_READ_ALL="$(graph_id appRoles Place.Read.All 913b9306-0ce1-42b8-9137-6a7df690a760)"       # rooms and room lists
 # Delegated permissions (per-user and service-account methods):
 DEL_USER_READ="$(graph_id oauth2PermissionScopes User.Read e1fe6dd8-ba31-4d61-89e7-88639da4683d)"
+DEL_USER_READBASIC_ALL="$(graph_id oauth2PermissionScopes User.ReadBasic.All b340eb25-3456-403f-be2f-af7a0d370277)"
 DEL_CALENDARS_RW="$(graph_id oauth2PermissionScopes Calendars.ReadWrite 1ec239c2-d7c9-4623-a91a-a9775856bb36)"
 DEL_MAILBOX_SETTINGS="$(graph_id oauth2PermissionScopes MailboxSettings.Read 87f447af-9fa4-4c32-9dfa-4a57a73d18ce)"
 DEL_OFFLINE_ACCESS="$(graph_id oauth2PermissionScopes offline_access 7427e0e9-2fba-42fe-b0c0-848c9e6a8182)"
@@ -169,6 +170,7 @@ cat >"$WORK/app.json" <<JSON
       {"id": "${APP_MAILBOX_SETTINGS}", "type": "Role"},
       {"id": "${APP_PLACE_READ_ALL}", "type": "Role"},
       {"id": "${DEL_USER_READ}", "type": "Scope"},
+      {"id": "${DEL_USER_READBASIC_ALL}", "type": "Scope"},
       {"id": "${DEL_CALENDARS_RW}", "type": "Scope"},
       {"id": "${DEL_MAILBOX_SETTINGS}", "type": "Scope"},
       {"id": "${DEL_OFFLINE_ACCESS}", "type": "Scope"},

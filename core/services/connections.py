@@ -77,8 +77,12 @@ STATE_BYTES: Final = 32
 SERVICE_ACCOUNT_ROW: Final = "service-account"
 CALLBACK_PATH: Final = "/api/me/connection/callback"
 
-USER_SCOPES: Final = ("User.Read", "Calendars.ReadWrite", "MailboxSettings.Read")
-SERVICE_ACCOUNT_SCOPES: Final = ("Calendars.ReadWrite.Shared", "User.Read", "MailboxSettings.Read")
+# User.ReadBasic.All (delegated, no admin consent needed) lets a delegated token resolve the
+# partner and colleagues (GET /users/{id}); User.Read alone only reads the signed-in user.
+USER_SCOPES: Final = ("User.Read", "User.ReadBasic.All", "Calendars.ReadWrite", "MailboxSettings.Read")
+SERVICE_ACCOUNT_SCOPES: Final = (
+    "Calendars.ReadWrite.Shared", "User.Read", "User.ReadBasic.All", "MailboxSettings.Read",
+)
 
 # Stable codes of the callback redirect (besides the AADSTS ones of core/domain/aadsts.py).
 STATE_INVALID: Final = "connection_state_invalid"

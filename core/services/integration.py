@@ -319,6 +319,12 @@ class IntegrationService:
         updated = replace(updated, updated_at=now)
         self.repo.save(updated, found.etag if found else None)
         self.audit.record(tenant_id, actor, "create" if found is None else "update", diff)
+        if found is not None and current.method is not updated.method:
+            # Another method means other credentials: forget cached ones and test the new path.
+            if self.tokens is not None:
+                self.tokens.invalidate(tenant_id)
+            if updated.active:
+                self.access_tests.start(tenant_id, actor)
         return self.view(tenant_id)
 
     # -- consent ------------------------------------------------------------------------------

@@ -141,6 +141,22 @@ def test_granted_consent_is_proven_then_testing_and_an_access_test_is_queued() -
     assert w.integration.view(TENANT).consent.status == "granted"
 
 
+def test_switching_the_method_of_an_active_tenant_reruns_the_access_test() -> None:
+    """A new method means new credentials: the access test is queued again for the new path."""
+    w = consent_world()
+    w.integration.complete_consent(granted(state_of(w.integration.consent_url(TENANT, ADMIN_OID))))
+    w.queues.take(Queues.ACCESS_TESTS)
+    same = IntegrationChanges(vendor="outlook365", method=ConnectionMethod.DOMAIN_WIDE,
+                              owner_email="other@contoso.test")
+    w.integration.configure(TENANT, ADMIN_OID, same)
+    assert w.queues.take(Queues.ACCESS_TESTS) == []
+    switched = IntegrationChanges(vendor="outlook365", method=ConnectionMethod.PER_USER,
+                                  owner_email="other@contoso.test")
+    w.integration.configure(TENANT, ADMIN_OID, switched)
+    [job] = w.queues.take(Queues.ACCESS_TESTS)
+    assert job.body["tenantId"] == TENANT
+
+
 def test_a_replayed_state_is_refused() -> None:
     """Single use: the second callback with the same state finds nothing."""
     w = consent_world()
