@@ -70,6 +70,12 @@ def build_document(routes: list[RouteSpec]) -> dict[str, Any]:
     def ref(model: type[BaseModel], mode: JsonSchemaMode) -> dict[str, Any]:
         return dict(refs[(model, mode)])
 
+    # Responses are written with exclude_none: a nullable property is absent rather than null,
+    # so it must not be listed as required in any schema a response uses.
+    output_names = {ref(m, mode)["$ref"].rsplit("/", 1)[-1] for m, mode in unique if mode == "serialization"}
+    for name in _reachable(output_names, schemas):
+        _drop_nullable_from_required(schemas[name])
+
     def resolved(model: type[BaseModel]) -> dict[str, Any]:
         name = ref(model, "validation")["$ref"].rsplit("/", 1)[-1]
         schema: dict[str, Any] = schemas[name]
@@ -113,6 +119,43 @@ def build_document(routes: list[RouteSpec]) -> dict[str, Any]:
             },
         },
     }
+
+
+def _nullable(prop: dict[str, Any]) -> bool:
+    if prop.get("type") == "null" or (isinstance(prop.get("type"), list) and "null" in prop["type"]):
+        return True
+    return any(_nullable(option) for option in prop.get("anyOf", []) + prop.get("oneOf", []))
+
+
+def _drop_nullable_from_required(schema: dict[str, Any]) -> None:
+    props = schema.get("properties", {})
+    required = [name for name in schema.get("required", []) if not _nullable(props.get(name, {}))]
+    if required:
+        schema["required"] = required
+    else:
+        schema.pop("required", None)
+
+
+def _reachable(names: set[str], schemas: dict[str, Any]) -> set[str]:
+    """The named component schemas and every component schema they refer to."""
+    seen: set[str] = set()
+    todo = [n for n in names if n in schemas]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        stack: list[Any] = [schemas[name]]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, dict):
+                target = node.get("$ref")
+                if isinstance(target, str) and target.startswith("#/components/schemas/"):
+                    todo.append(target.rsplit("/", 1)[-1])
+                stack.extend(node.values())
+            elif isinstance(node, list):
+                stack.extend(node)
+    return seen
 
 
 def _parameters(model: type[BaseModel] | None, where: Literal["query", "path"], resolved: Any) -> list[dict[str, Any]]:
