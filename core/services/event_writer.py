@@ -19,8 +19,9 @@ Delivery is at least once, so everything here is idempotent:
 
 Failures, never silent:
 
-* ``Throttled`` re-queues the same command after ``Retry-After`` and returns normally
-  (no attempt spent), up to ``MAX_DEFERRALS`` times;
+* ``Throttled``, and a ``TransientGraphError`` that carries a retry hint (a Graph or
+  Entra ID outage), re-queue the same command after the hint (growing for outages) and
+  return normally (no attempt spent), up to ``MAX_DEFERRALS`` times;
 * a permanent refusal (mailbox on-premises, outside the app's scope, consent revoked,
   request rejected...) marks the session ``failed`` with a reason the SPA can show and
   alerts the integration owner;
@@ -54,6 +55,7 @@ from core.domain.errors import (
     ItemNotFound,
     OutsideAppScope,
     Throttled,
+    TransientGraphError,
 )
 from core.domain.integration import ConnectionMethod, Integration
 from core.domain.sessions import ChangeSource, PendingOp, Session, SessionStatus
@@ -245,12 +247,16 @@ class EventWriter:
         last_attempt = dequeue_count >= self.max_attempts
         try:
             return self._handle(cmd, dequeue_count, last_attempt)
-        except Throttled as exc:
-            if cmd.deferrals < MAX_DEFERRALS:
-                delay = min(max(float(exc.retry_after or 1.0), 1.0), MAX_DEFER_SECONDS)
+        except (Throttled, TransientGraphError) as exc:
+            # Throttling, and outages Graph or Entra ID signalled with a retry hint, wait on the
+            # queue without spending attempts; the delay grows so a long outage is not polled hot.
+            deferrable = isinstance(exc, Throttled) or exc.retry_after is not None
+            if deferrable and cmd.deferrals < MAX_DEFERRALS:
+                backoff = float(min(2 ** cmd.deferrals, 60)) if isinstance(exc, TransientGraphError) else 1.0
+                delay = min(max(float(exc.retry_after or 1.0), backoff, 1.0), MAX_DEFER_SECONDS)
                 self.queues.send(Queues.EVENT_WRITES, replace(cmd, deferrals=cmd.deferrals + 1).to_message(),
                                  delay_seconds=delay)
-                log.info("event write %s deferred %.0fs (throttled)", cmd.op.value, delay,
+                log.info("event write %s deferred %.0fs (%s)", cmd.op.value, delay, exc.code,
                          extra={"tenant": cmd.tenant_id})
                 return WriteOutcome.DEFERRED
             self._fail_after_retries(cmd, last_attempt)

@@ -314,6 +314,24 @@ def test_throttled_command_is_requeued_after_retry_after_without_spending_an_att
     assert _session(w, sid).status == SessionStatus.BOOKED
 
 
+def test_outage_with_a_retry_hint_waits_on_the_queue_with_growing_delays() -> None:
+    """Graph or Entra ID down (TransientGraphError with a hint): deferred, not an attempt spent; delays grow."""
+    w = World()
+    sid = w.book()
+    w.graph.fail_always("get_calendar", lambda: TransientGraphError(retry_after=1.0))
+    delays = []
+    for _ in range(4):
+        assert w.drain() == [WriteOutcome.DEFERRED]
+        [again] = w.queues.pending(Queues.EVENT_WRITES)
+        delays.append((again.visible_at - w.clock.now()).total_seconds())
+        w.clock.advance(seconds=delays[-1])
+    assert delays == sorted(delays) and delays[-1] > delays[0]
+    assert _session(w, sid).status == SessionStatus.PENDING
+    w.graph.clear_faults()
+    assert w.drain() == [WriteOutcome.APPLIED]
+    assert _session(w, sid).status == SessionStatus.BOOKED and len(w.organizer_events()) == 1
+
+
 def test_transient_error_raises_for_a_retry_and_last_attempt_marks_failed_and_alerts() -> None:
     """A 5xx is retried by the host; on the last attempt the session fails visibly and the owner is alerted."""
     w = World()
