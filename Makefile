@@ -9,13 +9,14 @@ PIP := $(VENV)/bin/pip
 STAMP_PY := $(VENV)/.installed
 STAMP_NODE := node_modules/.installed
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: run test lint typecheck unit install tools bench clean help
 
 help:
 	@echo "make run   - start Azurite, the Microsoft 365 simulator and the Functions host (http://127.0.0.1:7071)"
 	@echo "make test  - lint, type-check and run every test tier"
-	@echo "make bench - run the benchmarks (figures in docs/benchmarks.md)"
+	@echo "make bench - run the benchmarks (figures in docs/benchmarks.md); BENCH_ARGS=--quick for a smoke size"
 
 $(STAMP_PY): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,7 +49,7 @@ run: install
 	$(PY) -m local.run
 
 bench: install
-	@for b in bench/*.py; do case "$$b" in */__init__.py) ;; *) echo "== $$b"; $(PY) $$b || exit 1;; esac; done
+	@for b in bench/*.py; do case "$$b" in */__init__.py|*/_*.py) ;; *) echo "== $$b"; $(PY) $$b $(BENCH_ARGS) || exit 1;; esac; done
 
 clean:
 	rm -rf $(VENV) .venv-tools node_modules .azurite .local .pytest_cache .mypy_cache .ruff_cache dist

@@ -37,7 +37,10 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=200, help="sample size (extra users seeded to match)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--latency-ms", type=int, default=0, help="simulated Graph latency per request")
+    parser.add_argument("--quick", action="store_true", help="a small smoke size (one run)")
     args = parser.parse_args()
+    if args.quick:
+        args.runs = 1
 
     with running_simulator(extra_users=args.users) as sim:
         control = SimulatorControl(sim)

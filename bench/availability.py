@@ -186,7 +186,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--fresh", action="store_true", help="always start a private stack in this process")
+    parser.add_argument("--quick", action="store_true", help="a small smoke size (20 calls)")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.calls = min(args.calls, 20)
     from local.settings import HOST_PORT, SIMULATOR_PORT
 
     use_running = not args.fresh and azurite.port_open(HOST_PORT) and azurite.port_open(SIMULATOR_PORT)
