@@ -7,10 +7,11 @@ own retry (raise -> ``maxDequeueCount`` -> ``<queue>-poison``) is left for the
 unexpected; the poison triggers here make that visible with an owner alert.
 
 Timers: ``%RENEWAL_SCHEDULE%`` plans renewals (due buckets only, groups of 20 per
-message) and ``%RECONCILE_SCHEDULE%`` re-reads upcoming sessions and keeps
-subscriptions in step with need. Service-account tenants get no change notifications,
+message) and ``%RECONCILE_SCHEDULE%`` plans the re-read of upcoming sessions (one
+``reconcile`` message per group of 20 on the lifecycle queue, handled by ``lifecycle_job``)
+and keeps subscriptions in step with need. Service-account tenants get no change notifications,
 so ``SERVICE_ACCOUNT_RECONCILE_SCHEDULE`` (every ``SERVICE_ACCOUNT_SYNC_MINUTES``)
-reconciles those tenants only; for every other tenant it reads one row and moves on.
+plans those tenants only; for every other tenant it reads one row and moves on.
 
 The service factories live here so the webhooks, these triggers and other features
 (booking: ``ensure_for_mailbox``; disconnect: ``remove_all_for_tenant``) share one
@@ -72,7 +73,8 @@ def notification_worker(container: Container) -> NotificationWorker:
 
 def reconciler(container: Container) -> Reconciler:
     subscriptions = subscription_service(container)
-    return container.service("sync.reconciler", lambda c: Reconciler(c.tables, c.gateway, c.clock, subscriptions))
+    return container.service("sync.reconciler", lambda c: Reconciler(c.tables, c.gateway, c.clock, subscriptions,
+                                                                        queues=c.queues))
 
 
 def lifecycle_worker(container: Container) -> LifecycleWorker:
@@ -119,7 +121,7 @@ def notification_job(msg: func.QueueMessage) -> None:
 
 @bp.queue_trigger(arg_name="msg", queue_name=Queues.LIFECYCLE, connection=STORAGE)
 def lifecycle_job(msg: func.QueueMessage) -> None:
-    """Reauthorize, recreate or resync after a Graph lifecycle event."""
+    """Reauthorize, recreate or resync after a Graph lifecycle event; or re-read one planned reconcile group."""
     body = decode(msg)
     with message_correlation(_carried(body), msg.id):
         if body is None:
@@ -184,13 +186,13 @@ def renewal_timer(timer: func.TimerRequest) -> None:
 
 @bp.timer_trigger(schedule="%RECONCILE_SCHEDULE%", arg_name="timer", run_on_startup=False)
 def reconcile_timer(timer: func.TimerRequest) -> None:
-    """Re-read sessions starting soon and heal what lost notifications missed; subscription housekeeping."""
+    """Fan the re-read of sessions starting soon out through the queue; subscription housekeeping."""
     with message_correlation(None):
-        reconciler(get_container()).run()
+        reconciler(get_container()).plan()
 
 
 @bp.timer_trigger(schedule=SERVICE_ACCOUNT_RECONCILE_SCHEDULE, arg_name="timer", run_on_startup=False)
 def service_account_reconcile_timer(timer: func.TimerRequest) -> None:
     """Poll service-account tenants (no change notifications for shared calendars) every few minutes."""
     with message_correlation(None):
-        reconciler(get_container()).run(methods={ConnectionMethod.SERVICE_ACCOUNT})
+        reconciler(get_container()).plan(methods={ConnectionMethod.SERVICE_ACCOUNT})

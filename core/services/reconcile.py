@@ -3,16 +3,21 @@
 * ``Reconciler.resync_mailbox`` re-reads one organizer's tracked upcoming sessions (in
   ``$batch`` groups of 20) and applies what changed: used after a ``missed`` or
   ``subscriptionRemoved`` lifecycle event.
-* ``Reconciler.run`` (timer, ``%RECONCILE_SCHEDULE%``) does the same for every active
-  tenant's sessions starting within the next ``window`` (14 days by default), so a change
-  Graph never told us about is at worst one cycle late, never wrong forever. It also keeps
-  subscriptions in step with need: a mailbox that organizes upcoming sessions gets one
-  (created or replaced when missing or lapsing); a mailbox with none left loses its own.
+* ``Reconciler.plan`` (timer, ``%RECONCILE_SCHEDULE%``) fans the same out for every active
+  tenant's sessions starting within the next ``window`` (14 days by default), like the
+  renewal fan-out: it pages the sessions' start-time index (``t~`` rows, no partition scan)
+  and sends one ``reconcile`` message per group of 20 session ids (same Graph identity) to
+  the lifecycle queue; ``Reconciler.handle_message`` re-reads a group with one ``$batch``.
+  A change Graph never told us about is at worst one cycle late, never wrong forever. The
+  timer also keeps subscriptions in step with need, from the same index: a mailbox that
+  organizes sessions not yet over gets one (created or replaced when missing or lapsing);
+  a mailbox with none left loses its own. ``Reconciler.run`` does all of it inline.
 * Service-account tenants get no change notifications (Graph does not send them for
-  shared calendars to delegated callers), so a second, shorter timer runs ``run`` for
+  shared calendars to delegated callers), so a second, shorter timer runs ``plan`` for
   them only (``methods``); sessions booked in the scheduling mailbox's "Scheduler"
   calendar (``calendar_id`` set) are re-read from that mailbox, never from the organizer's.
-* ``LifecycleWorker`` handles the ``lifecycle`` queue: ``reauthorizationRequired`` ->
+* ``LifecycleWorker`` handles the ``lifecycle`` queue (``reconcile`` messages go to the
+  reconciler): ``reauthorizationRequired`` ->
   reauthorize (renew if that fails), ``subscriptionRemoved`` -> recreate then resync,
   ``missed`` -> resync.
 
@@ -23,7 +28,7 @@ a resync is always a full re-read of the sessions that matter.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -38,7 +43,7 @@ from core.services.alerts import AlertKind, OwnerAlerts
 from core.services.connections import ConnectionRepository
 from core.services.notifications import SessionSync, SyncReport, chunks, graph_identity, is_active
 from core.services.repositories import IntegrationRepository, SessionRepository
-from core.services.subscriptions import LifecycleItem, SubscriptionService, lifecycle_message
+from core.services.subscriptions import ENSURE_MARGIN, LifecycleItem, SubscriptionService, lifecycle_message
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +51,9 @@ DEFAULT_WINDOW: Final = timedelta(days=14)
 RECENT_PAST: Final = timedelta(hours=1)  # sessions that just started still get their last changes
 RESYNC_AHEAD: Final = timedelta(days=400)
 MAX_ATTEMPTS: Final = 5
+LONGEST_SESSION: Final = timedelta(days=1)  # housekeeping looks this far back for sessions not yet over
+RECONCILE_KIND: Final = "reconcile"
+SCHEDULER: Final = "~scheduler"  # grouping key of sessions read from the scheduling mailbox
 
 
 def is_upcoming_need(session: Session, now: datetime) -> bool:
@@ -64,6 +72,25 @@ class ReconcileReport:
     subscriptions_ensured: int = 0
     subscriptions_removed: int = 0
     errors: int = 0
+    queued: int = 0  # reconcile messages enqueued (``plan``)
+
+    def merge(self, other: ReconcileReport) -> None:
+        self.tenants += other.tenants
+        self.sync.merge(other.sync)
+        self.subscriptions_ensured += other.subscriptions_ensured
+        self.subscriptions_removed += other.subscriptions_removed
+        self.errors += other.errors
+        self.queued += other.queued
+
+
+def reconcile_message(tenant_id: str, session_ids: Sequence[str], *, attempt: int = 0,
+                      correlation_id: str | None = None) -> dict[str, Any]:
+    """A ``reconcile`` message on the lifecycle queue: up to 20 session ids re-read with one ``$batch``."""
+    message: dict[str, Any] = {"kind": RECONCILE_KIND, "tenantId": tenant_id, "sessionIds": list(session_ids),
+                               "attempt": attempt}
+    if correlation_id:
+        message["correlationId"] = correlation_id
+    return message
 
 
 class Reconciler:
@@ -77,8 +104,10 @@ class Reconciler:
         subscriptions: SubscriptionService,
         *,
         window: timedelta = DEFAULT_WINDOW,
+        queues: CommandQueue | None = None,
     ) -> None:
         self.sessions = SessionRepository(tables)
+        self.queues: CommandQueue = queues if queues is not None else subscriptions.queues
         self.integrations = IntegrationRepository(tables)
         self.gateway = gateway
         self.clock = clock
@@ -105,27 +134,57 @@ class Reconciler:
         log.info("resync of a mailbox: %d read, %d changed, %d failed", report.read, report.changed, len(report.failed))
         return report
 
-    def run(self, methods: Collection[ConnectionMethod] | None = None) -> ReconcileReport:
-        """Timer: reconcile every active tenant (or those whose connection method is in ``methods``).
-        One tenant's failure does not stop the others."""
-        total = ReconcileReport()
+    def _tenants(self, methods: Collection[ConnectionMethod] | None) -> Iterator[tuple[str, Integration]]:
         for tenant_id in list(self.integrations.tenants()):
             integration = self.integration(tenant_id)
-            if not is_active(integration):
+            if integration is None or not is_active(integration):
                 continue
-            if methods is not None and (integration is None or integration.method not in methods):
+            if methods is not None and integration.method not in methods:
                 continue
+            yield tenant_id, integration
+
+    def plan(self, methods: Collection[ConnectionMethod] | None = None) -> ReconcileReport:
+        """Timer: enqueue the re-reads (one ``reconcile`` message per group of 20) and do housekeeping.
+
+        The timer itself makes no ``$batch`` call: its cost is one index range query per
+        tenant plus the subscription housekeeping, so it fits the function timeout at any size.
+        """
+        total = ReconcileReport()
+        for tenant_id, integration in self._tenants(methods):
+            try:
+                report = self._plan_tenant(tenant_id, integration)
+            except ServiceError as exc:
+                log.warning("reconciliation planning of a tenant failed: %s", exc.code)
+                total.errors += 1
+                continue
+            total.merge(report)
+        log.info("reconciliation planned: %d tenant(s), %d message(s), %d subscription(s) ensured, %d removed",
+                 total.tenants, total.queued, total.subscriptions_ensured, total.subscriptions_removed)
+        return total
+
+    def _plan_tenant(self, tenant_id: str, integration: Integration) -> ReconcileReport:
+        report = ReconcileReport(tenants=1)
+        for group in self._groups(tenant_id, integration):
+            self.queues.send(Queues.LIFECYCLE, reconcile_message(tenant_id, group))
+            report.queued += 1
+        self._housekeeping(tenant_id, report)
+        return report
+
+    def run(self, methods: Collection[ConnectionMethod] | None = None) -> ReconcileReport:
+        """Reconcile every active tenant (or those whose method is in ``methods``) in this call.
+
+        The same groups ``plan`` enqueues, handled inline: for tests, local runs and small
+        deployments. One tenant's failure does not stop the others.
+        """
+        total = ReconcileReport()
+        for tenant_id, integration in self._tenants(methods):
             try:
                 report = self.reconcile_tenant(tenant_id, integration)
             except ServiceError as exc:
                 log.warning("reconciliation of a tenant failed: %s", exc.code)
                 total.errors += 1
                 continue
-            total.tenants += 1
-            total.sync.merge(report.sync)
-            total.subscriptions_ensured += report.subscriptions_ensured
-            total.subscriptions_removed += report.subscriptions_removed
-            total.errors += report.errors
+            total.merge(report)
         log.info(
             "reconciliation: %d tenant(s), %d session(s) read, %d healed, %d subscription(s) ensured, %d removed",
             total.tenants, total.sync.read, total.sync.changed, total.subscriptions_ensured,
@@ -137,24 +196,79 @@ class Reconciler:
         """Heal one tenant's sessions starting within the window; subscriptions follow need."""
         integration = integration or self.integration(tenant_id)
         report = ReconcileReport(tenants=1)
+        for group in self._groups(tenant_id, integration):
+            report.sync.merge(self.reconcile_group(tenant_id, group, integration))
+            if report.sync.throttled is not None:
+                log.warning("reconciliation throttled; the next cycle continues")
+                break
+        self._housekeeping(tenant_id, report)
+        return report
+
+    def _groups(self, tenant_id: str, integration: Integration | None) -> list[list[str]]:
+        """Session ids to re-read, in groups of 20 that each take one ``$batch`` (same Graph identity)."""
+        if not self.sessions.has_start_index(tenant_id):
+            written = self.sessions.backfill_start_index(tenant_id)  # one-off, for data older than the index
+            log.info("reconciliation: start index backfilled (%d session(s))", written)
         now = self.clock.now()
-        sessions = list(self.sessions.list_tenant(tenant_id))
-        due = [s for s in sessions if now - RECENT_PAST <= s.start < now + self.window]
-        report.sync = self.sync.refresh(tenant_id, [s for s in due if not s.calendar_id], integration)
-        report.sync.merge(self._refresh_scheduler_calendar(tenant_id, [s for s in due if s.calendar_id],
-                                                           integration))
-        if report.sync.throttled is not None:
-            log.warning("reconciliation throttled; the next cycle continues")
-        # Housekeeping: subscriptions follow the organizers of upcoming sessions.
-        refreshed = {s.session_id: s for s in self.sessions.list_tenant(tenant_id)} if report.sync.changed else {}
+        by_who: dict[object, list[str]] = {}
+        for row in self.sessions.start_index(tenant_id, now - RECENT_PAST, now + self.window):
+            if not row.tracked:
+                continue
+            key: object = SCHEDULER if row.scheduler_calendar else graph_identity(
+                integration, tenant_id, row.organizer_id)
+            by_who.setdefault(key, []).append(row.session_id)
+        return [list(group) for ids in by_who.values() for group in chunks(ids)]
+
+    def reconcile_group(self, tenant_id: str, session_ids: Sequence[str],
+                        integration: Integration | None = None) -> SyncReport:
+        """Re-read one group's events (one ``$batch`` when planned by ``_groups``) and apply what changed."""
+        integration = integration or self.integration(tenant_id)
+        sessions = [f.value for f in (self.sessions.get(tenant_id, sid) for sid in dict.fromkeys(session_ids))
+                    if f is not None]
+        report = self.sync.refresh(tenant_id, [s for s in sessions if not s.calendar_id], integration)
+        if report.throttled is None:
+            report.merge(self._refresh_scheduler_calendar(tenant_id, [s for s in sessions if s.calendar_id],
+                                                          integration))
+        return report
+
+    def handle_message(self, message: Mapping[str, Any]) -> SyncReport:
+        """Worker: one ``reconcile`` message. Throttled -> the same ids again after ``Retry-After``;
+        transient failures -> the failed ids again with back-off (``MAX_ATTEMPTS``). Idempotent."""
+        tenant_id = str(message.get("tenantId") or "")
+        ids = [str(x) for x in message.get("sessionIds") or []]
+        attempt = int(message.get("attempt") or 0)
+        integration = self.integration(tenant_id)
+        if not tenant_id or not ids or not is_active(integration):
+            return SyncReport()
+        report = self.reconcile_group(tenant_id, ids, integration)
+        correlation_id = message.get("correlationId")
+        if report.throttled is not None:
+            self.queues.send(Queues.LIFECYCLE, reconcile_message(tenant_id, ids, attempt=attempt,
+                                                                 correlation_id=correlation_id),
+                             delay_seconds=float(report.throttled.retry_after or 30))
+        else:
+            again = [sid for sid, exc in report.failed.items() if isinstance(exc, DependencyError)]
+            if again and attempt + 1 < MAX_ATTEMPTS:
+                self.queues.send(Queues.LIFECYCLE, reconcile_message(tenant_id, again, attempt=attempt + 1,
+                                                                     correlation_id=correlation_id),
+                                 delay_seconds=float(min(600, 15 * 2**attempt)))
+        log.info("reconcile group: %d read, %d changed, %d failed", report.read, report.changed, len(report.failed))
+        return report
+
+    def _housekeeping(self, tenant_id: str, report: ReconcileReport) -> None:
+        """Subscriptions follow the organizers of sessions not yet over, read from the start index."""
+        now = self.clock.now()
         needed = {
-            s.organizer_id.lower()
-            for s in (refreshed.get(x.session_id, x) for x in sessions)
-            if is_upcoming_need(s, now)
+            row.organizer_id.lower()
+            for row in self.sessions.start_index(tenant_id, now - LONGEST_SESSION)
+            if row.open and row.end > now
         }
+        records = {r.user_id: r for r in self.subscriptions.mailboxes(tenant_id)}
         for user_id in sorted(needed):
+            before = records.get(user_id)
+            if before is not None and before.expires_at > now + ENSURE_MARGIN:
+                continue  # live; the renewal fan-out keeps it so
             try:
-                before = self.subscriptions.get(tenant_id, user_id)
                 after = self.subscriptions.ensure_for_mailbox(tenant_id, user_id)
                 if after is None:
                     continue  # a polled (service-account) tenant: no subscriptions
@@ -163,15 +277,13 @@ class Reconciler:
             except ServiceError as exc:
                 log.warning("could not ensure a mailbox subscription: %s", exc.code)
                 report.errors += 1
-        for record in self.subscriptions.mailboxes(tenant_id):
-            if record.user_id not in needed:
-                try:
-                    if self.subscriptions.remove_for_mailbox(tenant_id, record.user_id):
-                        report.subscriptions_removed += 1
-                except ServiceError as exc:
-                    log.warning("could not remove an unneeded subscription: %s", exc.code)
-                    report.errors += 1
-        return report
+        for user_id in sorted(set(records) - needed):
+            try:
+                if self.subscriptions.remove_for_mailbox(tenant_id, user_id):
+                    report.subscriptions_removed += 1
+            except ServiceError as exc:
+                log.warning("could not remove an unneeded subscription: %s", exc.code)
+                report.errors += 1
 
     def _refresh_scheduler_calendar(self, tenant_id: str, sessions: Sequence[Session],
                                     integration: Integration | None) -> SyncReport:
@@ -225,6 +337,7 @@ class LifecycleOutcome:
     resynced: int = 0
     ignored: int = 0
     retried: int = 0
+    reconciled: int = 0  # sessions re-read for a ``reconcile`` message
 
 
 class LifecycleWorker:
@@ -245,6 +358,9 @@ class LifecycleWorker:
         self.alerts = alerts
 
     def handle_message(self, message: Mapping[str, Any]) -> LifecycleOutcome:
+        """Dispatch one lifecycle-queue message: Graph lifecycle items, or a planned ``reconcile`` group."""
+        if message.get("kind") == RECONCILE_KIND:
+            return LifecycleOutcome(reconciled=self.reconciler.handle_message(message).read)
         items = []
         for raw in message.get("items") or []:
             try:

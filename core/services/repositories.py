@@ -5,6 +5,12 @@ construction. Rows in the ``sessions`` table:
 
     s~<sessionId>                          the session (metadata only)
     u~<userObjectId>~<startUtc>~<sessionId>   per-participant index for "my sessions in a window"
+    t~<startUtc>~<sessionId>               start-time index for reconciliation (``StartIndexRow``)
+
+The ``t~`` rows let the reconciliation timer find a tenant's upcoming sessions with one
+range query instead of scanning every session ever stored; each carries what the timer
+needs to plan work and subscription housekeeping without reading the session itself.
+Tenants whose sessions predate the index are backfilled once (``backfill_start_index``).
 
 The ``eventindex`` table maps a Graph event id to its session (RowKey = event id,
 encoded by the adapter), which lets a change notification for an untracked event
@@ -127,8 +133,58 @@ def session_from_entity(tenant_id: str, session_id: str, d: dict[str, EntityValu
     )
 
 
+START_INDEX = "t~"
+START_INDEX_END = "t~\U0010ffff"
+
+
+@dataclass(frozen=True, slots=True)
+class StartIndexRow:
+    """One ``t~`` row: enough to plan a re-read and decide subscription need without a point read."""
+
+    session_id: str
+    start: datetime
+    end: datetime
+    organizer_id: str
+    tracked: bool  # has an event and is not final: worth re-reading
+    open: bool  # not finally cancelled/failed: its organizer still needs a subscription until it ends
+    scheduler_calendar: bool  # booked in the scheduling mailbox's calendar (read from there)
+
+
+def _start_rk(s: Session) -> str:
+    return f"{START_INDEX}{_iso(s.start)}~{s.session_id}"
+
+
+def _start_row_data(s: Session) -> dict[str, EntityValue]:
+    # Copies of session fields only (same names): the index adds no new kind of data to the table.
+    return {
+        "sessionId": s.session_id,
+        "end": s.end.astimezone(UTC),
+        "organizerId": s.organizer_id,
+        "status": s.status.value,
+        "pendingOp": s.pending_op.value if s.pending_op else None,
+        "eventId": s.event_id,
+        "calendarId": s.calendar_id,
+    }
+
+
+def _start_row(e: Entity) -> StartIndexRow:
+    d = e.data
+    start = _dt(e.row_key[len(START_INDEX):].split("~", 1)[0])
+    end = _dt(d.get("end"))
+    assert start is not None and end is not None
+    status, pending, booked = SessionStatus(str(d.get("status"))), d.get("pendingOp"), bool(d.get("eventId"))
+    final = status in (SessionStatus.CANCELLED, SessionStatus.FAILED) and not pending
+    failed_unbooked = status == SessionStatus.FAILED and not booked and not pending
+    cancelled = status == SessionStatus.CANCELLED and not pending
+    return StartIndexRow(
+        session_id=str(d["sessionId"]), start=start, end=end, organizer_id=str(d.get("organizerId") or ""),
+        tracked=booked and not final, open=not (cancelled or failed_unbooked),
+        scheduler_calendar=bool(d.get("calendarId")),
+    )
+
+
 class SessionRepository:
-    """Sessions, their per-user index and the event-id index, all keyed by tenant."""
+    """Sessions, their per-user and start-time indexes and the event-id index, all keyed by tenant."""
 
     def __init__(self, tables: TableStore) -> None:
         self.tables = tables
@@ -151,6 +207,7 @@ class SessionRepository:
             Tables.SESSIONS, Entity(session.tenant_id, f"s~{session.session_id}", session_to_entity(session))
         )
         self._index_users(session)
+        self._index_start(session)
         return Versioned(session, stored.etag)
 
     def save(self, session: Session, etag: str | None, previous: Session | None = None) -> Versioned[Session]:
@@ -161,6 +218,11 @@ class SessionRepository:
         if previous is not None and previous.start != session.start:
             self._index_users(session)
             self._unindex_users(previous)
+        if previous is None or _start_rk(previous) != _start_rk(session) \
+                or _start_row_data(previous) != _start_row_data(session):
+            self._index_start(session)
+            if previous is not None and _start_rk(previous) != _start_rk(session):
+                self.tables.delete(Tables.SESSIONS, previous.tenant_id, _start_rk(previous))
         if session.event_id and (previous is None or previous.event_id != session.event_id):
             self.index_event(session.tenant_id, session.event_id, session.session_id)
         return Versioned(session, stored.etag)
@@ -193,9 +255,50 @@ class SessionRepository:
         return out
 
     def list_tenant(self, tenant_id: str) -> Iterator[Session]:
-        """Every session of a tenant (reconciliation and subscription housekeeping)."""
+        """Every session of a tenant: a full partition scan, for exports and the one-off index backfill."""
         for e in self.tables.query(Tables.SESSIONS, tenant_id, row_key_from="s~", row_key_to="s~\U0010ffff"):
             yield session_from_entity(tenant_id, e.row_key[2:], dict(e.data))
+
+    # start-time index
+    def _index_start(self, s: Session) -> None:
+        self.tables.upsert(Tables.SESSIONS, Entity(s.tenant_id, _start_rk(s), _start_row_data(s)))
+
+    def has_start_index(self, tenant_id: str) -> bool:
+        """Does the tenant have any ``t~`` row (false only for data written before the index existed)?"""
+        rows = self.tables.query(Tables.SESSIONS, tenant_id, row_key_from=START_INDEX, row_key_to=START_INDEX_END,
+                                 limit=1)
+        return next(iter(rows), None) is not None
+
+    def backfill_start_index(self, tenant_id: str) -> int:
+        """One-off migration: write the ``t~`` rows of a tenant whose sessions predate the index."""
+        count = 0
+        for s in self.list_tenant(tenant_id):
+            self._index_start(s)
+            count += 1
+        return count
+
+    def start_index(self, tenant_id: str, start: datetime, end: datetime | None = None) -> Iterator[StartIndexRow]:
+        """Index rows of sessions starting in [start, end) (open-ended without ``end``), in start order."""
+        upper = f"{START_INDEX}{_iso(end)}" if end is not None else START_INDEX_END
+        for e in self.tables.query(Tables.SESSIONS, tenant_id, row_key_from=f"{START_INDEX}{_iso(start)}",
+                                   row_key_to=upper):
+            yield _start_row(e)
+
+    def upcoming(self, tenant_id: str, start: datetime, end: datetime) -> list[Session]:
+        """Sessions starting in [start, end) by a range query over the start-time index.
+
+        A tenant with no index rows at all (sessions stored before the index existed)
+        falls back to one filtered ``list_tenant`` scan; ``backfill_start_index`` ends that.
+        """
+        if not self.has_start_index(tenant_id):
+            return sorted((s for s in self.list_tenant(tenant_id) if start <= s.start < end),
+                          key=lambda s: (s.start, s.session_id))
+        out: list[Session] = []
+        for row in self.start_index(tenant_id, start, end):
+            found = self.get(tenant_id, row.session_id)
+            if found is not None and start <= found.value.start < end and found.value.start == row.start:
+                out.append(found.value)  # a row left behind by an interrupted move is skipped
+        return out
 
     # event index
     def index_event(self, tenant_id: str, event_id: str, session_id: str) -> None:
@@ -286,5 +389,6 @@ __all__ = [
     "Conflict",
     "IntegrationRepository",
     "SessionRepository",
+    "StartIndexRow",
     "Versioned",
 ]

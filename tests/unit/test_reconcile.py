@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 
 from core.domain.calendar import ResponseType
 from core.domain.errors import GraphRequestRejected, ItemNotFound, Throttled, TransientGraphError
 from core.domain.integration import Integration, IntegrationStatus
-from core.domain.sessions import ChangeSource, SessionStatus
-from core.names import Queues
-from core.services.repositories import IntegrationRepository
+from core.domain.sessions import ChangeSource, Session, SessionStatus
+from core.names import Queues, Tables
+from core.services.repositories import IntegrationRepository, SessionRepository
 from core.services.subscriptions import LifecycleItem, lifecycle_message
 from tests.unit.test_notifications import PARTNER, T, World
 
@@ -210,3 +211,91 @@ def test_resync_failing_after_recreation_is_retried_as_missed_for_the_new_subscr
                                       "lifecycleEvent": "missed"}
     assert w.lifecycle.handle_message(again.body).resynced == 1
     assert w.graph.call_count("create_subscription") == 2
+
+
+# --- fan-out ----------------------------------------------------------------------------------
+
+
+class _NoScan(SessionRepository):
+    """A repository that fails the test if anything scans the whole sessions partition."""
+
+    def list_tenant(self, tenant_id: str) -> Iterator[Session]:
+        raise AssertionError("list_tenant scanned the partition")
+
+
+def test_planning_uses_the_start_index_and_never_scans_the_partition() -> None:
+    """With the index present the timer finds upcoming sessions by range query, not a list_tenant scan."""
+    w = World.make()
+    for i in range(3):
+        w.book(hours=2 + i)
+    w.reconciler.sessions = _NoScan(w.tables)
+    report = w.reconciler.plan()
+    assert report.queued == 1 and report.tenants == 1
+
+
+def test_timer_sends_one_message_per_twenty_sessions_and_makes_no_graph_read() -> None:
+    """45 upcoming sessions -> 3 reconcile messages on the lifecycle queue; the timer itself reads no event."""
+    w = World.make()
+    for i in range(45):
+        w.book(hours=2 + i)
+    w.book(hours=24 * 20)  # beyond the window
+    w.graph.reset_calls()
+    report = w.reconciler.plan()
+    messages = w.queues.take(Queues.LIFECYCLE)
+    assert report.queued == 3 and len(messages) == 3
+    assert [len(m.body["sessionIds"]) for m in messages] == [20, 20, 5]
+    assert all(m.body["kind"] == "reconcile" and m.body["tenantId"] == T for m in messages)
+    assert w.graph.call_count("get_events") == 0
+
+
+def test_each_reconcile_message_costs_one_batch_and_heals() -> None:
+    """The worker re-reads a message's sessions with exactly one $batch and applies the change."""
+    w = World.make()
+    booked = [w.book(hours=2 + i) for i in range(20)]
+    assert booked[7].event_id is not None
+    w.move(booked[7], timedelta(hours=1))
+    w.reconciler.plan()
+    (message,) = w.queues.take(Queues.LIFECYCLE)
+    w.graph.reset_calls()
+    outcome = w.lifecycle.handle_message(message.body)
+    assert w.graph.call_count("get_events") == 1 and outcome.reconciled == 20
+    assert w.stored(booked[7]).start == booked[7].start + timedelta(hours=1)
+    again = w.lifecycle.handle_message(message.body)  # idempotent: a redelivery changes nothing
+    assert again.reconciled == 20 and w.stored(booked[7]).start == booked[7].start + timedelta(hours=1)
+
+
+def test_throttled_reconcile_message_is_requeued_after_retry_after() -> None:
+    """A 429 on a group's $batch puts the same session ids back on the queue for Retry-After."""
+    w = World.make()
+    w.book()
+    w.reconciler.plan()
+    (message,) = w.queues.take(Queues.LIFECYCLE)
+    w.graph.fail_next("get_events", Throttled(retry_after=25))
+    w.lifecycle.handle_message(message.body)
+    assert w.queues.take(Queues.LIFECYCLE) == []
+    w.clock.advance(seconds=25)
+    (again,) = w.queues.take(Queues.LIFECYCLE)
+    assert again.body["sessionIds"] == message.body["sessionIds"] and again.body["kind"] == "reconcile"
+
+
+def test_planning_does_subscription_housekeeping() -> None:
+    """The timer still ensures the organizer's subscription and removes a mailbox's unneeded one."""
+    w = World.make()
+    w.book()
+    w.subs.ensure_for_mailbox(T, w.partner)
+    report = w.reconciler.plan()
+    assert report.subscriptions_ensured == 1 and report.subscriptions_removed == 1
+    assert [r.user_id for r in w.subs.mailboxes(T)] == [w.organizer]
+
+
+def test_sessions_stored_before_the_index_are_backfilled_once() -> None:
+    """A tenant with no t~ rows is indexed from one scan; the next plan uses the index only."""
+    w = World.make()
+    s = w.book()
+    for row in list(w.tables.query(Tables.SESSIONS, T, row_key_from="t~", row_key_to="t~\U0010ffff")):
+        w.tables.delete(Tables.SESSIONS, T, row.row_key)
+    assert w.reconciler.plan().queued == 1
+    w.queues.take(Queues.LIFECYCLE)
+    w.reconciler.sessions = _NoScan(w.tables)
+    assert w.reconciler.plan().queued == 1
+    assert [x.session_id for x in w.reconciler.sessions.upcoming(T, s.start, s.end)] == [s.session_id]

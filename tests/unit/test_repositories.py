@@ -71,3 +71,22 @@ def test_integration_round_trip_and_registry() -> None:
     v = repo.save(i, None)
     assert repo.get("t1") == v
     assert list(repo.tenants()) == ["t1"]
+
+
+def _start_rows(tables: InMemoryTableStore) -> list[str]:
+    return [e.row_key for e in tables.query("sessions", "t1", row_key_from="t~", row_key_to="t~\U0010ffff")]
+
+
+def test_start_index_finds_upcoming_sessions_and_moves_on_reschedule() -> None:
+    """upcoming() finds a session by start time; a reschedule moves its t~ row, leaving no stale one."""
+    tables = InMemoryTableStore()
+    repo = SessionRepository(tables)
+    v = repo.add(make_session())
+    repo.add(make_session("s2", hours=24 * 10))
+    assert [s.session_id for s in repo.upcoming("t1", NOW, NOW + timedelta(days=2))] == ["s1"]
+    moved = v.value.request_reschedule(NOW + timedelta(days=5), NOW + timedelta(days=5, minutes=30), "UTC", NOW)
+    repo.save(moved, v.etag, previous=v.value)
+    assert repo.upcoming("t1", NOW, NOW + timedelta(days=2)) == []
+    assert [s.session_id for s in repo.upcoming("t1", NOW + timedelta(days=4), NOW + timedelta(days=6))] == ["s1"]
+    assert len(_start_rows(tables)) == 2
+    assert repo.upcoming("t2", NOW, NOW + timedelta(days=30)) == []
