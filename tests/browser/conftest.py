@@ -111,7 +111,8 @@ def console() -> Iterator[Console]:
         sim = start_simulator(port=0, ca_dir=work / "ca", service_url=f"http://127.0.0.1:{host_port}")
         env = stack_env(sim, host_port, storage.connection_string, work / "secrets", work / "outbox")
         _write_secret(work / "secrets", "entra-client-secret", LOCAL_CLIENT_SECRET)
-        bootstrap.set_container(bootstrap.build_container(Settings.from_env(env)))
+        container = bootstrap.build_container(Settings.from_env(env))
+        bootstrap.set_container(container)
         host = Host(
             function_app.app,
             env=env,
@@ -124,7 +125,8 @@ def console() -> Iterator[Console]:
         attach(host, DevAuth(simulator_url=sim.url, ca_path=sim.ca_path, client_id=DEFAULT_CLIENT_ID))
         host.start()
         yield Console(
-            stack=Stack(api_url=host.api_url, sim=sim, host=host, env=env, outbox=work / "outbox"),
+            stack=Stack(api_url=host.api_url, sim=sim, host=host, env=env, outbox=work / "outbox",
+                        container=container),
             base_url=host.url,
             screenshots=SCREENSHOTS,
         )

@@ -57,6 +57,14 @@ def per_user_tenant(stack: Stack) -> str:
                                                      "ownerEmail": OWNER})
     assert put.status_code == 200, put.text
     assert put.json()["method"] == "perUser"
+
+    # The method switch reruns the access test in the background; it uses connected users'
+    # delegated tokens, so let it finish before this module's provider shares one with the host.
+    def finished() -> bool:
+        latest = stack.call("GET", "/integration/access-tests/latest", admin)
+        return latest.status_code == 200 and latest.json()["status"] != "running"
+
+    stack.wait_for(finished, timeout=60)
     return TENANT
 
 
