@@ -88,6 +88,10 @@ def check_changes(batch: NotificationBatch, signer: ClientStateSigner | None) ->
     """The items whose clientState is ours for their tenant and mailbox, and the reasons for the rest."""
     good: list[ChangeItem] = []
     dropped: Counter[str] = Counter()
+    # A POST carries many notifications of the same subscription (same clientState, tenant and
+    # mailbox): check each distinct triple once. Same inputs, same verdict; the first check was
+    # constant-time, repeats are only skipped, never decided differently.
+    verified: set[tuple[str, str, str]] = set()
     for n in batch.value:
         tenant = n.tenantId
         match = _RESOURCE.match(n.resource or "")
@@ -95,9 +99,12 @@ def check_changes(batch: NotificationBatch, signer: ClientStateSigner | None) ->
             dropped["malformed"] += 1
             continue
         user_id = match.group(1)
-        if signer is None or not signer.verify(n.clientState, tenant, user_id):
-            dropped["bad_client_state"] += 1
-            continue
+        triple = (n.clientState or "", tenant, user_id)
+        if triple not in verified:
+            if signer is None or not signer.verify(n.clientState, tenant, user_id):
+                dropped["bad_client_state"] += 1
+                continue
+            verified.add(triple)
         event_id = (n.resourceData.id if n.resourceData is not None else None) or match.group(2)
         good.append(ChangeItem(tenant.lower(), user_id.lower(), event_id, n.changeType or "updated",
                                n.subscriptionId))

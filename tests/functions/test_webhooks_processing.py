@@ -87,6 +87,18 @@ def test_mixed_batch_enqueues_only_the_good_items(env: Env) -> None:
     assert [i["eventId"] for i in message.body["items"]] == ["good"]
 
 
+def test_a_forged_item_among_genuine_ones_of_the_same_mailbox_is_still_dropped(env: Env) -> None:
+    """Checking each distinct (clientState, tenant, mailbox) once never lets a forged value ride on a good one."""
+    _install_key(env)
+    forged = "1~" + ORGANIZER + "~forged-mac-value-BBBBBBBBBBBBBBBBBBBB"
+    items = [change("g1"), change("f1", client_state=forged), change("g2"), change("f2", client_state=forged)]
+    items.append({**change("wrong-tenant"), "tenantId": TENANT_B})  # genuine state, other tenant
+    r = env.client.post("/api/graph/notifications", json={"value": items})
+    assert r.status == 202
+    (message,) = env.queues.take(Queues.NOTIFICATIONS)
+    assert [i["eventId"] for i in message.body["items"]] == ["g1", "g2"]
+
+
 def test_notifications_of_several_tenants_share_one_message(env: Env) -> None:
     """One POST may mix subscriptions of several tenants: still one queue write, each item keeps its tenant."""
     _install_key(env)
