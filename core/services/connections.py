@@ -34,15 +34,12 @@ when a refresh token dies; sessions keep their last known state meanwhile.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import logging
-import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final, Protocol
 from urllib.parse import urlencode, urlparse
@@ -62,6 +59,7 @@ from core.domain.integration import ConnectionMethod, Integration
 from core.names import Tables
 from core.ports import Clock, Entity, EntityValue, TableStore
 from core.services.authz import Caller
+from core.services.oauth_states import STATE_TTL, is_expired, new_state, purge_expired, take_state
 from core.services.repositories import IntegrationRepository
 from core.settings import Settings
 
@@ -72,8 +70,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("core.services.connections")
 
-STATE_TTL: Final = timedelta(minutes=10)
-STATE_BYTES: Final = 32
 SERVICE_ACCOUNT_ROW: Final = "service-account"
 CALLBACK_PATH: Final = "/api/me/connection/callback"
 
@@ -94,8 +90,6 @@ ADMIN_CONSENT_REQUIRED: Final = "admin_consent_required"
 # User consent blocked by the tenant: only an admin can grant the delegated permissions.
 _ADMIN_CONSENT_CODES: Final = frozenset({65001, 90094, 90095})
 
-_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-_RAW_STATE = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
 
 
 class ConnectionPurpose(StrEnum):
@@ -385,9 +379,6 @@ class _BoundState:
 SubscriptionRemoval = Callable[[str, str], object]
 
 
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
 
 class ConnectionService:
     """Starts and completes delegated sign-ins, reports and removes connections (module docstring)."""
@@ -449,15 +440,14 @@ class ConnectionService:
         now = self.clock.now()
         tenant_id = caller.tenant_id
         self._purge_states(tenant_id, now)
-        raw = self.random_token(STATE_BYTES)
-        state = f"{tenant_id}.{raw}"
+        state, key = new_state(tenant_id, self.random_token)
         scopes = [f"{self.graph_resource}/{s}" for s in purpose.scopes]
         started = self.flow.begin(tenant_id, scopes, self.redirect_uri, state, login_hint)
         self.tables.insert(
             Tables.OAUTH_STATES,
             Entity(
                 tenant_id,
-                _sha256(raw),
+                key,
                 {
                     "purpose": purpose.state_purpose,
                     "userOid": caller.object_id,
@@ -605,25 +595,13 @@ class ConnectionService:
 
     def _consume_state(self, state: str | None) -> tuple[_BoundState | None, str | None, str | None]:
         """(bound state, tenant, problem): the row is deleted (with its ETag) before anything acts on it."""
-        if not state:
-            return None, None, STATE_INVALID
-        tenant_id, _, raw = state.partition(".")
-        tenant_id = tenant_id.lower()
-        if not _GUID.match(tenant_id) or not _RAW_STATE.match(raw):
-            return None, None, STATE_INVALID
-        key = _sha256(raw)
-        row = self.tables.get(Tables.OAUTH_STATES, tenant_id, key)
-        if row is None:
+        tenant_id, row = take_state(self.tables, state)
+        if row is None or tenant_id is None:
             return None, tenant_id, STATE_INVALID
-        try:
-            self.tables.delete(Tables.OAUTH_STATES, tenant_id, key, etag=row.etag)
-        except ConcurrencyConflict:
-            return None, tenant_id, STATE_INVALID  # consumed a moment ago: a replay
         purpose = _PURPOSE_BY_STATE.get(str(row.data.get("purpose") or ""))
         if purpose is None:
             return None, tenant_id, STATE_INVALID
-        expires = _dt(row.data.get("expiresAt"))
-        if expires is None or expires <= self.clock.now():
+        if is_expired(row, self.clock.now()):
             return None, tenant_id, STATE_EXPIRED
         user = row.data.get("userOid")
         try:
@@ -657,11 +635,7 @@ class ConnectionService:
         return f"{self.settings.app_url}/?{urlencode(params)}"
 
     def _purge_states(self, tenant_id: str, now: datetime) -> None:
-        for row in list(self.tables.query(Tables.OAUTH_STATES, tenant_id)):
-            expires = _dt(row.data.get("expiresAt"))
-            if row.data.get("purpose") in _PURPOSE_BY_STATE and (expires is None or expires <= now):
-                with contextlib.suppress(ConcurrencyConflict):
-                    self.tables.delete(Tables.OAUTH_STATES, tenant_id, row.row_key, etag=row.etag)
+        purge_expired(self.tables, tenant_id, tuple(_PURPOSE_BY_STATE), now)
 
     def _forget_tokens(self, tenant_id: str, user_id: str) -> None:
         self.flow.forget(tenant_id, user_id)

@@ -26,16 +26,14 @@ read the access test. This service owns those steps:
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import logging
-import re
 import secrets
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import urlencode
 
@@ -44,7 +42,6 @@ from core.domain.access_test import AccessTestReport
 from core.domain.calendar import GraphIdentity
 from core.domain.errors import (
     AuthorizationError,
-    ConcurrencyConflict,
     Conflict,
     DependencyError,
     GraphAuthError,
@@ -64,18 +61,15 @@ from core.names import Tables
 from core.ports import CalendarGateway, Clock, Entity, EntityValue, SecretStore, TableStore, TokenProvider
 from core.services.access_test import AccessTestService, AccessTestStore, update_integration
 from core.services.alerts import AlertKind, OwnerAlerts
+from core.services.oauth_states import STATE_TTL, is_expired, new_state, purge_expired, take_state
 from core.services.repositories import IntegrationRepository
 from core.settings import Settings
 
 log = logging.getLogger("core.services.integration")
 
-STATE_TTL: Final = timedelta(minutes=10)
 STATE_PURPOSE: Final = "admin_consent"
-STATE_BYTES: Final = 32
 CONSENT_ROW: Final = "consent"
 SECRET_ROW_PREFIX: Final = "secret~"  # noqa: S105 - a row-key prefix, not a secret
-_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-_RAW_STATE = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
 _INVERTED_BASE: Final = 10**15
 _SEQ_BASE: Final = 10**10 - 1
 
@@ -145,9 +139,6 @@ class AuditEntry:
     action: str
     changes: dict[str, list[Any]]
 
-
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _as_dt(value: EntityValue) -> datetime | None:
@@ -333,12 +324,12 @@ class IntegrationService:
         """A v2 admin-consent URL for the caller's own tenant, carrying a fresh single-use state."""
         now = self.clock.now()
         self._purge_states(tenant_id, now)
-        raw = self.random_token(STATE_BYTES)
+        state, key = new_state(tenant_id, self.random_token)
         self.tables.insert(
             Tables.OAUTH_STATES,
             Entity(
                 tenant_id,
-                _sha256(raw),
+                key,
                 {"adminOid": admin_oid, "purpose": STATE_PURPOSE, "createdAt": now, "expiresAt": now + STATE_TTL},
             ),
         )
@@ -363,7 +354,7 @@ class IntegrationService:
                 "client_id": self.settings.entra_client_id,
                 "scope": self.settings.graph_scope,
                 "redirect_uri": f"{self.settings.public_base_url}/api/integration/consent/callback",
-                "state": f"{tenant_id}.{raw}",
+                "state": state,
             }
         )
         return f"{self.settings.authority_host}/{tenant_id}/v2.0/adminconsent?{query}"
@@ -453,24 +444,10 @@ class IntegrationService:
 
     def _consume_state(self, state: str | None) -> tuple[str | None, str | None, str | None]:
         """(tenant, admin oid, problem code): the state is deleted before anything acts on it."""
-        if not state:
-            return None, None, STATE_INVALID
-        tenant_id, _, raw = state.partition(".")
-        tenant_id = tenant_id.lower()
-        if not _GUID.match(tenant_id) or not _RAW_STATE.match(raw):
-            return None, None, STATE_INVALID
-        key = _sha256(raw)
-        row = self.tables.get(Tables.OAUTH_STATES, tenant_id, key)
-        if row is None:
+        tenant_id, row = take_state(self.tables, state)
+        if row is None or row.data.get("purpose") != STATE_PURPOSE:
             return tenant_id, None, STATE_INVALID
-        try:
-            self.tables.delete(Tables.OAUTH_STATES, tenant_id, key, etag=row.etag)
-        except ConcurrencyConflict:
-            return tenant_id, None, STATE_INVALID  # someone consumed it a moment ago: a replay
-        if row.data.get("purpose") != STATE_PURPOSE:
-            return tenant_id, None, STATE_INVALID
-        expires = _as_dt(row.data.get("expiresAt"))
-        if expires is None or expires <= self.clock.now():
+        if is_expired(row, self.clock.now()):
             return tenant_id, None, STATE_EXPIRED
         admin = row.data.get("adminOid")
         if not isinstance(admin, str) or not admin:
@@ -500,10 +477,7 @@ class IntegrationService:
         return f"{self.settings.app_url}/?{urlencode(params)}"
 
     def _purge_states(self, tenant_id: str, now: datetime) -> None:
-        for row in list(self.tables.query(Tables.OAUTH_STATES, tenant_id)):
-            expires = _as_dt(row.data.get("expiresAt"))
-            if row.data.get("purpose") == STATE_PURPOSE and (expires is None or expires <= now):
-                self.tables.delete(Tables.OAUTH_STATES, tenant_id, row.row_key)
+        purge_expired(self.tables, tenant_id, (STATE_PURPOSE,), now)
 
     def _set_consent(self, tenant_id: str, status: str, code: str | None) -> None:
         data: dict[str, EntityValue] = {"status": status, "errorCode": code, "updatedAt": self.clock.now()}
