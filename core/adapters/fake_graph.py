@@ -69,6 +69,8 @@ from core.domain.calendar import (
     TimeZoneSpec,
     Weekday,
     WorkingHours,
+    check_schedule_request,
+    require_aware,
 )
 from core.domain.errors import (
     AppNotInTenant,
@@ -101,8 +103,6 @@ SCHEDULE_MAILBOX_UNREACHABLE = "MailboxNotEnabledForRESTAPI"
 SCHEDULE_OUTSIDE_SCOPE = "ErrorAccessDenied"
 
 # Gateway limits mirrored here (ValueError before any call, as GraphGateway does).
-MAX_SCHEDULES = 20
-MAX_SCHEDULE_WINDOW = timedelta(days=62)
 MAX_CLIENT_STATE = 128
 OUTLOOK_SUBSCRIPTION_MINUTES = 10080
 LEGACY_OUTLOOK_SUBSCRIPTION_MINUTES = 4230
@@ -263,10 +263,6 @@ def _item_not_found() -> GraphError:
     return _graph_error(ItemNotFound, 404, "ErrorItemNotFound")
 
 
-def _aware(*moments: datetime) -> None:
-    for moment in moments:
-        if moment.tzinfo is None or moment.utcoffset() is None:
-            raise ValueError("datetimes must be timezone-aware")
 
 
 def _ref(value: str) -> str:
@@ -460,7 +456,7 @@ class FakeCalendarGateway:
         subject: str = "Busy",
     ) -> str:
         """An existing appointment (no attendees) in the user's calendar; returns its id."""
-        _aware(start, end)
+        require_aware(start, end)
         with self._lock:
             mailbox = self._seeded(tenant_id, user)
             event = _Event(
@@ -481,7 +477,7 @@ class FakeCalendarGateway:
 
     def move_event_as_organizer(self, tenant_id: str, user: str, event_id: str, start: datetime, end: datetime) -> None:
         """The organizer drags the meeting in Outlook: answers reset, rooms decide again."""
-        _aware(start, end)
+        require_aware(start, end)
         with self._lock:
             tenant = self._tenant(tenant_id)
             mailbox = self._seeded(tenant_id, user)
@@ -700,13 +696,7 @@ class FakeCalendarGateway:
         *,
         interval_minutes: int = 30,
     ) -> list[Schedule]:
-        if not 1 <= len(addresses) <= MAX_SCHEDULES:
-            raise ValueError(f"getSchedule takes 1 to {MAX_SCHEDULES} addresses, got {len(addresses)}")
-        _aware(start, end)
-        if end <= start or end - start >= MAX_SCHEDULE_WINDOW:
-            raise ValueError("the getSchedule window must be positive and shorter than 62 days")
-        if not 5 <= interval_minutes <= 1440:
-            raise ValueError("availabilityViewInterval must be 5 to 1440 minutes")
+        check_schedule_request(addresses, start, end, interval_minutes)
         _ref(anchor_user)
         with self._lock:
             self._enter("get_schedule", who, f"anchor={anchor_user} n={len(addresses)}")
@@ -727,7 +717,7 @@ class FakeCalendarGateway:
     # === events ==========================================================================
 
     def create_event(self, who: GraphIdentity, user: str, event: NewEvent) -> CreatedEvent:
-        _aware(event.start, event.end)
+        require_aware(event.start, event.end)
         if event.end <= event.start:
             raise ValueError("end must be after start")
         _check_zone(event.time_zone)
@@ -776,7 +766,7 @@ class FakeCalendarGateway:
         *,
         time_zone: str = "UTC",
     ) -> EventMetadata:
-        _aware(start, end)
+        require_aware(start, end)
         if end <= start:
             raise ValueError("end must be after start")
         _check_zone(time_zone)
@@ -826,7 +816,7 @@ class FakeCalendarGateway:
     def find_event_by_transaction_id(
         self, who: GraphIdentity, user: str, transaction_id: str, start: datetime, end: datetime
     ) -> EventMetadata | None:
-        _aware(start, end)
+        require_aware(start, end)
         _ref(user)
         with self._lock:
             self._enter("find_event_by_transaction_id", who, f"{user} tx={transaction_id}")
@@ -839,7 +829,7 @@ class FakeCalendarGateway:
     def calendar_view(
         self, who: GraphIdentity, user: str, start: datetime, end: datetime, *, include_subject: bool = False
     ) -> Iterator[CalendarItem]:
-        _aware(start, end)
+        require_aware(start, end)
         _ref(user)
         with self._lock:
             self._enter("calendar_view", who, f"{user} subject={include_subject}")
@@ -851,7 +841,7 @@ class FakeCalendarGateway:
         self, who: GraphIdentity, user: str, start: datetime, end: datetime, delta_link: str | None = None
     ) -> DeltaPage:
         if not delta_link:
-            _aware(start, end)
+            require_aware(start, end)
         _ref(user)
         with self._lock:
             self._enter("calendar_view_delta", who, f"{user} initial={not delta_link}")
@@ -916,7 +906,7 @@ class FakeCalendarGateway:
     ) -> SubscriptionInfo:
         if not client_state or len(client_state) > MAX_CLIENT_STATE:
             raise ValueError(f"clientState must be 1 to {MAX_CLIENT_STATE} characters")
-        _aware(expiration)
+        require_aware(expiration)
         with self._lock:
             self._enter("create_subscription", who, f"{resource} {change_type}")
             tenant = self._tenant(who.tenant_id)
@@ -943,7 +933,7 @@ class FakeCalendarGateway:
 
     def renew_subscription(self, who: GraphIdentity, subscription_id: str, expiration: datetime) -> SubscriptionInfo:
         _ref(subscription_id)
-        _aware(expiration)
+        require_aware(expiration)
         with self._lock:
             self._enter("renew_subscription", who, subscription_id)
             return self._renew(who.tenant_id, subscription_id, expiration)
@@ -997,7 +987,7 @@ class FakeCalendarGateway:
         latest = dict(renewals)
         for sub_id, expiration in latest.items():
             _ref(sub_id)
-            _aware(expiration)
+            require_aware(expiration)
         with self._lock:
             self._enter("renew_subscriptions", who, f"n={len(latest)}")
             out: dict[str, SubscriptionInfo | ServiceError] = {}

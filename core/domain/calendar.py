@@ -6,9 +6,9 @@ These carry metadata only: no subject, body or location text of other people's e
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -329,3 +329,27 @@ class BatchOutcome:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+# Graph's getSchedule limits (/graph/api/calendar-getschedule): at most 20 schedules per
+# call, a window under 62 days, availabilityViewInterval 5-1440 minutes.
+GET_SCHEDULE_MAX_ADDRESSES = 20
+GET_SCHEDULE_MAX_WINDOW = timedelta(days=62)
+
+
+def require_aware(*moments: datetime) -> None:
+    """Refuse naive datetimes: every time the service sends to Graph carries its offset."""
+    for moment in moments:
+        if moment.tzinfo is None or moment.utcoffset() is None:
+            raise ValueError("datetimes must be timezone-aware")
+
+
+def check_schedule_request(addresses: Sequence[str], start: datetime, end: datetime, interval_minutes: int) -> None:
+    """ValueError unless a getSchedule call with these arguments is one Graph accepts."""
+    if not 1 <= len(addresses) <= GET_SCHEDULE_MAX_ADDRESSES:
+        raise ValueError(f"getSchedule takes 1 to {GET_SCHEDULE_MAX_ADDRESSES} addresses, got {len(addresses)}")
+    require_aware(start, end)
+    if end <= start or end - start >= GET_SCHEDULE_MAX_WINDOW:
+        raise ValueError("the getSchedule window must be positive and shorter than 62 days")
+    if not 5 <= interval_minutes <= 1440:
+        raise ValueError("availabilityViewInterval must be 5 to 1440 minutes")

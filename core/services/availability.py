@@ -34,7 +34,15 @@ from datetime import UTC, datetime, timedelta
 from datetime import time as clock_time
 from typing import Final, Generic, TypeVar
 
-from core.domain.calendar import GraphIdentity, Room, Schedule, TimeZoneSpec, WorkingHours
+from core.domain.calendar import (
+    GET_SCHEDULE_MAX_ADDRESSES,
+    GET_SCHEDULE_MAX_WINDOW,
+    GraphIdentity,
+    Room,
+    Schedule,
+    TimeZoneSpec,
+    WorkingHours,
+)
 from core.domain.errors import (
     Forbidden,
     GraphError,
@@ -62,10 +70,10 @@ log = logging.getLogger(__name__)
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
-MAX_SCHEDULES_PER_CALL: Final = 20  # Graph's getSchedule limit
+MAX_SCHEDULES_PER_CALL: Final = GET_SCHEDULE_MAX_ADDRESSES
 # Graph wants a getSchedule window *under* 62 days; longer ones (a 62-day request plus
 # buffers) are fetched in pieces of this length.
-MAX_SCHEDULE_WINDOW: Final = timedelta(days=61)
+MAX_SCHEDULE_WINDOW: Final = GET_SCHEDULE_MAX_WINDOW - timedelta(days=1)
 DEFAULT_STEP_MINUTES: Final = 15
 MAX_VIEW_INTERVAL_MINUTES: Final = 60
 ADDRESS_CACHE_SECONDS: Final = 300.0  # a user's SMTP address is not secret and rarely changes

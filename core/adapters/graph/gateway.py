@@ -10,7 +10,7 @@ in ``GraphClient``.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -32,6 +32,8 @@ from core.domain.calendar import (
     RoomList,
     Schedule,
     SubscriptionInfo,
+    check_schedule_request,
+    require_aware,
 )
 from core.domain.errors import GraphRequestRejected, ItemNotFound, ServiceError
 
@@ -57,8 +59,6 @@ ROOM_SELECT = ("id", "emailAddress", "displayName", "capacity", "building", "flo
 ROOM_LIST_SELECT = ("id", "emailAddress", "displayName")
 PROBE_SELECT = ("id",)
 
-MAX_SCHEDULES = 20
-MAX_SCHEDULE_WINDOW = timedelta(days=62)
 MAX_CLIENT_STATE = 128
 PLACES_PAGE_SIZE = 100
 VIEW_PAGE_SIZE = 100
@@ -75,10 +75,6 @@ def _select(fields: Sequence[str]) -> str:
     return ",".join(fields)
 
 
-def _aware(*moments: datetime) -> None:
-    for moment in moments:
-        if moment.tzinfo is None or moment.utcoffset() is None:
-            raise ValueError("datetimes must be timezone-aware")
 
 
 class GraphGateway:
@@ -139,13 +135,7 @@ class GraphGateway:
         interval_minutes: int = 30,
     ) -> list[Schedule]:
         """Free/busy of 1-20 addresses, returned in request order; per-address errors kept."""
-        if not 1 <= len(addresses) <= MAX_SCHEDULES:
-            raise ValueError(f"getSchedule takes 1 to {MAX_SCHEDULES} addresses, got {len(addresses)}")
-        _aware(start, end)
-        if end <= start or end - start >= MAX_SCHEDULE_WINDOW:
-            raise ValueError("the getSchedule window must be positive and shorter than 62 days")
-        if not 5 <= interval_minutes <= 1440:
-            raise ValueError("availabilityViewInterval must be 5 to 1440 minutes")
+        check_schedule_request(addresses, start, end, interval_minutes)
         body = schedule_body(addresses, start, end, interval_minutes)
         answer = self._graph.request(who, "POST", f"/users/{_seg(anchor_user)}/calendar/getSchedule", json=body)
         by_id: dict[str, Mapping[str, Any]] = {}
@@ -209,7 +199,7 @@ class GraphGateway:
         time_zone: str = "UTC",
     ) -> EventMetadata:
         """Move the event; attendees are notified by Exchange."""
-        _aware(start, end)
+        require_aware(start, end)
         if end <= start:
             raise ValueError("end must be after start")
         answer = self._graph.request(
@@ -237,7 +227,7 @@ class GraphGateway:
         self, who: GraphIdentity, user: str, transaction_id: str, start: datetime, end: datetime
     ) -> EventMetadata | None:
         """Look through the calendar view of [start, end) for the event created with ``transaction_id``."""
-        _aware(start, end)
+        require_aware(start, end)
         for item in self._graph.items(
             who, f"/users/{_seg(user)}/calendarView", _view_params(start, end, EVENT_SELECT)
         ):
@@ -249,7 +239,7 @@ class GraphGateway:
         self, who: GraphIdentity, user: str, start: datetime, end: datetime, *, include_subject: bool = False
     ) -> Iterator[CalendarItem]:
         """Occurrences in [start, end), paged; subjects only when ``include_subject``."""
-        _aware(start, end)
+        require_aware(start, end)
         fields = CALENDAR_VIEW_SELECT + (("subject",) if include_subject else ())
         for item in self._graph.items(who, f"/users/{_seg(user)}/calendarView", _view_params(start, end, fields)):
             yield parse.calendar_item(item, include_subject=include_subject)
@@ -265,7 +255,7 @@ class GraphGateway:
         if delta_link:
             url, params = delta_link, None
         else:
-            _aware(start, end)
+            require_aware(start, end)
             url = f"/users/{_seg(user)}/calendarView/delta"
             params = {"startDateTime": parse.to_utc_iso(start), "endDateTime": parse.to_utc_iso(end)}
         headers = {"Prefer": f"odata.maxpagesize={VIEW_PAGE_SIZE}"}
@@ -432,7 +422,7 @@ def schedule_body(addresses: Sequence[str], start: datetime, end: datetime, inte
 
 def event_body(event: NewEvent) -> dict[str, Any]:
     """The POST body of a new event: no ``body``; rooms as resource attendee plus location."""
-    _aware(event.start, event.end)
+    require_aware(event.start, event.end)
     if event.end <= event.start:
         raise ValueError("end must be after start")
     attendees: list[dict[str, Any]] = [
