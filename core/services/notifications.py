@@ -208,31 +208,42 @@ class SessionSync:
             if s.event_id and not s.is_final:
                 by_who.setdefault(graph_identity(integration, tenant_id, s.organizer_id), []).append(s)
         for who, tracked in by_who.items():
-            for group in chunks(tracked):
-                refs = [(s.organizer_id, str(s.event_id)) for s in group]
-                try:
-                    seen = self.gateway.get_events(who, refs)
-                except Throttled as exc:
-                    report.throttled = exc
-                    return report
-                except ServiceError as exc:
-                    for s in group:
-                        report.failed[s.session_id] = exc
-                    continue
-                for s, ref in zip(group, refs, strict=True):
-                    result = seen.get(ref)
-                    if result is None:
-                        continue
-                    report.read += 1
-                    outcome = self.observe(s, result)
-                    if outcome is None:
-                        assert isinstance(result, ServiceError)
-                        report.failed[s.session_id] = result
-                    elif outcome:
-                        report.changed += 1
-                    else:
-                        report.unchanged += 1
+            self.read_and_apply(who, tracked, report)
+            if report.throttled is not None:
+                break
         return report
+
+    def read_and_apply(self, who: GraphIdentity, sessions: Sequence[Session], report: SyncReport,
+                       mailbox: str | None = None) -> None:
+        """Read the sessions' events as ``who`` in ``$batch`` groups of 20 and apply them into ``report``.
+
+        Events are read from each organizer's calendar, or from ``mailbox`` (a Scheduler calendar
+        in the service account's mailbox). Stops at the first throttled group.
+        """
+        for group in chunks(sessions):
+            refs = [(mailbox or s.organizer_id, str(s.event_id)) for s in group]
+            try:
+                seen = self.gateway.get_events(who, refs)
+            except Throttled as exc:
+                report.throttled = exc
+                return
+            except ServiceError as exc:
+                for s in group:
+                    report.failed[s.session_id] = exc
+                continue
+            for s, ref in zip(group, refs, strict=True):
+                result = seen.get(ref)
+                if result is None:
+                    continue
+                report.read += 1
+                outcome = self.observe(s, result)
+                if outcome is None:
+                    assert isinstance(result, ServiceError)
+                    report.failed[s.session_id] = result
+                elif outcome:
+                    report.changed += 1
+                else:
+                    report.unchanged += 1
 
 
 @dataclass

@@ -302,30 +302,7 @@ class Reconciler:
                         len(tracked))
             return report
         who = GraphIdentity(tenant_id.lower(), account.lower())
-        for group in chunks(tracked):
-            refs = [(account, str(s.event_id)) for s in group]
-            try:
-                seen = self.gateway.get_events(who, refs)
-            except Throttled as exc:
-                report.throttled = exc
-                return report
-            except ServiceError as exc:
-                for s in group:
-                    report.failed[s.session_id] = exc
-                continue
-            for s, ref in zip(group, refs, strict=True):
-                result = seen.get(ref)
-                if result is None:
-                    continue
-                report.read += 1
-                outcome = self.sync.observe(s, result)
-                if outcome is None:
-                    assert isinstance(result, ServiceError)
-                    report.failed[s.session_id] = result
-                elif outcome:
-                    report.changed += 1
-                else:
-                    report.unchanged += 1
+        self.sync.read_and_apply(who, tracked, report, mailbox=account)
         return report
 
 
