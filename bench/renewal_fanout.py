@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import parser
+from _common import machine_line, parser
 
 from core.adapters.graph import GraphClient, GraphGateway
 from core.adapters.http import build_session
@@ -177,15 +177,18 @@ def count_requests(sim: SimulatorHandle) -> Counter[str]:
     return counts
 
 
-def main() -> None:
-    p = parser(__doc__)
-    p.add_argument("--subscriptions", type=int, default=None, help="default 100,000 (quick: 2,000)")
-    p.add_argument("--workers", type=int, default=64, help="concurrent renewal invocations")
+def main(doc: str | None = __doc__, *, default_count: int = 100_000, quick_count: int = 2_000,
+         default_workers: int = 64, label: str = "renewal fan-out") -> None:
+    """One renewal run; ``bench/renewal.py`` is this with the issue's 10,000-subscription defaults."""
+    p = parser(doc)
+    p.add_argument("--subscriptions", type=int, default=None,
+                   help=f"default {default_count:,} (quick: {quick_count:,})")
+    p.add_argument("--workers", type=int, default=default_workers, help="concurrent renewal invocations")
     p.add_argument("--latency-ms", type=int, default=100, help="injected Graph latency per request / batch part")
     args = p.parse_args()
-    count = args.subscriptions or (2_000 if args.quick else 100_000)
+    count = args.subscriptions or (quick_count if args.quick else default_count)
     logging.basicConfig(level=logging.ERROR)
-    work = Path(tempfile.mkdtemp(prefix="bench-renewal-fanout-"))
+    work = Path(tempfile.mkdtemp(prefix="bench-renewal-"))
     sim = start_simulator(port=0, ca_dir=work / "ca")
     try:
         container = container_for(sim, work)
@@ -198,10 +201,11 @@ def main() -> None:
         renewed = sum(1 for i in ids if sim.state.subscriptions[i].expiration > before[i])
         top, batches, tokens = calls["http"], calls["batch"], calls["token"]
         floor = -(-count // 20)
-        print(f"renewal fan-out of {count:,} subscriptions, {args.workers} workers, "
+        print(machine_line())
+        print(f"{label} of {count:,} subscriptions, {args.workers} workers, "
               f"{args.latency_ms} ms Graph latency: wall {seconds:.1f} s "
               f"({count / seconds:.0f}/s), {messages} queue messages")
-        print(f"renewal Graph calls: {top:,} HTTP requests = {batches:,} $batch (floor {floor:,}) + {tokens} token "
+        print(f"Graph calls: {top:,} HTTP requests = {batches:,} $batch (floor {floor:,}) + {tokens} token "
               f"+ {top - batches - tokens} other; {calls['parts']:,} batch parts; {count - renewed} not renewed")
     finally:
         sim.stop()
