@@ -21,7 +21,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.adapters.memory import FixedClock, InMemoryCommandQueue, InMemoryTableStore
 from core.domain.integration import Integration, IntegrationStatus
 from core.names import Queues
 from core.services.access_test import AccessTestCommand, AccessTestService
@@ -29,6 +28,7 @@ from core.services.alerts import OwnerAlerts
 from core.services.repositories import IntegrationRepository
 from local.simulator import seed
 from local.simulator.state import DEFAULT_CLIENT_ID
+from tests.support.memory import FixedClock, InMemoryCommandQueue, InMemoryTableStore
 from tests.support.simulator import SimulatorControl, real_gateway, running_simulator
 
 

@@ -38,7 +38,6 @@ from _common import machine_line, parser
 from core.adapters.graph import GraphClient, GraphGateway
 from core.adapters.http import build_session
 from core.adapters.local_secrets import LocalFileSecretStore
-from core.adapters.memory import InMemoryCommandQueue, InMemoryTableStore
 from core.adapters.method_tokens import build_method_aware_tokens
 from core.bootstrap import Container, build_container
 from core.names import Queues, Tables
@@ -49,6 +48,7 @@ from functions import sync_jobs
 from local.simulator import SimulatorHandle, start_simulator
 from local.simulator.seed import CONTOSO, FABRIKAM
 from local.simulator.state import DEFAULT_CLIENT_ID, Subscription
+from tests.support.memory import InMemoryCommandQueue, InMemoryTableStore
 
 TENANTS = (CONTOSO, FABRIKAM)
 

@@ -1,6 +1,6 @@
 """Ports: the interfaces services are written against.
 
-Each port has an in-memory fake (``core/adapters/memory.py``) and a real adapter in
+Each port has an in-memory fake (``tests/support/memory.py``, never deployed) and a real adapter in
 ``core/adapters``; one contract suite (``tests/contract``) runs against both so the
 fake cannot drift from the real thing. Services never import an adapter: they get
 ports from ``core/bootstrap.py``.

@@ -40,7 +40,7 @@ from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoun
 from azure.keyvault.secrets import SecretClient
 
 from core.adapters.azure_errors import status_of
-from core.adapters.memory import check_secret_value
+from core.adapters.rules import check_secret_value
 from core.domain.errors import SecretStoreUnavailable
 from core.settings import Settings
 

@@ -21,7 +21,7 @@ import secrets
 import stat
 from pathlib import Path
 
-from core.adapters.memory import check_secret_value
+from core.adapters.rules import check_secret_value
 from core.domain.errors import SecretStoreUnavailable
 
 MAX_FILE_NAME = 200  # well under the 255-byte limit of common file systems, with room for temp suffixes

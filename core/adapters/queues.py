@@ -25,7 +25,7 @@ from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFo
 from azure.storage.queue import LinearRetry, QueueClient, QueueServiceClient, TextBase64EncodePolicy
 
 from core.adapters.azure_errors import error_code, translate_storage_error
-from core.adapters.memory import serialize_command
+from core.adapters.rules import serialize_command
 from core.names import Queues
 from core.ports import CommandQueue
 from core.settings import StorageSettings

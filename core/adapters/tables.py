@@ -22,7 +22,7 @@ from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFo
 from azure.data.tables import EdmType, EntityProperty, TableClient, TableServiceClient, UpdateMode
 
 from core.adapters.azure_errors import error_code, translate_storage_error
-from core.adapters.memory import RAW_PARTITION_KEY, RAW_ROW_KEY, normalize_entity_data
+from core.adapters.rules import RAW_PARTITION_KEY, RAW_ROW_KEY, normalize_entity_data
 from core.domain.errors import NotFound
 from core.domain.keys import decode_key, encode_key, is_hashed
 from core.ports import Entity, EntityValue, TableStore

@@ -14,7 +14,6 @@ import requests
 
 from core.adapters.delegated_tokens import MAX_SECRET_BYTES, DelegatedTokenProvider, persistable
 from core.adapters.http import build_session
-from core.adapters.memory import FixedClock, InMemoryCommandQueue, InMemorySecretStore, InMemoryTableStore
 from core.adapters.method_tokens import MethodAwareTokenProvider
 from core.adapters.tokens import CLIENT_SECRET_NAME, AppOnlyTokenProvider
 from core.domain.calendar import GraphIdentity
@@ -34,6 +33,7 @@ from core.services.connections import (
 from core.services.repositories import IntegrationRepository
 from core.settings import Settings
 from local.simulator import SimulatorHandle, seed
+from tests.support.memory import FixedClock, InMemoryCommandQueue, InMemorySecretStore, InMemoryTableStore
 from tests.support.simulator import LOCAL_CLIENT_SECRET, SimulatorControl, running_simulator, simulator_settings
 
 TENANT = seed.CONTOSO

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from core.adapters.memory import InMemorySecretStore
 from core.adapters.sealer import AesGcmSealer
 from core.services.sealing import SEALING_KEY_NAME, UnsealFailed
+from tests.support.memory import InMemorySecretStore
 
 TEXT = "Confidential subject: salary talk"
 

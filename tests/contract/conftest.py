@@ -23,12 +23,12 @@ from azure.storage.queue import QueueClient
 
 from core.adapters.keyvault import KeyVaultSecretStore
 from core.adapters.local_secrets import LocalFileSecretStore
-from core.adapters.memory import FixedClock, InMemoryCommandQueue, InMemorySecretStore, InMemoryTableStore
 from core.adapters.queues import AzureCommandQueue
 from core.adapters.tables import AzureTableStore
 from core.ports import CommandQueue, SecretStore, TableStore
 from local.azurite import Azurite
 from tests.contract.fake_vault import FakeCredential, FakeKeyVault
+from tests.support.memory import FixedClock, InMemoryCommandQueue, InMemorySecretStore, InMemoryTableStore
 
 
 @pytest.fixture(params=["memory", "azurite"])

@@ -21,16 +21,6 @@ from typing import Any, Protocol
 
 import pytest
 
-from core.adapters.fake_graph import (
-    ON_PREMISES,
-    OUTSIDE_SCOPE,
-    SCHEDULE_MAILBOX_UNREACHABLE,
-    SCHEDULE_OUTSIDE_SCOPE,
-    SCHEDULE_UNKNOWN_ADDRESS,
-    UNLICENSED,
-    FakeCalendarGateway,
-    FakeTokenProvider,
-)
 from core.domain.calendar import (
     FreeBusyStatus,
     GraphIdentity,
@@ -53,6 +43,16 @@ from core.domain.errors import (
 )
 from core.ports import CalendarGateway
 from local.simulator import SimulatorHandle, seed
+from tests.support.fake_graph import (
+    ON_PREMISES,
+    OUTSIDE_SCOPE,
+    SCHEDULE_MAILBOX_UNREACHABLE,
+    SCHEDULE_OUTSIDE_SCOPE,
+    SCHEDULE_UNKNOWN_ADDRESS,
+    UNLICENSED,
+    FakeCalendarGateway,
+    FakeTokenProvider,
+)
 from tests.support.simulator import (
     SimulatorControl,
     WebhookReceiver,

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from azure.storage.queue import QueueClient, QueueServiceClient
 
-from core.adapters.memory import MAX_MESSAGE_BYTES
 from core.adapters.queues import AzureCommandQueue, ensure_queues
+from core.adapters.rules import MAX_MESSAGE_BYTES
 from core.domain.errors import StorageUnavailable
 from core.ports import CommandQueue
 from local.azurite import Azurite, connection_string, free_port

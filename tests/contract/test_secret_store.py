@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.adapters.memory import MAX_SECRET_BYTES
+from core.adapters.rules import MAX_SECRET_BYTES
 from core.domain.errors import SecretStoreUnavailable
 from core.ports import SecretStore
 

@@ -16,7 +16,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 import function_app
 from core.adapters.jwt_validator import JwtValidator
-from core.adapters.memory import FixedClock, InMemoryCommandQueue, InMemorySecretStore, InMemoryTableStore
 from core.bootstrap import Container, set_container
 from core.names import Tables
 from core.ports import Entity
@@ -24,6 +23,7 @@ from core.settings import Settings
 from functions import auth
 from functions.ratelimit import limiter
 from tests.support.app_client import AppClient
+from tests.support.memory import FixedClock, InMemoryCommandQueue, InMemorySecretStore, InMemoryTableStore
 
 CLIENT_ID = "11111111-2222-3333-4444-555555555555"
 TENANT_A = "aaaaaaaa-0000-4000-8000-00000000000a"  # onboarded

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from core.adapters.memory import InMemoryTableStore
 from core.services.tenancy import TenantGate
 from tests.functions.conftest import (
     TENANT_A,
@@ -18,6 +17,7 @@ from tests.functions.conftest import (
     error_code,
     onboard,
 )
+from tests.support.memory import InMemoryTableStore
 
 ADMIN = ["Integration.Admin"]
 PAIRING = {"mentor": USER_A, "mentee": "mentee@contoso.example", "active": True}

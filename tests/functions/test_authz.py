@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from core.adapters.memory import InMemoryTableStore
 from core.domain.errors import Forbidden, NotFound
 from core.names import Tables
 from core.ports import Entity
@@ -17,6 +16,7 @@ from core.services.authz import (
     require_participant,
 )
 from tests.functions.conftest import TENANT_A, TENANT_B, USER_A, USER_A2, USER_B, Env, TokenFactory, bearer
+from tests.support.memory import InMemoryTableStore
 
 ORGANIZER = Caller(TENANT_A, USER_A)
 ATTENDEE = Caller(TENANT_A, USER_A2)

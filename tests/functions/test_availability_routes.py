@@ -6,7 +6,6 @@ from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
-from core.adapters.fake_graph import ON_PREMISES, FakeCalendarGateway, FakeTokenProvider
 from core.domain.calendar import GraphIdentity, NewEvent, TimeZoneSpec, Weekday, WorkingHours
 from core.domain.sessions import Session
 from core.names import Tables
@@ -15,6 +14,7 @@ from core.services.pairings_repo import Pairing, PairingRepository
 from core.services.repositories import SessionRepository
 from tests import log_guard
 from tests.functions.conftest import TENANT_A, TENANT_B, USER_A, USER_A2, USER_B, Env, TokenFactory, bearer
+from tests.support.fake_graph import ON_PREMISES, FakeCalendarGateway, FakeTokenProvider
 
 MENTOR = "mentor@a.example"
 MENTEE = "mentee@a.example"

@@ -6,7 +6,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from core.adapters.memory import InMemorySecretStore
 from core.bootstrap import Container
 from core.domain.integration import ConnectionMethod, Integration, IntegrationStatus
 from core.names import Tables
@@ -15,6 +14,7 @@ from core.services.integration import TenantSecrets
 from core.services.repositories import IntegrationRepository
 from tests import log_guard
 from tests.functions.conftest import TENANT_A, TENANT_B, USER_A, USER_A2, Env, TokenFactory, bearer
+from tests.support.memory import InMemorySecretStore
 from tests.unit.test_connections import FakeAuthFlow
 
 ADMIN = ["Integration.Admin"]

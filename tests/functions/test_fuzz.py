@@ -18,11 +18,11 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 from schemathesis import GenerationMode
 
-from core.adapters.fake_graph import FakeCalendarGateway, FakeTokenProvider
 from functions.endpoint import RouteSpec, registered_routes
 from functions.openapi import openapi_document
 from functions.ratelimit import limiter
 from tests.functions.conftest import TENANT_A, Env, TokenFactory, bearer
+from tests.support.fake_graph import FakeCalendarGateway, FakeTokenProvider
 
 SCHEMA = schemathesis.openapi.from_dict(openapi_document())
 OPERATIONS = {(op.method.upper(), op.path): op for op in (r.ok() for r in SCHEMA.get_all_operations())}

@@ -11,13 +11,13 @@ import azure.functions as func
 import pytest
 from azure.functions.timer import TimerRequest
 
-from core.adapters.fake_graph import NORMAL, ON_PREMISES, OUTSIDE_SCOPE, FakeCalendarGateway, FakeTokenProvider
 from core.domain.calendar import GraphIdentity
 from core.names import Queues
 from core.services.alerts import AlertKind
 from functions import integration_jobs
 from functions.integration_jobs import owner_alerts
 from tests.functions.conftest import TENANT_A, TENANT_NEW, Env, TokenFactory, bearer
+from tests.support.fake_graph import NORMAL, ON_PREMISES, OUTSIDE_SCOPE, FakeCalendarGateway, FakeTokenProvider
 
 ADMIN = ["Integration.Admin"]
 NEW_ADMIN = "c0000000-0000-4000-8000-000000000001"

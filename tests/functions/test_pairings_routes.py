@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from core.adapters.fake_graph import FakeCalendarGateway, FakeTokenProvider
 from tests.functions.conftest import TENANT_A, TENANT_B, USER_A, USER_A2, Env, TokenFactory, bearer
+from tests.support.fake_graph import FakeCalendarGateway, FakeTokenProvider
 
 ADMIN = ["Integration.Admin"]
 

@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 
 import azure.functions.queue as funcq
 
-from core.adapters.fake_graph import FakeCalendarGateway, FakeTokenProvider
 from core.names import Queues
 from functions import event_jobs
 from tests.functions.conftest import TENANT_A, TENANT_B, USER_A, USER_A2, USER_B, Env, TokenFactory, bearer
 from tests.log_guard import sentinel
+from tests.support.fake_graph import FakeCalendarGateway, FakeTokenProvider
 
 SUBJECT = sentinel("Quarterly mentoring catch-up 7f3a")
 BODY = {"pairingId": "p-1", "start": "2025-03-04T10:00:00+01:00", "end": "2025-03-04T11:00:00+01:00",

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from core.adapters.memory import InMemorySecretStore
 from core.names import Queues
 from core.services.client_state import SECRET_NAME, ClientStateSigner
 from functions.webhooks import dropped_counts
 from tests.functions.conftest import TENANT_A, TENANT_B, Env
 from tests.log_guard import sentinel
+from tests.support.memory import InMemorySecretStore
 
 KEY = "test-client-state-key-0123456789abcdef"
 ORGANIZER = "a0000000-0000-4000-8000-0000000000aa"

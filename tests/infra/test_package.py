@@ -110,3 +110,23 @@ def test_build_refuses_an_oversized_package(tmp_path: Path) -> None:
     (tmp_path / "big.bin").write_bytes(b"\0" * (2 * 1024 * 1024))
     with pytest.raises(SystemExit, match=r"check \.funcignore"):
         builder.build(tmp_path, tmp_path / "dist" / "p.zip", max_mb=1)
+
+
+# Markers of a test double: the in-memory fakes and fake gateway live under tests/support/.
+TEST_DOUBLE_MARKERS = ("class InMemory", "class FakeCalendarGateway", "class FakeTokenProvider", "class FixedClock")
+
+
+def test_package_ships_no_test_double_and_no_local_code(package: list[str]) -> None:
+    """No shipped module defines a fake or imports tests/ or local/ (the fakes live under tests/support/)."""
+    import re
+
+    imports_dev = re.compile(r"^\s*(from|import)\s+(tests|local)(\.|\s)", re.MULTILINE)
+    offenders: list[str] = []
+    for name in package:
+        if not name.endswith(".py"):
+            continue
+        text = (ROOT / name).read_text(encoding="utf-8")
+        if imports_dev.search(text) or any(marker in text for marker in TEST_DOUBLE_MARKERS):
+            offenders.append(name)
+    assert not offenders, f"test doubles or local-only code in the package: {offenders}"
+    assert not [n for n in package if n.rsplit("/", 1)[-1] in ("memory.py", "fake_graph.py")]

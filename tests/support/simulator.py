@@ -29,11 +29,11 @@ import requests
 
 from core.adapters.graph import GraphClient, GraphGateway, RetryPolicy
 from core.adapters.http import build_session
-from core.adapters.memory import InMemorySecretStore
 from core.adapters.tokens import CLIENT_SECRET_NAME, AppOnlyTokenProvider
 from core.settings import Settings
 from local.simulator import SimulatorHandle, start_simulator
 from local.simulator.state import DEFAULT_CLIENT_ID
+from tests.support.memory import InMemorySecretStore
 
 LOCAL_CLIENT_SECRET = "local-dev-secret"  # the simulator accepts any secret unless configured with one
 

@@ -5,15 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from core.adapters.fake_graph import (
-    NORMAL,
-    ON_PREMISES,
-    OUTSIDE_SCOPE,
-    UNLICENSED,
-    FakeCalendarGateway,
-    FakeTokenProvider,
-)
-from core.adapters.memory import FixedClock, InMemoryCommandQueue, InMemorySecretStore, InMemoryTableStore
 from core.domain.access_test import AccessReason, RunStatus
 from core.domain.errors import TransientGraphError
 from core.domain.integration import Integration, IntegrationStatus
@@ -23,6 +14,15 @@ from core.services.alerts import AlertCommand, AlertKind, OwnerAlerts
 from core.services.integration import IntegrationService
 from core.services.repositories import IntegrationRepository
 from core.settings import Settings
+from tests.support.fake_graph import (
+    NORMAL,
+    ON_PREMISES,
+    OUTSIDE_SCOPE,
+    UNLICENSED,
+    FakeCalendarGateway,
+    FakeTokenProvider,
+)
+from tests.support.memory import FixedClock, InMemoryCommandQueue, InMemorySecretStore, InMemoryTableStore
 
 TENANT = "11111111-1111-4111-8111-111111111111"
 OTHER_TENANT = "22222222-2222-4222-8222-222222222222"

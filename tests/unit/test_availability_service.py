@@ -12,11 +12,9 @@ from zoneinfo import ZoneInfo
 import pytest
 import responses
 
-from core.adapters.fake_graph import ON_PREMISES, OUTSIDE_SCOPE, FakeCalendarGateway, FakeTokenProvider
 from core.adapters.graph.client import GraphClient, RetryPolicy
 from core.adapters.graph.gateway import GraphGateway
 from core.adapters.http import build_session
-from core.adapters.memory import FixedClock, InMemoryTableStore
 from core.domain.calendar import FreeBusyStatus, GraphIdentity, NewEvent, TimeZoneSpec, Weekday, WorkingHours
 from core.domain.errors import Forbidden, NotFound
 from core.domain.integration import Integration, IntegrationStatus, PairingPolicy
@@ -33,6 +31,8 @@ from core.services.pairings_repo import Pairing, PairingRepository
 from core.services.repositories import IntegrationRepository, SessionRepository
 from core.settings import Settings, StorageSettings
 from tests import log_guard
+from tests.support.fake_graph import ON_PREMISES, OUTSIDE_SCOPE, FakeCalendarGateway, FakeTokenProvider
+from tests.support.memory import FixedClock, InMemoryTableStore
 
 TENANT = "aaaaaaaa-0000-4000-8000-00000000000a"
 OTHER_TENANT = "bbbbbbbb-0000-4000-8000-00000000000b"

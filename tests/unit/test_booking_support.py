@@ -6,8 +6,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from core.adapters.fake_graph import FakeCalendarGateway, FakeTokenProvider
-from core.adapters.memory import FixedClock, InMemoryCommandQueue, InMemorySecretStore, InMemoryTableStore
 from core.adapters.sealer import AesGcmSealer
 from core.domain.errors import StorageUnavailable
 from core.domain.integration import Integration, IntegrationStatus, PairingPolicy
@@ -19,6 +17,8 @@ from core.services.booking import BookingRequest, BookingService
 from core.services.event_writer import EventWriter, WriteOutcome
 from core.services.pairings_repo import Pairing, PairingRepository
 from core.services.repositories import IntegrationRepository
+from tests.support.fake_graph import FakeCalendarGateway, FakeTokenProvider
+from tests.support.memory import FixedClock, InMemoryCommandQueue, InMemorySecretStore, InMemoryTableStore
 
 TENANT = "aaaaaaaa-0000-4000-8000-00000000000a"
 ALICE_ID = "a0000000-0000-4000-8000-000000000001"

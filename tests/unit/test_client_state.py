@@ -5,13 +5,13 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.adapters.memory import InMemorySecretStore
 from core.services.client_state import (
     MAX_CLIENT_STATE_CHARS,
     SECRET_NAME,
     ClientStateKeyCache,
     ClientStateSigner,
 )
+from tests.support.memory import InMemorySecretStore
 
 TENANT = "aaaaaaaa-0000-4000-8000-00000000000a"
 OTHER_TENANT = "bbbbbbbb-0000-4000-8000-00000000000b"

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from core.adapters.fake_graph import NORMAL
 from core.domain.access_test import AccessReason, RunStatus
 from core.domain.calendar import GraphIdentity, TimeZoneSpec, Weekday, WorkingHours
 from core.domain.errors import Conflict, ReconnectRequired
@@ -38,6 +37,7 @@ from core.services.reconcile import Reconciler
 from core.services.repositories import IntegrationRepository, SessionRepository
 from core.services.subscriptions import SubscriptionService
 from functions.schemas.integration import Integration as IntegrationReply
+from tests.support.fake_graph import NORMAL
 from tests.unit.test_booking_support import ALICE, ALICE_ID, BOB, BOB_ID, END, NOW, ROOM, START, TENANT, World
 
 SCHEDULER = "scheduler@contoso.test"

@@ -10,7 +10,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from core.adapters.memory import FixedClock, InMemorySecretStore, InMemoryTableStore
 from core.domain.errors import (
     ConsentMissing,
     Forbidden,
@@ -36,6 +35,7 @@ from core.services.graph_identity import ServiceAccountNotConnected, identity_fo
 from core.services.integration import TenantSecrets
 from core.services.repositories import IntegrationRepository
 from core.settings import Settings
+from tests.support.memory import FixedClock, InMemorySecretStore, InMemoryTableStore
 
 TENANT = "aaaaaaaa-0000-4000-8000-00000000000a"
 OTHER_TENANT = "bbbbbbbb-0000-4000-8000-00000000000b"

@@ -7,11 +7,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from core.adapters.fake_graph import NORMAL, OUTSIDE_SCOPE
 from core.domain.errors import Conflict, TransientGraphError
 from core.domain.integration import ConnectionMethod, IntegrationStatus, PairingPolicy
 from core.names import Queues, Tables
 from core.services.integration import ConsentCallback, IntegrationChanges
+from tests.support.fake_graph import NORMAL, OUTSIDE_SCOPE
 from tests.unit.test_access_test_service import ADMIN_OID, APP_ID, OTHER_TENANT, TENANT, World
 
 CHANGES = IntegrationChanges(vendor="outlook365", method=ConnectionMethod.DOMAIN_WIDE, owner_email="owner@contoso.test")

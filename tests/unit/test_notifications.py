@@ -8,8 +8,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from core.adapters.fake_graph import FakeCalendarGateway, FakeTokenProvider
-from core.adapters.memory import FixedClock, InMemoryCommandQueue, InMemorySecretStore, InMemoryTableStore
 from core.domain.calendar import GraphIdentity, NewEvent, ResponseType
 from core.domain.errors import ConcurrencyConflict, MailboxUnavailable, TransientGraphError
 from core.domain.integration import ConnectionMethod, Integration, IntegrationStatus
@@ -22,6 +20,8 @@ from core.services.notifications import MAX_ATTEMPTS, ChangeItem, NotificationWo
 from core.services.reconcile import LifecycleWorker, Reconciler
 from core.services.repositories import IntegrationRepository, SessionRepository
 from core.services.subscriptions import SubscriptionService
+from tests.support.fake_graph import FakeCalendarGateway, FakeTokenProvider
+from tests.support.memory import FixedClock, InMemoryCommandQueue, InMemorySecretStore, InMemoryTableStore
 
 T = "aaaaaaaa-0000-4000-8000-00000000000a"
 OTHER_TENANT = "bbbbbbbb-0000-4000-8000-00000000000b"

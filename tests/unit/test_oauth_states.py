@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from core.adapters.memory import InMemoryTableStore
 from core.names import Tables
 from core.ports import Entity
 from core.services.oauth_states import STATE_TTL, is_expired, new_state, purge_expired, take_state
+from tests.support.memory import InMemoryTableStore
 
 TENANT = "11111111-1111-4111-8111-111111111111"
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)

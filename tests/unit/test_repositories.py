@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from core.adapters.memory import InMemoryTableStore
 from core.domain.errors import ConcurrencyConflict
 from core.domain.integration import Integration, IntegrationStatus
 from core.domain.sessions import AttendeeState, Session
 from core.services.repositories import IntegrationRepository, SessionRepository
+from tests.support.memory import InMemoryTableStore
 
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 

@@ -301,8 +301,8 @@ def test_disabled_tenant_is_not_renewed() -> None:
 
 def test_per_user_tenant_works_with_the_organizers_own_token() -> None:
     """In a per-user tenant (no app consent) the subscription, its renewal and the reads use the organizer's token."""
-    from core.adapters.fake_graph import FakeTokenProvider
     from core.domain.integration import ConnectionMethod
+    from tests.support.fake_graph import FakeTokenProvider
 
     tokens = FakeTokenProvider()  # no tenant-wide consent: app-only calls would fail
     w = World.make(tokens=tokens, method=ConnectionMethod.PER_USER)
