@@ -308,3 +308,65 @@ class Mailer(Protocol):
     def send(self, to: str, subject: str, text: str) -> None:
         """Send one message; raise ``DependencyError`` when the mail service is unavailable."""
         ...
+
+
+# --- delegated sign-in and sealing ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AuthStart:
+    """Where to send the browser, and the flow to keep server-side until the callback."""
+
+    authorize_url: str
+    flow: Mapping[str, Any] = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SignedInUser:
+    """Who signed in (from the id token) and their token cache, opaque to services and never logged."""
+
+    tenant_id: str
+    object_id: str
+    username: str | None
+    token_cache: str = field(repr=False)
+
+
+class DelegatedAuthFlow(Protocol):
+    """Delegated sign-in (auth code + PKCE) and the per-user token store behind it (MSAL in production)."""
+
+    def begin(
+        self, tenant_id: str, scopes: Sequence[str], redirect_uri: str, state: str, login_hint: str | None
+    ) -> AuthStart:
+        """Start a flow whose authorize URL carries ``state``; ``scopes`` without the OIDC ones."""
+        ...
+
+    def redeem(self, tenant_id: str, flow: Mapping[str, Any], response: Mapping[str, str]) -> SignedInUser:
+        """Redeem the code of ``response`` for the flow: ``Forbidden`` on a state mismatch, the
+        ``AuthorizationError`` tree for Entra's refusals, ``TransientGraphError`` when it does not answer."""
+        ...
+
+    def keep(self, tenant_id: str, user_id: str, signed_in: SignedInUser) -> None:
+        """Store the user's token cache (replacing an older one)."""
+        ...
+
+    def forget(self, tenant_id: str, user_id: str) -> None:
+        """Forget the user's tokens (secret and in-memory cache); nothing stored is not an error."""
+        ...
+
+
+class Sealer(Protocol):
+    """Seals short texts for one context (e.g. ``tenant:session``) and opens them again.
+
+    Free text that must ride through a queue (a meeting subject, a cancel comment) is
+    sealed by the API and opened only by the worker, so queue storage (and poison queues,
+    which keep messages) never holds it readable. The AES-GCM adapter with its key from
+    the secret store is ``core/adapters/sealer.py``.
+    """
+
+    def seal(self, plaintext: str, context: str) -> str:
+        """An opaque ASCII token that reveals nothing of ``plaintext`` and opens only with ``context``."""
+        ...
+
+    def unseal(self, token: str, context: str) -> str:
+        """The text sealed with ``seal(text, context)``; ``UnsealFailed`` for anything else."""
+        ...

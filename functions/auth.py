@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import enum
 import threading
-from typing import Final
 
 import azure.functions as func
 
-from core.adapters.jwt_validator import InvalidToken, JwtValidator, TokenClaims
+from core.adapters.jwt_validator import JwtValidator, TokenClaims
 from core.bootstrap import Container
-from core.domain.errors import Forbidden, TenantNotOnboarded, Unauthenticated
+from core.domain.errors import Forbidden, InsufficientScope, InvalidToken, MissingToken, TenantNotOnboarded
 from core.services.authz import Caller, require_admin, require_pairing_writer
 from core.services.tenancy import TenantGate
 from core.settings import Settings
@@ -37,23 +36,8 @@ class Auth(enum.Enum):
     PAIRING_WRITER = "pairing_writer"  # ADMIN, or an app-only token with Pairings.ReadWrite.All
 
 
-class MissingToken(Unauthenticated):
-    """No bearer token: a bare challenge (RFC 6750 section 3.1: no error code when no credentials)."""
-
-    default_code = "unauthenticated"
-    default_message = "Sign in: a bearer token is required."
-    challenge: Final = "Bearer"
 
 
-class InsufficientScope(Forbidden):
-    """A delegated token without this API's scope (RFC 6750 ``insufficient_scope``)."""
-
-    default_code = "insufficient_scope"
-    default_message = "The token does not carry this API's scope."
-
-    def __init__(self, scope: str) -> None:
-        super().__init__()
-        self.challenge = f'Bearer error="insufficient_scope", scope="{scope}"'
 
 
 _lock = threading.Lock()

@@ -19,9 +19,9 @@ import azure.functions as func
 from core.bootstrap import Container, get_container
 from core.log import message_correlation
 from core.names import Queues
+from core.ports import Sealer
 from core.services.alerts import OwnerAlerts
 from core.services.event_writer import EventWriter
-from core.services.sealing import Sealer
 from functions import sync_jobs
 from functions.sessions import sealer_of
 

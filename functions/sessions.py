@@ -18,8 +18,8 @@ import azure.functions as func
 from core.adapters.sealer import AesGcmSealer
 from core.bootstrap import Container
 from core.domain.sessions import Session as SessionValue
+from core.ports import Sealer
 from core.services.booking import BookingRequest, BookingService, online_meeting_unavailable
-from core.services.sealing import Sealer
 from functions.auth import Auth
 from functions.endpoint import Reply, RequestContext, endpoint
 from functions.schemas.common import NoQuery, WindowQuery

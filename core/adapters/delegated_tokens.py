@@ -58,14 +58,9 @@ from core.domain.errors import (
     ReconnectRequired,
     ServiceError,
 )
-from core.ports import Clock, SecretStore
+from core.ports import AuthStart, Clock, SecretStore, SignedInUser
 from core.services.alerts import AlertKind, OwnerAlerts
-from core.services.connections import (
-    AuthStart,
-    ConnectionRepository,
-    SignedInUser,
-    user_token_secret_name,
-)
+from core.services.connections import ConnectionRepository, user_token_secret_name
 from core.settings import Settings
 
 log = logging.getLogger("core.adapters.delegated_tokens")

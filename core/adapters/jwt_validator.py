@@ -35,7 +35,7 @@ from urllib.parse import urlparse
 import jwt
 import requests
 
-from core.domain.errors import DependencyError, Unauthenticated
+from core.domain.errors import DependencyError, InvalidToken
 from core.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
@@ -65,11 +65,6 @@ class TokenClaims:
     username: str | None
 
 
-class InvalidToken(Unauthenticated):
-    """401 with ``WWW-Authenticate: Bearer error="invalid_token"``; the message never quotes the token."""
-
-    default_code = "invalid_token"
-    default_message = "The bearer token is not valid for this API."
 
 
 def requests_jwks_fetcher(url: str, *, verify: bool | str = True) -> JwksFetcher:

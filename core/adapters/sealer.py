@@ -21,8 +21,10 @@ from typing import Final
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from core.domain.errors import UnsealFailed
 from core.ports import SecretStore
-from core.services.sealing import SEALING_KEY_NAME, UnsealFailed
+
+SEALING_KEY_NAME: Final = "queue-sealing-key"
 
 _VERSION: Final = "v1."
 _NONCE_BYTES: Final = 12

@@ -10,12 +10,20 @@ ever sees an Azure, MSAL or requests exception.
     ├── BadRequest                       400 malformed request (bad JSON, bad query)
     ├── PayloadTooLarge                  413
     ├── ValidationFailed                 422 valid JSON, invalid values (field details)
+    │   ├── UnknownTimeZone              a time zone (or custom zone) with no real rules
+    │   └── ParticipantUnreachable       someone's free/busy cannot be read (details per participant)
     ├── Unauthenticated                  401 missing or invalid bearer token
+    │   ├── MissingToken                 no bearer token: a bare challenge
+    │   └── InvalidToken                 a token that fails a check (never quoted)
     ├── Forbidden                        403 valid caller, not allowed
-    │   └── TenantNotOnboarded           403 token from a tenant that has not onboarded
+    │   ├── TenantNotOnboarded           403 token from a tenant that has not onboarded
+    │   └── InsufficientScope            403 a delegated token without this API's scope
     ├── NotFound                         404 (also for other tenants' ids)
     ├── Conflict                         409 state changed, slot taken
-    │   └── ConcurrencyConflict          409 lost an ETag race
+    │   ├── ConcurrencyConflict          409 lost an ETag race
+    │   ├── CalendarNotConnected         409 a per-user tenant's user must (re)connect first
+    │   ├── ServiceAccountNotConnected   409 a service-account tenant without its scheduling mailbox
+    │   └── DirectoryUnreadable          409 the scheduling mailbox may not list the directory
     ├── RateLimited                      429 a caller exceeded its budget (retry_after)
     ├── NotImplementedYet                501 a contract route whose feature has not landed
     ├── DependencyError                  503 something we depend on failed (retry_after)
@@ -23,6 +31,7 @@ ever sees an Azure, MSAL or requests exception.
     │   ├── SecretStoreUnavailable       Key Vault unreachable
     │   ├── Throttled                    Graph 429/503 after the retry budget (retry_after)
     │   └── TransientGraphError          Graph 5xx, timeouts, connection errors
+    ├── UnsealFailed                     a sealed queue text does not open (wrong key, tampered, other context)
     ├── GraphError                       Graph answered with a definite error
     │   ├── MailboxUnavailable           MailboxNotEnabledForRESTAPI: on-premises/hybrid, unlicensed, inactive
     │   ├── OutsideAppScope              403 ErrorAccessDenied on a mailbox (application access policy / RBAC)
@@ -46,8 +55,8 @@ Each class carries a stable snake_case ``code`` for clients and a plain-language
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Final
 
 
 class ServiceError(Exception):
@@ -93,10 +102,54 @@ class ValidationFailed(ServiceError):
     default_message = "Some values are not valid."
 
 
+class UnknownTimeZone(ValidationFailed):
+    """A time zone name (or custom zone) that we cannot map to real rules."""
+
+    default_code = "unknown_time_zone"
+    default_message = "The time zone is not recognised."
+
+    def __init__(self, name: str, reason: str | None = None) -> None:
+        message = f"The time zone {name!r} is not recognised."
+        if reason:
+            message = f"The time zone {name!r} cannot be used: {reason}."
+        super().__init__(message, details={"timeZone": name})
+        self.name = name
+
+
+class ParticipantUnreachable(ValidationFailed):
+    """Someone's calendar cannot be read, so no honest set of common slots exists (422).
+
+    ``details.participants`` lists every participant: ``{user, address?, status, message?}``
+    with ``status`` ``ok`` or the reason (``mailbox_on_premises_or_unlicensed``,
+    ``outside_app_scope``, ``user_not_found``, ``other``).
+    """
+
+    default_code = "participant_unreachable"
+    default_message = "Microsoft 365 cannot give the free/busy time of every participant."
+
+    def __init__(self, participants: Sequence[Mapping[str, Any]]) -> None:
+        super().__init__(details={"participants": [dict(p) for p in participants]})
+
+
 class Unauthenticated(ServiceError):
     http_status = 401
     default_code = "unauthenticated"
     default_message = "A valid bearer token is required."
+
+
+class MissingToken(Unauthenticated):
+    """No bearer token: a bare challenge (RFC 6750 section 3.1: no error code when no credentials)."""
+
+    default_code = "unauthenticated"
+    default_message = "Sign in: a bearer token is required."
+    challenge: Final = "Bearer"
+
+
+class InvalidToken(Unauthenticated):
+    """401 with ``WWW-Authenticate: Bearer error="invalid_token"``; the message never quotes the token."""
+
+    default_code = "invalid_token"
+    default_message = "The bearer token is not valid for this API."
 
 
 class Forbidden(ServiceError):
@@ -108,6 +161,17 @@ class Forbidden(ServiceError):
 class TenantNotOnboarded(Forbidden):
     default_code = "tenant_not_onboarded"
     default_message = "Your organisation has not set up the calendar integration."
+
+
+class InsufficientScope(Forbidden):
+    """A delegated token without this API's scope (RFC 6750 ``insufficient_scope``)."""
+
+    default_code = "insufficient_scope"
+    default_message = "The token does not carry this API's scope."
+
+    def __init__(self, scope: str) -> None:
+        super().__init__()
+        self.challenge = f'Bearer error="insufficient_scope", scope="{scope}"'
 
 
 class NotFound(ServiceError):
@@ -125,6 +189,31 @@ class Conflict(ServiceError):
 class ConcurrencyConflict(Conflict):
     default_code = "concurrent_update"
     default_message = "Someone else changed this at the same time; reload and try again."
+
+
+class CalendarNotConnected(Conflict):
+    """A per-user tenant's user who has not connected their calendar (or must reconnect) (409).
+
+    Raised before anything is queued, so a booking or availability request fails at once
+    with a reason the SPA can act on (show the connect button) rather than as a failed session.
+    """
+
+    default_code = "calendar_not_connected"
+    default_message = "This person has not connected their Microsoft 365 calendar yet."
+
+
+class ServiceAccountNotConnected(Conflict):
+    """A service-account tenant whose admin has not connected the scheduling mailbox yet."""
+
+    default_code = "service_account_not_connected"
+    default_message = "Your organisation's scheduling mailbox is not connected yet; ask your administrator."
+
+
+class DirectoryUnreadable(Conflict):
+    """The scheduling mailbox's token may not list the directory, so no calendars can be sampled."""
+
+    default_code = "directory_not_readable"
+    default_message = "The scheduling mailbox cannot list your organisation's users."
 
 
 class RateLimited(ServiceError):
@@ -163,6 +252,13 @@ class Throttled(DependencyError):
 class TransientGraphError(DependencyError):
     default_code = "graph_unavailable"
     default_message = "Microsoft 365 is not answering; try again shortly."
+
+
+class UnsealFailed(ServiceError):
+    """A sealed value could not be opened: wrong key, tampered, or sealed for another context."""
+
+    default_code = "unseal_failed"
+    default_message = "A sealed value could not be opened."
 
 
 class GraphError(ServiceError):

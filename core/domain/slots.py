@@ -38,8 +38,8 @@ from datetime import date, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 from core.domain.calendar import BusyInterval, FreeBusyStatus, WorkingHours
-from core.domain.errors import ValidationFailed
-from core.domain.timezones import UnknownTimeZone, is_valid_iana, resolve_zone
+from core.domain.errors import UnknownTimeZone, ValidationFailed
+from core.domain.timezones import is_valid_iana, resolve_zone
 
 __all__ = [
     "Interval",

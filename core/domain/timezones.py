@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from tzlocal.windows_tz import win_tz  # CLDR windowsZones: Windows name -> IANA (pure data)
 
 from core.domain.calendar import TimeZoneSpec, TransitionRule
-from core.domain.errors import ValidationFailed
+from core.domain.errors import UnknownTimeZone
 
 __all__ = [
     "GraphCustomZone",
@@ -46,18 +46,6 @@ _ONE_DAY = timedelta(hours=24)
 _WIN_TZ_FOLDED: dict[str, str] = {name.casefold(): iana for name, iana in win_tz.items()}
 
 
-class UnknownTimeZone(ValidationFailed):
-    """A time zone name (or custom zone) Graph gave us that we cannot map to real rules."""
-
-    default_code = "unknown_time_zone"
-    default_message = "The time zone is not recognised."
-
-    def __init__(self, name: str, reason: str | None = None) -> None:
-        message = f"The time zone {name!r} is not recognised."
-        if reason:
-            message = f"The time zone {name!r} cannot be used: {reason}."
-        super().__init__(message, details={"timeZone": name})
-        self.name = name
 
 
 def is_valid_iana(name: str) -> bool:

@@ -64,11 +64,13 @@ from core.domain.errors import (
     Conflict,
     ConsentMissing,
     DependencyError,
+    DirectoryUnreadable,
     GraphAuthError,
     GraphRequestRejected,
     MailboxUnavailable,
     NotFound,
     OutsideAppScope,
+    ServiceAccountNotConnected,
     ServiceError,
     Throttled,
     TransientGraphError,
@@ -79,7 +81,6 @@ from core.names import Queues, Tables
 from core.ports import CalendarGateway, Clock, CommandQueue, Entity, EntityValue, TableStore, TokenProvider
 from core.services.alerts import AlertKind, OwnerAlerts
 from core.services.connections import ConnectionRepository
-from core.services.graph_identity import ServiceAccountNotConnected
 from core.services.repositories import IntegrationRepository, Versioned
 
 log = logging.getLogger("core.services.access_test")
@@ -96,11 +97,6 @@ _PAUSED: Final = frozenset(
 )
 
 
-class DirectoryUnreadable(Conflict):
-    """The scheduling mailbox's token may not list the directory, so no calendars can be sampled."""
-
-    default_code = "directory_not_readable"
-    default_message = "The scheduling mailbox cannot list your organisation's users."
 
 
 @dataclass(frozen=True, slots=True)

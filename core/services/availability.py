@@ -50,9 +50,9 @@ from core.domain.errors import (
     MailboxUnavailable,
     NotFound,
     OutsideAppScope,
+    ParticipantUnreachable,
     TenantNotOnboarded,
     UserNotFound,
-    ValidationFailed,
 )
 from core.domain.integration import ConnectionMethod, Integration, PairingPolicy
 from core.domain.sessions import SessionStatus
@@ -190,20 +190,6 @@ class MyEvent:
     is_session: bool
 
 
-class ParticipantUnreachable(ValidationFailed):
-    """Someone's calendar cannot be read, so no honest set of common slots exists (422).
-
-    ``details.participants`` lists every participant: ``{user, address?, status, message?}``
-    with ``status`` ``ok`` or the reason (``mailbox_on_premises_or_unlicensed``,
-    ``outside_app_scope``, ``user_not_found``, ``other``).
-    """
-
-    default_code = UNREACHABLE_CODE
-    default_message = "Microsoft 365 cannot give the free/busy time of every participant."
-
-    def __init__(self, participants: Sequence[ParticipantStatus]) -> None:
-        super().__init__(details={"participants": [p.as_dict() for p in participants]})
-        self.participants = tuple(participants)
 
 
 # --- helpers -----------------------------------------------------------------------------
@@ -400,7 +386,7 @@ class AvailabilityService:
         if any(s.status != OK for s in statuses):
             log.info("availability: %d of %d participants unreachable",
                      sum(s.status != OK for s in statuses), len(statuses))
-            raise ParticipantUnreachable(statuses)
+            raise ParticipantUnreachable([p.as_dict() for p in statuses])
         request = SlotRequest(
             window_start=query.start,
             window_end=query.end,
@@ -577,7 +563,7 @@ class AvailabilityService:
             )
         except _MAILBOX_ERRORS as exc:
             code, message = _reason_for_error(exc)
-            raise ParticipantUnreachable([ParticipantStatus(caller.object_id, None, code, message)]) from exc
+            raise ParticipantUnreachable([ParticipantStatus(caller.object_id, None, code, message).as_dict()]) from exc
         request = SlotRequest(
             window_start=start,
             window_end=end,

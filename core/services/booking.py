@@ -30,9 +30,11 @@ from typing import Final
 
 from core.domain.calendar import GraphIdentity, Room
 from core.domain.errors import (
+    CalendarNotConnected,
     DependencyError,
     Forbidden,
     NotFound,
+    ServiceAccountNotConnected,
     UserNotFound,
     ValidationFailed,
 )
@@ -40,15 +42,13 @@ from core.domain.integration import ConnectionMethod, Integration, PairingPolicy
 from core.domain.sessions import AttendeeState, PendingOp, Session, SessionStatus, validate_times
 from core.log import correlation_id
 from core.names import Queues
-from core.ports import CalendarGateway, Clock, CommandQueue, TableStore
+from core.ports import CalendarGateway, Clock, CommandQueue, Sealer, TableStore
 from core.services.authz import Caller, require_organizer, require_participant
-from core.services.connections import CalendarNotConnected, ConnectionRepository, require_connected
+from core.services.connections import ConnectionRepository, require_connected
 from core.services.event_writer import EventWriteCommand, graph_identity, seal_texts
-from core.services.graph_identity import ServiceAccountNotConnected
 from core.services.pairings import require_enabled_integration
 from core.services.pairings_repo import Pairing, PairingRepository
 from core.services.repositories import IntegrationRepository, SessionRepository, Versioned
-from core.services.sealing import Sealer
 
 log = logging.getLogger(__name__)
 

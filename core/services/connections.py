@@ -37,16 +37,17 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlencode, urlparse
 
 from core.domain.aadsts import aadsts_in, consent_error_code
 from core.domain.errors import (
     AuthorizationError,
+    CalendarNotConnected,
     ConcurrencyConflict,
     Conflict,
     DependencyError,
@@ -57,7 +58,7 @@ from core.domain.errors import (
 )
 from core.domain.integration import ConnectionMethod, Integration
 from core.names import Tables
-from core.ports import Clock, Entity, EntityValue, TableStore
+from core.ports import Clock, DelegatedAuthFlow, Entity, EntityValue, TableStore
 from core.services.authz import Caller
 from core.services.oauth_states import STATE_TTL, is_expired, new_state, purge_expired, take_state
 from core.services.repositories import IntegrationRepository
@@ -118,50 +119,6 @@ class ConnectionStatus(StrEnum):
 def user_token_secret_name(tenant_id: str, user_id: str) -> str:
     """The secret holding one user's token cache (already valid for Key Vault: letters, digits, '-')."""
     return f"user-token-{tenant_id.lower()}-{user_id.lower()}"
-
-
-# --- the port the sign-in goes through -------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class AuthStart:
-    """Where to send the browser, and the flow to keep server-side until the callback."""
-
-    authorize_url: str
-    flow: Mapping[str, Any] = field(repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class SignedInUser:
-    """Who signed in (from the id token) and their token cache, opaque to services and never logged."""
-
-    tenant_id: str
-    object_id: str
-    username: str | None
-    token_cache: str = field(repr=False)
-
-
-class DelegatedAuthFlow(Protocol):
-    """Delegated sign-in (auth code + PKCE) and the per-user token store behind it (MSAL in production)."""
-
-    def begin(
-        self, tenant_id: str, scopes: Sequence[str], redirect_uri: str, state: str, login_hint: str | None
-    ) -> AuthStart:
-        """Start a flow whose authorize URL carries ``state``; ``scopes`` without the OIDC ones."""
-        ...
-
-    def redeem(self, tenant_id: str, flow: Mapping[str, Any], response: Mapping[str, str]) -> SignedInUser:
-        """Redeem the code of ``response`` for the flow: ``Forbidden`` on a state mismatch, the
-        ``AuthorizationError`` tree for Entra's refusals, ``TransientGraphError`` when it does not answer."""
-        ...
-
-    def keep(self, tenant_id: str, user_id: str, signed_in: SignedInUser) -> None:
-        """Store the user's token cache (replacing an older one)."""
-        ...
-
-    def forget(self, tenant_id: str, user_id: str) -> None:
-        """Forget the user's tokens (secret and in-memory cache); nothing stored is not an error."""
-        ...
 
 
 # --- the connections table -------------------------------------------------------------------
@@ -300,15 +257,6 @@ class ConnectionRepository:
         return changed
 
 
-class CalendarNotConnected(Conflict):
-    """A per-user tenant's user who has not connected their calendar (or must reconnect) (409).
-
-    Raised before anything is queued, so a booking or availability request fails at once
-    with a reason the SPA can act on (show the connect button) rather than as a failed session.
-    """
-
-    default_code = "calendar_not_connected"
-    default_message = "This person has not connected their Microsoft 365 calendar yet."
 
 
 def require_connected(connections: ConnectionRepository, tenant_id: str, user_id: str) -> ConnectionRecord:

@@ -56,15 +56,15 @@ from core.domain.errors import (
     OutsideAppScope,
     Throttled,
     TransientGraphError,
+    UnsealFailed,
 )
 from core.domain.integration import ConnectionMethod, Integration
 from core.domain.sessions import ChangeSource, PendingOp, Session, SessionStatus
 from core.names import Queues
-from core.ports import CalendarGateway, Clock, CommandQueue, TableStore
+from core.ports import CalendarGateway, Clock, CommandQueue, Sealer, TableStore
 from core.services.alerts import AlertKind, OwnerAlerts
 from core.services.graph_identity import resolve_identity
 from core.services.repositories import IntegrationRepository, SessionRepository, Versioned
-from core.services.sealing import Sealer, UnsealFailed
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Final
 
 from core.domain.calendar import GraphIdentity
-from core.domain.errors import Conflict
+from core.domain.errors import ServiceAccountNotConnected
 from core.domain.integration import ConnectionMethod, Integration
 from core.ports import TableStore
 
@@ -25,11 +25,6 @@ from core.ports import TableStore
 SERVICE_ACCOUNT_SYNC_MINUTES: Final = 10
 
 
-class ServiceAccountNotConnected(Conflict):
-    """A service-account tenant whose admin has not connected the scheduling mailbox yet."""
-
-    default_code = "service_account_not_connected"
-    default_message = "Your organisation's scheduling mailbox is not connected yet; ask your administrator."
 
 
 def identity_for(

@@ -20,6 +20,7 @@ from core.domain.calendar import GraphIdentity
 from core.domain.errors import ReconnectRequired, ServiceError
 from core.domain.integration import ConnectionMethod, Integration, IntegrationStatus
 from core.names import Queues
+from core.ports import SignedInUser
 from core.services.alerts import OwnerAlerts
 from core.services.connections import (
     USER_SCOPES,
@@ -27,7 +28,6 @@ from core.services.connections import (
     ConnectionRecord,
     ConnectionRepository,
     ConnectionStatus,
-    SignedInUser,
     user_token_secret_name,
 )
 from core.services.repositories import IntegrationRepository

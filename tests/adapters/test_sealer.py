@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.adapters.sealer import AesGcmSealer
-from core.services.sealing import SEALING_KEY_NAME, UnsealFailed
+from core.adapters.sealer import SEALING_KEY_NAME, AesGcmSealer
+from core.domain.errors import UnsealFailed
 from tests.support.memory import InMemorySecretStore
 
 TEXT = "Confidential subject: salary talk"

@@ -9,7 +9,8 @@ import pytest
 from core.bootstrap import Container
 from core.domain.integration import ConnectionMethod, Integration, IntegrationStatus
 from core.names import Tables
-from core.services.connections import ConnectionRepository, ConnectionService, SignedInUser, user_token_secret_name
+from core.ports import SignedInUser
+from core.services.connections import ConnectionRepository, ConnectionService, user_token_secret_name
 from core.services.integration import TenantSecrets
 from core.services.repositories import IntegrationRepository
 from tests import log_guard

@@ -12,8 +12,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from core.adapters.jwt_validator import UNKNOWN_KID_REFRESH_SECONDS, InvalidToken, JwtValidator
-from core.domain.errors import DependencyError
+from core.adapters.jwt_validator import UNKNOWN_KID_REFRESH_SECONDS, JwtValidator
+from core.domain.errors import DependencyError, InvalidToken
 from core.settings import SettingsError
 from functions import auth
 from tests.functions.conftest import (

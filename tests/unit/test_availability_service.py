@@ -16,17 +16,11 @@ from core.adapters.graph.client import GraphClient, RetryPolicy
 from core.adapters.graph.gateway import GraphGateway
 from core.adapters.http import build_session
 from core.domain.calendar import FreeBusyStatus, GraphIdentity, NewEvent, TimeZoneSpec, Weekday, WorkingHours
-from core.domain.errors import Forbidden, NotFound
+from core.domain.errors import Forbidden, NotFound, ParticipantUnreachable
 from core.domain.integration import Integration, IntegrationStatus, PairingPolicy
 from core.domain.sessions import Session
 from core.services.authz import Caller
-from core.services.availability import (
-    AvailabilityQuery,
-    AvailabilityService,
-    FreeSlots,
-    ParticipantUnreachable,
-    TimeSlot,
-)
+from core.services.availability import AvailabilityQuery, AvailabilityService, FreeSlots, TimeSlot
 from core.services.pairings_repo import Pairing, PairingRepository
 from core.services.repositories import IntegrationRepository, SessionRepository
 from core.settings import Settings, StorageSettings

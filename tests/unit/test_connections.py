@@ -13,25 +13,25 @@ import pytest
 from core.domain.errors import (
     ConsentMissing,
     Forbidden,
+    ServiceAccountNotConnected,
     ServiceError,
     TransientGraphError,
     ValidationFailed,
 )
 from core.domain.integration import ConnectionMethod, Integration, IntegrationStatus
 from core.names import Tables
+from core.ports import AuthStart, SignedInUser
 from core.services.authz import ROLE_INTEGRATION_ADMIN, Caller
 from core.services.connections import (
     SERVICE_ACCOUNT_SCOPES,
     USER_SCOPES,
-    AuthStart,
     CallbackParams,
     ConnectionPurpose,
     ConnectionRepository,
     ConnectionService,
-    SignedInUser,
     user_token_secret_name,
 )
-from core.services.graph_identity import ServiceAccountNotConnected, identity_for
+from core.services.graph_identity import identity_for
 from core.services.integration import TenantSecrets
 from core.services.repositories import IntegrationRepository
 from core.settings import Settings

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from core.domain.calendar import BusyInterval, FreeBusyStatus, TimeZoneSpec, Weekday, WorkingHours
-from core.domain.errors import ValidationFailed
+from core.domain.errors import UnknownTimeZone, ValidationFailed
 from core.domain.slots import (
     Interval,
     Participant,
@@ -19,7 +19,6 @@ from core.domain.slots import (
     merge_busy,
     merge_intervals,
 )
-from core.domain.timezones import UnknownTimeZone
 
 BERLIN = ZoneInfo("Europe/Berlin")
 LOS_ANGELES = ZoneInfo("America/Los_Angeles")

@@ -11,14 +11,8 @@ from hypothesis import strategies as st
 from tzlocal.windows_tz import win_tz
 
 from core.domain.calendar import TimeZoneSpec, TransitionRule, Weekday
-from core.domain.errors import ValidationFailed
-from core.domain.timezones import (
-    GraphCustomZone,
-    UnknownTimeZone,
-    iana_name,
-    is_valid_iana,
-    resolve_zone,
-)
+from core.domain.errors import UnknownTimeZone, ValidationFailed
+from core.domain.timezones import GraphCustomZone, iana_name, is_valid_iana, resolve_zone
 
 # Custom zones built the way Graph reports them (bias: local = UTC - bias).
 PACIFIC = TimeZoneSpec(
