@@ -35,6 +35,7 @@ tools:
 
 lint: $(STAMP_PY)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 
 typecheck: $(STAMP_PY)
 	$(VENV)/bin/mypy

@@ -21,11 +21,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from core.domain.commands import AccessTestCommand
 from core.domain.integration import Integration, IntegrationStatus
 from core.names import Queues
-from core.services.access_test import AccessTestCommand, AccessTestService
+from core.services.access_test import AccessTestService
 from core.services.alerts import OwnerAlerts
-from core.services.repositories import IntegrationRepository
+from core.services.stores.integrations import IntegrationRepository
 from local.simulator import seed
 from local.simulator.state import DEFAULT_CLIENT_ID
 from tests.support.memory import FixedClock, InMemoryCommandQueue, InMemoryTableStore

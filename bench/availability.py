@@ -39,7 +39,7 @@ import requests
 from core.bootstrap import build_container, set_container
 from core.names import Tables
 from core.ports import Entity, TableStore
-from core.services.pairings_repo import Pairing, PairingRepository
+from core.services.stores.pairings import Pairing, PairingRepository
 from core.settings import Settings
 from local import azurite
 from local.simulator.seed import FABRIKAM

@@ -29,7 +29,7 @@ import function_app
 from core.bootstrap import build_container, get_container, set_container
 from core.names import Tables
 from core.ports import Entity
-from core.services.repositories import SessionRepository
+from core.services.stores.sessions import SessionRepository
 from core.settings import Settings
 from local import azurite as azurite_mod
 from local.host import Host, QueueOptions

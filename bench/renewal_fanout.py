@@ -35,16 +35,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import machine_line, parser
 
-from core.adapters.graph import GraphClient, GraphGateway
-from core.adapters.http import build_session
 from core.adapters.local_secrets import LocalFileSecretStore
-from core.adapters.method_tokens import build_method_aware_tokens
 from core.bootstrap import Container, build_container
 from core.names import Queues, Tables
 from core.ports import Entity
-from core.services.subscriptions import OUTLOOK_MAX_MINUTES, SubscriptionRecord, SubscriptionStore
+from core.services.stores.subscriptions import OUTLOOK_MAX_MINUTES, SubscriptionRecord, SubscriptionStore
 from core.settings import Settings
-from functions import sync_jobs
 from local.simulator import SimulatorHandle, start_simulator
 from local.simulator.seed import CONTOSO, FABRIKAM
 from local.simulator.state import DEFAULT_CLIENT_ID, Subscription
@@ -64,11 +60,8 @@ def container_for(sim: SimulatorHandle, work: Path) -> Container:
     }
     settings = Settings.from_env(env)
     real = build_container(settings)
-    tables, queues = InMemoryTableStore(), InMemoryCommandQueue()
-    session = build_session(settings)
-    tokens = build_method_aware_tokens(settings, session, real.secrets, tables=tables, queues=queues, clock=real.clock)
-    graph = GraphGateway(GraphClient(settings.graph_base_url, session, tokens))
-    return replace(real, tables=tables, queues=queues, tokens=tokens, graph=graph, _services={})
+    return Container(settings=settings, tables=InMemoryTableStore(), queues=InMemoryCommandQueue(),
+                     secrets=real.secrets, clock=real.clock, tokens=real.tokens, graph=real.graph)
 
 
 def seed(sim: SimulatorHandle, container: Container, count: int) -> list[str]:
@@ -105,7 +98,7 @@ def seed(sim: SimulatorHandle, container: Container, count: int) -> list[str]:
 
 def run_workers(container: Container, workers: int) -> tuple[float, int]:
     """Timer, then ``workers`` threads draining ``renewals`` (delayed re-queues honoured); (seconds, messages)."""
-    service = sync_jobs.subscription_service(container)
+    service = container.subscriptions
     queues = container.queues
     assert isinstance(queues, InMemoryCommandQueue)
     work: queue.Queue[dict[str, object] | None] = queue.Queue()

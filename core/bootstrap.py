@@ -1,8 +1,15 @@
-"""The composition root: the one place that wires adapters to services.
+"""The composition root: the one place that builds adapters and wires services.
+
+``Container`` holds the adapters (the ports of ``core/ports.py``) and offers every
+service as a typed, lazily built attribute (``container.booking``,
+``container.event_writer``...): each is built once per container, on first use, from
+the adapters and the other services here, and nowhere else. ``functions/`` modules
+read what they need from the container and construct nothing.
 
 ``get_container()`` builds the real adapters from ``Settings.from_env()`` once per
 process (lazily, so importing ``function_app`` stays cheap and never touches the
-network). Tests call ``set_container(Container(...fakes...))``.
+network). Tests build a ``Container`` over fakes (``tests/support``), swapping any
+adapter in one place, and install it with ``set_container``.
 """
 
 from __future__ import annotations
@@ -10,35 +17,114 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from core.clock import SystemClock
 from core.domain.errors import DependencyError
 from core.log import configure_logging
-from core.ports import CalendarGateway, Clock, CommandQueue, Mailer, SecretStore, TableStore, TokenProvider
+from core.ports import (
+    CalendarGateway,
+    Clock,
+    CommandQueue,
+    DelegatedAuthFlow,
+    Mailer,
+    Sealer,
+    SecretStore,
+    TableStore,
+    TokenProvider,
+    TokenValidator,
+)
 from core.settings import Settings, SettingsError
+
+if TYPE_CHECKING:  # services and the token validator are imported when first built (cold start)
+    from core.services.access_test import AccessTestService
+    from core.services.alerts import OwnerAlerts
+    from core.services.availability import AvailabilityService
+    from core.services.booking import BookingService
+    from core.services.client_state import ClientStateKeyCache
+    from core.services.connections import ConnectionHealth, ConnectionService
+    from core.services.event_writer import EventWriter
+    from core.services.integration import IntegrationService
+    from core.services.notifications import NotificationWorker
+    from core.services.owner_alert_worker import OwnerAlertWorker
+    from core.services.pairings import PairingService
+    from core.services.reconcile import LifecycleWorker, Reconciler
+    from core.services.subscriptions import SubscriptionService
+    from core.services.tenancy import TenantGate
 
 T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class Container:
-    """Everything a function needs, already wired."""
+class _Service(Generic[T]):
+    """A container attribute built once per container, on first use, under the container's lock."""
 
-    settings: Settings
-    tables: TableStore
-    queues: CommandQueue
-    secrets: SecretStore
-    clock: Clock
-    tokens: TokenProvider | None = None
-    graph: CalendarGateway | None = None
-    mailer: Mailer | None = None
-    _services: dict[str, Any] = field(default_factory=dict, repr=False)
-    # Reentrant: a service factory may ask the container for the services it depends on.
-    _services_lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    def __init__(self, build: Callable[[Container], T]) -> None:
+        self._build = build
+        self._name = build.__name__
+        self.__doc__ = build.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, container: None, owner: type | None = None) -> _Service[T]: ...
+
+    @overload
+    def __get__(self, container: Container, owner: type | None = None) -> T: ...
+
+    def __get__(self, container: Container | None, owner: type | None = None) -> T | _Service[T]:
+        if container is None:
+            return self
+        built = container._built
+        if self._name not in built:
+            # Re-entrant: a service's builder reads the services it depends on.
+            with container._lock:
+                if self._name not in built:
+                    built[self._name] = self._build(container)
+        value: T = built[self._name]
+        return value
+
+
+def service(build: Callable[[Container], T]) -> _Service[T]:
+    """Declare a lazily built, per-container service (see ``_Service``)."""
+    return _Service(build)
+
+
+class Container:
+    """The adapters of one process and the services wired from them (module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        tables: TableStore,
+        queues: CommandQueue,
+        secrets: SecretStore,
+        clock: Clock,
+        tokens: TokenProvider | None = None,
+        graph: CalendarGateway | None = None,
+        mailer: Mailer | None = None,
+        sealer: Sealer | None = None,
+        auth_flow: DelegatedAuthFlow | None = None,
+        validator: TokenValidator | None = None,
+    ) -> None:
+        self.settings = settings
+        self.tables = tables
+        self.queues = queues
+        self.secrets = secrets
+        self.clock = clock
+        self.tokens = tokens
+        self.graph = graph
+        self.mailer = mailer
+        self.auth_flow = auth_flow
+        self.validator = validator
+        self._sealer = sealer
+        self._built: dict[str, Any] = {}
+        self._lock = threading.RLock()
+
+    # --- adapters that must be present ----------------------------------------------------
 
     @property
     def gateway(self) -> CalendarGateway:
@@ -47,12 +133,160 @@ class Container:
             raise DependencyError("Microsoft Graph is not configured for this process.")
         return self.graph
 
-    def service(self, name: str, factory: Callable[[Container], T]) -> T:
-        """A service built once per container from its ports (``factory(container)``)."""
-        with self._services_lock:
-            if name not in self._services:
-                self._services[name] = factory(self)
-            return self._services[name]  # type: ignore[no-any-return]
+    @property
+    def token_validator(self) -> TokenValidator:
+        """The bearer-token validator (built on first use; its JWKS are fetched lazily)."""
+        if self.validator is None:
+            with self._lock:
+                if self.validator is None:
+                    from core.adapters.jwt_validator import JwtValidator
+
+                    self.validator = JwtValidator(self.settings)
+        return self.validator
+
+    @service
+    def sealer(self) -> Sealer:
+        """Seals queued free text (its key read from the secret store once)."""
+        if self._sealer is not None:
+            return self._sealer
+        from core.adapters.sealer import AesGcmSealer
+
+        return AesGcmSealer(self.secrets)
+
+    def delegated_sign_in(self) -> DelegatedAuthFlow:
+        if self.auth_flow is None:
+            raise DependencyError("Delegated sign-in is not configured for this process.")
+        return self.auth_flow
+
+    def mail(self) -> Mailer:
+        if self.mailer is None:
+            raise DependencyError("Email is not configured for this process.")
+        return self.mailer
+
+    # --- services --------------------------------------------------------------------------
+
+    @service
+    def tenant_gate(self) -> TenantGate:
+        """Which tenants have onboarded (cached per process)."""
+        from core.services.tenancy import TenantGate
+
+        return TenantGate(self.tables)
+
+    @service
+    def owner_alerts(self) -> OwnerAlerts:
+        """Claims and queues owner alerts (one per kind and period)."""
+        from core.services.alerts import OwnerAlerts
+
+        return OwnerAlerts(self.tables, self.queues, self.clock)
+
+    @service
+    def owner_alert_worker(self) -> OwnerAlertWorker:
+        from core.services.owner_alert_worker import OwnerAlertWorker
+
+        return OwnerAlertWorker(tables=self.tables, mailer=self.mail(), clock=self.clock,
+                                app_url=self.settings.app_url)
+
+    @service
+    def connection_health(self) -> ConnectionHealth:
+        """Flags connections whose delegated token died and alerts the owner once."""
+        from core.services.connections import ConnectionHealth
+        from core.services.stores.connections import ConnectionRepository
+
+        return ConnectionHealth(ConnectionRepository(self.tables), self.owner_alerts, self.clock)
+
+    @service
+    def client_state_keys(self) -> ClientStateKeyCache:
+        """The clientState HMAC key, read once per process (shared by the webhook and subscriptions)."""
+        from core.services.client_state import ClientStateKeyCache
+
+        return ClientStateKeyCache(self.secrets)
+
+    @service
+    def subscriptions(self) -> SubscriptionService:
+        from core.services.subscriptions import SubscriptionService
+
+        return SubscriptionService(
+            self.tables, self.queues, self.gateway, self.clock, self.client_state_keys,
+            public_base_url=self.settings.public_base_url, url_code=self.settings.webhook_url_code,
+            alerts=self.owner_alerts,
+        )
+
+    @service
+    def notifications(self) -> NotificationWorker:
+        from core.services.notifications import NotificationWorker
+
+        return NotificationWorker(self.tables, self.queues, self.gateway, self.clock, alerts=self.owner_alerts)
+
+    @service
+    def reconciler(self) -> Reconciler:
+        from core.services.reconcile import Reconciler
+
+        return Reconciler(self.tables, self.gateway, self.clock, self.subscriptions, queues=self.queues)
+
+    @service
+    def lifecycle(self) -> LifecycleWorker:
+        from core.services.reconcile import LifecycleWorker
+
+        return LifecycleWorker(self.queues, self.gateway, self.subscriptions, self.reconciler, self.owner_alerts)
+
+    @service
+    def event_writer(self) -> EventWriter:
+        from core.services.event_writer import EventWriter
+
+        return EventWriter(
+            self.gateway, self.tables, self.queues, self.clock, self.sealer, alerts=self.owner_alerts,
+            # After an organizer's first booking, make sure their mailbox is watched.
+            on_first_booking=self.subscriptions.ensure_for_mailbox,
+        )
+
+    @service
+    def booking(self) -> BookingService:
+        from core.services.booking import BookingService
+
+        return BookingService(self.graph, self.tables, self.queues, self.clock, self.sealer)
+
+    @service
+    def availability(self) -> AvailabilityService:
+        from core.services.availability import AvailabilityService
+
+        return AvailabilityService(self.gateway, self.tables, self.clock)
+
+    @service
+    def pairings(self) -> PairingService:
+        from core.services.pairings import PairingService
+
+        return PairingService(self.graph, self.tables, self.clock)
+
+    @service
+    def access_tests(self) -> AccessTestService:
+        from core.services.access_test import AccessTestService
+
+        return AccessTestService(
+            tables=self.tables, queues=self.queues, clock=self.clock, gateway=self.graph, alerts=self.owner_alerts,
+            app_id=self.settings.entra_client_id, tokens=self.tokens,
+        )
+
+    @service
+    def integration(self) -> IntegrationService:
+        from core.services.integration import IntegrationService
+
+        return IntegrationService(
+            tables=self.tables, clock=self.clock, settings=self.settings, gateway=self.graph,
+            secrets_store=self.secrets, alerts=self.owner_alerts, access_tests=self.access_tests,
+            tokens=self.tokens,
+            # Resolved when called: the subscription service needs Graph, building this one does not.
+            delete_subscriptions=lambda tenant_id: self.subscriptions.remove_all_for_tenant(tenant_id),  # noqa: PLW0108
+        )
+
+    @service
+    def connections(self) -> ConnectionService:
+        from core.services.connections import ConnectionService
+
+        return ConnectionService(
+            tables=self.tables, clock=self.clock, settings=self.settings, flow=self.delegated_sign_in(),
+            remove_subscriptions=lambda tenant_id, user_id: self.subscriptions.remove_for_mailbox(  # noqa: PLW0108
+                tenant_id, user_id),
+        )
 
 
 _lock = threading.Lock()
@@ -61,11 +295,13 @@ _container: Container | None = None
 
 def build_container(settings: Settings) -> Container:
     """Real adapters for the given settings. Heavy SDKs are imported here, not at module import."""
+    from core.adapters.delegated_tokens import DelegatedTokenProvider
     from core.adapters.graph import GraphClient, GraphGateway
     from core.adapters.http import build_session
-    from core.adapters.method_tokens import build_method_aware_tokens
+    from core.adapters.method_tokens import MethodAwareTokenProvider
     from core.adapters.queues import AzureCommandQueue
     from core.adapters.tables import AzureTableStore
+    from core.adapters.tokens import AppCredential, AppOnlyTokenProvider
 
     secrets: SecretStore
     if settings.key_vault_uri:
@@ -76,13 +312,6 @@ def build_container(settings: Settings) -> Container:
         from core.adapters.local_secrets import LocalFileSecretStore
 
         secrets = LocalFileSecretStore(settings.local_secrets_dir)
-    clock = SystemClock()
-    session = build_session(settings)
-    tables = AzureTableStore.from_settings(settings.storage)
-    queues = AzureCommandQueue.from_settings(settings.storage)
-    # App-only for domain-wide tenants, the user's (or the scheduling mailbox's) delegated
-    # token for per-user and service-account tenants: services never need to know which.
-    tokens = build_method_aware_tokens(settings, session, secrets, tables=tables, queues=queues, clock=clock)
     mailer: Mailer
     if settings.acs_endpoint:
         from core.adapters.mailer_acs import AcsMailer
@@ -92,7 +321,17 @@ def build_container(settings: Settings) -> Container:
         from core.adapters.mailer_local import LocalOutboxMailer
 
         mailer = LocalOutboxMailer(settings.local_outbox_dir)
-    return Container(
+    clock = SystemClock()
+    session = build_session(settings)
+    tables = AzureTableStore.from_settings(settings.storage)
+    queues = AzureCommandQueue.from_settings(settings.storage)
+    # One app credential (one federation token) for the app-only and the delegated provider.
+    credential = AppCredential(settings, secrets, clock)
+    delegated = DelegatedTokenProvider(settings, session, secrets, clock, credential=credential)
+    tokens = MethodAwareTokenProvider(
+        AppOnlyTokenProvider(settings, session, secrets, clock, credential=credential), delegated
+    )
+    container = Container(
         settings=settings,
         tables=tables,
         queues=queues,
@@ -101,7 +340,11 @@ def build_container(settings: Settings) -> Container:
         tokens=tokens,
         graph=GraphGateway(GraphClient(settings.graph_base_url, session, tokens)),
         mailer=mailer,
+        auth_flow=delegated,
     )
+    # A dead refresh token flags the connection and alerts the owner (a service: wired after the fact).
+    delegated.on_reconnect = container.connection_health
+    return container
 
 
 def get_container() -> Container:

@@ -38,3 +38,8 @@ class Queues:
     @staticmethod
     def poison(name: str) -> str:
         return f"{name}-poison"
+
+
+def user_token_secret_name(tenant_id: str, user_id: str) -> str:
+    """The secret holding one user's token cache (already valid for Key Vault: letters, digits, '-')."""
+    return f"user-token-{tenant_id.lower()}-{user_id.lower()}"

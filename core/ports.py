@@ -47,6 +47,27 @@ class Entity:
     etag: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    """The claims of a token that passed every check (values already type-checked)."""
+
+    tenant_id: str
+    object_id: str
+    scopes: frozenset[str]
+    roles: frozenset[str]
+    is_app: bool
+    name: str | None
+    username: str | None
+
+
+class TokenValidator(Protocol):
+    """Checks a bearer token issued for this API (signature, issuer, audience, expiry)."""
+
+    def validate(self, token: str) -> TokenClaims:
+        """The token's claims when every rule holds; ``InvalidToken`` (401) otherwise."""
+        ...
+
+
 class Clock(Protocol):
     def now(self) -> datetime:
         """The current time, timezone-aware UTC."""
@@ -351,6 +372,14 @@ class DelegatedAuthFlow(Protocol):
 
     def forget(self, tenant_id: str, user_id: str) -> None:
         """Forget the user's tokens (secret and in-memory cache); nothing stored is not an error."""
+        ...
+
+
+class ReconnectNotifier(Protocol):
+    """Told when a user's delegated token dies for good (revoked, expired, password reset):
+    the connection is flagged ``needsReconnect`` and the integration owner alerted once."""
+
+    def needs_reconnect(self, tenant_id: str, user_id: str, reason: str) -> None:
         ...
 
 

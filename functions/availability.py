@@ -1,8 +1,7 @@
 """Availability and rooms: free slots for a pairing or participants, the tenant's rooms, room free time.
 
 Handlers only parse, call ``AvailabilityService`` once and map its values to the
-contract's models; the service (one per process, with its caches) is built from the
-container on first use.
+contract's models; the service (one per process, with its caches) is the container's.
 """
 
 from __future__ import annotations
@@ -11,8 +10,7 @@ from typing import Any
 
 import azure.functions as func
 
-from core.bootstrap import Container
-from core.services.availability import AvailabilityQuery, AvailabilityService, TimeSlot
+from core.services.availability import AvailabilityQuery, TimeSlot
 from functions.auth import Auth
 from functions.endpoint import RequestContext, endpoint
 from functions.schemas.availability import (
@@ -29,17 +27,6 @@ from functions.schemas.common import Slot
 
 bp = func.Blueprint()
 
-SERVICE_NAME = "availability"
-
-
-def _build(container: Container) -> AvailabilityService:
-    return AvailabilityService(container.gateway, container.tables, container.clock)
-
-
-def availability_service(ctx: RequestContext[Any, Any, Any]) -> AvailabilityService:
-    """The process-wide availability service of the request's container."""
-    return ctx.container.service(SERVICE_NAME, _build)
-
 
 def slots_out(slots: tuple[TimeSlot, ...]) -> list[Slot]:
     return [Slot(start=s.start, end=s.end) for s in slots]
@@ -51,7 +38,7 @@ def slots_out(slots: tuple[TimeSlot, ...]) -> list[Slot]:
 def availability(ctx: RequestContext[AvailabilityBody]) -> Any:
     """Free/busy only; never another person's event details."""
     body = ctx.body
-    result = availability_service(ctx).free_slots(
+    result = ctx.container.availability.free_slots(
         ctx.caller,
         AvailabilityQuery(
             start=body.start,
@@ -79,7 +66,7 @@ def availability(ctx: RequestContext[AvailabilityBody]) -> Any:
           summary="Meeting rooms (optionally of one room list)", tags=("availability",), extra_statuses=(404,))
 def rooms(ctx: RequestContext[None, RoomsQuery]) -> Any:
     """Rooms of the caller's tenant, cached per process for a few minutes."""
-    found = availability_service(ctx).rooms(ctx.caller, ctx.query.room_list)
+    found = ctx.container.availability.rooms(ctx.caller, ctx.query.room_list)
     return [
         Room(email=r.address, display_name=r.display_name, capacity=r.capacity, building=r.building,
              floor=r.floor_label)
@@ -92,7 +79,7 @@ def rooms(ctx: RequestContext[None, RoomsQuery]) -> Any:
 def rooms_availability(ctx: RequestContext[RoomsAvailabilityBody]) -> Any:
     """Free/busy of up to 20 rooms."""
     body = ctx.body
-    result = availability_service(ctx).room_availability(
+    result = ctx.container.availability.room_availability(
         ctx.caller,
         body.rooms,
         start=body.start,

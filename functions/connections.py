@@ -1,7 +1,7 @@
 """Per-user and service-account connections, and the caller's own calendar view.
 
-Thin handlers over ``core/services/connections.py`` (built once per container by
-``connection_service``). POST takes an optional body: without one a user connects their
+Thin handlers over ``core/services/connections.py`` (``container.connections``).
+POST takes an optional body: without one a user connects their
 own calendar (per-user tenants); ``{"purpose": "serviceAccount", "mailbox": ...}`` lets
 an admin of a service-account tenant sign in as the scheduling mailbox (api.md has no
 separate route; see docs/connection-methods.md). The callback is anonymous (a browser
@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 import azure.functions as func
 
-from core.bootstrap import Container
-from core.services.connections import CallbackParams, ConnectionPurpose, ConnectionService
+from core.services.connections import CallbackParams
+from core.services.stores.connections import ConnectionPurpose
 from functions.auth import Auth
 from functions.endpoint import Reply, RequestContext, endpoint
 from functions.schemas.common import Email, RequestBody, WindowQuery
@@ -25,6 +25,7 @@ from functions.schemas.connections import (
     Connection,
     ConnectionCallbackQuery,
     MyEvent,
+    WorkingHours,
 )
 
 bp = func.Blueprint()
@@ -37,39 +38,6 @@ class ConnectionStartBody(RequestBody):
     mailbox: Email | None = None
 
 
-def connection_service(container: Container) -> ConnectionService:
-    """The process-wide connection service, sharing the delegated token provider with Graph calls."""
-
-    def build(c: Container) -> ConnectionService:
-        from core.adapters.delegated_tokens import DelegatedTokenProvider
-        from core.adapters.http import build_session
-        from core.adapters.method_tokens import MethodAwareTokenProvider
-        from core.services.alerts import OwnerAlerts
-        from core.services.connections import ConnectionRepository
-        from core.services.integration import TenantSecrets
-
-        tokens = c.tokens
-        if isinstance(tokens, MethodAwareTokenProvider) and isinstance(tokens.delegated, DelegatedTokenProvider):
-            flow = tokens.delegated
-        else:  # until bootstrap installs the composite provider: a delegated provider of our own
-            session = build_session(c.settings)
-            flow = DelegatedTokenProvider(c.settings, session, c.secrets, ConnectionRepository(c.tables), c.clock,
-                                          alerts=OwnerAlerts(c.tables, c.queues, c.clock))
-        return ConnectionService(
-            tables=c.tables, clock=c.clock, settings=c.settings, flow=flow,
-            tenant_secrets=TenantSecrets(c.tables, c.secrets), remove_subscriptions=_subscription_removal(c),
-        )
-
-    return container.service("connections", build)
-
-
-def _subscription_removal(container: Container) -> Any:
-    def remove(tenant_id: str, user_id: str) -> object:
-        from functions.sync_jobs import subscription_service
-
-        return subscription_service(container).remove_for_mailbox(tenant_id, user_id)
-
-    return remove
 
 
 @endpoint(bp, "POST", "me/connection", auth=Auth.USER, body=ConnectionStartBody, body_required=False,
@@ -78,7 +46,7 @@ def _subscription_removal(container: Container) -> Any:
 def connection_start(ctx: RequestContext[ConnectionStartBody | None]) -> AuthorizeUrl:
     """An authorize URL whose state is bound to the caller."""
     body = ctx.body or ConnectionStartBody()
-    url = connection_service(ctx.container).start(ctx.caller, ConnectionPurpose(body.purpose), body.mailbox)
+    url = ctx.container.connections.start(ctx.caller, ConnectionPurpose(body.purpose), body.mailbox)
     return AuthorizeUrl(authorize_url=url)
 
 
@@ -92,7 +60,7 @@ def connection_callback(ctx: RequestContext[None, ConnectionCallbackQuery]) -> R
         error_description=q.error_description,
         admin_consent=(ctx.request.params.get("admin_consent") or None),
     )
-    outcome = connection_service(ctx.container).callback(params)
+    outcome = ctx.container.connections.callback(params)
     return Reply(302, None, {"Location": outcome.redirect_url, "Cache-Control": "no-store"})
 
 
@@ -100,7 +68,7 @@ def connection_callback(ctx: RequestContext[None, ConnectionCallbackQuery]) -> R
           summary="Whether the caller's calendar is connected", tags=("me",))
 def connection_get(ctx: RequestContext[None]) -> Connection:
     """Connection state, and whether the user must reconnect."""
-    view = connection_service(ctx.container).status(ctx.caller)
+    view = ctx.container.connections.status(ctx.caller)
     return Connection(
         connected=view.connected,
         method=view.method.value if view.method is not None else None,
@@ -113,17 +81,14 @@ def connection_get(ctx: RequestContext[None]) -> Connection:
           summary="Forget the caller's tokens", tags=("me",))
 def connection_delete(ctx: RequestContext[None]) -> None:
     """Removes the caller's refresh token (and their subscriptions)."""
-    connection_service(ctx.container).disconnect(ctx.caller)
+    ctx.container.connections.disconnect(ctx.caller)
 
 
 @endpoint(bp, "GET", "me/calendar-settings", auth=Auth.USER, response=CalendarSettings,
           summary="The caller's time zone and working hours", tags=("me",))
 def calendar_settings(ctx: RequestContext[None]) -> Any:
     """Read live from the caller's mailbox settings."""
-    from functions.availability import availability_service
-    from functions.schemas.connections import WorkingHours
-
-    found = availability_service(ctx).calendar_settings(ctx.caller)
+    found = ctx.container.availability.calendar_settings(ctx.caller)
     hours = found.working_hours
     return CalendarSettings(
         time_zone=found.time_zone,
@@ -140,9 +105,7 @@ def calendar_settings(ctx: RequestContext[None]) -> Any:
           summary="The caller's own calendar (live from Graph, never stored)", tags=("me",))
 def my_events(ctx: RequestContext[None, WindowQuery]) -> Any:
     """Details only ever go to their owner."""
-    from functions.availability import availability_service
-
-    found = availability_service(ctx).my_events(ctx.caller, ctx.query.from_, ctx.query.to)
+    found = ctx.container.availability.my_events(ctx.caller, ctx.query.from_, ctx.query.to)
     return [
         MyEvent(start=e.start, end=e.end, show_as=e.show_as, subject=e.subject,
                 is_session=e.is_session)

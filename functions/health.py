@@ -8,7 +8,6 @@ from typing import Any
 
 import azure.functions as func
 
-from core.bootstrap import get_container
 from core.domain.errors import ServiceError
 from functions.auth import Auth
 from functions.endpoint import RequestContext, endpoint
@@ -25,7 +24,7 @@ _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="health")
           summary="Is storage (and Key Vault, when configured) reachable?", tags=("meta",))
 def health(ctx: RequestContext[None]) -> func.HttpResponse:
     """200 when every dependency answers within a few seconds, else 503 naming the failing check."""
-    container = get_container()
+    container = ctx.container
     checks: dict[str, Any] = {"tables": container.tables.ping, "queues": container.queues.ping}
     if container.settings.key_vault_uri:
         checks["keyVault"] = container.secrets.ping

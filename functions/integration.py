@@ -1,7 +1,7 @@
 """Integration routes (admin of the caller's tenant): set-up, consent, access tests, permissions.
 
 Thin handlers: parse, call one service (core/services/integration.py,
-core/services/access_test.py, built once per container by functions/integration_jobs.py),
+core/services/access_test.py, the container's services),
 map the result. The consent callback is anonymous (a browser redirect from Microsoft):
 it always answers 302 to the app URL with the outcome. ``permissions`` is static.
 """
@@ -16,9 +16,8 @@ from core.domain.access_test import AccessTestReport as DomainReport
 from core.domain.integration import ConnectionMethod, PairingPolicy
 from core.services.access_test import AccessTestService
 from core.services.integration import ConsentCallback, IntegrationChanges, IntegrationView
-from functions.auth import Auth, tenant_gate
+from functions.auth import Auth
 from functions.endpoint import Reply, RequestContext, endpoint
-from functions.integration_jobs import access_tests, integration_service
 from functions.schemas.integration import (
     AccessTestAccepted,
     AccessTestReport,
@@ -149,7 +148,7 @@ PERMISSIONS: tuple[Permission, ...] = (
           summary="The caller's tenant integration and its status", tags=("integration",))
 def integration_get(ctx: RequestContext[None]) -> Integration:
     """Admins see their tenant's integration (also before onboarding, when the deployment allows the tenant)."""
-    return _integration(integration_service(ctx.container).view(ctx.caller.tenant_id))
+    return _integration(ctx.container.integration.view(ctx.caller.tenant_id))
 
 
 @endpoint(bp, "PUT", "integration", auth=Auth.ADMIN, onboarding=True, body=IntegrationBody,
@@ -166,8 +165,8 @@ def integration_put(ctx: RequestContext[IntegrationBody]) -> Integration:
         pairing_policy=PairingPolicy(body.pairing_policy) if body.pairing_policy else None,
         access_test_sample_size=body.access_test_sample_size,
     )
-    view = integration_service(ctx.container).configure(ctx.caller.tenant_id, ctx.caller.object_id, changes)
-    tenant_gate(ctx.container).forget(ctx.caller.tenant_id)
+    view = ctx.container.integration.configure(ctx.caller.tenant_id, ctx.caller.object_id, changes)
+    ctx.container.tenant_gate.forget(ctx.caller.tenant_id)
     return _integration(view)
 
 
@@ -175,8 +174,8 @@ def integration_put(ctx: RequestContext[IntegrationBody]) -> Integration:
           summary="Disconnect: remove subscriptions and secrets", tags=("integration",))
 def integration_delete(ctx: RequestContext[None]) -> Any:
     """Disconnect the tenant (status becomes ``disconnected``)."""
-    integration_service(ctx.container).disconnect(ctx.caller.tenant_id, ctx.caller.object_id)
-    tenant_gate(ctx.container).forget(ctx.caller.tenant_id)
+    ctx.container.integration.disconnect(ctx.caller.tenant_id, ctx.caller.object_id)
+    ctx.container.tenant_gate.forget(ctx.caller.tenant_id)
     return {"status": "disconnected"}
 
 
@@ -184,7 +183,7 @@ def integration_delete(ctx: RequestContext[None]) -> Any:
           summary="An admin-consent URL bound to the caller", tags=("integration",))
 def integration_consent(ctx: RequestContext[None]) -> ConsentUrl:
     """A single-use, short-lived consent URL bound to (tid, oid)."""
-    url = integration_service(ctx.container).consent_url(ctx.caller.tenant_id, ctx.caller.object_id)
+    url = ctx.container.integration.consent_url(ctx.caller.tenant_id, ctx.caller.object_id)
     return ConsentUrl(consent_url=url)
 
 
@@ -194,7 +193,7 @@ def integration_consent(ctx: RequestContext[None]) -> ConsentUrl:
 def integration_consent_callback(ctx: RequestContext[None, ConsentCallbackQuery]) -> Reply:
     """Checks the state, proves consent, and redirects the browser to the app."""
     q = ctx.query
-    outcome = integration_service(ctx.container).complete_consent(
+    outcome = ctx.container.integration.complete_consent(
         ConsentCallback(
             state=q.state,
             admin_consent=q.admin_consent,
@@ -204,7 +203,7 @@ def integration_consent_callback(ctx: RequestContext[None, ConsentCallbackQuery]
         )
     )
     if outcome.granted and outcome.tenant_id:
-        tenant_gate(ctx.container).forget(outcome.tenant_id)
+        ctx.container.tenant_gate.forget(outcome.tenant_id)
     return Reply(302, None, {"Location": outcome.redirect_url})
 
 
@@ -213,7 +212,7 @@ def integration_consent_callback(ctx: RequestContext[None, ConsentCallbackQuery]
           extra_statuses=(409,))
 def access_test_start(ctx: RequestContext[None]) -> AccessTestAccepted:
     """Queues an access test over a sample of the tenant's mailboxes."""
-    report = access_tests(ctx.container).start(ctx.caller.tenant_id, ctx.caller.object_id, ctx.correlation_id)
+    report = ctx.container.access_tests.start(ctx.caller.tenant_id, ctx.caller.object_id, ctx.correlation_id)
     return AccessTestAccepted(id=report.test_id)
 
 
@@ -221,7 +220,7 @@ def access_test_start(ctx: RequestContext[None]) -> AccessTestAccepted:
           response=AccessTestReport, summary="The latest access-test report", tags=("integration",))
 def access_test_latest(ctx: RequestContext[None]) -> AccessTestReport:
     """Counts per reason and a remediation hint per user."""
-    service = access_tests(ctx.container)
+    service = ctx.container.access_tests
     return _report(service.latest(ctx.caller.tenant_id), service)
 
 

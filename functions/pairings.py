@@ -11,9 +11,8 @@ from typing import Any
 
 import azure.functions as func
 
-from core.bootstrap import Container
-from core.services.pairings import PairingRequest, PairingService
-from core.services.pairings_repo import Pairing as PairingValue
+from core.services.pairings import PairingRequest
+from core.services.stores.pairings import Pairing as PairingValue
 from functions.auth import Auth
 from functions.endpoint import RequestContext, endpoint
 from functions.schemas.common import NoQuery
@@ -21,7 +20,6 @@ from functions.schemas.pairings import Pairing, PairingBody, PairingPath
 
 bp = func.Blueprint()
 
-SERVICE_NAME = "pairings"
 
 
 class PairingView(Pairing):
@@ -29,14 +27,6 @@ class PairingView(Pairing):
 
     mentor_address: str
     mentee_address: str
-
-
-def _build(container: Container) -> PairingService:
-    return PairingService(container.graph, container.tables, container.clock)
-
-
-def pairing_service(ctx: RequestContext[Any, Any, Any]) -> PairingService:
-    return ctx.container.service(SERVICE_NAME, _build)
 
 
 def pairing_view(p: PairingValue) -> PairingView:
@@ -49,7 +39,7 @@ def pairing_view(p: PairingValue) -> PairingView:
 def pairing_put(ctx: RequestContext[PairingBody, NoQuery, PairingPath]) -> Any:
     """Admins or the product's server (app-only token with Pairings.ReadWrite.All)."""
     b = ctx.body
-    saved = pairing_service(ctx).put(
+    saved = ctx.container.pairings.put(
         ctx.caller, PairingRequest(pairing_id=ctx.path.pairingId, mentor=b.mentor, mentee=b.mentee, active=b.active)
     )
     return pairing_view(saved)
@@ -59,11 +49,11 @@ def pairing_put(ctx: RequestContext[PairingBody, NoQuery, PairingPath]) -> Any:
           summary="Delete a pairing", tags=("pairings",))
 def pairing_delete(ctx: RequestContext[None, NoQuery, PairingPath]) -> Any:
     """Admins or the product's server."""
-    pairing_service(ctx).delete(ctx.caller, ctx.path.pairingId)
+    ctx.container.pairings.delete(ctx.caller, ctx.path.pairingId)
 
 
 @endpoint(bp, "GET", "me/pairings", auth=Auth.USER, response=list[PairingView],
           summary="Pairings the caller belongs to", tags=("pairings",))
 def my_pairings(ctx: RequestContext[None]) -> Any:
     """Only the caller's own active pairings, within their tenant."""
-    return [pairing_view(p) for p in pairing_service(ctx).list_mine(ctx.caller)]
+    return [pairing_view(p) for p in ctx.container.pairings.list_mine(ctx.caller)]

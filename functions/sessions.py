@@ -15,11 +15,8 @@ from typing import Any, Literal
 
 import azure.functions as func
 
-from core.adapters.sealer import AesGcmSealer
-from core.bootstrap import Container
 from core.domain.sessions import Session as SessionValue
-from core.ports import Sealer
-from core.services.booking import BookingRequest, BookingService, online_meeting_unavailable
+from core.services.booking import BookingRequest, online_meeting_unavailable
 from functions.auth import Auth
 from functions.endpoint import Reply, RequestContext, endpoint
 from functions.schemas.common import NoQuery, WindowQuery
@@ -36,8 +33,6 @@ from functions.schemas.sessions import (
 
 bp = func.Blueprint()
 
-SERVICE_NAME = "booking"
-SEALER_NAME = "sealer"
 
 
 class SessionView(Session):
@@ -50,23 +45,6 @@ class SessionView(Session):
     # Booked into the service account's "Scheduler" calendar because it may not write the
     # organizer's own (service-account method, no delegate right).
     scheduler_fallback: bool | None = None
-
-
-def sealer_of(container: Container) -> Sealer:
-    """The process-wide sealer of queued free text (its key read from the vault once)."""
-    return container.service(SEALER_NAME, lambda c: AesGcmSealer(c.secrets))
-
-
-def booking_service_of(container: Container) -> BookingService:
-    """The process-wide booking service of this container."""
-    sealer = sealer_of(container)  # outside the factory: the container's service lock is not re-entrant
-    return container.service(
-        SERVICE_NAME, lambda c: BookingService(c.graph, c.tables, c.queues, c.clock, sealer)
-    )
-
-
-def booking_service(ctx: RequestContext[Any, Any, Any]) -> BookingService:
-    return booking_service_of(ctx.container)
 
 
 def session_view(s: SessionValue) -> SessionView:
@@ -102,7 +80,7 @@ def _accepted(s: SessionValue) -> Reply:
 def session_create(ctx: RequestContext[CreateSessionBody]) -> Any:
     """Stores a pending session, queues the Outlook write, answers 202 with Location."""
     b = ctx.body
-    session = booking_service(ctx).create(
+    session = ctx.container.booking.create(
         ctx.caller,
         BookingRequest(start=b.start, end=b.end, time_zone=b.time_zone, pairing_id=b.pairing_id, partner=b.partner,
                        online_meeting=b.online_meeting, room=b.room, subject=b.subject),
@@ -114,14 +92,14 @@ def session_create(ctx: RequestContext[CreateSessionBody]) -> Any:
           summary="One session (organizer and attendees)", tags=("sessions",), extra_statuses=(404,))
 def session_get(ctx: RequestContext[None, NoQuery, SessionPath]) -> Any:
     """Organizer and attendees only; another tenant's or a stranger's session is 404."""
-    return session_view(booking_service(ctx).get(ctx.caller, ctx.path.id))
+    return session_view(ctx.container.booking.get(ctx.caller, ctx.path.id))
 
 
 @endpoint(bp, "GET", "sessions", auth=Auth.USER, query=WindowQuery, response=list[SessionView],
           summary="The caller's sessions (as organizer or attendee)", tags=("sessions",))
 def session_list(ctx: RequestContext[None, WindowQuery]) -> Any:
     """Within a window of at most 62 days."""
-    return [session_view(s) for s in booking_service(ctx).list_for(ctx.caller, ctx.query.from_, ctx.query.to)]
+    return [session_view(s) for s in ctx.container.booking.list_for(ctx.caller, ctx.query.from_, ctx.query.to)]
 
 
 @endpoint(bp, "PATCH", "sessions/{id}", auth=Auth.USER, path=SessionPath, body=RescheduleBody,
@@ -130,7 +108,7 @@ def session_list(ctx: RequestContext[None, WindowQuery]) -> Any:
 def session_reschedule(ctx: RequestContext[RescheduleBody, NoQuery, SessionPath]) -> Any:
     """Organizer only; attendees get 403, strangers and other tenants 404."""
     b = ctx.body
-    session = booking_service(ctx).reschedule(ctx.caller, ctx.path.id, b.start, b.end, b.time_zone)
+    session = ctx.container.booking.reschedule(ctx.caller, ctx.path.id, b.start, b.end, b.time_zone)
     return _accepted(session)
 
 
@@ -141,4 +119,4 @@ def session_reschedule(ctx: RequestContext[RescheduleBody, NoQuery, SessionPath]
 def session_cancel(ctx: RequestContext[CancelBody | None, NoQuery, SessionPath]) -> Any:
     """Organizer only; attendees get 403, strangers and other tenants 404."""
     comment = ctx.body.comment if ctx.body is not None else None
-    return _accepted(booking_service(ctx).cancel(ctx.caller, ctx.path.id, comment))
+    return _accepted(ctx.container.booking.cancel(ctx.caller, ctx.path.id, comment))

@@ -27,12 +27,11 @@ from typing import Any, Final
 import azure.functions as func
 
 from core.bootstrap import Container
+from core.domain.commands import LIFECYCLE_EVENTS, ChangeItem, LifecycleItem, lifecycle_message, notifications_message
 from core.domain.errors import BadRequest, ServiceError
 from core.log import correlation_id
 from core.names import Queues
-from core.services.client_state import ClientStateKeyCache, ClientStateSigner
-from core.services.notifications import ChangeItem, notifications_message
-from core.services.subscriptions import LIFECYCLE_EVENTS, LifecycleItem, lifecycle_message
+from core.services.client_state import ClientStateSigner
 from functions.auth import Auth
 from functions.endpoint import Reply, RequestContext, endpoint
 from functions.http import text_response
@@ -57,17 +56,11 @@ def handshake(query: WebhookQuery) -> func.HttpResponse | None:
 
 ITEMS_PER_MESSAGE: Final = 100  # ~25 KB of metadata: well inside a queue message
 RETRY_AFTER_SECONDS: Final = "5"
-KEYS_SERVICE: Final = "sync.client_state_keys"
 _RESOURCE = re.compile(r"^/?users/([^/]+)/events/(.+)$", re.IGNORECASE)  # event ids may hold "/"
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 _dropped: Counter[str] = Counter()
 _dropped_lock = threading.Lock()
-
-
-def client_state_keys(container: Container) -> ClientStateKeyCache:
-    """The process-wide key cache (shared with subscription creation, so a worker that created one is warm)."""
-    return container.service(KEYS_SERVICE, lambda c: ClientStateKeyCache(c.secrets))
 
 
 def dropped_counts() -> dict[str, int]:
@@ -143,14 +136,14 @@ def _enqueue(container: Container, queue: str, items: Sequence[Any],
 
 def handle_notifications(batch: NotificationBatch, container: Container) -> Reply:
     """Check clientState per item, enqueue the good ones in one message, 202 (503 if not persisted)."""
-    good, dropped = check_changes(batch, client_state_keys(container).signer())
+    good, dropped = check_changes(batch, container.client_state_keys.signer())
     _count(dropped, "graph/notifications")
     return _enqueue(container, Queues.NOTIFICATIONS, good, notifications_message) if good else Reply(202)
 
 
 def handle_lifecycle(batch: NotificationBatch, container: Container) -> Reply:
     """Check clientState per item, enqueue reauthorize / recreate / resync work, 202 (503 if not persisted)."""
-    good, dropped = check_lifecycle(batch, client_state_keys(container).signer())
+    good, dropped = check_lifecycle(batch, container.client_state_keys.signer())
     _count(dropped, "graph/lifecycle")
     return _enqueue(container, Queues.LIFECYCLE, good, lifecycle_message) if good else Reply(202)
 

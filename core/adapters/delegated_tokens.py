@@ -58,9 +58,8 @@ from core.domain.errors import (
     ReconnectRequired,
     ServiceError,
 )
-from core.ports import AuthStart, Clock, SecretStore, SignedInUser
-from core.services.alerts import AlertKind, OwnerAlerts
-from core.services.connections import ConnectionRepository, user_token_secret_name
+from core.names import user_token_secret_name
+from core.ports import AuthStart, Clock, ReconnectNotifier, SecretStore, SignedInUser
 from core.settings import Settings
 
 log = logging.getLogger("core.adapters.delegated_tokens")
@@ -158,10 +157,9 @@ class DelegatedTokenProvider:
         settings: Settings,
         session: requests.Session,
         secrets: SecretStore,
-        connections: ConnectionRepository,
         clock: Clock,
         *,
-        alerts: OwnerAlerts | None = None,
+        on_reconnect: ReconnectNotifier | None = None,
         app_factory: DelegatedAppFactory | None = None,
         cache_factory: CacheFactory | None = None,
         credential: AppCredential | None = None,
@@ -170,9 +168,8 @@ class DelegatedTokenProvider:
         self._settings = settings
         self._session = session
         self._secrets = secrets
-        self._connections = connections
         self._clock = clock
-        self._alerts = alerts
+        self.on_reconnect = on_reconnect
         self._app_factory = app_factory or _msal_app_factory
         self._cache_factory = cache_factory or _msal_cache
         self._credential = credential or AppCredential(settings, secrets, clock, managed_identity_factory)
@@ -348,17 +345,12 @@ class DelegatedTokenProvider:
         with self._lock:
             self._users.pop(key, None)
             self._dead[key] = stored
-        changed = self._connections.mark_needs_reconnect(tenant, user, reason, self._clock.now())
         log.warning("delegated connection needs reconnect tenant=%s reason=%s", tenant, reason)
-        if changed and self._alerts is not None:
+        if self.on_reconnect is not None:
             try:
-                self._alerts.notify(
-                    tenant,
-                    AlertKind.USER_RECONNECT_REQUIRED,
-                    detail=f"A connected calendar (user {user}) must be connected again (reason {reason}).",
-                )
+                self.on_reconnect.needs_reconnect(tenant, user, reason)
             except ServiceError as exc:
-                log.error("reconnect alert not queued tenant=%s status=%s", tenant, exc.code)
+                log.error("reconnect not recorded tenant=%s status=%s", tenant, exc.code)
         details: dict[str, Any] = {"reason": reason}
         if cause is not None:
             details.update({k: v for k, v in cause.details.items() if k in ("aadsts", "oauth_error", "trace_id")})

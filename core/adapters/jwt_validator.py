@@ -28,7 +28,6 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlparse
 
@@ -36,6 +35,7 @@ import jwt
 import requests
 
 from core.domain.errors import DependencyError, InvalidToken
+from core.ports import TokenClaims
 from core.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
@@ -50,21 +50,6 @@ _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 _REQUIRED: Final = ["exp", "nbf", "iat", "iss", "aud"]
 
 JwksFetcher = Callable[[], Mapping[str, Any]]
-
-
-@dataclass(frozen=True, slots=True)
-class TokenClaims:
-    """The claims of a token that passed every check (values already type-checked)."""
-
-    tenant_id: str
-    object_id: str
-    scopes: frozenset[str]
-    roles: frozenset[str]
-    is_app: bool
-    name: str | None
-    username: str | None
-
-
 
 
 def requests_jwks_fetcher(url: str, *, verify: bool | str = True) -> JwksFetcher:

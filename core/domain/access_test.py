@@ -25,7 +25,7 @@ and UPNs (the admin acts on them) and nothing else about people.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -193,9 +193,6 @@ def draw_sample(candidates: Sequence[T], size: int, seed: str) -> list[T]:
     return [item for i, item in enumerate(pool) if i in picked]
 
 
-def chunks(items: Sequence[T], size: int = SCHEDULE_BATCH) -> Iterable[Sequence[T]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ ever sees an Azure, MSAL or requests exception.
     │   ├── Throttled                    Graph 429/503 after the retry budget (retry_after)
     │   └── TransientGraphError          Graph 5xx, timeouts, connection errors
     ├── UnsealFailed                     a sealed queue text does not open (wrong key, tampered, other context)
+    ├── InvalidMessage                   a queue message that can never be valid (also a ValueError)
     ├── GraphError                       Graph answered with a definite error
     │   ├── MailboxUnavailable           MailboxNotEnabledForRESTAPI: on-premises/hybrid, unlicensed, inactive
     │   ├── OutsideAppScope              403 ErrorAccessDenied on a mailbox (application access policy / RBAC)
@@ -259,6 +260,13 @@ class UnsealFailed(ServiceError):
 
     default_code = "unseal_failed"
     default_message = "A sealed value could not be opened."
+
+
+class InvalidMessage(ServiceError, ValueError):
+    """A queue message that can never be valid (not a JSON object, or not the command it claims to be)."""
+
+    default_code = "invalid_message"
+    default_message = "A queue message could not be read."
 
 
 class GraphError(ServiceError):

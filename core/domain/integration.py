@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
+from typing import Final
 
 from core.domain.errors import Conflict
 
@@ -107,3 +108,31 @@ class Integration:
             )
         since = self.status_since if to == self.status else now
         return replace(self, status=to, status_reason=reason, status_since=since, updated_at=now)
+
+
+# Graph delivers no change notifications for shared calendars to delegated callers, so
+# service-account tenants are re-read by reconciliation this often instead.
+SERVICE_ACCOUNT_SYNC_MINUTES: Final = 10
+
+
+class SyncMode(StrEnum):
+    """How Outlook-side changes reach the service: pushed by Graph, or found by re-reading."""
+
+    NOTIFICATIONS = "notifications"
+    POLLING = "polling"
+
+
+@dataclass(frozen=True, slots=True)
+class SyncPolicy:
+    """What GET /api/integration says about sync, and what the reconciliation timers follow."""
+
+    mode: SyncMode
+    interval_minutes: int | None = None
+
+
+def sync_policy(method: ConnectionMethod | None) -> SyncPolicy:
+    """Change notifications for domain-wide and per-user tenants (reconciliation is only a safety
+    net there); polling every ``SERVICE_ACCOUNT_SYNC_MINUTES`` for service-account tenants."""
+    if method is ConnectionMethod.SERVICE_ACCOUNT:
+        return SyncPolicy(SyncMode.POLLING, SERVICE_ACCOUNT_SYNC_MINUTES)
+    return SyncPolicy(SyncMode.NOTIFICATIONS)

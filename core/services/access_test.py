@@ -31,7 +31,6 @@ integration failed and sends one ``consent_revoked`` / ``token_failure`` alert.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import uuid
@@ -46,17 +45,16 @@ from core.domain.access_test import (
     AccessTestReport,
     RunStatus,
     UserResult,
-    chunks,
     clamp_sample_size,
     classify,
     classify_schedule_code,
     draw_sample,
-    hints_by_reason,
     is_token_failure,
     regressed,
     remediation_hint,
 )
 from core.domain.calendar import DirectoryUser, GraphIdentity
+from core.domain.commands import AccessTestCommand, AlertKind, chunks
 from core.domain.errors import (
     AppNotInTenant,
     AuthorizationError,
@@ -77,20 +75,21 @@ from core.domain.errors import (
     UserNotFound,
 )
 from core.domain.integration import ONBOARDED, ConnectionMethod, Integration, IntegrationStatus
-from core.names import Queues, Tables
-from core.ports import CalendarGateway, Clock, CommandQueue, Entity, EntityValue, TableStore, TokenProvider
-from core.services.alerts import AlertKind, OwnerAlerts
-from core.services.connections import ConnectionRepository
-from core.services.repositories import IntegrationRepository, Versioned
+from core.names import Queues
+from core.ports import CalendarGateway, Clock, CommandQueue, TableStore, TokenProvider
+from core.services.alerts import OwnerAlerts
+from core.services.identity import GraphIdentities
+from core.services.stores.access_tests import AccessTestStore
+from core.services.stores.codec import Versioned
+from core.services.stores.connections import ConnectionRepository
+from core.services.stores.integrations import IntegrationRepository
 
 log = logging.getLogger("core.services.access_test")
 
-LATEST_ROW: Final = "latest"
 JITTER_SECONDS: Final = 3600
 MAX_ANCHOR_ATTEMPTS: Final = 5
 DEFAULT_RETRY_AFTER: Final = 30.0
 LIST_PAGE_SIZE: Final = 999
-_CHUNK_CHARS: Final = 30_000  # a Table Storage string property holds at most 64 KiB (32K UTF-16 chars)
 _SAVE_ATTEMPTS: Final = 5
 _PAUSED: Final = frozenset(
     {IntegrationStatus.NOT_CONFIGURED, IntegrationStatus.CONSENT_PENDING, IntegrationStatus.DISCONNECTED}
@@ -99,36 +98,6 @@ _PAUSED: Final = frozenset(
 
 
 
-@dataclass(frozen=True, slots=True)
-class AccessTestCommand:
-    """The queued job; ``requested_by`` is the admin's object id (None for timer runs)."""
-
-    tenant_id: str
-    test_id: str
-    requested_by: str | None = None
-    correlation_id: str | None = None
-
-    def to_message(self) -> dict[str, Any]:
-        message: dict[str, Any] = {"kind": "access_test", "tenantId": self.tenant_id, "testId": self.test_id}
-        if self.requested_by:
-            message["requestedBy"] = self.requested_by
-        if self.correlation_id:
-            message["correlationId"] = self.correlation_id
-        return message
-
-    @classmethod
-    def from_message(cls, message: Mapping[str, Any]) -> AccessTestCommand:
-        tenant, test = message.get("tenantId"), message.get("testId")
-        if not isinstance(tenant, str) or not isinstance(test, str) or not tenant or not test:
-            raise ValueError("an access_test message needs tenantId and testId")
-        requested = message.get("requestedBy")
-        cid = message.get("correlationId")
-        return cls(
-            tenant_id=tenant.lower(),
-            test_id=test,
-            requested_by=requested if isinstance(requested, str) and requested else None,
-            correlation_id=cid if isinstance(cid, str) else None,
-        )
 
 
 def jitter_seconds(tenant_id: str, spread: int = JITTER_SECONDS) -> int:
@@ -156,125 +125,6 @@ def update_integration(
         except ConcurrencyConflict:
             continue
     raise ConcurrencyConflict("The integration kept changing while the access test saved its result.")
-
-
-# --- storage ------------------------------------------------------------------------------
-
-
-def _split(text: str) -> list[str]:
-    return [text[i : i + _CHUNK_CHARS] for i in range(0, len(text), _CHUNK_CHARS)] or [""]
-
-
-def _dt(value: EntityValue) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-
-
-class AccessTestStore:
-    """Reports in table ``accesstests`` (PartitionKey tenant, RowKey test id) plus a ``latest`` pointer row."""
-
-    def __init__(self, tables: TableStore, app_id: str) -> None:
-        self.tables = tables
-        self.app_id = app_id
-
-    def to_entity(self, report: AccessTestReport, etag: str | None = None) -> Entity:
-        users = json.dumps(
-            [[u.user_id, u.user_principal_name, u.reason.value] for u in report.users], separators=(",", ":")
-        )
-        parts = _split(users)
-        data: dict[str, EntityValue] = {
-            "status": report.status.value,
-            "startedAt": report.started_at,
-            "finishedAt": report.finished_at,
-            "requestedBy": report.requested_by,
-            "errorCode": report.error_code,
-            "graphCalls": report.graph_calls,
-            "sampled": report.sampled,
-            "accessible": report.accessible,
-            "inaccessible": report.inaccessible,
-            "byReason": json.dumps({k.value: v for k, v in report.by_reason.items()}),
-            "hints": json.dumps(
-                {r.value: h for r, h in hints_by_reason(self.app_id).items() if r in report.by_reason}
-            ),
-            "userChunks": len(parts),
-        }
-        for i, part in enumerate(parts):
-            data[f"users{i}"] = part
-        return Entity(report.tenant_id, report.test_id, data, etag)
-
-    @staticmethod
-    def from_entity(entity: Entity) -> AccessTestReport:
-        d = entity.data
-        count = int(d.get("userChunks") or 0)  # type: ignore[arg-type]
-        raw = "".join(str(d.get(f"users{i}") or "") for i in range(count))
-        users = tuple(
-            UserResult(str(uid), str(upn) if upn else None, AccessReason(str(reason)))
-            for uid, upn, reason in (json.loads(raw) if raw else [])
-        )
-        started = _dt(d.get("startedAt"))
-        calls = d.get("graphCalls")
-        return AccessTestReport(
-            tenant_id=entity.partition_key,
-            test_id=entity.row_key,
-            status=RunStatus(str(d.get("status") or "running")),
-            started_at=started or datetime.fromtimestamp(0, UTC),
-            requested_by=str(d["requestedBy"]) if d.get("requestedBy") else None,
-            finished_at=_dt(d.get("finishedAt")),
-            users=users,
-            error_code=str(d["errorCode"]) if d.get("errorCode") else None,
-            graph_calls=int(calls) if isinstance(calls, int | float) else None,
-        )
-
-    def get(self, tenant_id: str, test_id: str) -> Versioned[AccessTestReport] | None:
-        if test_id == LATEST_ROW:
-            return None
-        entity = self.tables.get(Tables.ACCESS_TESTS, tenant_id, test_id)
-        return None if entity is None else Versioned(self.from_entity(entity), entity.etag)
-
-    def add(self, report: AccessTestReport) -> Versioned[AccessTestReport]:
-        stored = self.tables.insert(Tables.ACCESS_TESTS, self.to_entity(report))
-        return Versioned(report, stored.etag)
-
-    def save(self, report: AccessTestReport, etag: str | None) -> Versioned[AccessTestReport]:
-        stored = self.tables.update(Tables.ACCESS_TESTS, self.to_entity(report, etag))
-        return Versioned(report, stored.etag)
-
-    def _pointer(self, tenant_id: str) -> dict[str, EntityValue]:
-        entity = self.tables.get(Tables.ACCESS_TESTS, tenant_id, LATEST_ROW)
-        return dict(entity.data) if entity is not None else {}
-
-    def point(self, tenant_id: str, *, latest: str, finished: str | None = None) -> None:
-        """Move the pointers. A test finishing after a newer one was started (an admin's rerun
-        overtaking the consent callback's test) records itself as finished but leaves ``latest``
-        on the newer test, so the admin polls the run they asked for."""
-        data = self._pointer(tenant_id)
-        current = str(data.get("latest") or "")
-        if current and current != latest:
-            newer = self.get(tenant_id, current)
-            mine = self.get(tenant_id, latest)
-            if newer is not None and mine is not None and newer.value.started_at > mine.value.started_at:
-                latest = current
-        data["latest"] = latest
-        if finished is not None:
-            data["lastFinished"] = finished
-        self.tables.upsert(Tables.ACCESS_TESTS, Entity(tenant_id, LATEST_ROW, data))
-
-    def latest(self, tenant_id: str) -> AccessTestReport | None:
-        test_id = self._pointer(tenant_id).get("latest")
-        found = self.get(tenant_id, str(test_id)) if test_id else None
-        return found.value if found else None
-
-    def last_finished(self, tenant_id: str) -> AccessTestReport | None:
-        test_id = self._pointer(tenant_id).get("lastFinished")
-        found = self.get(tenant_id, str(test_id)) if test_id else None
-        return found.value if found else None
-
-    def forget_latest(self, tenant_id: str) -> None:
-        """Disconnect: the next consent starts without a previous report to compare with."""
-        self.tables.delete(Tables.ACCESS_TESTS, tenant_id, LATEST_ROW)
 
 
 # --- the job ---------------------------------------------------------------------------------
@@ -318,6 +168,7 @@ class AccessTestService:
         self.new_id = new_id
         self.integrations = IntegrationRepository(tables)
         self.connections = ConnectionRepository(tables)
+        self.identities = GraphIdentities(self.integrations, self.connections)
         self.store = AccessTestStore(tables, app_id)
 
     @property
@@ -401,7 +252,6 @@ class AccessTestService:
         if integration is None or not integration.value.active:
             return self._finish_inactive(found, integration)
 
-        who = GraphIdentity(tenant_id)
         method = integration.value.method
         try:
             probe = _Probe(calls=1)
@@ -410,6 +260,7 @@ class AccessTestService:
             elif method is ConnectionMethod.SERVICE_ACCOUNT:
                 results = self._service_account(tenant_id, integration.value, command.test_id, probe)
             else:
+                who = self.identities.for_tenant(tenant_id, integration=integration.value)
                 sample = self._sample(who, integration.value, command.test_id)
                 results = self._probe(who, sample, command.requested_by, probe)
         except (ServiceAccountNotConnected, DirectoryUnreadable) as exc:
@@ -542,7 +393,8 @@ class AccessTestService:
         """
         candidates: dict[str, DirectoryUser] = {}
         try:
-            for user in self.gateway.list_users(GraphIdentity(tenant_id), page_size=LIST_PAGE_SIZE):
+            directory = self.identities.for_tenant(tenant_id, integration=integration)
+            for user in self.gateway.list_users(directory, page_size=LIST_PAGE_SIZE):
                 if user.mail:
                     candidates.setdefault(user.user_id.lower(), user)
                 if len(candidates) >= LIST_PAGE_SIZE:
@@ -568,7 +420,7 @@ class AccessTestService:
             else:
                 probe.calls += 1
                 try:
-                    self.gateway.get_calendar(GraphIdentity(tenant_id, uid), uid)
+                    self.gateway.get_calendar(self.identities.for_user(tenant_id, uid, integration=integration), uid)
                     reason = AccessReason.ACCESSIBLE
                 except Throttled:
                     raise
@@ -584,10 +436,8 @@ class AccessTestService:
         self, tenant_id: str, integration: Integration, seed: str, probe: _Probe
     ) -> list[UserResult]:
         """Which sampled calendars the scheduling mailbox can reach, probed with its own token."""
-        account = self.connections.service_account_id(tenant_id)
-        if account is None:
-            raise ServiceAccountNotConnected()
-        who = GraphIdentity(tenant_id, account.lower())
+        who = self.identities.for_tenant(tenant_id, integration=integration)
+        account = who.user_id or ""
         try:
             listed = self._sample(who, integration, seed)
         except (GraphRequestRejected, OutsideAppScope) as exc:

@@ -6,8 +6,9 @@ here ever looks at them (``preferred_username`` can be edited by users in some
 tenants and is not unique across tenants).
 
 Tenant isolation is structural: resources are always read with PartitionKey = the
-caller's tenant (``find_in_tenant``), so another tenant's id is simply not found and
-answers 404, never 403 (which would confirm that the id exists elsewhere).
+caller's tenant (every store in ``core/services/stores`` takes the tenant id first), so
+another tenant's id is simply not found and answers 404, never 403 (which would
+confirm that the id exists elsewhere).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from dataclasses import dataclass
 from typing import Final
 
 from core.domain.errors import Forbidden, NotFound
-from core.ports import Entity, TableStore
 
 ROLE_INTEGRATION_ADMIN: Final = "Integration.Admin"
 ROLE_PAIRINGS_WRITER: Final = "Pairings.ReadWrite.All"
@@ -73,13 +73,6 @@ def require_same_tenant(resource_tenant_id: str, caller: Caller) -> None:
         raise NotFound()
 
 
-def find_in_tenant(tables: TableStore, table: str, caller: Caller, row_key: str) -> Entity:
-    """Read one row of the caller's own tenant partition; 404 when it is not there (or is another tenant's)."""
-    entity = tables.get(table, caller.tenant_id, row_key)
-    if entity is None:
-        raise NotFound()
-    require_same_tenant(entity.partition_key, caller)
-    return entity
 
 
 def require_participant(organizer_id: str, attendee_ids: Iterable[str], caller: Caller) -> None:

@@ -43,6 +43,7 @@ from core.domain.calendar import (
     TimeZoneSpec,
     WorkingHours,
 )
+from core.domain.commands import chunks
 from core.domain.errors import (
     Forbidden,
     GraphError,
@@ -54,16 +55,17 @@ from core.domain.errors import (
     TenantNotOnboarded,
     UserNotFound,
 )
-from core.domain.integration import ConnectionMethod, Integration, PairingPolicy
+from core.domain.integration import Integration, PairingPolicy
 from core.domain.sessions import SessionStatus
 from core.domain.slots import Participant, Slot, SlotRequest, find_slots
 from core.domain.timezones import iana_name
 from core.ports import CalendarGateway, Clock, TableStore
 from core.services.authz import Caller
-from core.services.connections import ConnectionRepository, require_connected
-from core.services.graph_identity import identity_for
-from core.services.pairings_repo import Pairing, PairingRepository
-from core.services.repositories import IntegrationRepository, SessionRepository
+from core.services.identity import GraphIdentities
+from core.services.stores.connections import ConnectionRepository
+from core.services.stores.integrations import IntegrationRepository
+from core.services.stores.pairings import Pairing, PairingRepository
+from core.services.stores.sessions import SessionRepository
 
 log = logging.getLogger(__name__)
 
@@ -222,14 +224,6 @@ class TtlCache(Generic[K, V]):
         return value
 
 
-def graph_identity_for(
-    integration: Integration, caller_oid: str, *, service_account_id: str | None = None
-) -> GraphIdentity:
-    """Whose token the caller's availability calls use, per the tenant's connection method
-    (``core.services.graph_identity.identity_for``): app-only (domain-wide), the caller's own
-    delegated token (per-user: getSchedule of colleagues works delegated), or the scheduling
-    mailbox's (service account)."""
-    return identity_for(integration, caller_oid, service_account_id=service_account_id)
 
 
 def reason_for_schedule(schedule: Schedule) -> tuple[str, str]:
@@ -244,9 +238,6 @@ def _reason_for_error(exc: GraphError) -> tuple[str, str]:
     return exc.code, exc.message
 
 
-def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
 
 
 def _windows(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
@@ -322,6 +313,7 @@ class AvailabilityService:
         self.pairings = PairingRepository(tables)
         self.sessions = SessionRepository(tables)
         self.connections = ConnectionRepository(tables)
+        self.identities = GraphIdentities(self.integrations, self.connections)
         self._addresses: TtlCache[tuple[str, str], str | None] = TtlCache(address_ttl, monotonic=monotonic)
         self._rooms: TtlCache[tuple[str, str], tuple[Room, ...]] = TtlCache(rooms_ttl, monotonic=monotonic)
 
@@ -340,12 +332,8 @@ class AvailabilityService:
     def _who(self, integration: Integration, caller: Caller) -> GraphIdentity:
         """The identity for the caller's Graph work; a per-user caller must have connected first
         (409 ``calendar_not_connected`` rather than a token error halfway through)."""
-        if integration.method is ConnectionMethod.PER_USER:
-            require_connected(self.connections, integration.tenant_id, caller.object_id)
-        service_account = None
-        if integration.method is ConnectionMethod.SERVICE_ACCOUNT:
-            service_account = self.connections.service_account_id(integration.tenant_id)
-        return graph_identity_for(integration, caller.object_id, service_account_id=service_account)
+        return self.identities.for_user(integration.tenant_id, caller.object_id, integration=integration,
+                                        require_connection=True)
 
     @staticmethod
     def _anchor(who: GraphIdentity, caller: Caller) -> str:
@@ -495,7 +483,7 @@ class AvailabilityService:
         unique = list(dict.fromkeys(addresses))
         merged: dict[str, Schedule] = {}
         for window_start, window_end in _windows(start, end):
-            for group in _chunks(unique, MAX_SCHEDULES_PER_CALL):
+            for group in chunks(unique, MAX_SCHEDULES_PER_CALL):
                 for schedule in self.gateway.get_schedule(
                     who, anchor, group, window_start, window_end, interval_minutes=interval
                 ):
@@ -523,9 +511,8 @@ class AvailabilityService:
         cached = self._rooms.get(key)
         if cached is not None:
             return cached
-        # Rooms are tenant data (Place.Read.All): the tenant identity, which the token provider
-        # serves app-only, or with the scheduling mailbox's token in service-account tenants.
-        who = GraphIdentity(integration.tenant_id)
+        # Rooms are tenant data (Place.Read.All): the tenant identity.
+        who = self.identities.for_tenant(integration.tenant_id, integration=integration)
         if room_list is not None:
             try:
                 found = self.gateway.list_rooms(who, room_list)
@@ -674,6 +661,5 @@ __all__ = [
     "TimeSlot",
     "TtlCache",
     "WorkingHoursView",
-    "graph_identity_for",
     "reason_for_schedule",
 ]

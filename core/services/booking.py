@@ -29,26 +29,28 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from core.domain.calendar import GraphIdentity, Room
+from core.domain.commands import EventWriteCommand
 from core.domain.errors import (
-    CalendarNotConnected,
     DependencyError,
     Forbidden,
     NotFound,
-    ServiceAccountNotConnected,
     UserNotFound,
     ValidationFailed,
 )
-from core.domain.integration import ConnectionMethod, Integration, PairingPolicy
+from core.domain.integration import Integration, PairingPolicy
 from core.domain.sessions import AttendeeState, PendingOp, Session, SessionStatus, validate_times
 from core.log import correlation_id
 from core.names import Queues
 from core.ports import CalendarGateway, Clock, CommandQueue, Sealer, TableStore
 from core.services.authz import Caller, require_organizer, require_participant
-from core.services.connections import ConnectionRepository, require_connected
-from core.services.event_writer import EventWriteCommand, graph_identity, seal_texts
+from core.services.event_writer import seal_texts
+from core.services.identity import GraphIdentities
 from core.services.pairings import require_enabled_integration
-from core.services.pairings_repo import Pairing, PairingRepository
-from core.services.repositories import IntegrationRepository, SessionRepository, Versioned
+from core.services.stores.codec import Versioned
+from core.services.stores.connections import ConnectionRepository
+from core.services.stores.integrations import IntegrationRepository
+from core.services.stores.pairings import Pairing, PairingRepository
+from core.services.stores.sessions import SessionRepository
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +103,7 @@ class BookingService:
         self.pairings = PairingRepository(tables)
         self.integrations = IntegrationRepository(tables)
         self.connections = ConnectionRepository(tables)
+        self.identities = GraphIdentities(self.integrations, self.connections)
         self._monotonic = monotonic or time.monotonic
         self._rooms: dict[str, tuple[float, frozenset[str]]] = {}
 
@@ -123,8 +126,7 @@ class BookingService:
         partner = self._partner(caller, integration, request)
         room = None
         if request.room:
-            # Rooms are tenant data: the tenant identity (app-only, or the scheduling mailbox's token).
-            room = self._room(GraphIdentity(integration.tenant_id), request.room)
+            room = self._room(self.identities.for_tenant(integration.tenant_id, integration=integration), request.room)
         session = Session(
             tenant_id=caller.tenant_id,
             session_id=uuid.uuid4().hex,
@@ -149,17 +151,8 @@ class BookingService:
     def _require_writable(self, integration: Integration, organizer: Caller) -> None:
         """Refuse at request time (409) what the worker could not write: a per-user organizer who
         has not connected (or must reconnect), or a service-account tenant without its mailbox."""
-        if integration.method is ConnectionMethod.PER_USER:
-            require_connected(self.connections, integration.tenant_id, organizer.object_id)
-        elif integration.method is ConnectionMethod.SERVICE_ACCOUNT:
-            account = self.connections.service_account(integration.tenant_id)
-            if account is None:
-                raise ServiceAccountNotConnected()
-            if account.needs_reconnect:
-                raise CalendarNotConnected(
-                    "Your organisation's scheduling mailbox must be connected again by an administrator.",
-                    code="service_account_reconnect_required", details={"reason": account.reason},
-                )
+        self.identities.for_user(integration.tenant_id, organizer.object_id, integration=integration,
+                                 require_connection=True)
 
     def _partner(self, caller: Caller, integration: Integration, request: BookingRequest) -> _Partner:
         if request.pairing_id is not None:
@@ -177,7 +170,7 @@ class BookingService:
         if integration.pairing_policy != PairingPolicy.SAME_TENANT:
             raise Forbidden("You can only book sessions with someone you are paired with.",
                             code="partner_not_paired")
-        who = graph_identity(self.tables, integration, caller.object_id)
+        who = self.identities.for_user(caller.tenant_id, caller.object_id, integration=integration)
         try:
             other = self.gateway.get_user(who, request.partner)
         except UserNotFound as exc:

@@ -39,47 +39,41 @@ import logging
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Final
+from datetime import datetime
+from typing import Any, Final
 from urllib.parse import urlencode, urlparse
 
 from core.domain.aadsts import aadsts_in, consent_error_code
+from core.domain.commands import AlertKind
 from core.domain.errors import (
     AuthorizationError,
-    CalendarNotConnected,
-    ConcurrencyConflict,
     Conflict,
     DependencyError,
     Forbidden,
-    NotFound,
     ServiceError,
     ValidationFailed,
 )
 from core.domain.integration import ConnectionMethod, Integration
-from core.names import Tables
-from core.ports import Clock, DelegatedAuthFlow, Entity, EntityValue, TableStore
+from core.names import user_token_secret_name
+from core.ports import Clock, DelegatedAuthFlow, TableStore
+from core.services.alerts import OwnerAlerts
 from core.services.authz import Caller
-from core.services.oauth_states import STATE_TTL, is_expired, new_state, purge_expired, take_state
-from core.services.repositories import IntegrationRepository
+from core.services.stores.codec import opt_str
+from core.services.stores.connections import (
+    ConnectionPurpose,
+    ConnectionRecord,
+    ConnectionRepository,
+    ConnectionStatus,
+    require_connected,
+)
+from core.services.stores.integrations import IntegrationRepository
+from core.services.stores.oauth_states import STATE_TTL, OAuthStateStore, is_expired, new_state
+from core.services.stores.secrets import SecretRegistry
 from core.settings import Settings
-
-if TYPE_CHECKING:
-    # Imported lazily at run time: the access test (which core.services.integration imports)
-    # reads connections, so a module-level import here would be circular.
-    from core.services.integration import TenantSecrets
 
 log = logging.getLogger("core.services.connections")
 
-SERVICE_ACCOUNT_ROW: Final = "service-account"
 CALLBACK_PATH: Final = "/api/me/connection/callback"
-
-# User.ReadBasic.All (delegated, no admin consent needed) lets a delegated token resolve the
-# partner and colleagues (GET /users/{id}); User.Read alone only reads the signed-in user.
-USER_SCOPES: Final = ("User.Read", "User.ReadBasic.All", "Calendars.ReadWrite", "MailboxSettings.Read")
-SERVICE_ACCOUNT_SCOPES: Final = (
-    "Calendars.ReadWrite.Shared", "User.Read", "User.ReadBasic.All", "MailboxSettings.Read",
-)
 
 # Stable codes of the callback redirect (besides the AADSTS ones of core/domain/aadsts.py).
 STATE_INVALID: Final = "connection_state_invalid"
@@ -93,187 +87,7 @@ _ADMIN_CONSENT_CODES: Final = frozenset({65001, 90094, 90095})
 
 
 
-class ConnectionPurpose(StrEnum):
-    """What a delegated sign-in connects: a user's own calendar or the tenant's scheduling mailbox."""
-
-    USER = "user"
-    SERVICE_ACCOUNT = "serviceAccount"
-
-    @property
-    def scopes(self) -> tuple[str, ...]:
-        return USER_SCOPES if self is ConnectionPurpose.USER else SERVICE_ACCOUNT_SCOPES
-
-    @property
-    def state_purpose(self) -> str:
-        return "user_connection" if self is ConnectionPurpose.USER else "service_account_connection"
-
-
 _PURPOSE_BY_STATE: Final = {p.state_purpose: p for p in ConnectionPurpose}
-
-
-class ConnectionStatus(StrEnum):
-    CONNECTED = "connected"
-    NEEDS_RECONNECT = "needsReconnect"
-
-
-def user_token_secret_name(tenant_id: str, user_id: str) -> str:
-    """The secret holding one user's token cache (already valid for Key Vault: letters, digits, '-')."""
-    return f"user-token-{tenant_id.lower()}-{user_id.lower()}"
-
-
-# --- the connections table -------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionRecord:
-    """One delegated connection: metadata only (never a token)."""
-
-    tenant_id: str
-    user_id: str
-    purpose: ConnectionPurpose
-    status: ConnectionStatus
-    reason: str | None = None
-    username: str | None = None  # the service account's UPN (shown to admins); not kept for users
-    connected_at: datetime | None = None
-    updated_at: datetime | None = None
-    connected_by: str | None = None
-
-    @property
-    def needs_reconnect(self) -> bool:
-        return self.status is ConnectionStatus.NEEDS_RECONNECT
-
-
-def _dt(value: EntityValue) -> datetime | None:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, str) and value:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return None
-
-
-def _opt(value: EntityValue) -> str | None:
-    return None if value is None or value == "" else str(value)
-
-
-class ConnectionRepository:
-    """Rows of table ``connections`` (PartitionKey tid; RowKey oid, or ``service-account``)."""
-
-    def __init__(self, tables: TableStore) -> None:
-        self.tables = tables
-
-    @staticmethod
-    def _from(entity: Entity) -> ConnectionRecord:
-        d = entity.data
-        return ConnectionRecord(
-            tenant_id=entity.partition_key,
-            user_id=str(d.get("userId") or entity.row_key),
-            purpose=ConnectionPurpose(str(d.get("purpose") or ConnectionPurpose.USER.value)),
-            status=ConnectionStatus(str(d.get("status") or ConnectionStatus.CONNECTED.value)),
-            reason=_opt(d.get("reason")),
-            username=_opt(d.get("username")),
-            connected_at=_dt(d.get("connectedAt")),
-            updated_at=_dt(d.get("updatedAt")),
-            connected_by=_opt(d.get("connectedBy")),
-        )
-
-    @staticmethod
-    def _to(record: ConnectionRecord) -> dict[str, EntityValue]:
-        return {
-            "userId": record.user_id,
-            "purpose": record.purpose.value,
-            "status": record.status.value,
-            "reason": record.reason,
-            "username": record.username,
-            "connectedAt": record.connected_at,
-            "updatedAt": record.updated_at,
-            "connectedBy": record.connected_by,
-        }
-
-    @staticmethod
-    def _row(record: ConnectionRecord) -> str:
-        return SERVICE_ACCOUNT_ROW if record.purpose is ConnectionPurpose.SERVICE_ACCOUNT else record.user_id
-
-    def get(self, tenant_id: str, user_id: str) -> ConnectionRecord | None:
-        """A user's own connection (per-user method)."""
-        entity = self.tables.get(Tables.CONNECTIONS, tenant_id.lower(), user_id.lower())
-        return None if entity is None else self._from(entity)
-
-    def service_account(self, tenant_id: str) -> ConnectionRecord | None:
-        """The tenant's scheduling mailbox connection, if an admin connected one."""
-        entity = self.tables.get(Tables.CONNECTIONS, tenant_id.lower(), SERVICE_ACCOUNT_ROW)
-        return None if entity is None else self._from(entity)
-
-    def service_account_id(self, tenant_id: str) -> str | None:
-        """The scheduling mailbox's object id (``identity_for``'s ``service_account_id``)."""
-        found = self.service_account(tenant_id)
-        return None if found is None else found.user_id
-
-    def users(self, tenant_id: str) -> list[ConnectionRecord]:
-        """Every per-user connection of the tenant (the access test's connected / not-yet-connected split)."""
-        out = []
-        for entity in self.tables.query(Tables.CONNECTIONS, tenant_id.lower()):
-            if entity.row_key != SERVICE_ACCOUNT_ROW:
-                out.append(self._from(entity))
-        return out
-
-    def save(self, record: ConnectionRecord) -> None:
-        self.tables.upsert(Tables.CONNECTIONS, Entity(record.tenant_id, self._row(record), self._to(record)))
-
-    def delete(self, tenant_id: str, user_id: str) -> None:
-        self.tables.delete(Tables.CONNECTIONS, tenant_id.lower(), user_id.lower())
-
-    def delete_service_account(self, tenant_id: str) -> None:
-        self.tables.delete(Tables.CONNECTIONS, tenant_id.lower(), SERVICE_ACCOUNT_ROW)
-
-    def mark_needs_reconnect(self, tenant_id: str, user_id: str, reason: str, now: datetime) -> bool:
-        """Flag every connection that rides on this user's tokens; True when one was not flagged yet."""
-        tenant_id, user_id = tenant_id.lower(), user_id.lower()
-        changed = False
-        for row in (user_id, SERVICE_ACCOUNT_ROW):
-            for _ in range(3):  # an ETag race with a concurrent writer: re-read and retry
-                entity = self.tables.get(Tables.CONNECTIONS, tenant_id, row)
-                if entity is None:
-                    break
-                record = self._from(entity)
-                if record.user_id != user_id or (record.needs_reconnect and record.reason == reason):
-                    break
-                flagged = ConnectionRecord(
-                    tenant_id=record.tenant_id,
-                    user_id=record.user_id,
-                    purpose=record.purpose,
-                    status=ConnectionStatus.NEEDS_RECONNECT,
-                    reason=reason,
-                    username=record.username,
-                    connected_at=record.connected_at,
-                    updated_at=now,
-                    connected_by=record.connected_by,
-                )
-                try:
-                    self.tables.update(Tables.CONNECTIONS, Entity(tenant_id, row, self._to(flagged), entity.etag))
-                except (ConcurrencyConflict, NotFound):
-                    continue
-                changed = changed or not record.needs_reconnect
-                break
-        return changed
-
-
-
-
-def require_connected(connections: ConnectionRepository, tenant_id: str, user_id: str) -> ConnectionRecord:
-    """The user's live per-user connection, or 409 ``calendar_not_connected`` /
-    ``calendar_reconnect_required`` (``details.reason`` = the AADSTS number) when they must
-    (re)connect first."""
-    record = connections.get(tenant_id, user_id)
-    if record is None:
-        raise CalendarNotConnected(details={"userId": user_id.lower()})
-    if record.needs_reconnect:
-        raise CalendarNotConnected(
-            "This person's Microsoft 365 connection expired; they must connect again.",
-            code="calendar_reconnect_required",
-            details={"userId": user_id.lower(), "reason": record.reason},
-        )
-    return record
-
 
 # --- the service -------------------------------------------------------------------------------
 
@@ -338,7 +152,6 @@ class ConnectionService:
         clock: Clock,
         settings: Settings,
         flow: DelegatedAuthFlow,
-        tenant_secrets: TenantSecrets | None = None,
         remove_subscriptions: SubscriptionRemoval | None = None,
         random_token: Callable[[int], str] = secrets.token_urlsafe,
     ) -> None:
@@ -346,7 +159,8 @@ class ConnectionService:
         self.clock = clock
         self.settings = settings
         self.flow = flow
-        self.tenant_secrets = tenant_secrets
+        self.secret_names = SecretRegistry(tables)
+        self.states = OAuthStateStore(tables)
         self.remove_subscriptions = remove_subscriptions
         self.random_token = random_token
         self.connections = ConnectionRepository(tables)
@@ -391,20 +205,17 @@ class ConnectionService:
         state, key = new_state(tenant_id, self.random_token)
         scopes = [f"{self.graph_resource}/{s}" for s in purpose.scopes]
         started = self.flow.begin(tenant_id, scopes, self.redirect_uri, state, login_hint)
-        self.tables.insert(
-            Tables.OAUTH_STATES,
-            Entity(
-                tenant_id,
-                key,
-                {
-                    "purpose": purpose.state_purpose,
-                    "userOid": caller.object_id,
-                    "loginHint": login_hint if purpose is ConnectionPurpose.SERVICE_ACCOUNT else None,
-                    "createdAt": now,
-                    "expiresAt": now + STATE_TTL,
-                    "flow": json.dumps(dict(started.flow)),
-                },
-            ),
+        self.states.put(
+            tenant_id,
+            key,
+            {
+                "purpose": purpose.state_purpose,
+                "userOid": caller.object_id,
+                "loginHint": login_hint if purpose is ConnectionPurpose.SERVICE_ACCOUNT else None,
+                "createdAt": now,
+                "expiresAt": now + STATE_TTL,
+                "flow": json.dumps(dict(started.flow)),
+            },
         )
         log.info("delegated sign-in started", extra={"tenant": tenant_id, "purpose": purpose.value})
         return started.authorize_url
@@ -443,8 +254,7 @@ class ConnectionService:
 
         now = self.clock.now()
         self.flow.keep(bound.tenant_id, signed_in_oid, signed_in)
-        if self.tenant_secrets is not None:
-            self.tenant_secrets.remember(bound.tenant_id, user_token_secret_name(bound.tenant_id, signed_in_oid))
+        self.secret_names.remember(bound.tenant_id, user_token_secret_name(bound.tenant_id, signed_in_oid))
         if bound.purpose is ConnectionPurpose.SERVICE_ACCOUNT:
             previous = self.connections.service_account(bound.tenant_id)
             if previous is not None and previous.user_id != signed_in_oid:
@@ -543,7 +353,7 @@ class ConnectionService:
 
     def _consume_state(self, state: str | None) -> tuple[_BoundState | None, str | None, str | None]:
         """(bound state, tenant, problem): the row is deleted (with its ETag) before anything acts on it."""
-        tenant_id, row = take_state(self.tables, state)
+        tenant_id, row = self.states.take(state)
         if row is None or tenant_id is None:
             return None, tenant_id, STATE_INVALID
         purpose = _PURPOSE_BY_STATE.get(str(row.data.get("purpose") or ""))
@@ -558,7 +368,7 @@ class ConnectionService:
             flow = None
         if not isinstance(user, str) or not user or not isinstance(flow, dict):
             return None, tenant_id, STATE_INVALID
-        return _BoundState(tenant_id, user.lower(), purpose, flow, _opt(row.data.get("loginHint"))), tenant_id, None
+        return _BoundState(tenant_id, user.lower(), purpose, flow, opt_str(row.data.get("loginHint"))), tenant_id, None
 
     def _sign_in_error(self, error: str, description: str | None) -> str:
         code = aadsts_in(description)
@@ -583,14 +393,11 @@ class ConnectionService:
         return f"{self.settings.app_url}/?{urlencode(params)}"
 
     def _purge_states(self, tenant_id: str, now: datetime) -> None:
-        purge_expired(self.tables, tenant_id, tuple(_PURPOSE_BY_STATE), now)
+        self.states.purge_expired(tenant_id, tuple(_PURPOSE_BY_STATE), now)
 
     def _forget_tokens(self, tenant_id: str, user_id: str) -> None:
         self.flow.forget(tenant_id, user_id)
-        from core.services.integration import SECRET_ROW_PREFIX
-
-        name = user_token_secret_name(tenant_id, user_id)
-        self.tables.delete(Tables.INTEGRATIONS, tenant_id, SECRET_ROW_PREFIX + name)
+        self.secret_names.forget(tenant_id, user_token_secret_name(tenant_id, user_id))
 
     def _remove_subscriptions(self, tenant_id: str, user_id: str) -> None:
         if self.remove_subscriptions is None:
@@ -600,3 +407,19 @@ class ConnectionService:
         except ServiceError as exc:
             # Graph drops a subscription nobody renews; the renewal timer skips forgotten mailboxes.
             log.warning("disconnect: subscription not removed", extra={"tenant": tenant_id, "status": exc.code})
+
+
+class ConnectionHealth:
+    """``ReconnectNotifier``: flags the connections that ride on a dead token and alerts the owner once."""
+
+    def __init__(self, connections: ConnectionRepository, alerts: OwnerAlerts, clock: Clock) -> None:
+        self.connections = connections
+        self.alerts = alerts
+        self.clock = clock
+
+    def needs_reconnect(self, tenant_id: str, user_id: str, reason: str) -> None:
+        if self.connections.mark_needs_reconnect(tenant_id, user_id, reason, self.clock.now()):
+            self.alerts.notify(
+                tenant_id, AlertKind.USER_RECONNECT_REQUIRED,
+                detail=f"A connected calendar (user {user_id}) must be connected again (reason {reason}).",
+            )

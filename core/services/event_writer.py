@@ -39,12 +39,13 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final
 
 from core.domain.calendar import CreatedEvent, EventMetadata, GraphIdentity, NewEvent, OnlineMeetingProvider
+from core.domain.commands import AlertKind, EventWriteCommand
 from core.domain.errors import (
     AuthorizationError,
     ConcurrencyConflict,
@@ -58,17 +59,18 @@ from core.domain.errors import (
     TransientGraphError,
     UnsealFailed,
 )
-from core.domain.integration import ConnectionMethod, Integration
+from core.domain.integration import ConnectionMethod
 from core.domain.sessions import ChangeSource, PendingOp, Session, SessionStatus
 from core.names import Queues
 from core.ports import CalendarGateway, Clock, CommandQueue, Sealer, TableStore
-from core.services.alerts import AlertKind, OwnerAlerts
-from core.services.graph_identity import resolve_identity
-from core.services.repositories import IntegrationRepository, SessionRepository, Versioned
+from core.services.alerts import OwnerAlerts
+from core.services.identity import GraphIdentities
+from core.services.stores.codec import Versioned
+from core.services.stores.connections import ConnectionRepository
+from core.services.stores.integrations import IntegrationRepository
+from core.services.stores.sessions import SessionRepository
 
 log = logging.getLogger(__name__)
-
-COMMAND_KIND: Final = "event_write"
 DEFAULT_SUBJECT: Final = "Mentoring session"
 MAX_ATTEMPTS: Final = 5  # host.json extensions.queues.maxDequeueCount
 MAX_DEFERRALS: Final = 20  # throttled re-queues of one command before attempts are spent instead
@@ -94,53 +96,6 @@ class WriteOutcome(StrEnum):
     FAILED = "failed"  # the session is now failed
 
 
-@dataclass(frozen=True, slots=True)
-class EventWriteCommand:
-    """One queued change of a session: apply ``op`` as of session ``version``."""
-
-    tenant_id: str
-    session_id: str
-    op: PendingOp
-    version: int
-    correlation_id: str = "-"
-    sealed: str | None = None
-    deferrals: int = 0
-
-    def to_message(self) -> dict[str, Any]:
-        message: dict[str, Any] = {
-            "kind": COMMAND_KIND,
-            "tenantId": self.tenant_id,
-            "sessionId": self.session_id,
-            "op": self.op.value,
-            "version": self.version,
-            "correlationId": self.correlation_id,
-        }
-        if self.sealed:
-            message["sealed"] = self.sealed
-        if self.deferrals:
-            message["deferrals"] = self.deferrals
-        return message
-
-    @classmethod
-    def from_message(cls, message: Mapping[str, Any]) -> EventWriteCommand:
-        """Parse a queued command; ``ValueError`` when it is not one."""
-        if message.get("kind") != COMMAND_KIND:
-            raise ValueError("not an event_write command")
-        tenant, session, version = message.get("tenantId"), message.get("sessionId"), message.get("version")
-        if not isinstance(tenant, str) or not isinstance(session, str) or not tenant or not session:
-            raise ValueError("tenantId and sessionId are required")
-        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-            raise ValueError("version must be a positive integer")
-        sealed, deferrals = message.get("sealed"), message.get("deferrals", 0)
-        return cls(
-            tenant_id=tenant,
-            session_id=session,
-            op=PendingOp(str(message.get("op"))),
-            version=version,
-            correlation_id=str(message.get("correlationId") or "-"),
-            sealed=sealed if isinstance(sealed, str) else None,
-            deferrals=deferrals if isinstance(deferrals, int) and not isinstance(deferrals, bool) else 0,
-        )
 
 
 # --- sealed free text ----------------------------------------------------------------------
@@ -167,11 +122,6 @@ def choose_provider(allowed: Sequence[str]) -> str | None:
         if provider.value in allowed:
             return provider.value
     return None
-
-
-def graph_identity(tables: TableStore, integration: Integration, acting_user_id: str) -> GraphIdentity:
-    """Whose token writes to ``acting_user_id``'s calendar, per the tenant's connection method."""
-    return resolve_identity(tables, integration, acting_user_id)
 
 
 def event_mailbox(who: GraphIdentity, session: Session) -> str:
@@ -217,7 +167,7 @@ class EventWriter:
         *,
         alerts: OwnerAlerts | None = None,
         subject_template: str = DEFAULT_SUBJECT,
-        on_first_booking: Callable[[str, str], None] | None = None,
+        on_first_booking: Callable[[str, str], object] | None = None,
         max_attempts: int = MAX_ATTEMPTS,
     ) -> None:
         self.gateway = gateway
@@ -227,6 +177,7 @@ class EventWriter:
         self.tables = tables
         self.sessions = SessionRepository(tables)
         self.integrations = IntegrationRepository(tables)
+        self.identities = GraphIdentities(self.integrations, ConnectionRepository(tables))
         self.alerts = alerts or OwnerAlerts(tables, queues, clock)
         self.subject_template = subject_template
         self.on_first_booking = on_first_booking
@@ -238,12 +189,9 @@ class EventWriter:
     # --- entry points -----------------------------------------------------------------
 
     def handle(self, message: Mapping[str, Any], *, dequeue_count: int = 1) -> WriteOutcome:
-        """Apply one delivery of a command. Raises only to ask the host for a retry."""
-        try:
-            cmd = EventWriteCommand.from_message(message)
-        except ValueError as exc:
-            log.error("event write: unreadable command dropped (%s)", exc)
-            return WriteOutcome.STALE
+        """Apply one delivery of a command. Raises only to ask the host for a retry
+        (``InvalidMessage`` for a message that is not a command: the queue's poison policy)."""
+        cmd = EventWriteCommand.from_message(message)
         last_attempt = dequeue_count >= self.max_attempts
         try:
             return self._handle(cmd, dequeue_count, last_attempt)
@@ -276,11 +224,7 @@ class EventWriter:
 
     def handle_poison(self, message: Mapping[str, Any]) -> None:
         """A command that exhausted its attempts: the session ends failed and the owner is told."""
-        try:
-            cmd = EventWriteCommand.from_message(message)
-        except ValueError as exc:
-            log.error("event write poison: unreadable command (%s)", exc)
-            return
+        cmd = EventWriteCommand.from_message(message)
         log.error("event write %s ended in the poison queue", cmd.op.value, extra={"tenant": cmd.tenant_id})
         self._fail(cmd, REASON_POISON, alert=None)
         self.alerts.notify(cmd.tenant_id, AlertKind.POISON_MESSAGE,
@@ -300,7 +244,7 @@ class EventWriter:
         if integration is None or not integration.value.active:
             self._fail(cmd, REASON_DISABLED, alert=None)
             return WriteOutcome.FAILED
-        who = graph_identity(self.tables, integration.value, found.value.organizer_id)
+        who = self.identities.for_user(cmd.tenant_id, found.value.organizer_id, integration=integration.value)
         may_have_reached_graph = dequeue_count > 1 or cmd.deferrals > 0
         if cmd.op == PendingOp.CREATE:
             fallback = may_fall_back(integration.value.method, who, found.value)

@@ -26,20 +26,17 @@ read the access test. This service owns those steps:
 
 from __future__ import annotations
 
-import itertools
-import json
 import logging
 import secrets
-import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 from urllib.parse import urlencode
 
 from core.domain.aadsts import consent_error_code
 from core.domain.access_test import AccessTestReport
-from core.domain.calendar import GraphIdentity
+from core.domain.commands import AlertKind
 from core.domain.errors import (
     AuthorizationError,
     Conflict,
@@ -57,21 +54,20 @@ from core.domain.integration import (
     IntegrationStatus,
     PairingPolicy,
 )
-from core.names import Tables
-from core.ports import CalendarGateway, Clock, Entity, EntityValue, SecretStore, TableStore, TokenProvider
-from core.services.access_test import AccessTestService, AccessTestStore, update_integration
-from core.services.alerts import AlertKind, OwnerAlerts
-from core.services.oauth_states import STATE_TTL, is_expired, new_state, purge_expired, take_state
-from core.services.repositories import IntegrationRepository
+from core.ports import CalendarGateway, Clock, SecretStore, TableStore, TokenProvider
+from core.services.access_test import AccessTestService, update_integration
+from core.services.alerts import OwnerAlerts
+from core.services.identity import GraphIdentities
+from core.services.stores.access_tests import AccessTestStore
+from core.services.stores.audit import AuditTrail
+from core.services.stores.integrations import IntegrationRepository
+from core.services.stores.oauth_states import STATE_TTL, OAuthStateStore, is_expired, new_state
+from core.services.stores.secrets import TenantSecrets
 from core.settings import Settings
 
 log = logging.getLogger("core.services.integration")
 
 STATE_PURPOSE: Final = "admin_consent"
-CONSENT_ROW: Final = "consent"
-SECRET_ROW_PREFIX: Final = "secret~"  # noqa: S105 - a row-key prefix, not a secret
-_INVERTED_BASE: Final = 10**15
-_SEQ_BASE: Final = 10**10 - 1
 
 # Stable codes the callback reports besides the AADSTS ones (core/domain/aadsts.py).
 STATE_INVALID: Final = "consent_state_invalid"
@@ -132,90 +128,13 @@ class ConsentOutcome:
     code: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class AuditEntry:
-    at: datetime
-    actor: str
-    action: str
-    changes: dict[str, list[Any]]
 
 
 
-def _as_dt(value: EntityValue) -> datetime | None:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, str) and value:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return None
 
 
-class TenantSecrets:
-    """Names of the secrets kept for a tenant, so disconnect can delete them all.
-
-    The secret-store port cannot list names, so whoever stores a per-tenant secret
-    (refresh tokens of per-user or service-account connections...) stores it through
-    ``put`` (or calls ``remember``), which records the name in the tenant's partition
-    of ``integrations`` (RowKey ``secret~<name>``).
-    """
-
-    def __init__(self, tables: TableStore, store: SecretStore) -> None:
-        self.tables = tables
-        self.store = store
-
-    def remember(self, tenant_id: str, name: str) -> None:
-        self.tables.upsert(Tables.INTEGRATIONS, Entity(tenant_id, SECRET_ROW_PREFIX + name, {"name": name}))
-
-    def put(self, tenant_id: str, name: str, value: str) -> None:
-        self.remember(tenant_id, name)
-        self.store.set(name, value)
-
-    def names(self, tenant_id: str) -> list[str]:
-        rows = self.tables.query(
-            Tables.INTEGRATIONS, tenant_id, row_key_from=SECRET_ROW_PREFIX, row_key_to=SECRET_ROW_PREFIX + "\U0010ffff"
-        )
-        return [str(r.data.get("name") or r.row_key[len(SECRET_ROW_PREFIX) :]) for r in rows]
-
-    def delete_all(self, tenant_id: str) -> int:
-        names = self.names(tenant_id)
-        for name in names:
-            self.store.delete(name)
-            self.tables.delete(Tables.INTEGRATIONS, tenant_id, SECRET_ROW_PREFIX + name)
-        return len(names)
 
 
-class AuditTrail:
-    """Admin changes per tenant, newest first (RowKey = inverted milliseconds ~ uuid)."""
-
-    def __init__(self, tables: TableStore, clock: Clock) -> None:
-        self.tables = tables
-        self.clock = clock
-        self._seq = itertools.count()
-
-    def record(self, tenant_id: str, actor: str, action: str, changes: Mapping[str, list[Any]] | None = None) -> None:
-        now = self.clock.now()
-        inverted = _INVERTED_BASE - int(now.timestamp() * 1000)
-        # Within one millisecond, this process's later entries still sort first.
-        row = f"{inverted:015d}~{_SEQ_BASE - next(self._seq):010d}~{uuid.uuid4().hex}"
-        data: dict[str, EntityValue] = {
-            "at": now,
-            "actor": actor,
-            "action": action,
-            "changes": json.dumps(dict(changes or {}), default=str),
-        }
-        self.tables.insert(Tables.AUDIT, Entity(tenant_id, row, data))
-
-    def entries(self, tenant_id: str, limit: int = 50) -> list[AuditEntry]:
-        out = []
-        for e in self.tables.query(Tables.AUDIT, tenant_id, limit=limit):
-            out.append(
-                AuditEntry(
-                    at=_as_dt(e.data.get("at")) or datetime.fromtimestamp(0, UTC),
-                    actor=str(e.data.get("actor") or ""),
-                    action=str(e.data.get("action") or ""),
-                    changes=json.loads(str(e.data.get("changes") or "{}")),
-                )
-            )
-        return out
 
 
 SubscriptionCleanup = Callable[[str], object]
@@ -250,6 +169,7 @@ class IntegrationService:
         self.repo = IntegrationRepository(tables)
         self.audit = AuditTrail(tables, clock)
         self.tenant_secrets = TenantSecrets(tables, secrets_store)
+        self.states = OAuthStateStore(tables)
         self.reports = AccessTestStore(tables, settings.entra_client_id)
 
     @property
@@ -325,13 +245,9 @@ class IntegrationService:
         now = self.clock.now()
         self._purge_states(tenant_id, now)
         state, key = new_state(tenant_id, self.random_token)
-        self.tables.insert(
-            Tables.OAUTH_STATES,
-            Entity(
-                tenant_id,
-                key,
-                {"adminOid": admin_oid, "purpose": STATE_PURPOSE, "createdAt": now, "expiresAt": now + STATE_TTL},
-            ),
+        self.states.put(
+            tenant_id, key,
+            {"adminOid": admin_oid, "purpose": STATE_PURPOSE, "createdAt": now, "expiresAt": now + STATE_TTL},
         )
 
         def pending(current: Integration) -> Integration | None:
@@ -425,9 +341,8 @@ class IntegrationService:
                 log.warning("disconnect: subscriptions not deleted", extra={"tenant": tenant_id, "status": exc.code})
                 removed["subscriptions"] = [None, f"failed: {exc.code}"]
         removed["secrets"] = [None, self.tenant_secrets.delete_all(tenant_id)]
-        for state in list(self.tables.query(Tables.OAUTH_STATES, tenant_id)):
-            self.tables.delete(Tables.OAUTH_STATES, tenant_id, state.row_key)
-        self.tables.delete(Tables.INTEGRATIONS, tenant_id, CONSENT_ROW)
+        self.states.delete_all(tenant_id)
+        self.repo.clear_consent(tenant_id)
         self.reports.forget_latest(tenant_id)
         for kind in AlertKind:
             self.alerts.resolve(tenant_id, kind)
@@ -444,7 +359,7 @@ class IntegrationService:
 
     def _consume_state(self, state: str | None) -> tuple[str | None, str | None, str | None]:
         """(tenant, admin oid, problem code): the state is deleted before anything acts on it."""
-        tenant_id, row = take_state(self.tables, state)
+        tenant_id, row = self.states.take(state)
         if row is None or row.data.get("purpose") != STATE_PURPOSE:
             return tenant_id, None, STATE_INVALID
         if is_expired(row, self.clock.now()):
@@ -459,7 +374,7 @@ class IntegrationService:
         if self.tokens is not None:
             self.tokens.invalidate(tenant_id)  # a token or failure cached before consent must not count
         try:
-            self.gateway.get_user(GraphIdentity(tenant_id), admin_oid)
+            self.gateway.get_user(GraphIdentities.app_only(tenant_id), admin_oid)
         except (AuthorizationError, GraphAuthError) as exc:
             return exc.code
         except DependencyError:
@@ -477,14 +392,13 @@ class IntegrationService:
         return f"{self.settings.app_url}/?{urlencode(params)}"
 
     def _purge_states(self, tenant_id: str, now: datetime) -> None:
-        purge_expired(self.tables, tenant_id, (STATE_PURPOSE,), now)
+        self.states.purge_expired(tenant_id, (STATE_PURPOSE,), now)
 
     def _set_consent(self, tenant_id: str, status: str, code: str | None) -> None:
-        data: dict[str, EntityValue] = {"status": status, "errorCode": code, "updatedAt": self.clock.now()}
-        self.tables.upsert(Tables.INTEGRATIONS, Entity(tenant_id, CONSENT_ROW, data))
+        self.repo.set_consent(tenant_id, status, code, self.clock.now())
 
     def _consent_view(self, integration: Integration) -> ConsentView:
-        row = self.tables.get(Tables.INTEGRATIONS, integration.tenant_id, CONSENT_ROW)
+        row = self.repo.consent(integration.tenant_id)
         if (
             integration.status is IntegrationStatus.FAILED
             and integration.consent_granted_at is not None
@@ -495,10 +409,7 @@ class IntegrationService:
             if integration.consent_granted_at is not None:
                 return ConsentView("granted", integration.consent_granted_at)
             return ConsentView("none")
-        code = row.data.get("errorCode")
-        return ConsentView(
-            str(row.data.get("status") or "none"), _as_dt(row.data.get("updatedAt")), str(code) if code else None
-        )
+        return ConsentView(row.status, row.updated_at, row.error_code)
 
 
 _AUDITED: Final = (

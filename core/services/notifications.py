@@ -29,11 +29,12 @@ timer heals anything a dropped notification missed within one cycle.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from core.domain.calendar import EventMetadata, GraphIdentity
+from core.domain.commands import AlertKind, ChangeItem, backoff_seconds, chunks, notifications_message
 from core.domain.errors import (
     ConcurrencyConflict,
     DependencyError,
@@ -41,66 +42,26 @@ from core.domain.errors import (
     ServiceError,
     Throttled,
 )
-from core.domain.integration import ONBOARDED, ConnectionMethod, Integration
+from core.domain.integration import ONBOARDED, Integration
 from core.domain.sessions import Session
 from core.names import Queues
 from core.ports import CalendarGateway, Clock, CommandQueue, TableStore
-from core.services.alerts import AlertKind, OwnerAlerts
-from core.services.repositories import IntegrationRepository, SessionRepository, Versioned
+from core.services.alerts import OwnerAlerts
+from core.services.identity import GraphIdentities
+from core.services.stores.codec import Versioned
+from core.services.stores.connections import ConnectionRepository
+from core.services.stores.integrations import IntegrationRepository
+from core.services.stores.sessions import SessionRepository
 
 log = logging.getLogger(__name__)
-
-MESSAGE_KIND: Final = "notifications"
 BATCH_SIZE: Final = 20  # Graph's $batch limit
 MAX_ATTEMPTS: Final = 5
 MAX_RACE_RETRIES: Final = 5
 MAX_BACKOFF_SECONDS: Final = 300.0
 
 
-@dataclass(frozen=True, slots=True)
-class ChangeItem:
-    """One checked change notification: metadata only (never the clientState)."""
-
-    tenant_id: str
-    user_id: str
-    event_id: str
-    change_type: str
-    subscription_id: str = ""
-
-    def to_json(self) -> dict[str, str]:
-        return {
-            "tenantId": self.tenant_id,
-            "userId": self.user_id,
-            "eventId": self.event_id,
-            "changeType": self.change_type,
-            "subscriptionId": self.subscription_id,
-        }
-
-    @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> ChangeItem:
-        return cls(
-            tenant_id=str(raw["tenantId"]).lower(),
-            user_id=str(raw["userId"]).lower(),
-            event_id=str(raw["eventId"]),
-            change_type=str(raw.get("changeType") or "updated"),
-            subscription_id=str(raw.get("subscriptionId") or ""),
-        )
 
 
-def notifications_message(
-    items: Sequence[ChangeItem], *, correlation_id: str | None = None, attempt: int = 0
-) -> dict[str, Any]:
-    """The queue message for a group of checked items."""
-    tenants = {i.tenant_id for i in items}
-    message: dict[str, Any] = {
-        "kind": MESSAGE_KIND,
-        "tenantId": next(iter(tenants)) if len(tenants) == 1 else "",
-        "attempt": attempt,
-        "items": [i.to_json() for i in items],
-    }
-    if correlation_id:
-        message["correlationId"] = correlation_id
-    return message
 
 
 def items_of(message: Mapping[str, Any]) -> list[ChangeItem]:
@@ -114,28 +75,13 @@ def items_of(message: Mapping[str, Any]) -> list[ChangeItem]:
     return out
 
 
-def graph_identity(integration: Integration | None, tenant_id: str, mailbox: str) -> GraphIdentity:
-    """Whose token works on ``mailbox``: the owner's delegated token in per-user tenants, else the
-    tenant identity (app-only; the method-aware token provider turns it into the scheduling
-    mailbox's delegated token in service-account tenants)."""
-    if integration is not None and integration.method is ConnectionMethod.PER_USER:
-        return GraphIdentity(tenant_id.lower(), mailbox.lower())
-    return GraphIdentity(tenant_id.lower())
-
-
 def is_active(integration: Integration | None) -> bool:
     """Does the tenant's integration allow calendar work (enabled and onboarded)?"""
     return integration is not None and integration.enabled and integration.status in ONBOARDED
 
 
-def chunks(items: Sequence[Any], size: int = BATCH_SIZE) -> Iterable[Sequence[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
 
 
-def backoff_seconds(attempt: int) -> float:
-    """5 s, 10 s, 20 s ... capped at 5 minutes."""
-    return float(min(MAX_BACKOFF_SECONDS, 5.0 * (2**attempt)))
 
 
 @dataclass
@@ -147,6 +93,7 @@ class SyncReport:
     unchanged: int = 0
     failed: dict[str, ServiceError] = field(default_factory=dict)
     throttled: Throttled | None = None
+    unread: list[str] = field(default_factory=list)  # not tried: a group was throttled first
 
     def merge(self, other: SyncReport) -> None:
         self.read += other.read
@@ -154,15 +101,18 @@ class SyncReport:
         self.unchanged += other.unchanged
         self.failed.update(other.failed)
         self.throttled = self.throttled or other.throttled
+        self.unread.extend(other.unread)
 
 
 class SessionSync:
     """Folds observed event metadata into sessions, ETag-safe. Shared by the worker, resync and reconciliation."""
 
-    def __init__(self, sessions: SessionRepository, gateway: CalendarGateway, clock: Clock) -> None:
+    def __init__(self, sessions: SessionRepository, gateway: CalendarGateway, clock: Clock,
+                 identities: GraphIdentities) -> None:
         self.sessions = sessions
         self.gateway = gateway
         self.clock = clock
+        self.identities = identities
 
     def update(self, tenant_id: str, session_id: str, change: Callable[[Session], Session | None],
                current: Versioned[Session] | None = None) -> bool:
@@ -204,29 +154,38 @@ class SessionSync:
         """
         report = SyncReport()
         by_who: dict[GraphIdentity, list[Session]] = {}
+        identity_of = self.identities.for_users(tenant_id, integration=integration)
         for s in sessions:
             if s.event_id and not s.is_final:
-                by_who.setdefault(graph_identity(integration, tenant_id, s.organizer_id), []).append(s)
+                by_who.setdefault(identity_of(s.organizer_id), []).append(s)
         for who, tracked in by_who.items():
             self.read_and_apply(who, tracked, report)
             if report.throttled is not None:
                 break
         return report
 
-    def read_and_apply(self, who: GraphIdentity, sessions: Sequence[Session], report: SyncReport,
-                       mailbox: str | None = None) -> None:
-        """Read the sessions' events as ``who`` in ``$batch`` groups of 20 and apply them into ``report``.
+    def read_and_apply(self, who: GraphIdentity, sessions: Sequence[Session], report: SyncReport, *,
+                       mailbox: str | None = None,
+                       current: Mapping[str, Versioned[Session]] | None = None) -> None:
+        """The one ``$batch`` read-and-apply loop: read the sessions' events as ``who`` and fold them in.
 
-        Events are read from each organizer's calendar, or from ``mailbox`` (a Scheduler calendar
-        in the service account's mailbox). Stops at the first throttled group.
+        One ``get_event`` for a lone event, else ``$batch`` groups of 20. Events are read from each
+        organizer's calendar, or from ``mailbox`` (a Scheduler calendar in the service account's
+        mailbox). ``current`` gives rows already read with their ETag (no second read). Results go
+        into ``report``: counts, ``failed`` per session (the group's or the item's error), and after
+        the first throttled group, ``throttled`` plus every session not tried in ``unread``.
         """
         for group in chunks(sessions):
+            if report.throttled is not None:
+                report.unread.extend(s.session_id for s in group)
+                continue
             refs = [(mailbox or s.organizer_id, str(s.event_id)) for s in group]
             try:
-                seen = self.gateway.get_events(who, refs)
+                seen = self._read(who, refs)
             except Throttled as exc:
                 report.throttled = exc
-                return
+                report.unread.extend(s.session_id for s in group)
+                continue
             except ServiceError as exc:
                 for s in group:
                     report.failed[s.session_id] = exc
@@ -236,7 +195,7 @@ class SessionSync:
                 if result is None:
                     continue
                 report.read += 1
-                outcome = self.observe(s, result)
+                outcome = self.observe(s, result, current.get(s.session_id) if current else None)
                 if outcome is None:
                     assert isinstance(result, ServiceError)
                     report.failed[s.session_id] = result
@@ -244,6 +203,16 @@ class SessionSync:
                     report.changed += 1
                 else:
                     report.unchanged += 1
+
+    def _read(self, who: GraphIdentity,
+              refs: Sequence[tuple[str, str]]) -> Mapping[tuple[str, str], EventMetadata | ServiceError]:
+        """One ``get_event`` for a single event, one ``$batch`` for several."""
+        if len(refs) == 1:
+            try:
+                return {refs[0]: self.gateway.get_event(who, *refs[0])}
+            except ItemNotFound as exc:
+                return {refs[0]: exc}
+        return self.gateway.get_events(who, refs)
 
 
 @dataclass
@@ -275,7 +244,8 @@ class NotificationWorker:
         self.gateway = gateway
         self.clock = clock
         self.alerts = alerts or OwnerAlerts(tables, queues, clock)
-        self.sync = SessionSync(self.sessions, gateway, clock)
+        self.identities = GraphIdentities(self.integrations, ConnectionRepository(tables))
+        self.sync = SessionSync(self.sessions, gateway, clock, self.identities)
 
     def handle_message(self, message: Mapping[str, Any]) -> NotificationOutcome:
         attempt = int(message.get("attempt") or 0)
@@ -314,47 +284,32 @@ class NotificationWorker:
             outcome.changed += changed
             outcome.unchanged += not changed
 
-        retry: list[ChangeItem] = []
-        throttled: Throttled | None = None
-        by_who: dict[GraphIdentity, list[tuple[ChangeItem, Versioned[Session]]]] = {}
-        for (tenant_id, _), pair in to_read.items():
-            who = graph_identity(active.get(tenant_id), tenant_id, pair[1].value.organizer_id)
-            by_who.setdefault(who, []).append(pair)
-        for who, pairs in by_who.items():
-            tenant_id = who.tenant_id
-            for group in chunks(pairs):
-                if throttled is not None:
-                    retry.extend(item for item, _ in group)
-                    continue
-                try:
-                    observed = self._read(who, [found.value for _, found in group])
-                except Throttled as exc:
-                    throttled = exc
-                    retry.extend(item for item, _ in group)
-                    continue
-                except DependencyError:
-                    retry.extend(item for item, _ in group)
-                    continue
-                except ServiceError as exc:
-                    self._definite_failure(tenant_id, exc, len(group))
-                    outcome.failed += len(group)
-                    continue
-                for item, found in group:
-                    result = observed[(found.value.organizer_id, item.event_id)]
-                    applied = self.sync.observe(found.value, result, found)
-                    if applied is None:
-                        if isinstance(result, Throttled):
-                            throttled = throttled or result
-                            retry.append(item)
-                        elif isinstance(result, DependencyError):
-                            retry.append(item)
-                        elif isinstance(result, ServiceError):
-                            self._definite_failure(tenant_id, result, 1)
-                            outcome.failed += 1
-                    elif applied:
-                        outcome.changed += 1
-                    else:
-                        outcome.unchanged += 1
+        by_who: dict[GraphIdentity, list[Versioned[Session]]] = {}
+        resolvers: dict[str, Callable[[str], GraphIdentity]] = {}
+        for (tenant_id, _), (_, found) in to_read.items():
+            if tenant_id not in resolvers:
+                resolvers[tenant_id] = self.identities.for_users(tenant_id, integration=active.get(tenant_id))
+            by_who.setdefault(resolvers[tenant_id](found.value.organizer_id), []).append(found)
+        report = SyncReport()
+        for who, rows in by_who.items():
+            self.sync.read_and_apply(who, [r.value for r in rows], report,
+                                     current={r.value.session_id: r for r in rows})
+        outcome.changed += report.changed
+        outcome.unchanged += report.unchanged
+        item_of = {found.value.session_id: item for item, found in to_read.values()}
+        retry = [item_of[sid] for sid in report.unread]
+        throttled = report.throttled
+        definite: dict[str, list[ServiceError]] = {}
+        for sid, exc in report.failed.items():
+            if isinstance(exc, DependencyError):  # throttled or transient: try again later
+                retry.append(item_of[sid])
+                if isinstance(exc, Throttled):
+                    throttled = throttled or exc
+            else:
+                definite.setdefault(item_of[sid].tenant_id, []).append(exc)
+        for tenant_id, errors in definite.items():
+            self._definite_failure(tenant_id, errors[0], len(errors))
+            outcome.failed += len(errors)
         if retry:
             outcome.retried = len(retry)
             self._retry(retry, attempt, throttled, correlation_id)
@@ -373,17 +328,6 @@ class NotificationWorker:
             cache[tenant_id] = found.value if found is not None else None
         return is_active(cache[tenant_id])
 
-    def _read(self, who: GraphIdentity,
-              sessions: Sequence[Session]) -> dict[tuple[str, str], EventMetadata | ServiceError]:
-        """One ``get_event`` for a single event, one ``$batch`` for several."""
-        if len(sessions) == 1:
-            s = sessions[0]
-            ref = (s.organizer_id, str(s.event_id))
-            try:
-                return {ref: self.gateway.get_event(who, *ref)}
-            except (ItemNotFound, Throttled) as exc:
-                return {ref: exc}
-        return self.gateway.get_events(who, [(s.organizer_id, str(s.event_id)) for s in sessions])
 
     def _retry(self, items: list[ChangeItem], attempt: int, throttled: Throttled | None, cid: str | None) -> None:
         if throttled is not None:

@@ -19,14 +19,13 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import Any, Final
 
-from core.names import Tables
-from core.ports import Clock, Entity, Mailer, TableStore
-from core.services.alerts import AlertCommand, AlertKind
-from core.services.repositories import IntegrationRepository
+from core.domain.commands import AlertCommand, AlertKind
+from core.ports import Clock, Mailer, TableStore
+from core.services.stores.alerts import AlertClaims
+from core.services.stores.integrations import IntegrationRepository
 
 log = logging.getLogger("core.services.owner_alert_worker")
 
-SENT_PREFIX: Final = "sent~"
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +109,7 @@ class OwnerAlertWorker:
     """Consumes ``owner-alerts`` messages and mails the integration owner."""
 
     def __init__(self, *, tables: TableStore, mailer: Mailer, clock: Clock, app_url: str) -> None:
-        self.tables = tables
+        self.claims = AlertClaims(tables)
         self.mailer = mailer
         self.clock = clock
         self.app_url = app_url.rstrip("/")
@@ -124,17 +123,14 @@ class OwnerAlertWorker:
         if not owner:
             log.warning("owner alert not sent: no owner email", extra={"tenant": command.tenant_id})
             return False
-        marker = SENT_PREFIX + hashlib.sha256(
+        marker = hashlib.sha256(
             f"{command.kind.value}|{command.since.isoformat()}|{command.detail}".encode()
         ).hexdigest()[:32]
-        if self.tables.get(Tables.ALERTS, command.tenant_id, marker) is not None:
+        if self.claims.was_sent(command.tenant_id, marker):
             log.info("owner alert already sent; duplicate ignored", extra={"tenant": command.tenant_id})
             return False
         subject, text = render(command, self.app_url)
         self.mailer.send(owner, subject, text)
-        self.tables.upsert(
-            Tables.ALERTS,
-            Entity(command.tenant_id, marker, {"kind": command.kind.value, "sentAt": self.clock.now()}),
-        )
+        self.claims.mark_sent(command.tenant_id, marker, command.kind.value, self.clock.now())
         log.info("owner alert sent", extra={"tenant": command.tenant_id, "event": command.kind.value})
         return True

@@ -17,8 +17,10 @@ from core.domain.errors import DependencyError, Forbidden, TenantNotOnboarded, U
 from core.domain.integration import Integration
 from core.ports import CalendarGateway, Clock, TableStore
 from core.services.authz import Caller
-from core.services.pairings_repo import Pairing, PairingRepository
-from core.services.repositories import IntegrationRepository
+from core.services.identity import GraphIdentities
+from core.services.stores.connections import ConnectionRepository
+from core.services.stores.integrations import IntegrationRepository
+from core.services.stores.pairings import Pairing, PairingRepository
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,7 @@ class PairingService:
         self.clock = clock
         self.pairings = PairingRepository(tables)
         self.integrations = IntegrationRepository(tables)
+        self.identities = GraphIdentities(self.integrations, ConnectionRepository(tables))
 
     @property
     def gateway(self) -> CalendarGateway:
@@ -62,7 +65,7 @@ class PairingService:
     def put(self, caller: Caller, request: PairingRequest) -> Pairing:
         """Create or replace a pairing in the caller's tenant; members resolved through Graph."""
         require_enabled_integration(self.integrations, caller.tenant_id)
-        who = GraphIdentity(caller.tenant_id)
+        who = self.identities.for_tenant(caller.tenant_id)
         mentor_id, mentor_address = self._resolve(who, request.mentor, "mentor")
         mentee_id, mentee_address = self._resolve(who, request.mentee, "mentee")
         if mentor_id.lower() == mentee_id.lower():

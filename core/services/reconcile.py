@@ -33,17 +33,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from core.domain.calendar import GraphIdentity
+from core.domain.commands import RECONCILE, AlertKind, LifecycleItem, chunks, lifecycle_message, reconcile_message
 from core.domain.errors import DependencyError, ItemNotFound, ServiceError, Throttled
 from core.domain.integration import ConnectionMethod, Integration
 from core.domain.sessions import Session, SessionStatus
 from core.names import Queues
 from core.ports import CalendarGateway, Clock, CommandQueue, TableStore
-from core.services.alerts import AlertKind, OwnerAlerts
-from core.services.connections import ConnectionRepository
-from core.services.notifications import SessionSync, SyncReport, chunks, graph_identity, is_active
-from core.services.repositories import IntegrationRepository, SessionRepository
-from core.services.subscriptions import ENSURE_MARGIN, LifecycleItem, SubscriptionService, lifecycle_message
+from core.services.alerts import OwnerAlerts
+from core.services.identity import GraphIdentities
+from core.services.notifications import SessionSync, SyncReport, is_active
+from core.services.stores.connections import ConnectionRepository
+from core.services.stores.integrations import IntegrationRepository
+from core.services.stores.sessions import SessionRepository
+from core.services.subscriptions import ENSURE_MARGIN, SubscriptionService
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +54,6 @@ RECENT_PAST: Final = timedelta(hours=1)  # sessions that just started still get 
 RESYNC_AHEAD: Final = timedelta(days=400)
 MAX_ATTEMPTS: Final = 5
 LONGEST_SESSION: Final = timedelta(days=1)  # housekeeping looks this far back for sessions not yet over
-RECONCILE_KIND: Final = "reconcile"
 SCHEDULER: Final = "~scheduler"  # grouping key of sessions read from the scheduling mailbox
 
 
@@ -83,14 +84,6 @@ class ReconcileReport:
         self.queued += other.queued
 
 
-def reconcile_message(tenant_id: str, session_ids: Sequence[str], *, attempt: int = 0,
-                      correlation_id: str | None = None) -> dict[str, Any]:
-    """A ``reconcile`` message on the lifecycle queue: up to 20 session ids re-read with one ``$batch``."""
-    message: dict[str, Any] = {"kind": RECONCILE_KIND, "tenantId": tenant_id, "sessionIds": list(session_ids),
-                               "attempt": attempt}
-    if correlation_id:
-        message["correlationId"] = correlation_id
-    return message
 
 
 class Reconciler:
@@ -113,8 +106,9 @@ class Reconciler:
         self.clock = clock
         self.subscriptions = subscriptions
         self.window = window
-        self.sync = SessionSync(self.sessions, gateway, clock)
         self.connections = ConnectionRepository(tables)
+        self.identities = GraphIdentities(self.integrations, self.connections)
+        self.sync = SessionSync(self.sessions, gateway, clock, self.identities)
 
     def integration(self, tenant_id: str) -> Integration | None:
         found = self.integrations.get(tenant_id)
@@ -211,11 +205,11 @@ class Reconciler:
             log.info("reconciliation: start index backfilled (%d session(s))", written)
         now = self.clock.now()
         by_who: dict[object, list[str]] = {}
+        identity_of = self.identities.for_users(tenant_id, integration=integration)
         for row in self.sessions.start_index(tenant_id, now - RECENT_PAST, now + self.window):
             if not row.tracked:
                 continue
-            key: object = SCHEDULER if row.scheduler_calendar else graph_identity(
-                integration, tenant_id, row.organizer_id)
+            key: object = SCHEDULER if row.scheduler_calendar else identity_of(row.organizer_id)
             by_who.setdefault(key, []).append(row.session_id)
         return [list(group) for ids in by_who.values() for group in chunks(ids)]
 
@@ -296,12 +290,12 @@ class Reconciler:
         tracked = [s for s in sessions if s.event_id and not s.is_final]
         if not tracked:
             return report
-        account = self.connections.service_account_id(tenant_id)
+        account = self.identities.service_account_id(tenant_id)
         if integration is None or integration.method is not ConnectionMethod.SERVICE_ACCOUNT or account is None:
             log.warning("reconciliation: %d session(s) in a Scheduler calendar skipped (no service account)",
                         len(tracked))
             return report
-        who = GraphIdentity(tenant_id.lower(), account.lower())
+        who = self.identities.for_tenant(tenant_id, integration=integration)
         self.sync.read_and_apply(who, tracked, report, mailbox=account)
         return report
 
@@ -336,7 +330,7 @@ class LifecycleWorker:
 
     def handle_message(self, message: Mapping[str, Any]) -> LifecycleOutcome:
         """Dispatch one lifecycle-queue message: Graph lifecycle items, or a planned ``reconcile`` group."""
-        if message.get("kind") == RECONCILE_KIND:
+        if message.get("kind") == RECONCILE:
             return LifecycleOutcome(reconciled=self.reconciler.handle_message(message).read)
         items = []
         for raw in message.get("items") or []:
@@ -393,7 +387,8 @@ class LifecycleWorker:
     def _one(self, item: LifecycleItem, outcome: LifecycleOutcome) -> None:
         record = self.subscriptions.get(item.tenant_id, item.user_id)
         current = record is not None and record.subscription_id == item.subscription_id
-        who = graph_identity(self.reconciler.integration(item.tenant_id), item.tenant_id, item.user_id)
+        who = self.reconciler.identities.for_user(item.tenant_id, item.user_id,
+                                                  integration=self.reconciler.integration(item.tenant_id))
         if item.event == "reauthorizationRequired":
             if not current:
                 # Not (or no longer) ours to keep: make sure it does not linger.

@@ -31,34 +31,46 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 
 from core.domain.calendar import GraphIdentity, SubscriptionInfo
+from core.domain.commands import (
+    AlertKind,
+    LifecycleItem,
+    RenewalItem,
+    backoff_seconds,
+    chunks,
+    lifecycle_message,
+    renewal_message,
+)
 from core.domain.errors import (
     ConcurrencyConflict,
     Conflict,
     DependencyError,
     GraphError,
     GraphRequestRejected,
+    InvalidMessage,
     ItemNotFound,
     ServiceError,
     Throttled,
 )
-from core.domain.integration import ONBOARDED, ConnectionMethod, Integration
-from core.names import Queues, Tables
-from core.ports import CalendarGateway, Clock, CommandQueue, Entity, EntityValue, SecretStore, TableStore
-from core.services.alerts import AlertKind, OwnerAlerts
+from core.domain.integration import ONBOARDED, ConnectionMethod, Integration, SyncMode, sync_policy
+from core.names import Queues
+from core.ports import CalendarGateway, Clock, CommandQueue, SecretStore, TableStore
+from core.services.alerts import OwnerAlerts
 from core.services.client_state import ClientStateKeyCache
-from core.services.graph_identity import SyncMode, sync_policy
-from core.services.repositories import IntegrationRepository, Versioned
+from core.services.identity import GraphIdentities
+from core.services.stores.codec import Versioned
+from core.services.stores.connections import ConnectionRepository
+from core.services.stores.integrations import IntegrationRepository
+from core.services.stores.subscriptions import OUTLOOK_MAX_MINUTES, SubscriptionRecord, SubscriptionStore
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
-OUTLOOK_MAX_MINUTES: Final = 10080
 LEGACY_MAX_MINUTES: Final = 4230
 CHANGE_TYPES: Final = "created,updated,deleted"
 CLOCK_SKEW: Final = timedelta(minutes=1)  # ask a little under the maximum: our clock may run ahead of Graph's
@@ -68,17 +80,8 @@ DEFAULT_HORIZON: Final = timedelta(hours=1)
 DEFAULT_LOOKBACK: Final = timedelta(hours=72)
 GROUP_SIZE: Final = 20
 MAX_ATTEMPTS: Final = 5
-RENEWAL_KIND: Final = "renew_subscriptions"
-LIFECYCLE_KIND: Final = "lifecycle"
-LIFECYCLE_EVENTS: Final = frozenset({"reauthorizationRequired", "subscriptionRemoved", "missed"})
-
-_MAILBOX_PREFIX: Final = "m~"
-_ID_PREFIX: Final = "id~"
 
 
-def bucket_of(moment: datetime) -> str:
-    """The hourly bucket (``yyyyMMddHH``, UTC) a renew-at time falls in."""
-    return moment.astimezone(UTC).strftime("%Y%m%d%H")
 
 
 def renew_at(granted: datetime, now: datetime) -> datetime:
@@ -87,180 +90,22 @@ def renew_at(granted: datetime, now: datetime) -> datetime:
     return max(now, granted - max(lifetime / 3, MIN_RENEW_MARGIN))
 
 
-def _dt(value: EntityValue) -> datetime:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
-@dataclass(frozen=True, slots=True)
-class SubscriptionRecord:
-    """Our record of one mailbox's subscription (ids and times only; never the clientState)."""
-
-    tenant_id: str
-    user_id: str
-    subscription_id: str
-    expires_at: datetime
-    renew_at: datetime
-    created_at: datetime
-    lifetime_minutes: int
-    failures: int = 0
-    last_error: str | None = None
-
-    @property
-    def bucket(self) -> str:
-        return bucket_of(self.renew_at)
 
 
-@dataclass(frozen=True, slots=True)
-class LifecycleItem:
-    """A checked lifecycle notification (``reauthorizationRequired``, ``subscriptionRemoved``, ``missed``)."""
-
-    tenant_id: str
-    user_id: str
-    subscription_id: str
-    event: str
-
-    def to_json(self) -> dict[str, str]:
-        return {"tenantId": self.tenant_id, "userId": self.user_id, "subscriptionId": self.subscription_id,
-                "lifecycleEvent": self.event}
-
-    @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> LifecycleItem:
-        return cls(str(raw["tenantId"]).lower(), str(raw["userId"]).lower(), str(raw.get("subscriptionId") or ""),
-                   str(raw["lifecycleEvent"]))
 
 
-def lifecycle_message(items: Sequence[LifecycleItem], *, correlation_id: str | None = None,
-                      attempt: int = 0) -> dict[str, Any]:
-    """The ``lifecycle`` queue message for a group of checked items."""
-    tenants = {i.tenant_id for i in items}
-    message: dict[str, Any] = {
-        "kind": LIFECYCLE_KIND,
-        "tenantId": next(iter(tenants)) if len(tenants) == 1 else "",
-        "attempt": attempt,
-        "items": [i.to_json() for i in items],
-    }
-    if correlation_id:
-        message["correlationId"] = correlation_id
-    return message
 
 
-@dataclass(frozen=True, slots=True)
-class RenewalItem:
-    user_id: str
-    subscription_id: str
-    bucket: str
-
-    def to_json(self) -> dict[str, str]:
-        return {"userId": self.user_id, "subscriptionId": self.subscription_id, "bucket": self.bucket}
-
-    @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> RenewalItem:
-        return cls(str(raw["userId"]), str(raw["subscriptionId"]), str(raw.get("bucket") or ""))
 
 
-def renewal_message(tenant_id: str, items: Sequence[RenewalItem], attempt: int = 0) -> dict[str, Any]:
-    return {"kind": RENEWAL_KIND, "tenantId": tenant_id, "attempt": attempt, "items": [i.to_json() for i in items]}
 
 
-def _chunks(items: Sequence[Any], size: int = GROUP_SIZE) -> Iterable[Sequence[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
 
 
-def _backoff(attempt: int) -> float:
-    return float(min(900, 30 * (2**attempt)))
 
 
-class SubscriptionStore:
-    """The three kinds of rows above, kept in step."""
-
-    def __init__(self, tables: TableStore) -> None:
-        self.tables = tables
-
-    @staticmethod
-    def _to_entity(r: SubscriptionRecord, etag: str | None = None) -> Entity:
-        data: dict[str, EntityValue] = {
-            "userId": r.user_id,
-            "subscriptionId": r.subscription_id,
-            "expiresAt": r.expires_at,
-            "renewAt": r.renew_at,
-            "createdAt": r.created_at,
-            "lifetimeMinutes": r.lifetime_minutes,
-            "failures": r.failures,
-            "lastError": r.last_error,
-        }
-        return Entity(r.tenant_id, _MAILBOX_PREFIX + r.user_id, data, etag)
-
-    @staticmethod
-    def _from_entity(e: Entity) -> SubscriptionRecord:
-        d = e.data
-        return SubscriptionRecord(
-            tenant_id=e.partition_key,
-            user_id=str(d.get("userId") or e.row_key[len(_MAILBOX_PREFIX):]),
-            subscription_id=str(d["subscriptionId"]),
-            expires_at=_dt(d["expiresAt"]),
-            renew_at=_dt(d["renewAt"]),
-            created_at=_dt(d["createdAt"]),
-            lifetime_minutes=int(d.get("lifetimeMinutes") or OUTLOOK_MAX_MINUTES),  # type: ignore[arg-type]
-            failures=int(d.get("failures") or 0),  # type: ignore[arg-type]
-            last_error=None if d.get("lastError") is None else str(d.get("lastError")),
-        )
-
-    def get(self, tenant_id: str, user_id: str) -> Versioned[SubscriptionRecord] | None:
-        e = self.tables.get(Tables.SUBSCRIPTIONS, tenant_id, _MAILBOX_PREFIX + user_id)
-        return None if e is None else Versioned(self._from_entity(e), e.etag)
-
-    def user_of(self, tenant_id: str, subscription_id: str) -> str | None:
-        e = self.tables.get(Tables.SUBSCRIPTIONS, tenant_id, _ID_PREFIX + subscription_id)
-        return None if e is None else str(e.data["userId"])
-
-    def records(self, tenant_id: str) -> list[SubscriptionRecord]:
-        rows = self.tables.query(Tables.SUBSCRIPTIONS, tenant_id, row_key_from=_MAILBOX_PREFIX,
-                                 row_key_to=_MAILBOX_PREFIX + "\U0010ffff")
-        return [self._from_entity(e) for e in rows]
-
-    def save(self, record: SubscriptionRecord, previous: Versioned[SubscriptionRecord] | None) -> SubscriptionRecord:
-        """Insert (``Conflict`` if someone else did first) or replace by ETag, then move the index rows."""
-        if previous is None:
-            self.tables.insert(Tables.SUBSCRIPTIONS, self._to_entity(record))
-        else:
-            self.tables.update(Tables.SUBSCRIPTIONS, self._to_entity(record, previous.etag))
-        old = previous.value if previous is not None else None
-        if old is None or old.subscription_id != record.subscription_id:
-            self.tables.upsert(Tables.SUBSCRIPTIONS, Entity(record.tenant_id, _ID_PREFIX + record.subscription_id,
-                                                            {"userId": record.user_id}))
-            if old is not None:
-                self.tables.delete(Tables.SUBSCRIPTIONS, old.tenant_id, _ID_PREFIX + old.subscription_id)
-        if old is None or old.bucket != record.bucket or old.subscription_id != record.subscription_id:
-            self.tables.upsert(Tables.SUBSCRIPTION_EXPIRY, Entity(
-                record.bucket, f"{record.tenant_id}~{record.user_id}",
-                {"tenantId": record.tenant_id, "userId": record.user_id, "subscriptionId": record.subscription_id},
-            ))
-            if old is not None and old.bucket != record.bucket:
-                self.tables.delete(Tables.SUBSCRIPTION_EXPIRY, old.bucket, f"{old.tenant_id}~{old.user_id}")
-        return record
-
-    def delete(self, record: SubscriptionRecord) -> None:
-        self.tables.delete(Tables.SUBSCRIPTION_EXPIRY, record.bucket, f"{record.tenant_id}~{record.user_id}")
-        self.tables.delete(Tables.SUBSCRIPTIONS, record.tenant_id, _ID_PREFIX + record.subscription_id)
-        self.tables.delete(Tables.SUBSCRIPTIONS, record.tenant_id, _MAILBOX_PREFIX + record.user_id)
-
-    def drop_index(self, bucket: str, tenant_id: str, user_id: str) -> None:
-        self.tables.delete(Tables.SUBSCRIPTION_EXPIRY, bucket, f"{tenant_id}~{user_id}")
-
-    def due(self, start: datetime, end: datetime) -> list[tuple[str, str, RenewalItem]]:
-        """``(bucket, tenantId, item)`` of every index row in the hourly buckets [start, end]."""
-        out: list[tuple[str, str, RenewalItem]] = []
-        hour = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-        while hour <= end:
-            bucket = bucket_of(hour)
-            for e in self.tables.query(Tables.SUBSCRIPTION_EXPIRY, bucket):
-                tenant_id, user_id = str(e.data["tenantId"]), str(e.data["userId"])
-                out.append((bucket, tenant_id, RenewalItem(user_id, str(e.data["subscriptionId"]), bucket)))
-            hour += timedelta(hours=1)
-        return out
 
 
 @dataclass
@@ -299,6 +144,7 @@ class SubscriptionService:
     ) -> None:
         self.store = SubscriptionStore(tables)
         self.integrations = IntegrationRepository(tables)
+        self.identities = GraphIdentities(self.integrations, ConnectionRepository(tables))
         self.queues = queues
         self.gateway = gateway
         self.clock = clock
@@ -391,7 +237,7 @@ class SubscriptionService:
             by_tenant.setdefault(tenant_id, []).append(item)
         sent = 0
         for tenant_id in sorted(by_tenant):
-            for group in _chunks(by_tenant[tenant_id]):
+            for group in chunks(by_tenant[tenant_id]):
                 self.queues.send(Queues.RENEWALS, renewal_message(tenant_id, group))
                 sent += 1
         log.info("renewal timer: %d subscription(s) due in %d tenant(s), %d message(s)",
@@ -399,8 +245,15 @@ class SubscriptionService:
         return sent
 
     def renew_message(self, message: Mapping[str, Any]) -> RenewalOutcome:
-        items = [RenewalItem.from_json(raw) for raw in message.get("items") or []]
-        return self.renew_group(str(message["tenantId"]).lower(), items, attempt=int(message.get("attempt") or 0))
+        """Worker: one ``renewals`` message; ``InvalidMessage`` when it names no tenant or its items are broken."""
+        tenant_id = message.get("tenantId")
+        if not isinstance(tenant_id, str) or not tenant_id:
+            raise InvalidMessage("a renewals message needs tenantId")
+        try:
+            items = [RenewalItem.from_json(raw) for raw in message.get("items") or []]
+        except (KeyError, TypeError) as exc:
+            raise InvalidMessage("a renewals item needs userId and subscriptionId") from exc
+        return self.renew_group(tenant_id.lower(), items, attempt=int(message.get("attempt") or 0))
 
     def renew_group(self, tenant_id: str, items: Sequence[RenewalItem], *, attempt: int = 0) -> RenewalOutcome:
         """Worker: renew up to 20 subscriptions of one tenant with one ``$batch``."""
@@ -486,12 +339,8 @@ class SubscriptionService:
         return integration.method if integration is not None else None
 
     def _who(self, tenant_id: str, user_id: str, integration: Integration | None = None) -> GraphIdentity:
-        """The mailbox owner's delegated token in per-user tenants, else the tenant identity
-        (see ``core.services.notifications.graph_identity``)."""
-        integration = integration or self._integration(tenant_id)
-        if integration is not None and integration.method is ConnectionMethod.PER_USER:
-            return GraphIdentity(tenant_id, user_id)
-        return GraphIdentity(tenant_id)
+        """The identity for the mailbox's subscription (``core.services.identity``)."""
+        return self.identities.for_user(tenant_id, user_id, integration=integration or self._integration(tenant_id))
 
     def _expiry(self, minutes: int) -> datetime:
         return self.clock.now() + timedelta(minutes=minutes) - CLOCK_SKEW
@@ -611,7 +460,7 @@ class SubscriptionService:
         codes = sorted({e.code for _, _, e in failed})
         if attempt + 1 < MAX_ATTEMPTS:
             self.queues.send(Queues.RENEWALS, renewal_message(tenant_id, [i for _, i, _ in failed], attempt + 1),
-                             delay_seconds=_backoff(attempt))
+                             delay_seconds=backoff_seconds(attempt, base=30.0, cap=900.0))
             outcome.retried += len(failed)
             log.warning("renewal of %d subscription(s) failed (%s); retry %d", len(failed), ",".join(codes),
                         attempt + 1)

@@ -18,10 +18,9 @@ import time
 from collections.abc import Callable
 from typing import Final
 
-from core.names import Tables
 from core.ports import TableStore
+from core.services.stores.integrations import IntegrationRepository
 
-INTEGRATION_ROW_KEY: Final = "integration"
 ONBOARDED_STATUSES: Final = frozenset({"testing", "connected", "degraded", "failed"})
 POSITIVE_TTL_SECONDS: Final = 30.0
 NEGATIVE_TTL_SECONDS: Final = 5.0
@@ -39,7 +38,7 @@ class TenantGate:
         positive_ttl: float = POSITIVE_TTL_SECONDS,
         negative_ttl: float = NEGATIVE_TTL_SECONDS,
     ) -> None:
-        self._tables = tables
+        self._integrations = IntegrationRepository(tables)
         self._now = monotonic
         self._positive_ttl = positive_ttl
         self._negative_ttl = negative_ttl
@@ -58,8 +57,7 @@ class TenantGate:
             cached = self._cache.get(key)
         if cached is not None and cached[1] > now:
             return cached[0]
-        entity = self._tables.get(Tables.INTEGRATIONS, key, INTEGRATION_ROW_KEY)
-        answer = entity is not None and entity.data.get("status") in ONBOARDED_STATUSES
+        answer = self._integrations.status(key) in ONBOARDED_STATUSES
         ttl = self._positive_ttl if answer else self._negative_ttl
         with self._lock:
             if len(self._cache) >= MAX_CACHED_TENANTS:

@@ -7,8 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, computed_field
 
-from core.domain.integration import ConnectionMethod
-from core.services.graph_identity import sync_policy
+from core.domain.integration import ConnectionMethod, sync_policy
 from functions.schemas.common import Email, Query, Reply, RequestBody
 
 Method = Literal["domainWide", "perUser", "serviceAccount"]

@@ -18,19 +18,17 @@ from core.adapters.method_tokens import MethodAwareTokenProvider
 from core.adapters.tokens import CLIENT_SECRET_NAME, AppOnlyTokenProvider
 from core.domain.calendar import GraphIdentity
 from core.domain.errors import ReconnectRequired, ServiceError
-from core.domain.integration import ConnectionMethod, Integration, IntegrationStatus
-from core.names import Queues
+from core.names import Queues, user_token_secret_name
 from core.ports import SignedInUser
 from core.services.alerts import OwnerAlerts
-from core.services.connections import (
+from core.services.connections import ConnectionHealth
+from core.services.stores.connections import (
     USER_SCOPES,
     ConnectionPurpose,
     ConnectionRecord,
     ConnectionRepository,
     ConnectionStatus,
-    user_token_secret_name,
 )
-from core.services.repositories import IntegrationRepository
 from core.settings import Settings
 from local.simulator import SimulatorHandle, seed
 from tests.support.memory import FixedClock, InMemoryCommandQueue, InMemorySecretStore, InMemoryTableStore
@@ -62,8 +60,10 @@ class Rig:
 
     def provider_with(self, secrets: Any) -> DelegatedTokenProvider:
         """A second instance (another worker process) over the given secret store."""
-        return DelegatedTokenProvider(self.settings, self.session, secrets, ConnectionRepository(self.tables),
-                                      FixedClock(NOW), alerts=OwnerAlerts(self.tables, self.queues, FixedClock(NOW)))
+        clock = FixedClock(NOW)
+        alerts = OwnerAlerts(self.tables, self.queues, clock)
+        health = ConnectionHealth(ConnectionRepository(self.tables), alerts, clock)
+        return DelegatedTokenProvider(self.settings, self.session, secrets, clock, on_reconnect=health)
 
     def connect(self, upn: str, provider: DelegatedTokenProvider | None = None) -> SignedInUser:
         """Sign ``upn`` in through MSAL's flow at the simulator and keep the tokens, as the service does."""
@@ -114,8 +114,8 @@ def rig(sim: SimulatorHandle) -> Rig:
     tables = InMemoryTableStore()
     queues = InMemoryCommandQueue()
     clock = FixedClock(NOW)
-    provider = DelegatedTokenProvider(settings, session, secrets, ConnectionRepository(tables), clock,
-                                      alerts=OwnerAlerts(tables, queues, clock))
+    health = ConnectionHealth(ConnectionRepository(tables), OwnerAlerts(tables, queues, clock), clock)
+    provider = DelegatedTokenProvider(settings, session, secrets, clock, on_reconnect=health)
     return Rig(sim, settings, session, secrets, tables, queues, provider, control)
 
 
@@ -246,24 +246,18 @@ def test_an_oversized_cache_is_refused_before_it_reaches_the_vault(rig: Rig) -> 
     assert rig.secrets.get(user_token_secret_name(TENANT, ALICE)) is None
 
 
-def test_method_aware_provider_routes_by_identity_and_tenant_method(rig: Rig) -> None:
-    """User identities get delegated tokens; GraphIdentity(tid) is app-only, or the service account's there."""
+def test_method_aware_provider_routes_by_identity(rig: Rig) -> None:
+    """A user identity gets that user's delegated token; GraphIdentity(tid) the app-only token, whatever the method."""
     rig.control.grant_consent(TENANT)
     app_only = AppOnlyTokenProvider(rig.settings, rig.session, rig.secrets)
-    integrations = IntegrationRepository(rig.tables)
-    connections = ConnectionRepository(rig.tables)
-    tokens = MethodAwareTokenProvider(app_only, rig.provider, integrations, connections.service_account_id)
+    tokens = MethodAwareTokenProvider(app_only, rig.provider)
     rig.connect("alice@contoso.test")
     me = rig.session.get(f"{rig.sim.url}/v1.0/me", timeout=10,
                          headers={"Authorization": f"Bearer {tokens.token(GraphIdentity(TENANT, ALICE))}"})
     assert me.json()["id"] == ALICE
     assert tokens.token(GraphIdentity(TENANT)) == app_only.token(GraphIdentity(TENANT))
-
-    integrations.save(Integration(TENANT, method=ConnectionMethod.SERVICE_ACCOUNT,
-                                  status=IntegrationStatus.CONNECTED), None)
-    connections.save(ConnectionRecord(TENANT, BOB, ConnectionPurpose.SERVICE_ACCOUNT, ConnectionStatus.CONNECTED))
     rig.connect("bob@contoso.test")
     tokens.invalidate(TENANT)
     me = rig.session.get(f"{rig.sim.url}/v1.0/me", timeout=10,
-                         headers={"Authorization": f"Bearer {tokens.token(GraphIdentity(TENANT))}"})
+                         headers={"Authorization": f"Bearer {tokens.token(GraphIdentity(TENANT, BOB))}"})
     assert me.json()["id"] == BOB

@@ -17,8 +17,7 @@ import pytest
 from core.bootstrap import get_container
 from core.names import Tables
 from core.ports import Entity
-from core.services.pairings_repo import Pairing, PairingRepository
-from functions.auth import tenant_gate
+from core.services.stores.pairings import Pairing, PairingRepository
 from local.simulator.seed import FABRIKAM
 from tests.e2e.conftest import Stack
 
@@ -48,7 +47,7 @@ def fabrikam(stack: Stack) -> Iterator[Stack]:
             "vendor": "outlook365", "method": "domainWide", "ownerEmail": "admin@fabrikam.test",
             "enabled": True, "status": "connected", "pairingPolicy": "registered",
         }))
-    tenant_gate(get_container()).forget(FABRIKAM)
+    get_container().tenant_gate.forget(FABRIKAM)
     try:
         yield stack
     finally:
@@ -58,7 +57,7 @@ def fabrikam(stack: Stack) -> Iterator[Stack]:
         _made_pairings.clear()
         if made:
             tables.delete(Tables.INTEGRATIONS, FABRIKAM, "integration")
-        tenant_gate(get_container()).forget(FABRIKAM)
+        get_container().tenant_gate.forget(FABRIKAM)
 
 
 _made_pairings: list[str] = []

@@ -21,7 +21,6 @@ import pytest
 from core.bootstrap import get_container
 from core.names import Tables
 from core.ports import Entity
-from functions.auth import tenant_gate
 from local.simulator import seed
 from tests.e2e.conftest import Stack
 from tests.log_guard import sentinel
@@ -49,7 +48,7 @@ def ensure_contoso(stack: Stack) -> None:
             "enabled": True, "status": "connected", "pairingPolicy": "registered",
         }))
         tables.upsert(Tables.INTEGRATIONS, Entity("~tenants", TENANT, {}))
-    tenant_gate(get_container()).forget(TENANT)
+    get_container().tenant_gate.forget(TENANT)
 
 
 def pair(stack: Stack, mentor: str, mentee: str) -> str:

@@ -21,7 +21,7 @@ import requests
 
 from core.adapters.local_secrets import LocalFileSecretStore
 from core.bootstrap import get_container
-from core.services.connections import user_token_secret_name
+from core.names import user_token_secret_name
 from local.simulator import seed
 from tests.e2e.conftest import Stack
 from tests.log_guard import sentinel

@@ -13,15 +13,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from core.adapters.graph import GraphClient, GraphGateway
-from core.adapters.http import build_session
-from core.adapters.local_secrets import LocalFileSecretStore
 from core.adapters.mailer_local import LocalOutboxMailer
-from core.adapters.method_tokens import build_method_aware_tokens
-from core.bootstrap import get_container
+from core.bootstrap import build_container
 from core.domain.calendar import GraphIdentity
 from core.domain.errors import ReconnectRequired
-from core.services.connections import user_token_secret_name
+from core.names import user_token_secret_name
 from core.settings import Settings
 from local.simulator import seed
 from tests.e2e.conftest import Stack
@@ -101,14 +97,10 @@ def test_user_connects_calls_graph_delegated_and_a_revoked_token_needs_reconnect
     assert stack.call("GET", "/me/connection", token).json() == {
         "connected": True, "method": "perUser", "needsReconnect": False}
 
-    # Another worker's composite provider, wired as bootstrap will wire it, reads the stored tokens.
-    container = get_container()
-    settings = Settings.from_env(stack.env)
-    session = build_session(settings)
-    secrets = LocalFileSecretStore(settings.local_secrets_dir)
-    tokens = build_method_aware_tokens(settings, session, secrets, tables=container.tables,
-                                       queues=container.queues, clock=container.clock)
-    gateway = GraphGateway(GraphClient(settings.graph_base_url, session, tokens))
+    # Another worker process, wired by the composition root, reads the stored tokens.
+    other = build_container(Settings.from_env(stack.env))
+    secrets, tokens, gateway = other.secrets, other.tokens, other.gateway
+    assert tokens is not None
     stored_before = secrets.get(user_token_secret_name(TENANT, user_id))
     calendar = gateway.get_calendar(GraphIdentity(TENANT, user_id), user_id)
     assert calendar.calendar_id and calendar.allows("teamsForBusiness")

@@ -22,8 +22,7 @@ from core.adapters.local_secrets import LocalFileSecretStore
 from core.adapters.mailer_local import LocalOutboxMailer
 from core.bootstrap import get_container
 from core.domain.integration import ConnectionMethod
-from core.services.connections import user_token_secret_name
-from functions import sync_jobs
+from core.names import user_token_secret_name
 from local.simulator import seed
 from tests.e2e.conftest import Stack
 from tests.e2e.test_per_user_booking_e2e import book, events_with, free_slot, pair, sign_in, user_id, wait_session
@@ -139,7 +138,7 @@ def test_3_booking_goes_into_the_organizers_calendar_and_a_move_is_seen_by_recon
     new_start = start + timedelta(hours=2)
     stack.control("POST", f"/_sandbox/users/{organizer}/events/{event['id']}/move",
                   {"start": new_start.isoformat(), "end": (new_start + timedelta(minutes=30)).isoformat()})
-    report = sync_jobs.reconciler(get_container()).run(methods={ConnectionMethod.SERVICE_ACCOUNT})
+    report = get_container().reconciler.run(methods={ConnectionMethod.SERVICE_ACCOUNT})
     assert report.tenants == 1 and report.sync.changed >= 1
     moved = wait_session(stack, token, sid, lambda d: d["source"] == "outlook", timeout=5)
     assert datetime.fromisoformat(moved["start"].replace("Z", "+00:00")) == new_start

@@ -25,9 +25,8 @@ from core.names import Tables
 from core.ports import Entity
 from core.services.client_state import ClientStateSigner
 from core.services.notifications import is_active
-from core.services.repositories import IntegrationRepository, SessionRepository
-from functions import sync_jobs
-from functions.auth import tenant_gate
+from core.services.stores.integrations import IntegrationRepository
+from core.services.stores.sessions import SessionRepository
 from functions.webhooks import dropped_counts
 from local.simulator.seed import FABRIKAM
 from tests.e2e.conftest import Stack
@@ -55,7 +54,7 @@ def fabrikam(stack: Stack) -> Iterator[dict[str, str]]:
             "enabled": True, "status": "connected", "pairingPolicy": "registered",
         }))
         tables.upsert(Tables.INTEGRATIONS, Entity("~tenants", FABRIKAM, {}))
-    tenant_gate(get_container()).forget(FABRIKAM)
+    get_container().tenant_gate.forget(FABRIKAM)
     yield _user_ids(stack)
     stack.control("POST", "/_sandbox/faults", {})
 
@@ -96,7 +95,7 @@ def _book(stack: Stack, ids: dict[str, str]) -> Session:
     repo = SessionRepository(container.tables)
     repo.add(session)
     repo.index_event(FABRIKAM, created.event_id, sid)
-    sync_jobs.subscription_service(container).ensure_for_mailbox(FABRIKAM, organizer)
+    container.subscriptions.ensure_for_mailbox(FABRIKAM, organizer)
     return session
 
 
@@ -230,6 +229,6 @@ def test_reconciliation_heals_a_change_nothing_reported(stack: Stack, fabrikam: 
     s = _book(stack, fabrikam)
     start, _ = _move_unnoticed(stack, s, 120)
     assert _stored(s).start == s.start
-    report = sync_jobs.reconciler(get_container()).run()
+    report = get_container().reconciler.run()
     assert report.sync.changed >= 1
     assert _moved_to(s, start)()

@@ -20,9 +20,9 @@ from core.bootstrap import Container, set_container
 from core.names import Tables
 from core.ports import Entity
 from core.settings import Settings
-from functions import auth
 from functions.ratelimit import limiter
 from tests.support.app_client import AppClient
+from tests.support.auth_flow import FakeAuthFlow
 from tests.support.memory import FixedClock, InMemoryCommandQueue, InMemorySecretStore, InMemoryTableStore
 
 CLIENT_ID = "11111111-2222-3333-4444-555555555555"
@@ -164,23 +164,24 @@ def env(jwks: KeySource) -> Iterator[Env]:
     settings = make_settings()
     tables = InMemoryTableStore()
     queues = InMemoryCommandQueue()
+    secrets = InMemorySecretStore()
     container = Container(
         settings=settings,
         tables=tables,
         queues=queues,
-        secrets=InMemorySecretStore(),
+        secrets=secrets,
+        auth_flow=FakeAuthFlow(secrets),
         clock=FixedClock(datetime(2025, 3, 3, 9, 0, tzinfo=UTC)),
+        validator=JwtValidator(settings, jwks),
     )
     onboard(tables, TENANT_A)
     onboard(tables, TENANT_B, "degraded")
     set_container(container)
-    auth.set_validator(JwtValidator(settings, jwks))
     limiter.reset()
     try:
         yield Env(settings, tables, queues, container, jwks, AppClient(function_app.app))
     finally:
         set_container(None)
-        auth.set_validator(None)
         limiter.reset()
 
 

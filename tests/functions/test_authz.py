@@ -9,12 +9,12 @@ from core.names import Tables
 from core.ports import Entity
 from core.services.authz import (
     Caller,
-    find_in_tenant,
     require_admin,
     require_organizer,
     require_pairing_writer,
     require_participant,
 )
+from core.services.stores.pairings import PairingRepository
 from tests.functions.conftest import TENANT_A, TENANT_B, USER_A, USER_A2, USER_B, Env, TokenFactory, bearer
 from tests.support.memory import InMemoryTableStore
 
@@ -26,7 +26,7 @@ FOREIGN_SAME_OID = Caller(TENANT_B, USER_A)  # an oid is only meaningful with it
 
 def _session_store() -> InMemoryTableStore:
     tables = InMemoryTableStore()
-    tables.insert(Tables.SESSIONS, Entity(TENANT_A, "s-1", {"organizerId": USER_A}))
+    tables.insert(Tables.PAIRINGS, Entity(TENANT_A, "p~s-1", {"mentorId": USER_A, "menteeId": USER_A2}))
     return tables
 
 
@@ -61,10 +61,10 @@ def test_app_callers_are_never_participants() -> None:
 
 def test_other_tenant_id_is_not_found() -> None:
     """Rows are read from the caller's own tenant partition, so another tenant's id is 404."""
-    tables = _session_store()
-    assert find_in_tenant(tables, Tables.SESSIONS, ORGANIZER, "s-1").row_key == "s-1"
+    pairings = PairingRepository(_session_store())
+    assert pairings.require(ORGANIZER.tenant_id, "s-1").value.mentor_id == USER_A
     with pytest.raises(NotFound):
-        find_in_tenant(tables, Tables.SESSIONS, FOREIGN_SAME_OID, "s-1")
+        pairings.require(FOREIGN_SAME_OID.tenant_id, "s-1")
 
 
 def test_admin_and_pairing_writer_rules() -> None:
@@ -87,7 +87,7 @@ def _store_session(env: Env) -> None:
     from datetime import UTC, datetime
 
     from core.domain.sessions import AttendeeState, Session
-    from core.services.repositories import SessionRepository
+    from core.services.stores.sessions import SessionRepository
 
     SessionRepository(env.tables).add(Session(
         tenant_id=TENANT_A, session_id="s-1", organizer_id=USER_A, organizer_address="a@a.example",

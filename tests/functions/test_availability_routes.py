@@ -10,8 +10,8 @@ from core.domain.calendar import GraphIdentity, NewEvent, TimeZoneSpec, Weekday,
 from core.domain.sessions import Session
 from core.names import Tables
 from core.ports import Entity
-from core.services.pairings_repo import Pairing, PairingRepository
-from core.services.repositories import SessionRepository
+from core.services.stores.pairings import Pairing, PairingRepository
+from core.services.stores.sessions import SessionRepository
 from tests import log_guard
 from tests.functions.conftest import TENANT_A, TENANT_B, USER_A, USER_A2, USER_B, Env, TokenFactory, bearer
 from tests.support.fake_graph import ON_PREMISES, FakeCalendarGateway, FakeTokenProvider

@@ -6,17 +6,15 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from core.bootstrap import Container
 from core.domain.integration import ConnectionMethod, Integration, IntegrationStatus
-from core.names import Tables
+from core.names import Tables, user_token_secret_name
 from core.ports import SignedInUser
-from core.services.connections import ConnectionRepository, ConnectionService, user_token_secret_name
-from core.services.integration import TenantSecrets
-from core.services.repositories import IntegrationRepository
+from core.services.stores.connections import ConnectionRepository
+from core.services.stores.integrations import IntegrationRepository
 from tests import log_guard
 from tests.functions.conftest import TENANT_A, TENANT_B, USER_A, USER_A2, Env, TokenFactory, bearer
+from tests.support.auth_flow import FakeAuthFlow
 from tests.support.memory import InMemorySecretStore
-from tests.unit.test_connections import FakeAuthFlow
 
 ADMIN = ["Integration.Admin"]
 MAILBOX_ID = "a0000000-0000-4000-8000-00000000005a"
@@ -30,12 +28,7 @@ def flow(env: Env) -> FakeAuthFlow:
     fake = FakeAuthFlow(secrets)
     fake.signed_in = SignedInUser(TENANT_A, USER_A, None, '{"cache": "opaque"}')
     _set_method(env, TENANT_A, ConnectionMethod.PER_USER)
-
-    def build(c: Container) -> ConnectionService:
-        return ConnectionService(tables=c.tables, clock=c.clock, settings=c.settings, flow=fake,
-                                 tenant_secrets=TenantSecrets(c.tables, c.secrets))
-
-    env.container.service("connections", build)
+    env.container.auth_flow = fake
     return fake
 
 

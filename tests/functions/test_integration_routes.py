@@ -12,10 +12,9 @@ import pytest
 from azure.functions.timer import TimerRequest
 
 from core.domain.calendar import GraphIdentity
+from core.domain.commands import AlertKind
 from core.names import Queues
-from core.services.alerts import AlertKind
 from functions import integration_jobs
-from functions.integration_jobs import owner_alerts
 from tests.functions.conftest import TENANT_A, TENANT_NEW, Env, TokenFactory, bearer
 from tests.support.fake_graph import NORMAL, ON_PREMISES, OUTSIDE_SCOPE, FakeCalendarGateway, FakeTokenProvider
 
@@ -214,12 +213,11 @@ def test_disconnect_is_202_and_closes_the_tenant(admin: Admin, mint: TokenFactor
 
 def test_disconnect_deletes_the_tenants_graph_subscriptions(admin: Admin) -> None:
     """DELETE removes the tenant's change-notification subscriptions at Graph through the sync service."""
-    from functions.sync_jobs import subscription_service
 
     admin.call("PUT", "/api/integration", BODY)
     admin.consent()
     ann = admin.graph.get_user(GraphIdentity(TENANT_NEW), "ann@new.example").user_id
-    subscription_service(admin.env.container).ensure_for_mailbox(TENANT_NEW, ann)
+    admin.env.container.subscriptions.ensure_for_mailbox(TENANT_NEW, ann)
     assert len(admin.graph.subscriptions_of(TENANT_NEW)) == 1
     assert admin.call("DELETE", "/api/integration").status == 202
     assert admin.graph.subscriptions_of(TENANT_NEW) == []
@@ -238,7 +236,7 @@ def test_timer_queues_reruns_for_active_tenants(admin: Admin) -> None:
 def test_owner_alert_job_mails_once_per_message(admin: Admin) -> None:
     """The owner-alert trigger renders and mails; a redelivered message is not mailed twice."""
     admin.call("PUT", "/api/integration", BODY)
-    owner_alerts(admin.env.container).notify(TENANT_NEW, AlertKind.SUBSCRIPTION_FAILURE, detail="2 of 5 failed")
+    admin.env.container.owner_alerts.notify(TENANT_NEW, AlertKind.SUBSCRIPTION_FAILURE, detail="2 of 5 failed")
     [message] = admin.env.queues.take(Queues.OWNER_ALERTS)
     for _ in range(2):
         integration_jobs.owner_alert_job(func.QueueMessage(id="1", body=_json(message.body)))

@@ -15,7 +15,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from core.adapters.jwt_validator import UNKNOWN_KID_REFRESH_SECONDS, JwtValidator
 from core.domain.errors import DependencyError, InvalidToken
 from core.settings import SettingsError
-from functions import auth
 from tests.functions.conftest import (
     CLIENT_ID,
     KID,
@@ -199,7 +198,7 @@ def test_unknown_kid_refreshes_the_keys_once(env: Env, mint: TokenFactory, jwks:
     """A rotated key is picked up by one JWKS refresh, not one per request."""
     clock = [1000.0]
     validator = JwtValidator(env.settings, jwks, monotonic=lambda: clock[0])
-    auth.set_validator(validator)
+    env.container.validator = validator
     rotated = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     assert admitted(env.client.get(ROUTE, headers=bearer(mint())))
     assert jwks.fetches == 1
@@ -224,7 +223,7 @@ def test_unreachable_jwks_is_503_not_401(env: Env, mint: TokenFactory) -> None:
     def broken() -> dict[str, Any]:
         raise DependencyError("down", code="token_keys_unavailable", retry_after=10)
 
-    auth.set_validator(JwtValidator(env.settings, broken))
+    env.container.validator = JwtValidator(env.settings, broken)
     r = env.client.get(ROUTE, headers=bearer(mint()))
     assert r.status == 503
     assert r.header("Retry-After") == "10"
@@ -257,7 +256,7 @@ def test_simulator_issuer_is_trusted_only_in_local_mode(signing_key: rsa.RSAPriv
 
 def test_loopback_authority_without_local_mode_answers_503(env: Env, mint: TokenFactory) -> None:
     """A deployment pointed at a loopback authority without LOCAL_MODE refuses service (misconfigured)."""
-    auth.set_validator(None)
+    env.container.validator = None
     env.container.settings = make_settings(AUTHORITY_HOST="https://127.0.0.1:7443")
     r = env.client.get(ROUTE, headers=bearer(mint(iss=f"https://127.0.0.1:7443/{TENANT_A}/v2.0")))
     assert r.status == 503

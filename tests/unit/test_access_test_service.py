@@ -6,13 +6,14 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from core.domain.access_test import AccessReason, RunStatus
+from core.domain.commands import AccessTestCommand, AlertCommand, AlertKind
 from core.domain.errors import TransientGraphError
 from core.domain.integration import Integration, IntegrationStatus
 from core.names import Queues, Tables
-from core.services.access_test import JITTER_SECONDS, AccessTestCommand, AccessTestService, jitter_seconds
-from core.services.alerts import AlertCommand, AlertKind, OwnerAlerts
+from core.services.access_test import JITTER_SECONDS, AccessTestService, jitter_seconds
+from core.services.alerts import OwnerAlerts
 from core.services.integration import IntegrationService
-from core.services.repositories import IntegrationRepository
+from core.services.stores.integrations import IntegrationRepository
 from core.settings import Settings
 from tests.support.fake_graph import (
     NORMAL,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from core.domain.commands import AlertCommand, AlertKind
 from core.names import Queues
-from core.services.alerts import AlertCommand, AlertKind, OwnerAlerts
+from core.services.alerts import OwnerAlerts
 from tests.support.memory import FixedClock, InMemoryCommandQueue, InMemoryTableStore
 
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)

@@ -21,8 +21,9 @@ from core.domain.integration import Integration, IntegrationStatus, PairingPolic
 from core.domain.sessions import Session
 from core.services.authz import Caller
 from core.services.availability import AvailabilityQuery, AvailabilityService, FreeSlots, TimeSlot
-from core.services.pairings_repo import Pairing, PairingRepository
-from core.services.repositories import IntegrationRepository, SessionRepository
+from core.services.stores.integrations import IntegrationRepository
+from core.services.stores.pairings import Pairing, PairingRepository
+from core.services.stores.sessions import SessionRepository
 from core.settings import Settings, StorageSettings
 from tests import log_guard
 from tests.support.fake_graph import ON_PREMISES, OUTSIDE_SCOPE, FakeCalendarGateway, FakeTokenProvider

@@ -7,13 +7,13 @@ from datetime import timedelta
 
 import pytest
 
+from core.domain.commands import EventWriteCommand
 from core.domain.errors import ConcurrencyConflict, Forbidden, NotFound, StorageUnavailable, ValidationFailed
 from core.domain.integration import PairingPolicy
 from core.domain.sessions import PendingOp, SessionStatus
 from core.names import Queues
 from core.services.booking import BookingRequest
-from core.services.event_writer import EventWriteCommand
-from core.services.repositories import SessionRepository
+from core.services.stores.sessions import SessionRepository
 from tests.unit.test_booking_support import (
     ALICE,
     ALICE_ID,

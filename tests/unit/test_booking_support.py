@@ -15,8 +15,8 @@ from core.services.alerts import OwnerAlerts
 from core.services.authz import Caller
 from core.services.booking import BookingRequest, BookingService
 from core.services.event_writer import EventWriter, WriteOutcome
-from core.services.pairings_repo import Pairing, PairingRepository
-from core.services.repositories import IntegrationRepository
+from core.services.stores.integrations import IntegrationRepository
+from core.services.stores.pairings import Pairing, PairingRepository
 from tests.support.fake_graph import FakeCalendarGateway, FakeTokenProvider
 from tests.support.memory import FixedClock, InMemoryCommandQueue, InMemorySecretStore, InMemoryTableStore
 

@@ -16,25 +16,28 @@ import pytest
 
 from core.domain.access_test import AccessReason, RunStatus
 from core.domain.calendar import GraphIdentity, TimeZoneSpec, Weekday, WorkingHours
+from core.domain.commands import AccessTestCommand
 from core.domain.errors import Conflict, ReconnectRequired
-from core.domain.integration import ConnectionMethod, Integration, IntegrationStatus
+from core.domain.integration import (
+    SERVICE_ACCOUNT_SYNC_MINUTES,
+    ConnectionMethod,
+    Integration,
+    IntegrationStatus,
+    SyncMode,
+    sync_policy,
+)
 from core.domain.sessions import ChangeSource, SessionStatus
 from core.names import Queues
-from core.services.access_test import AccessTestCommand, AccessTestService
+from core.services.access_test import AccessTestService
 from core.services.alerts import OwnerAlerts
 from core.services.authz import Caller
 from core.services.availability import AvailabilityQuery, AvailabilityService
 from core.services.client_state import ClientStateKeyCache
-from core.services.connections import (
-    ConnectionPurpose,
-    ConnectionRecord,
-    ConnectionRepository,
-    ConnectionStatus,
-)
 from core.services.event_writer import SCHEDULER_CALENDAR, WriteOutcome
-from core.services.graph_identity import SERVICE_ACCOUNT_SYNC_MINUTES, SyncMode, sync_policy
 from core.services.reconcile import Reconciler
-from core.services.repositories import IntegrationRepository, SessionRepository
+from core.services.stores.connections import ConnectionPurpose, ConnectionRecord, ConnectionRepository, ConnectionStatus
+from core.services.stores.integrations import IntegrationRepository
+from core.services.stores.sessions import SessionRepository
 from core.services.subscriptions import SubscriptionService
 from functions.schemas.integration import Integration as IntegrationReply
 from tests.support.fake_graph import NORMAL

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,28 +12,26 @@ import pytest
 from core.domain.errors import (
     ConsentMissing,
     Forbidden,
-    ServiceAccountNotConnected,
     ServiceError,
     TransientGraphError,
     ValidationFailed,
 )
 from core.domain.integration import ConnectionMethod, Integration, IntegrationStatus
-from core.names import Tables
-from core.ports import AuthStart, SignedInUser
+from core.names import Tables, user_token_secret_name
+from core.ports import SignedInUser
 from core.services.authz import ROLE_INTEGRATION_ADMIN, Caller
-from core.services.connections import (
+from core.services.connections import CallbackParams, ConnectionService
+from core.services.identity import GraphIdentities
+from core.services.stores.connections import (
     SERVICE_ACCOUNT_SCOPES,
     USER_SCOPES,
-    CallbackParams,
     ConnectionPurpose,
     ConnectionRepository,
-    ConnectionService,
-    user_token_secret_name,
 )
-from core.services.graph_identity import identity_for
-from core.services.integration import TenantSecrets
-from core.services.repositories import IntegrationRepository
+from core.services.stores.integrations import IntegrationRepository
+from core.services.stores.secrets import TenantSecrets
 from core.settings import Settings
+from tests.support.auth_flow import FakeAuthFlow
 from tests.support.memory import FixedClock, InMemorySecretStore, InMemoryTableStore
 
 TENANT = "aaaaaaaa-0000-4000-8000-00000000000a"
@@ -56,35 +53,6 @@ def settings() -> Settings:
     })
 
 
-class FakeAuthFlow:
-    """DelegatedAuthFlow fake: remembers flows, signs in whoever the test says, stores caches in a secret store."""
-
-    def __init__(self, secrets: InMemorySecretStore) -> None:
-        self.secrets = secrets
-        self.begun: list[dict[str, Any]] = []
-        self.signed_in = SignedInUser(TENANT, ALICE, "alice@a.example", '{"cache": "opaque"}')
-        self.fail_with: ServiceError | None = None
-        self.redeemed = 0
-
-    def begin(self, tenant_id: str, scopes: Sequence[str], redirect_uri: str, state: str,
-              login_hint: str | None) -> AuthStart:
-        flow = {"state": state, "scope": list(scopes), "redirect_uri": redirect_uri, "code_verifier": "v" * 43}
-        self.begun.append({"tenant": tenant_id, "login_hint": login_hint, **flow})
-        return AuthStart(f"https://login.example/{tenant_id}/authorize?state={state}", flow)
-
-    def redeem(self, tenant_id: str, flow: Mapping[str, Any], response: Mapping[str, str]) -> SignedInUser:
-        self.redeemed += 1
-        if response.get("state") != flow["state"]:
-            raise Forbidden("state mismatch", code="connection_state_invalid")
-        if self.fail_with is not None:
-            raise self.fail_with
-        return self.signed_in
-
-    def keep(self, tenant_id: str, user_id: str, signed_in: SignedInUser) -> None:
-        self.secrets.set(user_token_secret_name(tenant_id, user_id), signed_in.token_cache)
-
-    def forget(self, tenant_id: str, user_id: str) -> None:
-        self.secrets.delete(user_token_secret_name(tenant_id, user_id))
 
 
 class World:
@@ -92,11 +60,10 @@ class World:
         self.tables = InMemoryTableStore()
         self.secrets = InMemorySecretStore()
         self.clock = FixedClock(NOW)
-        self.flow = FakeAuthFlow(self.secrets)
+        self.flow = FakeAuthFlow(self.secrets, SignedInUser(TENANT, ALICE, "alice@a.example", '{"cache": "opaque"}'))
         self.removed: list[tuple[str, str]] = []
         self.service = ConnectionService(
             tables=self.tables, clock=self.clock, settings=settings(), flow=self.flow,
-            tenant_secrets=TenantSecrets(self.tables, self.secrets),
             remove_subscriptions=lambda t, u: self.removed.append((t, u)),
         )
         self.set_method(method)
@@ -295,9 +262,8 @@ def test_service_account_callback_records_the_mailbox_not_the_admin() -> None:
     assert account is not None and account.user_id == MAILBOX and account.connected_by == BOB
     assert account.username == "sched@a.example"
     assert w.service.status(user()).connected  # every user of the tenant is served by the mailbox
-    integration = IntegrationRepository(w.tables).get(TENANT)
-    assert integration is not None
-    assert identity_for(integration.value, ALICE, service_account_id=account.user_id).user_id == MAILBOX
+    identities = GraphIdentities(IntegrationRepository(w.tables), ConnectionRepository(w.tables))
+    assert identities.for_user(TENANT, ALICE).user_id == MAILBOX
 
 
 def test_service_account_sign_in_as_the_admin_themselves_is_refused() -> None:
@@ -362,14 +328,4 @@ def test_admin_disconnects_the_service_account() -> None:
     assert w.secrets.names() == []
     assert w.service.status(user()).reason == "service_account_not_connected"
 
-
-def test_identity_for_follows_the_method() -> None:
-    """domainWide -> app-only; perUser -> the acting user; serviceAccount -> the mailbox, or 409 without one."""
-    base = Integration(TENANT.upper())
-    assert identity_for(base, ALICE).user_id is None
-    assert identity_for(replace(base, method=ConnectionMethod.PER_USER), ALICE.upper()).user_id == ALICE
-    sa = replace(base, method=ConnectionMethod.SERVICE_ACCOUNT)
-    assert identity_for(sa, ALICE, service_account_id=MAILBOX).user_id == MAILBOX
-    with pytest.raises(ServiceAccountNotConnected):
-        identity_for(sa, ALICE)
 

@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 
 from core.domain.calendar import ResponseType
+from core.domain.commands import EventWriteCommand
 from core.domain.errors import (
     ConsentMissing,
+    InvalidMessage,
     MailboxUnavailable,
     StorageUnavailable,
     Throttled,
@@ -17,15 +19,8 @@ from core.domain.errors import (
 )
 from core.domain.sessions import ChangeSource, PendingOp, SessionStatus
 from core.names import Queues
-from core.services.event_writer import (
-    DEFAULT_SUBJECT,
-    REASON_POISON,
-    EventWriteCommand,
-    WriteOutcome,
-    choose_provider,
-    seal_texts,
-)
-from core.services.repositories import SessionRepository
+from core.services.event_writer import DEFAULT_SUBJECT, REASON_POISON, WriteOutcome, choose_provider, seal_texts
+from core.services.stores.sessions import SessionRepository
 from tests.unit.test_booking_support import ALICE, BOB, END, ROOM, START, SUBJECT, TENANT, World
 
 
@@ -86,7 +81,7 @@ def test_calendar_without_online_providers_books_without_a_link() -> None:
     """No provider allowed: the event is booked without a link and the session keeps online_provider None."""
     w = World()
     w.graph.add_user(TENANT, "dora@contoso.test", user_id="a0000000-0000-4000-8000-0000000000d0", providers=())
-    from core.services.pairings_repo import Pairing, PairingRepository
+    from core.services.stores.pairings import Pairing, PairingRepository
 
     PairingRepository(w.tables).save(Pairing(TENANT, "p2", "a0000000-0000-4000-8000-0000000000d0",
                                              "dora@contoso.test", "a0000000-0000-4000-8000-000000000002", BOB))
@@ -383,11 +378,14 @@ def test_disabled_integration_fails_the_session_instead_of_writing() -> None:
     assert _session(w, sid).status == SessionStatus.FAILED
 
 
-def test_unreadable_command_is_dropped_with_an_error_log(caplog: pytest.LogCaptureFixture) -> None:
-    """A message that is not an event-write command cannot be retried into shape: logged and dropped."""
+def test_unreadable_command_is_refused_as_an_invalid_message() -> None:
+    """A message that is not an event-write command raises ``InvalidMessage`` (the queue's poison policy)."""
     w = World()
-    assert w.writer.handle({"kind": "event_write", "tenantId": TENANT}) == WriteOutcome.STALE
-    assert any(r.levelname == "ERROR" for r in caplog.records)
+    with pytest.raises(InvalidMessage):
+        w.writer.handle({"kind": "event_write", "tenantId": TENANT})
+    with pytest.raises(InvalidMessage):
+        w.writer.handle({"kind": "event_write", "tenantId": TENANT, "sessionId": "s", "version": 1, "op": "move"})
+    assert w.queues.take(Queues.EVENT_WRITES) == []
 
 
 def test_throttling_forever_eventually_spends_attempts() -> None:

@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 
 import pytest
 
+from core.domain.commands import AlertCommand, AlertKind
 from core.domain.errors import DependencyError
 from core.domain.integration import Integration
-from core.services.alerts import AlertCommand, AlertKind
 from core.services.owner_alert_worker import TEXTS, OwnerAlertWorker, render
-from core.services.repositories import IntegrationRepository
+from core.services.stores.integrations import IntegrationRepository
 from tests.support.memory import FixedClock, InMemoryTableStore
 
 TENANT = "11111111-1111-4111-8111-111111111111"

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from core.domain.calendar import GraphIdentity, NewEvent, ResponseType
+from core.domain.commands import ChangeItem, notifications_message
 from core.domain.errors import ConcurrencyConflict, MailboxUnavailable, TransientGraphError
 from core.domain.integration import ConnectionMethod, Integration, IntegrationStatus
 from core.domain.sessions import AttendeeState, ChangeSource, Session, SessionStatus
@@ -16,9 +17,10 @@ from core.names import Queues, Tables
 from core.ports import Entity
 from core.services.alerts import OwnerAlerts
 from core.services.client_state import ClientStateKeyCache
-from core.services.notifications import MAX_ATTEMPTS, ChangeItem, NotificationWorker, notifications_message
+from core.services.notifications import MAX_ATTEMPTS, NotificationWorker
 from core.services.reconcile import LifecycleWorker, Reconciler
-from core.services.repositories import IntegrationRepository, SessionRepository
+from core.services.stores.integrations import IntegrationRepository
+from core.services.stores.sessions import SessionRepository
 from core.services.subscriptions import SubscriptionService
 from tests.support.fake_graph import FakeCalendarGateway, FakeTokenProvider
 from tests.support.memory import FixedClock, InMemoryCommandQueue, InMemorySecretStore, InMemoryTableStore

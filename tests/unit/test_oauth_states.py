@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from core.names import Tables
 from core.ports import Entity
-from core.services.oauth_states import STATE_TTL, is_expired, new_state, purge_expired, take_state
+from core.services.stores.oauth_states import STATE_TTL, OAuthStateStore, is_expired, new_state
 from tests.support.memory import InMemoryTableStore
 
 TENANT = "11111111-1111-4111-8111-111111111111"
@@ -32,9 +32,9 @@ def test_a_state_is_taken_once() -> None:
     """The first take returns the row and deletes it; a replay finds nothing."""
     tables = InMemoryTableStore()
     state = _issue(tables)
-    tenant, row = take_state(tables, state)
+    tenant, row = OAuthStateStore(tables).take(state)
     assert tenant == TENANT and row is not None and row.data["purpose"] == "p"
-    assert take_state(tables, state) == (TENANT, None)
+    assert OAuthStateStore(tables).take(state) == (TENANT, None)
 
 
 def test_malformed_or_foreign_states_are_refused() -> None:
@@ -43,8 +43,8 @@ def test_malformed_or_foreign_states_are_refused() -> None:
     state = _issue(tables)
     other = "22222222-2222-4222-8222-222222222222." + state.split(".", 1)[1]
     for bad in (None, "", "nope", "not-a-guid." + "r" * 43, TENANT + ".short", other):
-        assert take_state(tables, bad)[1] is None
-    assert take_state(tables, state)[1] is not None
+        assert OAuthStateStore(tables).take(bad)[1] is None
+    assert OAuthStateStore(tables).take(state)[1] is not None
 
 
 def test_expired_states_are_recognised_and_purged() -> None:
@@ -55,5 +55,5 @@ def test_expired_states_are_recognised_and_purged() -> None:
     tables.insert(Tables.OAUTH_STATES, Entity(TENANT, _issue_other, {"purpose": "p", "expiresAt": NOW + STATE_TTL}))
     rows = tables.all(Tables.OAUTH_STATES)
     assert sorted(is_expired(r, NOW) for r in rows) == [False, True]
-    purge_expired(tables, TENANT, ("p",), NOW)
+    OAuthStateStore(tables).purge_expired(TENANT, ("p",), NOW)
     assert [is_expired(r, NOW) for r in tables.all(Tables.OAUTH_STATES)] == [False]

@@ -6,7 +6,7 @@ import pytest
 
 from core.domain.errors import DependencyError, ValidationFailed
 from core.services.pairings import PairingRequest, PairingService
-from core.services.pairings_repo import PairingRepository
+from core.services.stores.pairings import PairingRepository
 from tests.unit.test_booking_support import ALICE, ALICE_ID, BOB_ID, CAROL, CAROL_ID, TENANT, World
 
 

@@ -6,12 +6,13 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 from core.domain.calendar import ResponseType
+from core.domain.commands import LifecycleItem, lifecycle_message
 from core.domain.errors import GraphRequestRejected, ItemNotFound, Throttled, TransientGraphError
 from core.domain.integration import Integration, IntegrationStatus
 from core.domain.sessions import ChangeSource, Session, SessionStatus
 from core.names import Queues, Tables
-from core.services.repositories import IntegrationRepository, SessionRepository
-from core.services.subscriptions import LifecycleItem, lifecycle_message
+from core.services.stores.integrations import IntegrationRepository
+from core.services.stores.sessions import SessionRepository
 from tests.unit.test_notifications import PARTNER, T, World
 
 
@@ -188,7 +189,7 @@ def test_throttled_lifecycle_work_is_requeued_after_retry_after() -> None:
     w = World.make()
     w.book()
     record = w.subs.ensure_for_mailbox(T, w.organizer)
-    w.graph.fail_next("get_events", Throttled(retry_after=25))
+    w.graph.fail_next("get_event", Throttled(retry_after=25))  # one session: one GET, not a $batch
     outcome = w.lifecycle.handle_message(lifecycle_message(
         [LifecycleItem(T, w.organizer, record.subscription_id, "missed")]))
     assert outcome.retried == 1
@@ -202,7 +203,7 @@ def test_resync_failing_after_recreation_is_retried_as_missed_for_the_new_subscr
     w = World.make()
     w.book()
     old = w.subs.ensure_for_mailbox(T, w.organizer)
-    w.graph.fail_next("get_events", TransientGraphError())
+    w.graph.fail_next("get_event", TransientGraphError())  # one session: one GET
     w.lifecycle.handle([LifecycleItem(T, w.organizer, old.subscription_id, "subscriptionRemoved")])
     new = w.subs.get(T, w.organizer)
     assert new is not None and new.subscription_id != old.subscription_id
@@ -270,7 +271,7 @@ def test_throttled_reconcile_message_is_requeued_after_retry_after() -> None:
     w.book()
     w.reconciler.plan()
     (message,) = w.queues.take(Queues.LIFECYCLE)
-    w.graph.fail_next("get_events", Throttled(retry_after=25))
+    w.graph.fail_next("get_event", Throttled(retry_after=25))  # one session: one GET, not a $batch
     w.lifecycle.handle_message(message.body)
     assert w.queues.take(Queues.LIFECYCLE) == []
     w.clock.advance(seconds=25)

@@ -9,7 +9,8 @@ import pytest
 from core.domain.errors import ConcurrencyConflict
 from core.domain.integration import Integration, IntegrationStatus
 from core.domain.sessions import AttendeeState, Session
-from core.services.repositories import IntegrationRepository, SessionRepository
+from core.services.stores.integrations import IntegrationRepository
+from core.services.stores.sessions import SessionRepository
 from tests.support.memory import InMemoryTableStore
 
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)

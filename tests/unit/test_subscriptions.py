@@ -8,19 +8,12 @@ from datetime import timedelta
 
 import pytest
 
+from core.domain.commands import RenewalItem, renewal_message
 from core.domain.errors import GraphRequestRejected, TransientGraphError
 from core.names import Queues, Tables
 from core.ports import Entity
-from core.services.subscriptions import (
-    LEGACY_MAX_MINUTES,
-    MAX_ATTEMPTS,
-    OUTLOOK_MAX_MINUTES,
-    RenewalItem,
-    SubscriptionRecord,
-    bucket_of,
-    renew_at,
-    renewal_message,
-)
+from core.services.stores.subscriptions import OUTLOOK_MAX_MINUTES, SubscriptionRecord, bucket_of
+from core.services.subscriptions import LEGACY_MAX_MINUTES, MAX_ATTEMPTS, renew_at
 from tests.unit.test_notifications import NOW, T, World
 
 
@@ -286,7 +279,7 @@ def test_stale_renewal_item_costs_no_graph_call() -> None:
 def test_disabled_tenant_is_not_renewed() -> None:
     """A tenant whose integration is off gets no renewals (its subscriptions lapse)."""
     from core.domain.integration import Integration, IntegrationStatus
-    from core.services.repositories import IntegrationRepository
+    from core.services.stores.integrations import IntegrationRepository
 
     w = World.make()
     record = w.subs.ensure_for_mailbox(T, w.organizer)

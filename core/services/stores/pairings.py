@@ -21,11 +21,11 @@ from datetime import datetime
 from core.domain.errors import NotFound
 from core.names import Tables
 from core.ports import Entity, EntityValue, TableStore
-from core.services.repositories import Versioned
+from core.services.stores.codec import END, Versioned, as_datetime
 
 _PAIRING_PREFIX = "p~"
 _MEMBER_PREFIX = "m~"
-_END = "\U0010ffff"
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +84,6 @@ def pairing_to_entity(p: Pairing) -> dict[str, EntityValue]:
 
 
 def pairing_from_entity(tenant_id: str, pairing_id: str, d: dict[str, EntityValue]) -> Pairing:
-    updated = d.get("updatedAt")
     return Pairing(
         tenant_id=tenant_id,
         pairing_id=pairing_id,
@@ -93,7 +92,7 @@ def pairing_from_entity(tenant_id: str, pairing_id: str, d: dict[str, EntityValu
         mentee_id=str(d.get("menteeId") or ""),
         mentee_address=str(d.get("menteeAddress") or ""),
         active=bool(d.get("active", True)),
-        updated_at=updated if isinstance(updated, datetime) else None,
+        updated_at=as_datetime(d.get("updatedAt")),
     )
 
 
@@ -151,7 +150,7 @@ class PairingRepository:
         """Pairings (active or not) the user belongs to, by pairing id."""
         prefix = f"{_MEMBER_PREFIX}{user_id.lower()}~"
         out: list[Pairing] = []
-        for row in self.tables.query(Tables.PAIRINGS, tenant_id, row_key_from=prefix, row_key_to=prefix + _END):
+        for row in self.tables.query(Tables.PAIRINGS, tenant_id, row_key_from=prefix, row_key_to=prefix + END):
             found = self.get(tenant_id, str(row.data.get("pairingId") or row.row_key[len(prefix) :]))
             if found is not None and found.value.includes(user_id):
                 out.append(found.value)

@@ -23,45 +23,13 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Generic, TypeVar
 
 from core.domain.calendar import ResponseType
-from core.domain.errors import Conflict, NotFound
-from core.domain.integration import ConnectionMethod, Integration, IntegrationStatus, PairingPolicy
+from core.domain.errors import NotFound
 from core.domain.sessions import AttendeeState, ChangeSource, PendingOp, Session, SessionStatus
 from core.names import Tables
 from core.ports import Entity, EntityValue, TableStore
-
-T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class Versioned(Generic[T]):
-    """A value with the ETag it was read with (pass it back to save)."""
-
-    value: T
-    etag: str | None
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _dt(value: EntityValue) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, str):
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    raise TypeError(f"not a datetime: {value!r}")
-
-
-def _s(value: EntityValue) -> str | None:
-    return None if value is None else str(value)
-
-
-# --- sessions -----------------------------------------------------------------------
+from core.services.stores.codec import END, Versioned, as_datetime, as_int, iso_utc, opt_str
 
 
 def session_to_entity(s: Session) -> dict[str, EntityValue]:
@@ -102,7 +70,7 @@ def session_from_entity(tenant_id: str, session_id: str, d: dict[str, EntityValu
         addr, resp = json.loads(str(room_raw))
         room = AttendeeState(addr, ResponseType(resp))
     pending = d.get("pendingOp")
-    start, end = _dt(d["start"]), _dt(d["end"])
+    start, end = as_datetime(d["start"]), as_datetime(d["end"])
     assert start is not None and end is not None
     return Session(
         tenant_id=tenant_id,
@@ -115,26 +83,26 @@ def session_from_entity(tenant_id: str, session_id: str, d: dict[str, EntityValu
         time_zone=str(d["timeZone"]),
         status=SessionStatus(str(d["status"])),
         pending_op=PendingOp(str(pending)) if pending else None,
-        version=int(d.get("version") or 1),  # type: ignore[arg-type]
+        version=as_int(d.get("version"), 1) or 1,
         room=room,
         online_meeting=bool(d.get("onlineMeeting", True)),
-        online_provider=_s(d.get("onlineProvider")),
-        join_url=_s(d.get("joinUrl")),
-        event_id=_s(d.get("eventId")),
-        ical_uid=_s(d.get("iCalUId")),
-        change_key=_s(d.get("changeKey")),
-        last_modified=_dt(d.get("lastModified")),
+        online_provider=opt_str(d.get("onlineProvider")),
+        join_url=opt_str(d.get("joinUrl")),
+        event_id=opt_str(d.get("eventId")),
+        ical_uid=opt_str(d.get("iCalUId")),
+        change_key=opt_str(d.get("changeKey")),
+        last_modified=as_datetime(d.get("lastModified")),
         source=ChangeSource(str(d.get("source") or "platform")),
-        failure_reason=_s(d.get("failureReason")),
-        pairing_id=_s(d.get("pairingId")),
-        calendar_id=_s(d.get("calendarId")),
-        created_at=_dt(d.get("createdAt")),
-        updated_at=_dt(d.get("updatedAt")),
+        failure_reason=opt_str(d.get("failureReason")),
+        pairing_id=opt_str(d.get("pairingId")),
+        calendar_id=opt_str(d.get("calendarId")),
+        created_at=as_datetime(d.get("createdAt")),
+        updated_at=as_datetime(d.get("updatedAt")),
     )
 
 
 START_INDEX = "t~"
-START_INDEX_END = "t~\U0010ffff"
+START_INDEX_END = START_INDEX + END
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +119,7 @@ class StartIndexRow:
 
 
 def _start_rk(s: Session) -> str:
-    return f"{START_INDEX}{_iso(s.start)}~{s.session_id}"
+    return f"{START_INDEX}{iso_utc(s.start)}~{s.session_id}"
 
 
 def _start_row_data(s: Session) -> dict[str, EntityValue]:
@@ -169,16 +137,20 @@ def _start_row_data(s: Session) -> dict[str, EntityValue]:
 
 def _start_row(e: Entity) -> StartIndexRow:
     d = e.data
-    start = _dt(e.row_key[len(START_INDEX):].split("~", 1)[0])
-    end = _dt(d.get("end"))
+    start = as_datetime(e.row_key[len(START_INDEX) :].split("~", 1)[0])
+    end = as_datetime(d.get("end"))
     assert start is not None and end is not None
     status, pending, booked = SessionStatus(str(d.get("status"))), d.get("pendingOp"), bool(d.get("eventId"))
     final = status in (SessionStatus.CANCELLED, SessionStatus.FAILED) and not pending
     failed_unbooked = status == SessionStatus.FAILED and not booked and not pending
     cancelled = status == SessionStatus.CANCELLED and not pending
     return StartIndexRow(
-        session_id=str(d["sessionId"]), start=start, end=end, organizer_id=str(d.get("organizerId") or ""),
-        tracked=booked and not final, open=not (cancelled or failed_unbooked),
+        session_id=str(d["sessionId"]),
+        start=start,
+        end=end,
+        organizer_id=str(d.get("organizerId") or ""),
+        tracked=booked and not final,
+        open=not (cancelled or failed_unbooked),
         scheduler_calendar=bool(d.get("calendarId")),
     )
 
@@ -218,8 +190,11 @@ class SessionRepository:
         if previous is not None and previous.start != session.start:
             self._index_users(session)
             self._unindex_users(previous)
-        if previous is None or _start_rk(previous) != _start_rk(session) \
-                or _start_row_data(previous) != _start_row_data(session):
+        if (
+            previous is None
+            or _start_rk(previous) != _start_rk(session)
+            or _start_row_data(previous) != _start_row_data(session)
+        ):
             self._index_start(session)
             if previous is not None and _start_rk(previous) != _start_rk(session):
                 self.tables.delete(Tables.SESSIONS, previous.tenant_id, _start_rk(previous))
@@ -232,7 +207,7 @@ class SessionRepository:
         return {s.organizer_id} | {a.user_id for a in s.attendees if a.user_id}
 
     def _index_rk(self, user_id: str, s: Session) -> str:
-        return f"u~{user_id}~{_iso(s.start)}~{s.session_id}"
+        return f"u~{user_id}~{iso_utc(s.start)}~{s.session_id}"
 
     def _index_users(self, s: Session) -> None:
         for uid in self._user_ids(s):
@@ -247,7 +222,10 @@ class SessionRepository:
         """Sessions the user organizes or attends that start in [start, end)."""
         out: list[Session] = []
         for row in self.tables.query(
-            Tables.SESSIONS, tenant_id, row_key_from=f"u~{user_id}~{_iso(start)}", row_key_to=f"u~{user_id}~{_iso(end)}"
+            Tables.SESSIONS,
+            tenant_id,
+            row_key_from=f"u~{user_id}~{iso_utc(start)}",
+            row_key_to=f"u~{user_id}~{iso_utc(end)}",
         ):
             found = self.get(tenant_id, str(row.data["sessionId"]))
             if found and start <= found.value.start < end and found.value.involves(user_id):
@@ -256,7 +234,7 @@ class SessionRepository:
 
     def list_tenant(self, tenant_id: str) -> Iterator[Session]:
         """Every session of a tenant: a full partition scan, for exports and the one-off index backfill."""
-        for e in self.tables.query(Tables.SESSIONS, tenant_id, row_key_from="s~", row_key_to="s~\U0010ffff"):
+        for e in self.tables.query(Tables.SESSIONS, tenant_id, row_key_from="s~", row_key_to="s~" + END):
             yield session_from_entity(tenant_id, e.row_key[2:], dict(e.data))
 
     # start-time index
@@ -265,8 +243,9 @@ class SessionRepository:
 
     def has_start_index(self, tenant_id: str) -> bool:
         """Does the tenant have any ``t~`` row (false only for data written before the index existed)?"""
-        rows = self.tables.query(Tables.SESSIONS, tenant_id, row_key_from=START_INDEX, row_key_to=START_INDEX_END,
-                                 limit=1)
+        rows = self.tables.query(
+            Tables.SESSIONS, tenant_id, row_key_from=START_INDEX, row_key_to=START_INDEX_END, limit=1
+        )
         return next(iter(rows), None) is not None
 
     def backfill_start_index(self, tenant_id: str) -> int:
@@ -279,9 +258,10 @@ class SessionRepository:
 
     def start_index(self, tenant_id: str, start: datetime, end: datetime | None = None) -> Iterator[StartIndexRow]:
         """Index rows of sessions starting in [start, end) (open-ended without ``end``), in start order."""
-        upper = f"{START_INDEX}{_iso(end)}" if end is not None else START_INDEX_END
-        for e in self.tables.query(Tables.SESSIONS, tenant_id, row_key_from=f"{START_INDEX}{_iso(start)}",
-                                   row_key_to=upper):
+        upper = f"{START_INDEX}{iso_utc(end)}" if end is not None else START_INDEX_END
+        for e in self.tables.query(
+            Tables.SESSIONS, tenant_id, row_key_from=f"{START_INDEX}{iso_utc(start)}", row_key_to=upper
+        ):
             yield _start_row(e)
 
     def upcoming(self, tenant_id: str, start: datetime, end: datetime) -> list[Session]:
@@ -291,8 +271,10 @@ class SessionRepository:
         falls back to one filtered ``list_tenant`` scan; ``backfill_start_index`` ends that.
         """
         if not self.has_start_index(tenant_id):
-            return sorted((s for s in self.list_tenant(tenant_id) if start <= s.start < end),
-                          key=lambda s: (s.start, s.session_id))
+            return sorted(
+                (s for s in self.list_tenant(tenant_id) if start <= s.start < end),
+                key=lambda s: (s.start, s.session_id),
+            )
         out: list[Session] = []
         for row in self.start_index(tenant_id, start, end):
             found = self.get(tenant_id, row.session_id)
@@ -311,84 +293,3 @@ class SessionRepository:
     def by_event(self, tenant_id: str, event_id: str) -> Versioned[Session] | None:
         sid = self.session_id_for_event(tenant_id, event_id)
         return None if sid is None else self.get(tenant_id, sid)
-
-
-# --- integrations -------------------------------------------------------------------
-
-INTEGRATION_ROW = "integration"
-# Timers need every tenant; the port reads one partition at a time, so saving an
-# integration also registers its tenant id in this one small partition.
-REGISTRY_PARTITION = "~tenants"
-
-
-def integration_to_entity(i: Integration) -> dict[str, EntityValue]:
-    return {
-        "vendor": i.vendor,
-        "method": i.method.value,
-        "ownerEmail": i.owner_email,
-        "enabled": i.enabled,
-        "status": i.status.value,
-        "statusReason": i.status_reason,
-        "pairingPolicy": i.pairing_policy.value,
-        "accessTestSampleSize": i.access_test_sample_size,
-        "consentGrantedAt": i.consent_granted_at,
-        "consentGrantedBy": i.consent_granted_by,
-        "lastAccessTestId": i.last_access_test_id,
-        "statusSince": i.status_since,
-        "updatedAt": i.updated_at,
-    }
-
-
-def integration_from_entity(tenant_id: str, d: dict[str, EntityValue]) -> Integration:
-    return Integration(
-        tenant_id=tenant_id,
-        vendor=str(d.get("vendor") or "outlook365"),
-        method=ConnectionMethod(str(d.get("method") or "domainWide")),
-        owner_email=str(d.get("ownerEmail") or ""),
-        enabled=bool(d.get("enabled", True)),
-        status=IntegrationStatus(str(d.get("status") or "not_configured")),
-        status_reason=_s(d.get("statusReason")),
-        pairing_policy=PairingPolicy(str(d.get("pairingPolicy") or "registered")),
-        access_test_sample_size=int(d.get("accessTestSampleSize") or 25),  # type: ignore[arg-type]
-        consent_granted_at=_dt(d.get("consentGrantedAt")),
-        consent_granted_by=_s(d.get("consentGrantedBy")),
-        last_access_test_id=_s(d.get("lastAccessTestId")),
-        status_since=_dt(d.get("statusSince")),
-        updated_at=_dt(d.get("updatedAt")),
-    )
-
-
-class IntegrationRepository:
-    def __init__(self, tables: TableStore) -> None:
-        self.tables = tables
-
-    def get(self, tenant_id: str) -> Versioned[Integration] | None:
-        e = self.tables.get(Tables.INTEGRATIONS, tenant_id, INTEGRATION_ROW)
-        return None if e is None else Versioned(integration_from_entity(tenant_id, dict(e.data)), e.etag)
-
-    def get_or_default(self, tenant_id: str) -> Versioned[Integration]:
-        return self.get(tenant_id) or Versioned(Integration(tenant_id=tenant_id), None)
-
-    def save(self, integration: Integration, etag: str | None) -> Versioned[Integration]:
-        """Insert when ``etag`` is None (``Conflict`` if someone else created it), else replace if unchanged."""
-        entity = Entity(integration.tenant_id, INTEGRATION_ROW, integration_to_entity(integration), etag)
-        if etag is None:
-            stored = self.tables.insert(Tables.INTEGRATIONS, entity)
-        else:
-            stored = self.tables.update(Tables.INTEGRATIONS, entity)
-        self.tables.upsert(Tables.INTEGRATIONS, Entity(REGISTRY_PARTITION, integration.tenant_id, {}))
-        return Versioned(integration, stored.etag)
-
-    def tenants(self) -> Iterator[str]:
-        """Every tenant that ever saved an integration (for timers)."""
-        for e in self.tables.query(Tables.INTEGRATIONS, REGISTRY_PARTITION):
-            yield e.row_key
-
-
-__all__ = [
-    "Conflict",
-    "IntegrationRepository",
-    "SessionRepository",
-    "StartIndexRow",
-    "Versioned",
-]
