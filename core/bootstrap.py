@@ -22,21 +22,21 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 from core.clock import SystemClock
 from core.domain.errors import DependencyError
 from core.log import configure_logging
-from core.ports import (
-    CalendarGateway,
-    Clock,
-    CommandQueue,
-    DelegatedAuthFlow,
-    Mailer,
-    Sealer,
-    SecretStore,
-    TableStore,
-    TokenProvider,
-    TokenValidator,
-)
 from core.settings import Settings, SettingsError
 
-if TYPE_CHECKING:  # services and the token validator are imported when first built (cold start)
+if TYPE_CHECKING:  # ports are types only; services are imported when first built (cold start)
+    from core.ports import (
+        CalendarGateway,
+        Clock,
+        CommandQueue,
+        DelegatedAuthFlow,
+        Mailer,
+        Sealer,
+        SecretStore,
+        TableStore,
+        TokenProvider,
+        TokenValidator,
+    )
     from core.services.access_test import AccessTestService
     from core.services.alerts import OwnerAlerts
     from core.services.availability import AvailabilityService

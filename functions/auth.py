@@ -14,13 +14,16 @@ The validator and the tenant gate are the container's (``container.token_validat
 from __future__ import annotations
 
 import enum
+from typing import TYPE_CHECKING
 
 import azure.functions as func
 
 from core.bootstrap import Container
 from core.domain.errors import Forbidden, InsufficientScope, InvalidToken, MissingToken, TenantNotOnboarded
-from core.ports import TokenClaims
 from core.services.authz import Caller, require_admin, require_pairing_writer
+
+if TYPE_CHECKING:
+    from core.ports import TokenClaims
 
 
 class Auth(enum.Enum):

@@ -6,37 +6,41 @@ contract's models; the service (one per process, with its caches) is the contain
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
 
-from core.services.availability import AvailabilityQuery, TimeSlot
 from functions.auth import Auth
-from functions.endpoint import RequestContext, endpoint
-from functions.schemas.availability import (
-    Availability,
-    AvailabilityBody,
-    ParticipantStatus,
-    Room,
-    RoomsAvailability,
-    RoomsAvailabilityBody,
-    RoomSlots,
-    RoomsQuery,
-)
-from functions.schemas.common import Slot
+from functions.endpoint import Models, RequestContext, endpoint
+
+if TYPE_CHECKING:  # services and schemas load on first use, not at import (cold start)
+    from core.services.availability import TimeSlot
+    from functions.schemas.availability import (
+        AvailabilityBody,
+        RoomsAvailabilityBody,
+        RoomsQuery,
+    )
+    from functions.schemas.common import Slot
 
 bp = func.Blueprint()
+M = Models("functions.schemas.availability")
+C = Models("functions.schemas.common")
 
 
 def slots_out(slots: tuple[TimeSlot, ...]) -> list[Slot]:
+    from functions.schemas.common import Slot
+
     return [Slot(start=s.start, end=s.end) for s in slots]
 
 
-@endpoint(bp, "POST", "availability", auth=Auth.USER, body=AvailabilityBody, response=Availability,
+@endpoint(bp, "POST", "availability", auth=Auth.USER, body=M.AvailabilityBody, response=M.Availability,
           summary="Free slots shared by the caller and a pairing or participants", tags=("availability",),
           extra_statuses=(404,))
 def availability(ctx: RequestContext[AvailabilityBody]) -> Any:
     """Free/busy only; never another person's event details."""
+    from core.services.availability import AvailabilityQuery
+    from functions.schemas.availability import Availability, ParticipantStatus
+
     body = ctx.body
     result = ctx.container.availability.free_slots(
         ctx.caller,
@@ -62,10 +66,12 @@ def availability(ctx: RequestContext[AvailabilityBody]) -> Any:
     )
 
 
-@endpoint(bp, "GET", "rooms", auth=Auth.USER, query=RoomsQuery, response=list[Room],
+@endpoint(bp, "GET", "rooms", auth=Auth.USER, query=M.RoomsQuery, response=M.Room.many,
           summary="Meeting rooms (optionally of one room list)", tags=("availability",), extra_statuses=(404,))
 def rooms(ctx: RequestContext[None, RoomsQuery]) -> Any:
     """Rooms of the caller's tenant, cached per process for a few minutes."""
+    from functions.schemas.availability import Room
+
     found = ctx.container.availability.rooms(ctx.caller, ctx.query.room_list)
     return [
         Room(email=r.address, display_name=r.display_name, capacity=r.capacity, building=r.building,
@@ -74,10 +80,12 @@ def rooms(ctx: RequestContext[None, RoomsQuery]) -> Any:
     ]
 
 
-@endpoint(bp, "POST", "rooms/availability", auth=Auth.USER, body=RoomsAvailabilityBody,
-          response=RoomsAvailability, summary="Free slots per room", tags=("availability",))
+@endpoint(bp, "POST", "rooms/availability", auth=Auth.USER, body=M.RoomsAvailabilityBody,
+          response=M.RoomsAvailability, summary="Free slots per room", tags=("availability",))
 def rooms_availability(ctx: RequestContext[RoomsAvailabilityBody]) -> Any:
     """Free/busy of up to 20 rooms."""
+    from functions.schemas.availability import RoomsAvailability, RoomSlots
+
     body = ctx.body
     result = ctx.container.availability.room_availability(
         ctx.caller,

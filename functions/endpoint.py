@@ -19,18 +19,23 @@ by ``functions.http.api`` (correlation id, error envelope), then per request:
 
 Every declaration is recorded in ``REGISTRY``, from which ``functions/openapi.py``
 builds the OpenAPI document.
+
+Models are named, not imported, where routes are declared: ``M = Models("functions.schemas.
+sessions")`` then ``body=M.CreateSessionBody``. The schemas module (and pydantic) load when
+the first request needs them, so indexing the app (a cold start) imports neither; handlers
+import the reply models they build inside their body, for the same reason.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias
 
 import azure.functions as func
-from pydantic import BaseModel, ValidationError
 from typing_extensions import TypeVar
 
 from core.bootstrap import Container, get_container
@@ -40,13 +45,60 @@ from core.services.authz import Caller
 from functions.auth import Auth, authenticate
 from functions.http import MAX_BODY_BYTES, api, empty_response, json_response, read_body
 from functions.ratelimit import limiter
-from functions.schemas.common import NoQuery, PathParams
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel, ValidationError
 
 log = logging.getLogger(__name__)
 
 B = TypeVar("B", default=None)
-Q = TypeVar("Q", default=NoQuery)
+Q = TypeVar("Q", default=Any)  # routes that declare no query get ``NoQuery``
 P = TypeVar("P", default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRef:
+    """A pydantic model named by module and class, imported on first use (module docstring)."""
+
+    module: str
+    name: str
+
+    def resolve(self) -> type[BaseModel]:
+        model: type[BaseModel] = getattr(importlib.import_module(self.module), self.name)
+        return model
+
+    @property
+    def many(self) -> ListOf:
+        """``list[Model]`` as a declared response."""
+        return ListOf(self)
+
+
+@dataclass(frozen=True, slots=True)
+class ListOf:
+    """A response that is a JSON array of ``ref``."""
+
+    ref: ModelRef
+
+
+class Models:
+    """The models of one schemas module, by attribute: ``Models("functions.schemas.x").Body``."""
+
+    def __init__(self, module: str) -> None:
+        self._module = module
+
+    def __getattr__(self, name: str) -> ModelRef:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return ModelRef(self._module, name)
+
+
+COMMON = Models("functions.schemas.common")
+ModelSpec = ModelRef | None
+ResponseSpec = ModelRef | ListOf | None
+
+
+def _resolve(spec: ModelSpec) -> type[BaseModel] | None:
+    return spec.resolve() if spec is not None else None
 
 MAX_FIELD_ERRORS = 20
 _MAX_LOC_CHARS = 64
@@ -61,7 +113,7 @@ class Reply:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
-Handled = BaseModel | Mapping[str, Any] | list[Any] | Reply | func.HttpResponse | None
+Handled: TypeAlias = "BaseModel | Mapping[str, Any] | list[Any] | Reply | func.HttpResponse | None"
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,11 +160,11 @@ class RouteSpec:
     auth: Auth
     summary: str
     status: int
-    body: type[BaseModel] | None = None
+    body_ref: ModelSpec = None
     body_required: bool = True
-    query: type[BaseModel] | None = None
-    path: type[BaseModel] | None = None
-    response: Any = None  # a model class, list[Model], or None
+    query_ref: ModelSpec = None
+    path_ref: ModelSpec = None
+    response_ref: ResponseSpec = None
     response_content_type: str = "application/json"
     rate_limit: str | None = None
     onboarding: bool = False
@@ -125,6 +177,25 @@ class RouteSpec:
     @property
     def path_template(self) -> str:
         return f"/api/{self.route}"
+
+    @property
+    def body(self) -> type[BaseModel] | None:
+        return _resolve(self.body_ref)
+
+    @property
+    def query(self) -> type[BaseModel] | None:
+        return _resolve(self.query_ref)
+
+    @property
+    def path(self) -> type[BaseModel] | None:
+        return _resolve(self.path_ref)
+
+    @property
+    def response(self) -> tuple[type[BaseModel] | None, bool]:
+        """``(model, is_list)`` of the declared response."""
+        if isinstance(self.response_ref, ListOf):
+            return self.response_ref.ref.resolve(), True
+        return _resolve(self.response_ref), False
 
 
 REGISTRY: list[RouteSpec] = []
@@ -150,6 +221,8 @@ def _validation_failed(fields: list[dict[str, Any]]) -> ValidationFailed:
 
 
 def _parse_mapping(model: type[BaseModel], data: Mapping[str, str], prefix: str) -> BaseModel:
+    from pydantic import ValidationError
+
     try:
         return model.model_validate(dict(data))
     except ValidationError as exc:
@@ -157,7 +230,10 @@ def _parse_mapping(model: type[BaseModel], data: Mapping[str, str], prefix: str)
 
 
 def _parse_body(spec: RouteSpec, req: func.HttpRequest) -> BaseModel | None:
-    assert spec.body is not None
+    from pydantic import ValidationError
+
+    body = spec.body
+    assert body is not None
     raw = read_body(req, max_bytes=spec.max_body_bytes, required=spec.body_required)
     if raw is None:
         return None
@@ -168,7 +244,7 @@ def _parse_body(spec: RouteSpec, req: func.HttpRequest) -> BaseModel | None:
         raise BadRequest("The request body is not valid JSON.", code="malformed_json") from exc
     try:
         # Validated from the JSON text so strict mode keeps JSON's types (no "5" for 5).
-        return spec.body.model_validate_json(raw)
+        return body.model_validate_json(raw)
     except ValidationError as exc:
         if any(e["type"] == "json_invalid" for e in exc.errors()):
             raise BadRequest("The request body is not valid JSON.", code="malformed_json") from None
@@ -191,6 +267,8 @@ def _to_response(spec: RouteSpec, result: Handled) -> func.HttpResponse:
 
 
 def _jsonable(body: Any) -> Any:
+    from pydantic import BaseModel
+
     if isinstance(body, BaseModel):
         return body.model_dump(mode="json", by_alias=True, exclude_none=True)
     if isinstance(body, list | tuple):
@@ -208,11 +286,11 @@ def endpoint(
     auth: Auth,
     summary: str,
     status: int = 200,
-    body: type[BaseModel] | None = None,
+    body: ModelSpec = None,
     body_required: bool = True,
-    query: type[BaseModel] | None = None,
-    path: type[PathParams] | None = None,
-    response: Any = None,
+    query: ModelSpec = None,
+    path: ModelSpec = None,
+    response: ResponseSpec = None,
     response_content_type: str = "application/json",
     rate_limit: str | None = None,
     onboarding: bool = False,
@@ -233,11 +311,11 @@ def endpoint(
             auth=auth,
             summary=summary,
             status=status,
-            body=body,
+            body_ref=body,
             body_required=body_required,
-            query=query if query is not None else NoQuery,
-            path=path,
-            response=response,
+            query_ref=query if query is not None else COMMON.NoQuery,
+            path_ref=path,
+            response_ref=response,
             response_content_type=response_content_type,
             rate_limit=rate_limit,
             onboarding=onboarding,
@@ -253,8 +331,9 @@ def endpoint(
         def entry(req: func.HttpRequest) -> func.HttpResponse:
             container = None if auth is Auth.ANONYMOUS else get_container()
             caller = authenticate(req, auth, container, onboarding=onboarding) if container is not None else None
-            path_value = _parse_mapping(path, req.route_params, "path") if path is not None else None
-            query_value = _parse_mapping(spec.query, req.params, "query") if spec.query is not None else None
+            path_model, query_model = spec.path, spec.query
+            path_value = _parse_mapping(path_model, req.route_params, "path") if path_model is not None else None
+            query_value = _parse_mapping(query_model, req.params, "query") if query_model is not None else None
             body_value = _parse_body(spec, req) if body is not None and not defer_body else None
             if rate_limit is not None and caller is not None:
                 limiter.take(rate_limit, caller.key)
@@ -281,14 +360,6 @@ def endpoint(
     return decorate
 
 
-def response_model_of(response: Any) -> tuple[type[BaseModel] | None, bool]:
-    """``(model, is_list)`` for a declared response (``Model`` or ``list[Model]``)."""
-    if response is None:
-        return None, False
-    if get_origin(response) is list:
-        (item,) = get_args(response)
-        return item, True
-    return response, False
 
 
 def not_yet(feature: str) -> NotImplementedYet:

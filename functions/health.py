@@ -10,17 +10,17 @@ import azure.functions as func
 
 from core.domain.errors import ServiceError
 from functions.auth import Auth
-from functions.endpoint import RequestContext, endpoint
+from functions.endpoint import Models, RequestContext, endpoint
 from functions.http import json_response
-from functions.schemas.meta import Health
 
 bp = func.Blueprint()
+M = Models("functions.schemas.meta")
 
 CHECK_TIMEOUT_SECONDS = 3.0
 _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="health")
 
 
-@endpoint(bp, "GET", "health", auth=Auth.ANONYMOUS, response=Health, extra_statuses=(503,),
+@endpoint(bp, "GET", "health", auth=Auth.ANONYMOUS, response=M.Health, extra_statuses=(503,),
           summary="Is storage (and Key Vault, when configured) reachable?", tags=("meta",))
 def health(ctx: RequestContext[None]) -> func.HttpResponse:
     """200 when every dependency answers within a few seconds, else 503 naming the failing check."""

@@ -8,155 +8,46 @@ it always answers 302 to the app URL with the outcome. ``permissions`` is static
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
 
-from core.domain.access_test import AccessTestReport as DomainReport
 from core.domain.integration import ConnectionMethod, PairingPolicy
-from core.services.access_test import AccessTestService
-from core.services.integration import ConsentCallback, IntegrationChanges, IntegrationView
 from functions.auth import Auth
-from functions.endpoint import Reply, RequestContext, endpoint
-from functions.schemas.integration import (
-    AccessTestAccepted,
-    AccessTestReport,
-    AccessTestSummary,
-    AccessTestUser,
-    ConsentCallbackQuery,
-    ConsentInfo,
-    ConsentUrl,
-    Integration,
-    IntegrationBody,
-    Permission,
-    Permissions,
-)
+from functions.endpoint import Models, Reply, RequestContext, endpoint
+
+if TYPE_CHECKING:  # services and schemas load on first use, not at import (cold start)
+    from core.domain.access_test import AccessTestReport as DomainReport
+    from core.services.access_test import AccessTestService
+    from core.services.integration import IntegrationView
+    from functions.schemas.integration import (
+        AccessTestAccepted,
+        AccessTestReport,
+        ConsentCallbackQuery,
+        ConsentUrl,
+        Integration,
+        IntegrationBody,
+        Permissions,
+    )
 
 bp = func.Blueprint()
+M = Models("functions.schemas.integration")
 
-DATA_USAGE = (
-    "The service stores only the metadata of events booked through it: the Outlook event id, "
-    "start and end times, the organizer and attendees' responses, and the room address. It never "
-    "stores an event's subject or body, and it reads other people's calendars as free/busy only. "
-    "Your own calendar entries are shown to you live and are not kept."
-)
-
-PERMISSIONS: tuple[Permission, ...] = (
-    Permission(
-        name="Calendars.ReadWrite",
-        type="application",
-        access="readWrite",
-        method="domainWide",
-        purpose="Create, move and cancel the sessions booked through the service, read free/busy "
-        "for scheduling, and be told when someone changes a booked session in Outlook.",
-    ),
-    Permission(
-        name="User.Read.All",
-        type="application",
-        access="read",
-        method="domainWide",
-        purpose="Find people by email and check, in the access test, which mailboxes the app can reach.",
-    ),
-    Permission(
-        name="MailboxSettings.Read",
-        type="application",
-        access="read",
-        method="domainWide",
-        purpose="Read each person's time zone and working hours so slots fall inside them.",
-    ),
-    Permission(
-        name="Place.Read.All",
-        type="application",
-        access="read",
-        method="domainWide",
-        purpose="List meeting rooms and room lists so a session can book a room.",
-    ),
-    Permission(
-        name="User.Read",
-        type="delegated",
-        access="read",
-        method="perUser",
-        purpose="Know who signed in, to connect the right calendar.",
-    ),
-    Permission(
-        name="User.ReadBasic.All",
-        type="delegated",
-        access="read",
-        method="perUser",
-        purpose="Find your pairing partner and colleagues by name or email (basic profile only).",
-    ),
-    Permission(
-        name="Calendars.ReadWrite",
-        type="delegated",
-        access="readWrite",
-        method="perUser",
-        purpose="Create, move and cancel your sessions in your calendar and read your free/busy.",
-    ),
-    Permission(
-        name="MailboxSettings.Read",
-        type="delegated",
-        access="read",
-        method="perUser",
-        purpose="Read your time zone and working hours.",
-    ),
-    Permission(
-        name="offline_access",
-        type="delegated",
-        access="read",
-        method="perUser",
-        purpose="Keep your connection working without signing in every hour (you can disconnect at any time).",
-    ),
-    Permission(
-        name="User.Read",
-        type="delegated",
-        access="read",
-        method="serviceAccount",
-        purpose="Know which scheduling mailbox signed in.",
-    ),
-    Permission(
-        name="User.ReadBasic.All",
-        type="delegated",
-        access="read",
-        method="serviceAccount",
-        purpose="Find the people whose calendars the scheduling mailbox manages (basic profile only).",
-    ),
-    Permission(
-        name="Calendars.ReadWrite.Shared",
-        type="delegated",
-        access="readWrite",
-        method="serviceAccount",
-        purpose="Book, move and cancel sessions in the calendars the scheduling mailbox has delegate access to.",
-    ),
-    Permission(
-        name="MailboxSettings.Read",
-        type="delegated",
-        access="read",
-        method="serviceAccount",
-        purpose="Read time zones and working hours for scheduling.",
-    ),
-    Permission(
-        name="offline_access",
-        type="delegated",
-        access="read",
-        method="serviceAccount",
-        purpose="Keep the scheduling mailbox connected without signing in every hour.",
-    ),
-)
-
-
-@endpoint(bp, "GET", "integration", auth=Auth.ADMIN, onboarding=True, response=Integration,
+@endpoint(bp, "GET", "integration", auth=Auth.ADMIN, onboarding=True, response=M.Integration,
           summary="The caller's tenant integration and its status", tags=("integration",))
 def integration_get(ctx: RequestContext[None]) -> Integration:
     """Admins see their tenant's integration (also before onboarding, when the deployment allows the tenant)."""
     return _integration(ctx.container.integration.view(ctx.caller.tenant_id))
 
 
-@endpoint(bp, "PUT", "integration", auth=Auth.ADMIN, onboarding=True, body=IntegrationBody,
-          response=Integration, summary="Configure the tenant integration", tags=("integration",),
+@endpoint(bp, "PUT", "integration", auth=Auth.ADMIN, onboarding=True, body=M.IntegrationBody,
+          response=M.Integration, summary="Configure the tenant integration", tags=("integration",),
           extra_statuses=(409,))
 def integration_put(ctx: RequestContext[IntegrationBody]) -> Integration:
     """Choose the connection method and the owner who gets alerts."""
     body = ctx.body
+    from core.services.integration import IntegrationChanges
+
     changes = IntegrationChanges(
         vendor=body.vendor,
         method=ConnectionMethod(body.method),
@@ -179,20 +70,24 @@ def integration_delete(ctx: RequestContext[None]) -> Any:
     return {"status": "disconnected"}
 
 
-@endpoint(bp, "POST", "integration/consent", auth=Auth.ADMIN, onboarding=True, response=ConsentUrl,
+@endpoint(bp, "POST", "integration/consent", auth=Auth.ADMIN, onboarding=True, response=M.ConsentUrl,
           summary="An admin-consent URL bound to the caller", tags=("integration",))
 def integration_consent(ctx: RequestContext[None]) -> ConsentUrl:
     """A single-use, short-lived consent URL bound to (tid, oid)."""
+    from functions.schemas.integration import ConsentUrl
+
     url = ctx.container.integration.consent_url(ctx.caller.tenant_id, ctx.caller.object_id)
     return ConsentUrl(consent_url=url)
 
 
-@endpoint(bp, "GET", "integration/consent/callback", auth=Auth.ANONYMOUS, query=ConsentCallbackQuery,
+@endpoint(bp, "GET", "integration/consent/callback", auth=Auth.ANONYMOUS, query=M.ConsentCallbackQuery,
           status=302, extra_statuses=(302,), summary="Microsoft's admin-consent redirect (browser)",
           tags=("integration",))
 def integration_consent_callback(ctx: RequestContext[None, ConsentCallbackQuery]) -> Reply:
     """Checks the state, proves consent, and redirects the browser to the app."""
     q = ctx.query
+    from core.services.integration import ConsentCallback
+
     outcome = ctx.container.integration.complete_consent(
         ConsentCallback(
             state=q.state,
@@ -208,16 +103,18 @@ def integration_consent_callback(ctx: RequestContext[None, ConsentCallbackQuery]
 
 
 @endpoint(bp, "POST", "integration/access-tests", auth=Auth.ADMIN, onboarding=True, status=202,
-          response=AccessTestAccepted, summary="Start an access test", tags=("integration",),
+          response=M.AccessTestAccepted, summary="Start an access test", tags=("integration",),
           extra_statuses=(409,))
 def access_test_start(ctx: RequestContext[None]) -> AccessTestAccepted:
     """Queues an access test over a sample of the tenant's mailboxes."""
+    from functions.schemas.integration import AccessTestAccepted
+
     report = ctx.container.access_tests.start(ctx.caller.tenant_id, ctx.caller.object_id, ctx.correlation_id)
     return AccessTestAccepted(id=report.test_id)
 
 
 @endpoint(bp, "GET", "integration/access-tests/latest", auth=Auth.ADMIN, onboarding=True,
-          response=AccessTestReport, summary="The latest access-test report", tags=("integration",))
+          response=M.AccessTestReport, summary="The latest access-test report", tags=("integration",))
 def access_test_latest(ctx: RequestContext[None]) -> AccessTestReport:
     """Counts per reason and a remediation hint per user."""
     service = ctx.container.access_tests
@@ -225,6 +122,8 @@ def access_test_latest(ctx: RequestContext[None]) -> AccessTestReport:
 
 
 def _report(report: DomainReport, service: AccessTestService) -> AccessTestReport:
+    from functions.schemas.integration import AccessTestReport, AccessTestUser
+
     return AccessTestReport(
         id=report.test_id,
         status=report.status.value,
@@ -248,6 +147,8 @@ def _report(report: DomainReport, service: AccessTestService) -> AccessTestRepor
 
 
 def _integration(view: IntegrationView) -> Integration:
+    from functions.schemas.integration import AccessTestSummary, ConsentInfo, Integration
+
     i = view.integration
     test = view.last_test
     return Integration(
@@ -277,8 +178,10 @@ def _integration(view: IntegrationView) -> Integration:
     )
 
 
-@endpoint(bp, "GET", "integration/permissions", auth=Auth.ANONYMOUS, response=Permissions,
+@endpoint(bp, "GET", "integration/permissions", auth=Auth.ANONYMOUS, response=M.Permissions,
           summary="The Microsoft 365 permissions the app asks for, and why", tags=("integration",))
 def integration_permissions(ctx: RequestContext[None]) -> Permissions:
     """Static and public: lets an admin review what they are consenting to before signing in."""
+    from functions.schemas.integration import DATA_USAGE, PERMISSIONS, Permissions
+
     return Permissions(permissions=list(PERMISSIONS), data_usage=DATA_USAGE)

@@ -14,7 +14,6 @@ import logging
 import azure.functions as func
 
 from core.bootstrap import Container
-from core.domain.commands import AccessTestCommand
 from core.names import Queues
 from functions.jobs import Job, queue_job, timer_job
 
@@ -26,12 +25,16 @@ bp = func.Blueprint()
 @queue_job(bp, Queues.ACCESS_TESTS)
 def access_test_job(job: Job) -> None:
     """Run one access test (idempotent per test id; a disabled tenant's test ends as failed)."""
+    from core.domain.commands import AccessTestCommand
+
     job.container.access_tests.run(AccessTestCommand.from_message(job.body))
 
 
 @queue_job(bp, Queues.poison(Queues.ACCESS_TESTS), poison=True)
 def access_test_poison(job: Job) -> None:
     """An access test failed every attempt: mark it failed and alert the owner."""
+    from core.domain.commands import AccessTestCommand
+
     command = AccessTestCommand.from_message(job.body)
     log.error("access test moved to poison", extra={"tenant": command.tenant_id})
     job.container.access_tests.on_poison(job.body)

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from functions.auth import Auth
-from functions.endpoint import RouteSpec, registered_routes, response_model_of
+from functions.endpoint import RouteSpec, registered_routes
 from functions.schemas.meta import Error
 from functions.schemas.webhooks import MAX_VALIDATION_TOKEN_CHARS
 
@@ -60,7 +60,7 @@ def build_document(routes: list[RouteSpec]) -> dict[str, Any]:
         for model in (spec.body, spec.query, spec.path):
             if model is not None:
                 wanted.append((model, "validation"))
-        model, _ = response_model_of(spec.response)
+        model, _ = spec.response
         if model is not None:
             wanted.append((model, "serialization"))
     unique = list(dict.fromkeys(wanted))
@@ -196,7 +196,7 @@ def _operation(spec: RouteSpec, ref: Any, resolved: Any) -> dict[str, Any]:
         }
 
     responses: dict[str, Any] = {}
-    model, is_list = response_model_of(spec.response)
+    model, is_list = spec.response
     success: dict[str, Any] = {"description": spec.summary}
     if model is not None:
         schema = ref(model, "serialization")

@@ -11,44 +11,38 @@ one answers 409.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
 
-from core.domain.sessions import Session as SessionValue
-from core.services.booking import BookingRequest, online_meeting_unavailable
 from functions.auth import Auth
-from functions.endpoint import Reply, RequestContext, endpoint
-from functions.schemas.common import NoQuery, WindowQuery
-from functions.schemas.sessions import (
-    Attendee,
-    CancelBody,
-    CreateSessionBody,
-    RescheduleBody,
-    RoomBooking,
-    Session,
-    SessionAccepted,
-    SessionPath,
-)
+from functions.endpoint import Models, Reply, RequestContext, endpoint
+
+if TYPE_CHECKING:  # services and schemas load on first use, not at import (cold start)
+    from core.domain.sessions import Session as SessionValue
+    from functions.schemas.common import NoQuery, WindowQuery
+    from functions.schemas.sessions import (
+        CancelBody,
+        CreateSessionBody,
+        RescheduleBody,
+        SessionPath,
+        SessionView,
+    )
+    pass
 
 bp = func.Blueprint()
+C = Models("functions.schemas.common")
+M = Models("functions.schemas.sessions")
 
 
 
-class SessionView(Session):
-    """GET /api/sessions/{id}: the contract's session plus what the SPA needs to explain its state."""
-
-    pairing_id: str | None = None
-    failure_reason: str | None = None
-    pending_change: Literal["create", "reschedule", "cancel"] | None = None
-    online_meeting_unavailable: bool | None = None
-    # Booked into the service account's "Scheduler" calendar because it may not write the
-    # organizer's own (service-account method, no delegate right).
-    scheduler_fallback: bool | None = None
 
 
 def session_view(s: SessionValue) -> SessionView:
     """A session as the API shows it: metadata only, times in UTC plus the zone it was booked in."""
+    from core.services.booking import online_meeting_unavailable
+    from functions.schemas.sessions import Attendee, RoomBooking, SessionView
+
     return SessionView(
         id=s.session_id,
         status=s.status.value,
@@ -70,16 +64,20 @@ def session_view(s: SessionValue) -> SessionView:
 
 
 def _accepted(s: SessionValue) -> Reply:
+    from functions.schemas.sessions import SessionAccepted
+
     body = SessionAccepted(id=s.session_id, status=s.status.value)
     return Reply(202, body, {"Location": f"/api/sessions/{s.session_id}"})
 
 
-@endpoint(bp, "POST", "sessions", auth=Auth.USER, body=CreateSessionBody, response=SessionAccepted, status=202,
+@endpoint(bp, "POST", "sessions", auth=Auth.USER, body=M.CreateSessionBody, response=M.SessionAccepted, status=202,
           rate_limit="session_writes", summary="Book a session (the caller is the organizer)", tags=("sessions",),
           extra_statuses=(404, 409))
 def session_create(ctx: RequestContext[CreateSessionBody]) -> Any:
     """Stores a pending session, queues the Outlook write, answers 202 with Location."""
     b = ctx.body
+    from core.services.booking import BookingRequest
+
     session = ctx.container.booking.create(
         ctx.caller,
         BookingRequest(start=b.start, end=b.end, time_zone=b.time_zone, pairing_id=b.pairing_id, partner=b.partner,
@@ -88,22 +86,22 @@ def session_create(ctx: RequestContext[CreateSessionBody]) -> Any:
     return _accepted(session)
 
 
-@endpoint(bp, "GET", "sessions/{id}", auth=Auth.USER, path=SessionPath, response=SessionView,
+@endpoint(bp, "GET", "sessions/{id}", auth=Auth.USER, path=M.SessionPath, response=M.SessionView,
           summary="One session (organizer and attendees)", tags=("sessions",), extra_statuses=(404,))
 def session_get(ctx: RequestContext[None, NoQuery, SessionPath]) -> Any:
     """Organizer and attendees only; another tenant's or a stranger's session is 404."""
     return session_view(ctx.container.booking.get(ctx.caller, ctx.path.id))
 
 
-@endpoint(bp, "GET", "sessions", auth=Auth.USER, query=WindowQuery, response=list[SessionView],
+@endpoint(bp, "GET", "sessions", auth=Auth.USER, query=C.WindowQuery, response=M.SessionView.many,
           summary="The caller's sessions (as organizer or attendee)", tags=("sessions",))
 def session_list(ctx: RequestContext[None, WindowQuery]) -> Any:
     """Within a window of at most 62 days."""
     return [session_view(s) for s in ctx.container.booking.list_for(ctx.caller, ctx.query.from_, ctx.query.to)]
 
 
-@endpoint(bp, "PATCH", "sessions/{id}", auth=Auth.USER, path=SessionPath, body=RescheduleBody,
-          response=SessionAccepted, status=202, rate_limit="session_writes",
+@endpoint(bp, "PATCH", "sessions/{id}", auth=Auth.USER, path=M.SessionPath, body=M.RescheduleBody,
+          response=M.SessionAccepted, status=202, rate_limit="session_writes",
           summary="Reschedule (organizer only)", tags=("sessions",), extra_statuses=(404, 409))
 def session_reschedule(ctx: RequestContext[RescheduleBody, NoQuery, SessionPath]) -> Any:
     """Organizer only; attendees get 403, strangers and other tenants 404."""
@@ -112,8 +110,8 @@ def session_reschedule(ctx: RequestContext[RescheduleBody, NoQuery, SessionPath]
     return _accepted(session)
 
 
-@endpoint(bp, "DELETE", "sessions/{id}", auth=Auth.USER, path=SessionPath, body=CancelBody, body_required=False,
-          response=SessionAccepted, status=202, rate_limit="session_writes",
+@endpoint(bp, "DELETE", "sessions/{id}", auth=Auth.USER, path=M.SessionPath, body=M.CancelBody, body_required=False,
+          response=M.SessionAccepted, status=202, rate_limit="session_writes",
           summary="Cancel (organizer only; attendees get Outlook's cancellation)", tags=("sessions",),
           extra_statuses=(404, 409))
 def session_cancel(ctx: RequestContext[CancelBody | None, NoQuery, SessionPath]) -> Any:

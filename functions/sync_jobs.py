@@ -22,7 +22,6 @@ from typing import Any
 import azure.functions as func
 
 from core.bootstrap import Container
-from core.domain.commands import AlertKind
 from core.domain.integration import SERVICE_ACCOUNT_SYNC_MINUTES, ConnectionMethod
 from core.names import Queues
 from functions.jobs import Job, queue_job, timer_job
@@ -67,6 +66,8 @@ def renewal_job(job: Job) -> None:
 
 
 def _poisoned(job: Job) -> None:
+    from core.domain.commands import AlertKind
+
     queue = job.queue.removesuffix("-poison")
     log.error("%s: a message failed every attempt", queue)
     for tenant_id in sorted(_tenants_of(job.body)):

@@ -22,30 +22,35 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import azure.functions as func
 
 from core.bootstrap import Container
-from core.domain.commands import LIFECYCLE_EVENTS, ChangeItem, LifecycleItem, lifecycle_message, notifications_message
 from core.domain.errors import BadRequest, ServiceError
 from core.log import correlation_id
 from core.names import Queues
-from core.services.client_state import ClientStateSigner
 from functions.auth import Auth
-from functions.endpoint import Reply, RequestContext, endpoint
+from functions.endpoint import Models, Reply, RequestContext, endpoint
 from functions.http import text_response
-from functions.schemas.webhooks import MAX_VALIDATION_TOKEN_CHARS, NotificationBatch, WebhookQuery
 
 log = logging.getLogger(__name__)
 
+if TYPE_CHECKING:  # schemas load on first use, not at import (cold start)
+    from core.domain.commands import ChangeItem, LifecycleItem
+    from core.services.client_state import ClientStateSigner
+    from functions.schemas.webhooks import NotificationBatch, WebhookQuery
+
 bp = func.Blueprint()
+M = Models("functions.schemas.webhooks")
 
 MAX_NOTIFICATION_BYTES = 1024 * 1024
 
 
 def handshake(query: WebhookQuery) -> func.HttpResponse | None:
     """The validation echo when ``validationToken`` is present, else ``None``."""
+    from functions.schemas.webhooks import MAX_VALIDATION_TOKEN_CHARS
+
     token = query.validationToken
     if token is None:
         return None
@@ -79,6 +84,8 @@ def _count(dropped: Counter[str], route: str) -> None:
 
 def check_changes(batch: NotificationBatch, signer: ClientStateSigner | None) -> tuple[list[ChangeItem], Counter[str]]:
     """The items whose clientState is ours for their tenant and mailbox, and the reasons for the rest."""
+    from core.domain.commands import ChangeItem
+
     good: list[ChangeItem] = []
     dropped: Counter[str] = Counter()
     # A POST carries many notifications of the same subscription (same clientState, tenant and
@@ -107,6 +114,8 @@ def check_changes(batch: NotificationBatch, signer: ClientStateSigner | None) ->
 def check_lifecycle(batch: NotificationBatch,
                     signer: ClientStateSigner | None) -> tuple[list[LifecycleItem], Counter[str]]:
     """Lifecycle items carry no resource: the mailbox comes from the (verified) clientState."""
+    from core.domain.commands import LIFECYCLE_EVENTS, LifecycleItem
+
     good: list[LifecycleItem] = []
     dropped: Counter[str] = Counter()
     for n in batch.value:
@@ -138,6 +147,8 @@ def handle_notifications(batch: NotificationBatch, container: Container) -> Repl
     """Check clientState per item, enqueue the good ones in one message, 202 (503 if not persisted)."""
     good, dropped = check_changes(batch, container.client_state_keys.signer())
     _count(dropped, "graph/notifications")
+    from core.domain.commands import notifications_message
+
     return _enqueue(container, Queues.NOTIFICATIONS, good, notifications_message) if good else Reply(202)
 
 
@@ -145,11 +156,13 @@ def handle_lifecycle(batch: NotificationBatch, container: Container) -> Reply:
     """Check clientState per item, enqueue reauthorize / recreate / resync work, 202 (503 if not persisted)."""
     good, dropped = check_lifecycle(batch, container.client_state_keys.signer())
     _count(dropped, "graph/lifecycle")
+    from core.domain.commands import lifecycle_message
+
     return _enqueue(container, Queues.LIFECYCLE, good, lifecycle_message) if good else Reply(202)
 
 
-@endpoint(bp, "POST", "graph/notifications", auth=Auth.ANONYMOUS, function_key=True, query=WebhookQuery,
-          body=NotificationBatch, defer_body=True, status=202, max_body_bytes=MAX_NOTIFICATION_BYTES,
+@endpoint(bp, "POST", "graph/notifications", auth=Auth.ANONYMOUS, function_key=True, query=M.WebhookQuery,
+          body=M.NotificationBatch, defer_body=True, status=202, max_body_bytes=MAX_NOTIFICATION_BYTES,
           response_content_type="text/plain", extra_statuses=(503,),
           summary="Graph change notifications (and the validation handshake)",
           tags=("webhooks",))
@@ -162,8 +175,8 @@ def graph_notifications(ctx: RequestContext[None, WebhookQuery]) -> func.HttpRes
     return handle_notifications(batch, ctx.container)
 
 
-@endpoint(bp, "POST", "graph/lifecycle", auth=Auth.ANONYMOUS, function_key=True, query=WebhookQuery,
-          body=NotificationBatch, defer_body=True, status=202, max_body_bytes=MAX_NOTIFICATION_BYTES,
+@endpoint(bp, "POST", "graph/lifecycle", auth=Auth.ANONYMOUS, function_key=True, query=M.WebhookQuery,
+          body=M.NotificationBatch, defer_body=True, status=202, max_body_bytes=MAX_NOTIFICATION_BYTES,
           response_content_type="text/plain", extra_statuses=(503,),
           summary="Graph lifecycle notifications (and the validation handshake)",
           tags=("webhooks",))

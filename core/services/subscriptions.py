@@ -34,7 +34,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from core.domain.calendar import GraphIdentity, SubscriptionInfo
 from core.domain.commands import (
@@ -59,7 +59,7 @@ from core.domain.errors import (
 )
 from core.domain.integration import ONBOARDED, ConnectionMethod, Integration, SyncMode, sync_policy
 from core.names import Queues
-from core.ports import CalendarGateway, Clock, CommandQueue, SecretStore, TableStore
+from core.ports import CalendarGateway, Clock, CommandQueue, TableStore
 from core.services.alerts import OwnerAlerts
 from core.services.client_state import ClientStateKeyCache
 from core.services.identity import GraphIdentities
@@ -67,7 +67,6 @@ from core.services.stores.codec import Versioned
 from core.services.stores.connections import ConnectionRepository
 from core.services.stores.integrations import IntegrationRepository
 from core.services.stores.subscriptions import OUTLOOK_MAX_MINUTES, SubscriptionRecord, SubscriptionStore
-from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -478,24 +477,3 @@ class SubscriptionService:
         )
 
 
-class _Wiring(Protocol):
-    """What ``delete_tenant_subscriptions`` needs from the composition root (``core.bootstrap.Container``)."""
-
-    tables: TableStore
-    queues: CommandQueue
-    secrets: SecretStore
-    clock: Clock
-    settings: Settings
-
-    @property
-    def gateway(self) -> CalendarGateway: ...
-
-
-def delete_tenant_subscriptions(container: _Wiring, tenant_id: str) -> int:
-    """Disconnect hook (looked up by ``functions/integration_jobs.py``): remove a tenant's subscriptions."""
-    service = SubscriptionService(
-        container.tables, container.queues, container.gateway, container.clock,
-        ClientStateKeyCache(container.secrets), public_base_url=container.settings.public_base_url,
-        url_code=container.settings.webhook_url_code,
-    )
-    return service.remove_all_for_tenant(tenant_id)

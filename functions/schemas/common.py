@@ -67,26 +67,28 @@ class RequestBody(BaseModel):
     """A JSON request body: camelCase names only, no unknown fields, strict JSON types."""
 
     model_config = ConfigDict(
-        alias_generator=to_camel, extra="forbid", strict=True, frozen=True, str_strip_whitespace=False
+        alias_generator=to_camel, extra="forbid", strict=True, frozen=True, str_strip_whitespace=False,
+        defer_build=True,
     )
 
 
 class Query(BaseModel):
     """Query-string parameters: strings converted to the declared types, no unknown names."""
 
-    model_config = ConfigDict(alias_generator=to_camel, extra="forbid", frozen=True)
+    model_config = ConfigDict(alias_generator=to_camel, extra="forbid", frozen=True, defer_build=True)
 
 
 class PathParams(BaseModel):
     """Route parameters."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class Reply(BaseModel):
     """A JSON response: built with Python names, serialized with the contract's camelCase."""
 
-    model_config = ConfigDict(alias_generator=to_camel, validate_by_name=True, validate_by_alias=True, frozen=True)
+    model_config = ConfigDict(alias_generator=to_camel, validate_by_name=True, validate_by_alias=True, frozen=True,
+                              defer_build=True)
 
 
 def check_window(start: datetime, end: datetime, *, what: str = "window") -> None:

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import StringConstraints
 
-from functions.schemas.common import Query, Reply
+from functions.schemas.common import Email, Query, Reply, RequestBody
 
 _Param = Annotated[str, StringConstraints(max_length=4096)]
 ShowAs = Literal["free", "tentative", "busy", "oof", "workingElsewhere", "unknown"]
@@ -60,3 +60,10 @@ class MyEvent(Reply):
     show_as: ShowAs
     subject: str | None = None
     is_session: bool = False
+
+
+class ConnectionStartBody(RequestBody):
+    """Optional body of POST /api/me/connection: what to connect (default: the caller's own calendar)."""
+
+    purpose: Literal["user", "serviceAccount"] = "user"
+    mailbox: Email | None = None

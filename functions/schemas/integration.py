@@ -141,3 +141,113 @@ class Permissions(Reply):
 
     permissions: list[Permission]
     data_usage: str
+
+
+DATA_USAGE = (
+    "The service stores only the metadata of events booked through it: the Outlook event id, "
+    "start and end times, the organizer and attendees' responses, and the room address. It never "
+    "stores an event's subject or body, and it reads other people's calendars as free/busy only. "
+    "Your own calendar entries are shown to you live and are not kept."
+)
+
+PERMISSIONS: tuple[Permission, ...] = (
+    Permission(
+        name="Calendars.ReadWrite",
+        type="application",
+        access="readWrite",
+        method="domainWide",
+        purpose="Create, move and cancel the sessions booked through the service, read free/busy "
+        "for scheduling, and be told when someone changes a booked session in Outlook.",
+    ),
+    Permission(
+        name="User.Read.All",
+        type="application",
+        access="read",
+        method="domainWide",
+        purpose="Find people by email and check, in the access test, which mailboxes the app can reach.",
+    ),
+    Permission(
+        name="MailboxSettings.Read",
+        type="application",
+        access="read",
+        method="domainWide",
+        purpose="Read each person's time zone and working hours so slots fall inside them.",
+    ),
+    Permission(
+        name="Place.Read.All",
+        type="application",
+        access="read",
+        method="domainWide",
+        purpose="List meeting rooms and room lists so a session can book a room.",
+    ),
+    Permission(
+        name="User.Read",
+        type="delegated",
+        access="read",
+        method="perUser",
+        purpose="Know who signed in, to connect the right calendar.",
+    ),
+    Permission(
+        name="User.ReadBasic.All",
+        type="delegated",
+        access="read",
+        method="perUser",
+        purpose="Find your pairing partner and colleagues by name or email (basic profile only).",
+    ),
+    Permission(
+        name="Calendars.ReadWrite",
+        type="delegated",
+        access="readWrite",
+        method="perUser",
+        purpose="Create, move and cancel your sessions in your calendar and read your free/busy.",
+    ),
+    Permission(
+        name="MailboxSettings.Read",
+        type="delegated",
+        access="read",
+        method="perUser",
+        purpose="Read your time zone and working hours.",
+    ),
+    Permission(
+        name="offline_access",
+        type="delegated",
+        access="read",
+        method="perUser",
+        purpose="Keep your connection working without signing in every hour (you can disconnect at any time).",
+    ),
+    Permission(
+        name="User.Read",
+        type="delegated",
+        access="read",
+        method="serviceAccount",
+        purpose="Know which scheduling mailbox signed in.",
+    ),
+    Permission(
+        name="User.ReadBasic.All",
+        type="delegated",
+        access="read",
+        method="serviceAccount",
+        purpose="Find the people whose calendars the scheduling mailbox manages (basic profile only).",
+    ),
+    Permission(
+        name="Calendars.ReadWrite.Shared",
+        type="delegated",
+        access="readWrite",
+        method="serviceAccount",
+        purpose="Book, move and cancel sessions in the calendars the scheduling mailbox has delegate access to.",
+    ),
+    Permission(
+        name="MailboxSettings.Read",
+        type="delegated",
+        access="read",
+        method="serviceAccount",
+        purpose="Read time zones and working hours for scheduling.",
+    ),
+    Permission(
+        name="offline_access",
+        type="delegated",
+        access="read",
+        method="serviceAccount",
+        purpose="Keep the scheduling mailbox connected without signing in every hour.",
+    ),
+)

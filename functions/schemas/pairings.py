@@ -25,3 +25,10 @@ class Pairing(Reply):
     mentee: str
     active: bool
     updated_at: datetime | None = None
+
+
+class PairingView(Pairing):
+    """A pairing as the API shows it: members' object ids plus their mailbox addresses."""
+
+    mentor_address: str
+    mentee_address: str

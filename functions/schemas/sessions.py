@@ -107,3 +107,15 @@ class Session(Reply):
     join_url: str | None = None
     source: Literal["platform", "outlook"]
     updated_at: datetime
+
+
+class SessionView(Session):
+    """GET /api/sessions/{id}: the contract's session plus what the SPA needs to explain its state."""
+
+    pairing_id: str | None = None
+    failure_reason: str | None = None
+    pending_change: Literal["create", "reschedule", "cancel"] | None = None
+    online_meeting_unavailable: bool | None = None
+    # Booked into the service account's "Scheduler" calendar because it may not write the
+    # organizer's own (service-account method, no delegate right).
+    scheduler_fallback: bool | None = None
