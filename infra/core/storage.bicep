@@ -22,6 +22,8 @@ param queueNames array
 @description('Log Analytics workspace that receives the storage audit logs.')
 param logAnalyticsWorkspaceId string
 
+@minValue(1)
+@maxValue(365)
 @description('Days deleted blobs and containers can be restored.')
 param deleteRetentionDays int = 7
 
