@@ -136,7 +136,9 @@ class FakeAz:
         sleep.chmod(0o755)
         (self.root / "scenario.json").write_text(json.dumps({"rules": self.rules}))
 
-    def run(self, script: Path, env: dict[str, str], *args: str, shell: str = "sh") -> subprocess.CompletedProcess[str]:
+    def run(
+        self, script: Path, env: dict[str, str], *args: str, interpreter: str = "sh"
+    ) -> subprocess.CompletedProcess[str]:
         """Run `script` with only the fake tools (and the basic system ones) on PATH."""
         self.install()
         full_env = {
@@ -148,7 +150,7 @@ class FakeAz:
             **env,
         }
         return subprocess.run(
-            [shell, str(script), *args], env=full_env, capture_output=True, text=True, timeout=60, check=False,
+            [interpreter, str(script), *args], env=full_env, capture_output=True, text=True, timeout=60, check=False,
             cwd=self.root,
         )
 
