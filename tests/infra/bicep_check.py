@@ -313,9 +313,10 @@ class FileChecker:
     def check_scope(self, res: Resource, info: ResourceTypeInfo, obj: Obj) -> None:
         mask = info.readable if res.existing else info.writable
         scope = obj.get("scope")
+        scope_symbol = scope.target if isinstance(scope, Index) else scope  # `scope: tables[i]` too
         if scope is None or obj.get("parent") is not None:
             needed, where = SCOPES.get(self.f.target_scope, 0), f"a {self.f.target_scope}"
-        elif isinstance(scope, Ident) and scope.name in self.f.resources:
+        elif isinstance(scope_symbol, Ident) and scope_symbol.name in self.f.resources:
             needed, where = EXTENSION, "another resource (extension)"
         elif isinstance(scope, Call) and scope.name in ("resourceGroup", "subscription", "tenant", "managementGroup"):
             needed, where = SCOPES[scope.name], f"a {scope.name}"

@@ -5,7 +5,7 @@ in order, with JSON (run through the real `--query` JMESPath and `-o` formatting
 does) or with an error (stderr + exit 1, as `az rest` reports HTTP failures). The last answer
 of a rule repeats. Every call is logged with the files it was handed (`--body @file`,
 `--parameters @file`), so tests can check what a script wrote; `sleep` only logs its
-argument, so retry back-off costs no time.
+argument, so retry back-off costs no time, and `azd` only logs its arguments.
 """
 
 from __future__ import annotations
@@ -97,6 +97,10 @@ _SLEEP = r'''#!/bin/sh
 echo "$1" >> "$FAKE_SLEEP_LOG"
 '''
 
+_AZD = r'''#!/bin/sh
+echo "$*" >> "$FAKE_AZD_LOG"
+'''
+
 
 @dataclass
 class Call:
@@ -131,9 +135,10 @@ class FakeAz:
         az = self.bin / "az"
         az.write_text(_AZ.format(python=sys.executable))
         az.chmod(0o755)
-        sleep = self.bin / "sleep"
-        sleep.write_text(_SLEEP)
-        sleep.chmod(0o755)
+        for name, text in (("sleep", _SLEEP), ("azd", _AZD)):
+            tool = self.bin / name
+            tool.write_text(text)
+            tool.chmod(0o755)
         (self.root / "scenario.json").write_text(json.dumps({"rules": self.rules}))
 
     def run(
@@ -147,6 +152,7 @@ class FakeAz:
             "FAKE_AZ_SCENARIO": str(self.root / "scenario.json"),
             "FAKE_AZ_LOG": str(self.root / "az.log"),
             "FAKE_SLEEP_LOG": str(self.root / "sleep.log"),
+            "FAKE_AZD_LOG": str(self.root / "azd.log"),
             **env,
         }
         return subprocess.run(
@@ -159,6 +165,10 @@ class FakeAz:
         if not log.exists():
             return []
         return [Call(**json.loads(line)) for line in log.read_text().splitlines()]
+
+    def azd_calls(self) -> list[str]:
+        log = self.root / "azd.log"
+        return log.read_text().splitlines() if log.exists() else []
 
     def sleeps(self) -> list[int]:
         log = self.root / "sleep.log"
