@@ -57,7 +57,7 @@ resource vault 'Microsoft.KeyVault/vaults@2024-11-01' = {
     networkAcls: restricted ? {
       bypass: 'AzureServices'
       defaultAction: 'Deny'
-      ipRules: [for range in allowedIpRanges: { value: range }]
+      ipRules: [for ipRange in allowedIpRanges: { value: ipRange }]
       virtualNetworkRules: [
         { id: allowedSubnetId, ignoreMissingVnetServiceEndpoint: false }
       ]

@@ -59,7 +59,7 @@ resource storage 'Microsoft.Storage/storageAccounts@2024-01-01' = {
     networkAcls: restricted ? {
       bypass: 'AzureServices'
       defaultAction: 'Deny'
-      ipRules: [for range in allowedIpRanges: { value: range, action: 'Allow' }]
+      ipRules: [for ipRange in allowedIpRanges: { value: ipRange, action: 'Allow' }]
       virtualNetworkRules: [
         { id: allowedSubnetId, action: 'Allow' }
       ]

@@ -274,6 +274,8 @@ class FileChecker:
         declared = set(self.f.params) | set(self.f.vars) | set(self.f.resources) | set(self.f.modules)
         declared |= {"az", "sys"}
         loop_vars = {name for e in self.all_expressions() for n in walk(e) if isinstance(n, For) for name in n.names}
+        for name in sorted((declared | loop_vars) & FUNCTIONS):
+            self.report(1, f"{name!r} is the name of a Bicep function: rename the symbol")
         for expr in self.all_expressions():
             for node in walk(expr):
                 if isinstance(node, Ident) and node.name not in declared | loop_vars:
