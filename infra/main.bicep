@@ -12,8 +12,48 @@ targetScope = 'subscription'
 @description('Name of the azd environment; seeds the resource token and the azd-env-name tag.')
 param environmentName string
 
+// Regions that offer the Flex Consumption plan. Source: the region list of Microsoft's
+// Flex Consumption azd quickstart, Azure-Samples/functions-quickstart-python-azd-timer,
+// infra/main.bicep (commit 05d91bcc809ff5f002f70389201856818fbd88db), read 2026-12-04,
+// without its canary region eastus2euap. Microsoft Learn (azure-functions/
+// flex-consumption-how-to, "View currently supported regions") gives the live list:
+// `az functionapp list-flexconsumption-locations -o table`. Add a region here when it appears
+// there; azd offers only these in its location prompt.
 @minLength(1)
-@description('Region for every resource. It must offer the Flex Consumption plan (az functionapp list-flexconsumption-locations).')
+@description('Region for every resource; one that offers the Flex Consumption plan.')
+@allowed([
+  'australiaeast'
+  'australiasoutheast'
+  'brazilsouth'
+  'canadacentral'
+  'centralindia'
+  'centralus'
+  'eastasia'
+  'eastus'
+  'eastus2'
+  'francecentral'
+  'germanywestcentral'
+  'italynorth'
+  'japaneast'
+  'koreacentral'
+  'northcentralus'
+  'northeurope'
+  'norwayeast'
+  'southafricanorth'
+  'southcentralus'
+  'southeastasia'
+  'southindia'
+  'spaincentral'
+  'swedencentral'
+  'uaenorth'
+  'uksouth'
+  'ukwest'
+  'westcentralus'
+  'westeurope'
+  'westus'
+  'westus2'
+  'westus3'
+])
 @metadata({ azd: { type: 'location' } })
 param location string
 
@@ -31,7 +71,9 @@ param apiAudience string = ''
 @description('Comma-separated tenant ids allowed to onboard, or * for any tenant. Empty allows only the tenant you deploy from.')
 param allowedTenants string = ''
 
-@description('https URL of the single-page app that the consent and sign-in callbacks redirect to.')
+@minLength(10)
+@maxLength(2048)
+@description('https URL of the single-page app that the consent and sign-in callbacks redirect to (https://<host>[/path], no query or fragment).')
 param appUrl string
 
 @description('Comma-separated browser origins allowed by CORS (no paths). Empty uses the origin of appUrl.')
@@ -78,6 +120,24 @@ param deployWebConsole bool = true
 @description('Region of the web console\'s Static Web App metadata (Static Web Apps runs in these regions; files are served globally).')
 param webConsoleLocation string = 'westeurope'
 
+@allowed(['public', 'ipRules'])
+@description('public: storage and Key Vault answer on their public endpoints (Entra-only). ipRules: both deny by default and admit only the function app\'s integration subnet (service endpoints) and allowedIpRanges; see docs/deploy.md, "Network isolation".')
+param networkMode string = 'public'
+
+@description('networkMode ipRules: resource id of an existing subnet delegated to Microsoft.App/environments, with service endpoints Microsoft.Storage and Microsoft.KeyVault, for the function app\'s virtual network integration.')
+param integrationSubnetId string = ''
+
+@description('networkMode ipRules: comma-separated public IPs or CIDR ranges also let through the storage and Key Vault firewalls (admin workstations, CI).')
+param allowedIpRanges string = ''
+
+@allowed(['default', 'recover'])
+@description('recover: bring back the soft-deleted Key Vault of this environment (set by infra/hooks/preprovision.sh after azd down).')
+param keyVaultCreateMode string = 'default'
+
+@allowed(['default', 'recover'])
+@description('As keyVaultCreateMode, for the webhook-key vault of networkMode ipRules.')
+param webhookKeyVaultCreateMode string = 'default'
+
 // ---------------------------------------------------------------------------------------
 // Names
 // ---------------------------------------------------------------------------------------
@@ -119,8 +179,19 @@ var queueNames = [
   'owner-alerts-poison'
 ]
 
+// Provision-time checks Bicep has no decorator for. A bad value fails the deployment with the
+// sentence inside int() in its error; infra/hooks/preprovision.sh reports both earlier, in
+// plain words, when deploying with azd.
+var rawAppUrlParts = split(appUrl, '/')
+var appUrlHost = length(rawAppUrlParts) >= 3 ? rawAppUrlParts[2] : ''
+var appUrlIsValid = startsWith(appUrl, 'https://') && !empty(appUrlHost) && !contains(appUrl, ' ') && !contains(appUrl, '?') && !contains(appUrl, '#') && !contains(appUrl, '<') && !contains(appUrl, '>') && !contains(appUrl, '*')
+var checkedAppUrl = appUrlIsValid ? appUrl : string(int('appUrl must be an https:// URL with a host and no spaces, query or fragment'))
+var restricted = networkMode == 'ipRules'
+var checkedSubnetId = restricted && empty(integrationSubnetId) ? string(int('networkMode ipRules needs integrationSubnetId: a subnet delegated to Microsoft.App/environments')) : integrationSubnetId
+var ipRanges = empty(allowedIpRanges) ? [] : split(replace(allowedIpRanges, ' ', ''), ',')
+
 // The API's CORS origins: the ones given (else appUrl's origin) plus the web console's.
-var appUrlParts = split(appUrl, '/')
+var appUrlParts = split(checkedAppUrl, '/')
 var appOrigin = '${appUrlParts[0]}//${appUrlParts[2]}'
 var baseCorsOrigins = !empty(corsAllowedOrigins) ? corsAllowedOrigins : appOrigin
 
@@ -162,9 +233,27 @@ module storage './core/storage.bicep' = {
     name: 'st${resourceToken}'
     location: location
     tags: tags
-    deploymentContainerName: deploymentContainerName
+    // With a network-restricted account the package goes to its own account (below): the
+    // platform's deployment service uploads it from outside the virtual network.
+    deploymentContainerName: restricted ? '' : deploymentContainerName
     tableNames: tableNames
     queueNames: queueNames
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
+    allowedSubnetId: restricted ? checkedSubnetId : ''
+    allowedIpRanges: ipRanges
+  }
+}
+
+// networkMode ipRules: the deployment package only (code, no data), Entra-only and on its
+// public endpoint so `azd deploy` and the platform can write and read it.
+module deploymentStorage './core/storage.bicep' = if (restricted) {
+  name: 'deployment-storage'
+  scope: rg
+  params: {
+    name: 'stdep${resourceToken}'
+    location: location
+    tags: tags
+    deploymentContainerName: deploymentContainerName
     logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
   }
 }
@@ -177,6 +266,25 @@ module keyVault './core/keyvault.bicep' = {
     location: location
     tags: tags
     logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
+    createMode: keyVaultCreateMode
+    allowedSubnetId: restricted ? checkedSubnetId : ''
+    allowedIpRanges: ipRanges
+  }
+}
+
+// networkMode ipRules: Flex Consumption cannot resolve a Key Vault reference against a
+// network-restricted vault, so the webhook key (the only reference) lives in this vault,
+// which holds nothing else, stays on its public endpoint (Entra RBAC, read-only for the app)
+// and keeps the credentials vault above behind its firewall.
+module webhookKeyVault './core/keyvault.bicep' = if (restricted) {
+  name: 'webhook-keyvault'
+  scope: rg
+  params: {
+    name: 'kvw-${resourceToken}'
+    location: location
+    tags: tags
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
+    createMode: webhookKeyVaultCreateMode
   }
 }
 
@@ -207,7 +315,11 @@ module rbac './app/rbac.bicep' = {
   params: {
     principalId: identity.outputs.principalId
     storageAccountName: storage.outputs.name
+    tableNames: tableNames
+    deploymentStorageAccountName: restricted ? deploymentStorage.outputs.name : ''
+    deploymentContainerName: deploymentContainerName
     keyVaultName: keyVault.outputs.name
+    webhookKeyVaultName: restricted ? webhookKeyVault.outputs.name : ''
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     communicationServiceName: email.outputs.communicationServiceName
   }
@@ -224,16 +336,18 @@ module api './app/api.bicep' = {
     identityId: identity.outputs.id
     identityClientId: identity.outputs.clientId
     storageAccountName: storage.outputs.name
+    deploymentStorageAccountName: restricted ? deploymentStorage.outputs.name : storage.outputs.name
     deploymentContainerName: deploymentContainerName
+    virtualNetworkSubnetId: restricted ? checkedSubnetId : ''
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     keyVaultUri: keyVault.outputs.uri
-    keyVaultName: keyVault.outputs.name
+    webhookKeyVaultName: restricted ? webhookKeyVault.outputs.name : keyVault.outputs.name
     acsEndpoint: email.outputs.endpoint
     alertSenderAddress: email.outputs.senderAddress
     entraClientId: entraClientId
     apiAudience: !empty(apiAudience) ? apiAudience : entraClientId
     allowedTenants: !empty(allowedTenants) ? allowedTenants : tenant().tenantId
-    appUrl: appUrl
+    appUrl: checkedAppUrl
     corsAllowedOrigins: deployWebConsole ? join(union(split(baseCorsOrigins, ','), [web.outputs.url]), ',') : corsAllowedOrigins
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
@@ -261,6 +375,9 @@ output CONSENT_REDIRECT_URI string = '${api.outputs.publicBaseUrl}/api/integrati
 output SIGNIN_REDIRECT_URI string = '${api.outputs.publicBaseUrl}/api/me/connection/callback'
 output KEY_VAULT_URI string = keyVault.outputs.uri
 output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
+// The vault WEBHOOK_URL_CODE's Key Vault reference reads (infra/hooks/postdeploy.sh writes it).
+output WEBHOOK_KEY_VAULT_NAME string = restricted ? webhookKeyVault.outputs.name : keyVault.outputs.name
+output NETWORK_MODE string = networkMode
 output MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output MANAGED_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output ALERT_SENDER_ADDRESS string = email.outputs.senderAddress

@@ -2,7 +2,10 @@
 # Creates (or brings up to date) the multi-tenant Entra app registration of the service:
 #   - sign-in audience AzureADMultipleOrgs, v2 access tokens, identifier URI api://<appId>
 #   - delegated scope access_as_user (what the SPA asks for)
-#   - app roles Integration.Admin (users) and Pairings.ReadWrite.All (applications)
+#   - app roles Integration.Admin (users) and, for the product's server (applications),
+#     Pairings.ReadWrite.All, Sessions.ReadWrite.All and Webhooks.ReadWrite.All
+#   - the optional access-token claim idtyp ("app" on app-only tokens), so the API tells
+#     app-only callers from users without guessing
 #   - Microsoft Graph permissions: application (domain-wide method) and delegated
 #     (per-user and service-account methods), by permission id
 #   - web redirect URIs for the admin-consent and per-user sign-in callbacks
@@ -44,7 +47,7 @@ while [[ $# -gt 0 ]]; do
     --mi-principal-id) MI_PRINCIPAL_ID="$2"; shift 2 ;;
     --tenant-id) TENANT_ID="$2"; shift 2 ;;
     --web-url) WEB_URL="${2%/}"; shift 2 ;;
-    -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -81,9 +84,13 @@ new_uuid() { cat /proc/sys/kernel/random/uuid 2>/dev/null || uuidgen | tr 'A-Z' 
 SCOPE_ID="$(existing_id "api.oauth2PermissionScopes[?value=='access_as_user'].id | [0]")"
 ADMIN_ROLE_ID="$(existing_id "appRoles[?value=='Integration.Admin'].id | [0]")"
 PAIRINGS_ROLE_ID="$(existing_id "appRoles[?value=='Pairings.ReadWrite.All'].id | [0]")"
+SESSIONS_ROLE_ID="$(existing_id "appRoles[?value=='Sessions.ReadWrite.All'].id | [0]")"
+WEBHOOKS_ROLE_ID="$(existing_id "appRoles[?value=='Webhooks.ReadWrite.All'].id | [0]")"
 SCOPE_ID="${SCOPE_ID:-$(new_uuid)}"
 ADMIN_ROLE_ID="${ADMIN_ROLE_ID:-$(new_uuid)}"
 PAIRINGS_ROLE_ID="${PAIRINGS_ROLE_ID:-$(new_uuid)}"
+SESSIONS_ROLE_ID="${SESSIONS_ROLE_ID:-$(new_uuid)}"
+WEBHOOKS_ROLE_ID="${WEBHOOKS_ROLE_ID:-$(new_uuid)}"
 
 # --- 2. Microsoft Graph permission ids, looked up by name (well-known ids as fallback) ---
 graph_id() {  # graph_id <appRoles|oauth2PermissionScopes> <name> <well-known id>
@@ -155,8 +162,27 @@ cat >"$WORK/app.json" <<JSON
       "description": "Lets the product's server create, update and delete pairings without a signed-in user.",
       "allowedMemberTypes": ["Application"],
       "isEnabled": true
+    },
+    {
+      "id": "${SESSIONS_ROLE_ID}",
+      "value": "Sessions.ReadWrite.All",
+      "displayName": "Act for named users on availability, sessions, series and offered hours",
+      "description": "Lets the product's server, without a signed-in user, read availability and read and write sessions, series and offered hours on behalf of the user it names in each request.",
+      "allowedMemberTypes": ["Application"],
+      "isEnabled": true
+    },
+    {
+      "id": "${WEBHOOKS_ROLE_ID}",
+      "value": "Webhooks.ReadWrite.All",
+      "displayName": "Manage outbound webhook endpoints",
+      "description": "Lets the product's server create, read, update and delete the endpoints this service sends webhook events to, without a signed-in user.",
+      "allowedMemberTypes": ["Application"],
+      "isEnabled": true
     }
   ],
+  "optionalClaims": {
+    "accessToken": [{"name": "idtyp"}]
+  },
   "web": {
     "redirectUris": ${REDIRECTS},
     "implicitGrantSettings": {"enableIdTokenIssuance": false, "enableAccessTokenIssuance": false}
@@ -181,7 +207,7 @@ cat >"$WORK/app.json" <<JSON
 JSON
 az rest --method PATCH --uri "https://graph.microsoft.com/v1.0/applications/${OBJECT_ID}" \
   --headers "Content-Type=application/json" --body "@$WORK/app.json" --output none
-echo "Set v2 tokens, api://${CLIENT_ID}, scope access_as_user, app roles, Graph permissions."
+echo "Set v2 tokens, api://${CLIENT_ID}, scope access_as_user, app roles, the idtyp claim, Graph permissions."
 [[ "$REDIRECTS" != "[]" ]] && echo "Set redirect URIs: ${REDIRECTS}"
 
 # --- 5. Service principal in the home tenant (lets its admins consent and assign roles) --

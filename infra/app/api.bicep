@@ -22,8 +22,14 @@ param identityClientId string
 @description('Storage account for host state, the deployment package, tables and queues.')
 param storageAccountName string
 
+@description('Storage account holding the deployment package container (the host account, or its own account in networkMode ipRules).')
+param deploymentStorageAccountName string
+
 @description('Blob container holding the deployment package.')
 param deploymentContainerName string
+
+@description('Subnet (delegated to Microsoft.App/environments) for virtual network integration; empty: none.')
+param virtualNetworkSubnetId string = ''
 
 @description('Application Insights component for telemetry.')
 param applicationInsightsName string
@@ -31,8 +37,8 @@ param applicationInsightsName string
 @description('Key Vault URI (credentials).')
 param keyVaultUri string
 
-@description('Key Vault name, for the Key Vault reference of the webhook function key.')
-param keyVaultName string
+@description('Vault holding the webhook function key secret, for its Key Vault reference (must not be network-restricted: Flex Consumption resolves references outside the VNet).')
+param webhookKeyVaultName string
 
 @description('Azure Communication Services endpoint for owner alerts.')
 param acsEndpoint string
@@ -93,6 +99,10 @@ resource storage 'Microsoft.Storage/storageAccounts@2024-01-01' existing = {
   name: storageAccountName
 }
 
+resource deploymentStorage 'Microsoft.Storage/storageAccounts@2024-01-01' existing = {
+  name: deploymentStorageAccountName
+}
+
 resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: applicationInsightsName
 }
@@ -127,6 +137,9 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     httpsOnly: true
     clientCertEnabled: false
     keyVaultReferenceIdentity: identityId
+    // Outbound traffic to the network-restricted storage account and vault goes through this
+    // subnet (service endpoints); null when the app runs without a virtual network.
+    virtualNetworkSubnetId: !empty(virtualNetworkSubnetId) ? virtualNetworkSubnetId : null
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
@@ -142,7 +155,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       deployment: {
         storage: {
           type: 'blobContainer'
-          value: '${storage.properties.primaryEndpoints.blob}${deploymentContainerName}'
+          value: '${deploymentStorage.properties.primaryEndpoints.blob}${deploymentContainerName}'
           authentication: {
             type: 'UserAssignedIdentity'
             userAssignedIdentityResourceId: identityId
@@ -190,7 +203,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     PUBLIC_BASE_URL: 'https://${functionApp.properties.defaultHostName}'
     APP_URL: appUrl
     CORS_ALLOWED_ORIGINS: corsOrigins
-    WEBHOOK_URL_CODE: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${webhookKeySecretName})'
+    WEBHOOK_URL_CODE: '@Microsoft.KeyVault(VaultName=${webhookKeyVaultName};SecretName=${webhookKeySecretName})'
     // Owner alerts.
     ACS_ENDPOINT: acsEndpoint
     ALERT_SENDER_ADDRESS: alertSenderAddress

@@ -1,13 +1,45 @@
-// Exactly the data-plane roles the app's identity needs, each scoped to the one resource
-// it is for, and named guid(scope, principal, role) so re-deploying never duplicates them.
+// Exactly the data-plane roles the app's identity needs, each scoped to the narrowest
+// resource Azure allows it on, and named guid(scope, principal, role) so re-deploying never
+// duplicates them.
+//
+// Scope of the storage roles:
+// - Storage Blob Data Owner stays on the ACCOUNT: the Functions host (AzureWebJobsStorage)
+//   lists containers and creates its own (azure-webjobs-hosts for timer and singleton
+//   leases, azure-webjobs-secrets for keys), so no container scope covers it. The app code
+//   itself uses no blob container.
+// - Storage Table Data Contributor is on EACH TABLE the app uses (core.names.Tables.ALL):
+//   tables are role-assignment scopes. The host's own diagnostic-events tables
+//   (AzureFunctionsDiagnosticEvents<yyyyMM>) get no write access: without it the host logs a
+//   warning and turns that feature off (Azure/azure-functions-host#10995, #10996); its
+//   events feed only the portal's diagnostics, which cannot read them for identity-based
+//   storage anyway (#9569).
+// - Storage Table Data Reader on the ACCOUNT only because the health check pings storage by
+//   listing tables, an account-level read (core/adapters/tables.py, AzureTableStore.ping).
+//   Drop it once that ping reads a provisioned table instead.
+// - Storage Queue Data Contributor stays on the ACCOUNT: the health check lists queues
+//   (account-level) and the host's queue triggers poll each queue and its poison queue.
+// - The deployment package container, when it lives in its own account (networkMode
+//   'ipRules'), gets Storage Blob Data Contributor on that container only.
 @description('Object (principal) id of the app\'s user-assigned identity.')
 param principalId string
 
 @description('Storage account of the host, the tables and the queues.')
 param storageAccountName string
 
+@description('Tables the app reads and writes (core.names.Tables.ALL); each gets its own role assignment.')
+param tableNames array
+
+@description('Storage account holding the deployment package when it is not storageAccountName (empty: same account, covered by Blob Data Owner).')
+param deploymentStorageAccountName string = ''
+
+@description('Blob container of the deployment package in deploymentStorageAccountName.')
+param deploymentContainerName string = ''
+
 @description('Key Vault holding credentials.')
 param keyVaultName string
+
+@description('Separate vault that holds only the webhook key for its Key Vault reference (networkMode ipRules); empty: none.')
+param webhookKeyVaultName string = ''
 
 @description('Application Insights component the host sends telemetry to.')
 param applicationInsightsName string
@@ -17,14 +49,20 @@ param communicationServiceName string
 
 // Built-in role definition ids (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles).
 var roles = {
-  // Host state, timer leases, deployment package (Flex Consumption deploys with the identity).
+  // Host state, timer leases, host keys; the deployment package when it shares the account.
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+  // Reading the deployment package from its own account (networkMode 'ipRules').
+  storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
   // Queue triggers, poison queues, enqueueing commands.
   storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
-  // The service's tables.
+  // The service's tables (per table).
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
+  // Listing tables for the health check (account).
+  storageTableDataReader: '76199698-9eea-4c19-bc75-cec21354c6b6'
   // Read and write credentials (refresh tokens, clientState key); no key or certificate rights.
   keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
+  // Read-only: resolving the webhook key's Key Vault reference from its own vault.
+  keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
   // Entra-authenticated telemetry ingestion (Application Insights local auth is off).
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
 }
@@ -33,15 +71,45 @@ resource storage 'Microsoft.Storage/storageAccounts@2024-01-01' existing = {
   name: storageAccountName
 }
 
+resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2024-01-01' existing = {
+  parent: storage
+  name: 'default'
+}
+
+resource tables 'Microsoft.Storage/storageAccounts/tableServices/tables@2024-01-01' existing = [
+  for tableName in tableNames: {
+    parent: tableService
+    name: tableName
+  }
+]
+
+resource deploymentStorage 'Microsoft.Storage/storageAccounts@2024-01-01' existing = if (!empty(deploymentStorageAccountName)) {
+  name: deploymentStorageAccountName
+}
+
+resource deploymentBlobService 'Microsoft.Storage/storageAccounts/blobServices@2024-01-01' existing = if (!empty(deploymentStorageAccountName)) {
+  parent: deploymentStorage
+  name: 'default'
+}
+
+resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2024-01-01' existing = if (!empty(deploymentStorageAccountName)) {
+  parent: deploymentBlobService
+  name: deploymentContainerName
+}
+
 resource vault 'Microsoft.KeyVault/vaults@2024-11-01' existing = {
   name: keyVaultName
+}
+
+resource webhookVault 'Microsoft.KeyVault/vaults@2024-11-01' existing = if (!empty(webhookKeyVaultName)) {
+  name: webhookKeyVaultName
 }
 
 resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: applicationInsightsName
 }
 
-resource communicationService 'Microsoft.Communication/communicationServices@2023-04-01' existing = {
+resource communicationService 'Microsoft.Communication/communicationServices@2026-03-18' existing = {
   name: communicationServiceName
 }
 
@@ -65,13 +133,35 @@ resource queueContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' =
   }
 }
 
-resource tableContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(storage.id, principalId, roles.storageTableDataContributor)
+resource tableContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for (tableName, i) in tableNames: {
+    name: guid(tables[i].id, principalId, roles.storageTableDataContributor)
+    scope: tables[i]
+    properties: {
+      principalId: principalId
+      principalType: 'ServicePrincipal'
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageTableDataContributor)
+    }
+  }
+]
+
+resource tableReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, principalId, roles.storageTableDataReader)
   scope: storage
   properties: {
     principalId: principalId
     principalType: 'ServicePrincipal'
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageTableDataContributor)
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageTableDataReader)
+  }
+}
+
+resource deploymentReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(deploymentStorageAccountName)) {
+  name: guid(deploymentContainer.id, principalId, roles.storageBlobDataContributor)
+  scope: deploymentContainer
+  properties: {
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
   }
 }
 
@@ -82,6 +172,16 @@ resource secretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
     principalId: principalId
     principalType: 'ServicePrincipal'
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsOfficer)
+  }
+}
+
+resource webhookSecretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(webhookKeyVaultName)) {
+  name: guid(webhookVault.id, principalId, roles.keyVaultSecretsUser)
+  scope: webhookVault
+  properties: {
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
   }
 }
 
@@ -125,11 +225,16 @@ resource emailSenderRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = 
 }
 
 resource emailSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  // The name keeps its original seed so existing deployments update this assignment in place.
   name: guid(communicationService.id, principalId, emailSenderRole.id)
   scope: communicationService
   properties: {
     principalId: principalId
     principalType: 'ServicePrincipal'
-    roleDefinitionId: emailSenderRole.id
+    // The canonical subscription-level id, as for the built-in roles above: a role definition
+    // deployed from a resource group still lives at /subscriptions/<id>/providers/..., and
+    // emailSenderRole.id would be the resource-group-scoped form.
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', emailSenderRole.name)
   }
+  dependsOn: [emailSenderRole]
 }

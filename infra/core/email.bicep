@@ -1,5 +1,6 @@
 // Azure Communication Services Email for owner alerts, on an Azure-managed domain
 // (<guid>.azurecomm.net): no DNS work for the admin. A custom domain can be linked later.
+// Entra-only: access keys are disabled, so only identities with the email sender role send.
 @description('Name of the Email Communication Service.')
 param emailServiceName string
 
@@ -12,7 +13,7 @@ param dataLocation string
 @description('Tags applied to the email resources.')
 param tags object
 
-resource emailService 'Microsoft.Communication/emailServices@2023-04-01' = {
+resource emailService 'Microsoft.Communication/emailServices@2026-03-18' = {
   name: emailServiceName
   location: 'global'
   tags: tags
@@ -21,7 +22,7 @@ resource emailService 'Microsoft.Communication/emailServices@2023-04-01' = {
   }
 }
 
-resource managedDomain 'Microsoft.Communication/emailServices/domains@2023-04-01' = {
+resource managedDomain 'Microsoft.Communication/emailServices/domains@2026-03-18' = {
   parent: emailService
   name: 'AzureManagedDomain'
   location: 'global'
@@ -32,7 +33,7 @@ resource managedDomain 'Microsoft.Communication/emailServices/domains@2023-04-01
   }
 }
 
-resource communicationService 'Microsoft.Communication/communicationServices@2023-04-01' = {
+resource communicationService 'Microsoft.Communication/communicationServices@2026-03-18' = {
   name: communicationServiceName
   location: 'global'
   tags: tags
@@ -41,6 +42,9 @@ resource communicationService 'Microsoft.Communication/communicationServices@202
     linkedDomains: [
       managedDomain.id
     ]
+    // Access keys (connection strings) off: the app sends with its managed identity only.
+    // 2023-04-01 had no way to turn them off; disableLocalAuth arrived in a later version.
+    disableLocalAuth: true
   }
 }
 

@@ -10,20 +10,33 @@ param location string
 @description('Tags applied to the storage account.')
 param tags object
 
-@description('Blob container that holds the Flex Consumption deployment package.')
+@description('Blob container that holds the Flex Consumption deployment package; empty creates none (the package lives in another account).')
 param deploymentContainerName string
 
 @description('Tables to create (core.names.Tables.ALL).')
-param tableNames array
+param tableNames array = []
 
 @description('Queues to create, poison queues included (core.names.Queues.ALL).')
-param queueNames array
+param queueNames array = []
 
 @description('Log Analytics workspace that receives the storage audit logs.')
 param logAnalyticsWorkspaceId string
 
+@minValue(1)
+@maxValue(365)
 @description('Days deleted blobs and containers can be restored.')
 param deleteRetentionDays int = 7
+
+@description('Subnet of the function app\'s virtual network integration allowed through the firewall; empty leaves the account on its public endpoint (Entra-only, shared keys off).')
+param allowedSubnetId string = ''
+
+@description('Public IP addresses or CIDR ranges allowed through the firewall when allowedSubnetId is set (admin workstations, CI).')
+param allowedIpRanges array = []
+
+// Network-restricted when a subnet is given: the app reaches the account through its VNet
+// integration (service endpoint Microsoft.Storage on that subnet), AzureServices keeps the
+// diagnostic settings and the platform's trusted services working.
+var restricted = !empty(allowedSubnetId)
 
 resource storage 'Microsoft.Storage/storageAccounts@2024-01-01' = {
   name: name
@@ -43,7 +56,14 @@ resource storage 'Microsoft.Storage/storageAccounts@2024-01-01' = {
     supportsHttpsTrafficOnly: true
     publicNetworkAccess: 'Enabled'
     dnsEndpointType: 'Standard'
-    networkAcls: {
+    networkAcls: restricted ? {
+      bypass: 'AzureServices'
+      defaultAction: 'Deny'
+      ipRules: [for ipRange in allowedIpRanges: { value: ipRange, action: 'Allow' }]
+      virtualNetworkRules: [
+        { id: allowedSubnetId, action: 'Allow' }
+      ]
+    } : {
       bypass: 'AzureServices'
       defaultAction: 'Allow'
     }
@@ -75,7 +95,7 @@ resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2024-01-01'
   }
 }
 
-resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2024-01-01' = {
+resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2024-01-01' = if (!empty(deploymentContainerName)) {
   parent: blobService
   name: deploymentContainerName
   properties: {

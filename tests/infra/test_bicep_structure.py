@@ -7,8 +7,11 @@ from __future__ import annotations
 import json
 import re
 from datetime import date
+from pathlib import Path
 
 from tests.infra import bicep_text
+from tests.infra.bicep_check import infra_texts
+from tests.infra.bicep_parse import parse_text
 from tests.infra.bicep_text import ROOT, block_after, read, resources, top_level_keys
 
 ROLE_IDS = {
@@ -46,18 +49,10 @@ def _flat(text: str) -> str:
 
 
 def test_every_parameter_has_a_description() -> None:
-    """Each `param` in every Bicep file is preceded by a @description decorator."""
-    for rel in bicep_text.all_files():
-        lines = read(rel).splitlines()
-        for i, line in enumerate(lines):
-            if not line.startswith("param "):
-                continue
-            decorators: list[str] = []
-            j = i - 1
-            while j >= 0 and lines[j].startswith("@"):
-                decorators.append(lines[j])
-                j -= 1
-            assert any(d.startswith("@description(") for d in decorators), f"{rel}: {line}"
+    """Each `param` in every Bicep file carries a @description decorator."""
+    for rel, text in infra_texts().items():
+        for param in parse_text(text, Path(rel)).params.values():
+            assert param.decorator("description"), f"{rel}: param {param.name}"
 
 
 def test_parameters_file_matches_main_bicep() -> None:
@@ -108,7 +103,7 @@ def test_function_app_is_flex_python_311_with_identity_based_deployment() -> Non
     assert "kind: 'functionapp,linux'" in site
     assert "type: 'UserAssigned'" in site
     assert "type: 'blobContainer'" in site
-    assert "value: '${storage.properties.primaryEndpoints.blob}${deploymentContainerName}'" in site
+    assert "value: '${deploymentStorage.properties.primaryEndpoints.blob}${deploymentContainerName}'" in site
     assert "authentication: { type: 'UserAssignedIdentity' userAssignedIdentityResourceId: identityId }" in site
     assert "maximumInstanceCount: maximumInstanceCount" in site
     assert "instanceMemoryMB: instanceMemoryMB" in site
@@ -198,13 +193,13 @@ def test_role_assignments_are_exactly_what_the_app_needs() -> None:
 
 
 def test_role_assignment_names_are_deterministic_per_scope_principal_and_role() -> None:
-    """Each assignment is named guid(scope.id, principalId, role) and targets a service principal on that scope."""
+    """Each assignment is named guid(scope.id, principalId, role), targets that scope, and a service principal."""
     assignments = resources(read("app/rbac.bicep"), "Microsoft.Authorization/roleAssignments@")
-    assert len(assignments) == 6
+    assert len(assignments) == 9
     for symbol, body in assignments.items():
-        name = re.search(r"name: guid\((\w+)\.id, principalId, ([\w.]+)\)", body)
+        name = re.search(r"name: guid\((\w+(?:\[i\])?)\.id, principalId, ([\w.]+)\)", body)
         assert name, symbol
-        assert f"scope: {name.group(1)}" in body, symbol
+        assert f"scope: {name.group(1)}\n" in body, symbol
         assert "principalType: 'ServicePrincipal'" in body, symbol
         assert "principalId: principalId" in body, symbol
 
