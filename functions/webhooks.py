@@ -97,7 +97,7 @@ def check_changes(batch: NotificationBatch, signer: ClientStateSigner | None) ->
         # Every documented spelling (Users/{id}/Events/{id}, users/{id}@{tenant}/events/{id},
         # Users('{id}')/Events('{id}')) names the same mailbox: core/domain/notification_resources.py.
         parsed = parse_event_resource(n.resource, tenant) if tenant and _GUID.match(tenant) else None
-        if parsed is None:
+        if tenant is None or parsed is None:
             dropped["malformed"] += 1
             continue
         user_id = parsed.user_id
