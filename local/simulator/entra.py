@@ -40,6 +40,19 @@ APP_ROLES = ["Calendars.ReadWrite", "User.Read.All", "MailboxSettings.Read", "Pl
 DELEGATED_SCOPES = ["Calendars.ReadWrite", "MailboxSettings.Read", "User.Read"]
 _OIDC_SCOPES = {"openid", "profile", "offline_access", "email"}
 _TOKEN_LIFETIME = 3600
+# error_description texts of the consent page's refusals (reference-error-codes.md).
+_CONSENT_TEXT = {
+    65004: "The resource owner or authorization server denied the request.",
+    65001: "The user or administrator has not consented to use the application.",
+    90094: "Admin consent is required for the permissions requested by this application.",
+    90095: "Admin consent is required for the permissions requested by this application. "
+    "An admin consent request may be sent to the admin.",
+    50020: "User account from identity provider does not exist in tenant and cannot access the application.",
+    90072: "User account from identity provider does not exist in tenant and cannot access the application.",
+    90130: "Application is not supported over the /common or /consumers endpoints.",
+    700016: "Application was not found in the directory.",
+    7000112: "Application is disabled.",
+}
 
 
 class Keys:
@@ -292,6 +305,9 @@ class Entra:
             )
         with self.state.lock:
             granted = tenant.consent_granted
+            propagating = self._propagating(tenant)
+        if granted and propagating is not None:
+            return self._propagation_error(tenant, propagating)
         if not granted:
             return self._error(
                 400,
@@ -307,6 +323,35 @@ class Entra:
         with self.state.lock:
             self.state.app_token_ids[jti] = tenant.id
         return self._token_response({"access_token": token})
+
+    def _propagating(self, tenant: Tenant) -> int | None:
+        """The AADSTS code to answer while a fresh consent is still replicating, else None."""
+        delay = self.state.faults.consent_propagation_seconds
+        since = tenant.consent_granted_at
+        if delay <= 0 or since is None or (now_utc() - since).total_seconds() >= delay:
+            return None
+        return self.state.faults.consent_propagation_aadsts
+
+    def _propagation_error(self, tenant: Tenant, code: int) -> Response:
+        """What Entra answers app-only token requests right after consent, until it replicates."""
+        client_id = self.state.config.client_id
+        if code == 65001:
+            return self._error(
+                400,
+                "invalid_grant",
+                65001,
+                f"The user or administrator has not consented to use the application with ID '{client_id}'. "
+                "Send an interactive authorization request for this user and resource.",
+            )
+        return self._error(
+            400,
+            "unauthorized_client",
+            700016,
+            f"Application with identifier '{client_id}' was not found in the directory '{tenant.domain}'. "
+            "This can happen if the application has not been installed by the administrator of the "
+            "tenant or consented to by any user in the tenant. You may have sent your authentication "
+            "request to the wrong tenant.",
+        )
 
     def _token_response(self, extra: dict[str, Any]) -> Response:
         body = {"token_type": "Bearer", "expires_in": _TOKEN_LIFETIME - 1, "ext_expires_in": _TOKEN_LIFETIME - 1}
@@ -449,10 +494,19 @@ class Entra:
             grants = tenant.consent_page_grants
             if grants:
                 tenant.consent_granted = True
+                tenant.consent_granted_at = now_utc()
+            error, code = tenant.consent_decline_error, tenant.consent_decline_aadsts
         if not grants:
+            # MicrosoftDocs/entra-docs docs/identity-platform/v2-admin-consent.md, "Error response":
+            # admin_consent=True plus error, error_description (AADSTS code, trace and correlation
+            # ids, timestamp) and state.
+            trace = str(uuid.uuid4())
             params = {
-                "error": "access_denied",
-                "error_description": "AADSTS65004: User declined to consent to access the app.",
+                "admin_consent": "True",
+                "error": error,
+                "error_description": f"AADSTS{code}: {_CONSENT_TEXT.get(code, 'The request was denied.')}\r\n"
+                f"Trace ID: {trace}\r\nCorrelation ID: {uuid.uuid4()}\r\n"
+                f"Timestamp: {now_utc():%Y-%m-%d %H:%M:%SZ}",
                 "state": state_param,
             }
             return redirect(add_query(redirect_uri, params))
