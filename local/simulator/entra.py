@@ -19,6 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
@@ -58,12 +59,24 @@ _CONSENT_TEXT = {
 class Keys:
     """The signing key pair and its JWKS."""
 
-    def __init__(self) -> None:
-        self.private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.kid = secrets.token_urlsafe(16)
+    def __init__(self, private_pem: str | None = None, kid: str | None = None) -> None:
+        if private_pem is None:
+            self.private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        else:
+            loaded = serialization.load_pem_private_key(private_pem.encode(), password=None)
+            if not isinstance(loaded, rsa.RSAPrivateKey):
+                raise ValueError("the saved signing key is not an RSA key")
+            self.private = loaded
+        self.kid = kid or secrets.token_urlsafe(16)
         jwk = json.loads(RSAAlgorithm.to_jwk(self.private.public_key()))
         jwk.update({"kid": self.kid, "use": "sig", "alg": "RS256", "x5t": self.kid})
         self.jwk = jwk
+
+    def private_pem(self) -> str:
+        """The signing key, for the simulator's own state file (local only)."""
+        return self.private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
 
     def sign(self, claims: dict[str, Any]) -> str:
         return jwt.encode(claims, self.private, algorithm="RS256", headers={"kid": self.kid, "typ": "JWT"})
