@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import ssl
@@ -103,8 +104,33 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._open: set[Any] = set()
+        self._open_lock = threading.Lock()
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         log.debug("connection from %s ended with an error", client_address, exc_info=True)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """End kept-alive connections: after a stop no client may reach this instance's state any more
+        (a restarted simulator on the same port must be the only one answering)."""
+        with self._open_lock:
+            conns, self._open = list(self._open), set()
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
 
 
 @dataclass
@@ -124,6 +150,7 @@ class SimulatorHandle:
         """Stop serving, then save what a tenant keeps (when there is a state file): nothing acknowledged is lost."""
         self._server.shutdown()
         self._server.server_close()
+        self._server.close_connections()
         self.notifier.stop()
         self._thread.join(timeout=5)
         if self.persister is not None:

@@ -79,6 +79,10 @@ def test_restart_on_the_same_state_file_keeps_the_tenant(tmp_path: Path) -> None
             assert changes["value"] == [] and "@odata.deltaLink" in changes
             tenants = {t["id"]: t for t in http.get(f"{url}/_sandbox/tenants", timeout=10).json()}
             assert tenants[CONTOSO]["consentGranted"] is True
+            # The same kept-alive client session now talks to the new instance only (the stopped one
+            # closed its connections), so what it changes is what the running simulator holds.
+            http.post(f"{url}/_sandbox/consent", json={"tenant": CONTOSO, "revoke": True}, timeout=10)
+            assert again.state.tenants[CONTOSO].consent_granted is False
         finally:
             again.stop()
     in_memory = start_simulator(port=0, ca_dir=tmp_path / "ca")
