@@ -302,6 +302,11 @@ class CalendarGateway(Protocol):
         """Answer a ``reauthorizationRequired`` lifecycle notification."""
         ...
 
+    def list_subscriptions(self, who: GraphIdentity) -> list[SubscriptionInfo]:
+        """The calling app's active subscriptions in ``who``'s tenant (app-only: all of them; delegated:
+        those created for that user), every page followed (GET /subscriptions)."""
+        ...
+
     def batch(self, who: GraphIdentity, requests: Sequence[BatchRequest]) -> list[BatchOutcome]:
         """Send requests in ``$batch`` groups of 20; throttled parts are retried; one outcome per request."""
         ...

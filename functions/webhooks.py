@@ -28,6 +28,7 @@ import azure.functions as func
 
 from core.bootstrap import Container
 from core.domain.errors import BadRequest, ServiceError
+from core.domain.notification_resources import parse_event_resource
 from core.log import correlation_id
 from core.names import Queues
 from functions.auth import Auth
@@ -61,7 +62,6 @@ def handshake(query: WebhookQuery) -> func.HttpResponse | None:
 
 ITEMS_PER_MESSAGE: Final = 100  # ~25 KB of metadata: well inside a queue message
 RETRY_AFTER_SECONDS: Final = "5"
-_RESOURCE = re.compile(r"^/?users/([^/]+)/events/(.+)$", re.IGNORECASE)  # event ids may hold "/"
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 _dropped: Counter[str] = Counter()
@@ -94,19 +94,21 @@ def check_changes(batch: NotificationBatch, signer: ClientStateSigner | None) ->
     verified: set[tuple[str, str, str]] = set()
     for n in batch.value:
         tenant = n.tenantId
-        match = _RESOURCE.match(n.resource or "")
-        if not tenant or not _GUID.match(tenant) or match is None:
+        # Every documented spelling (Users/{id}/Events/{id}, users/{id}@{tenant}/events/{id},
+        # Users('{id}')/Events('{id}')) names the same mailbox: core/domain/notification_resources.py.
+        parsed = parse_event_resource(n.resource, tenant) if tenant and _GUID.match(tenant) else None
+        if tenant is None or parsed is None:
             dropped["malformed"] += 1
             continue
-        user_id = match.group(1)
+        user_id = parsed.user_id
         triple = (n.clientState or "", tenant, user_id)
         if triple not in verified:
             if signer is None or not signer.verify(n.clientState, tenant, user_id):
                 dropped["bad_client_state"] += 1
                 continue
             verified.add(triple)
-        event_id = (n.resourceData.id if n.resourceData is not None else None) or match.group(2)
-        good.append(ChangeItem(tenant.lower(), user_id.lower(), event_id, n.changeType or "updated",
+        event_id = (n.resourceData.id if n.resourceData is not None else None) or parsed.event_id
+        good.append(ChangeItem(tenant.lower(), user_id, event_id, n.changeType or "updated",
                                n.subscriptionId))
     return good, dropped
 
@@ -120,8 +122,14 @@ def check_lifecycle(batch: NotificationBatch,
     dropped: Counter[str] = Counter()
     for n in batch.value:
         tenant = n.tenantId
-        if not tenant or not _GUID.match(tenant) or n.lifecycleEvent not in LIFECYCLE_EVENTS:
+        if not tenant or not _GUID.match(tenant):
             dropped["malformed"] += 1
+            continue
+        if n.lifecycleEvent not in LIFECYCLE_EVENTS:
+            # Microsoft adds lifecycle event types over time and says to process each item on
+            # its own (concepts/change-notifications-lifecycle-events.md): an unknown type is
+            # dropped alone, counted, and never takes its known neighbours down with it.
+            dropped["unknown_lifecycle_event"] += 1
             continue
         user_id = signer.mailbox_of(n.clientState, tenant) if signer is not None else None
         if user_id is None:

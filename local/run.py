@@ -40,6 +40,7 @@ from local.settings import (
 CLIENT_SECRET_NAME = "entra-client-secret"
 LOCAL_CLIENT_SECRET = "local-dev-secret"  # the simulator app's well-known local credential, not a secret
 SIMULATOR_START_TIMEOUT = 30.0
+SIMULATOR_STATE_FILE = ROOT / ".azurite" / "m365-simulator.json"
 
 
 def already_running(ports: Mapping[str, int]) -> list[str]:
@@ -93,6 +94,10 @@ def start_simulator(*, port: int, service_port: int, ca_dir: Path) -> subprocess
         str(ca_dir),
         "--service-url",
         f"http://127.0.0.1:{service_port}",
+        # Beside Azurite's data: sessions and subscription rows kept there need the events and
+        # subscriptions they name to be kept here too (`make clean` removes both).
+        "--state-file",
+        str(SIMULATOR_STATE_FILE),
     ]
     preexec: Callable[[], None] | None = _die_with_parent if sys.platform.startswith("linux") else None
     proc = subprocess.Popen(cmd, cwd=ROOT, start_new_session=True, preexec_fn=preexec)  # noqa: PLW1509

@@ -49,16 +49,42 @@ OAUTH_ERRORS: Final[dict[str, type[AuthorizationError]]] = {
 
 TRANSIENT_OAUTH_ERRORS: Final = frozenset({"temporarily_unavailable", "server_error"})
 
-# Finer codes for what the admin-consent page reports.
+# Finer codes for what the admin-consent page reports. The redirect carries
+# ``admin_consent=True&error=...&error_description=AADSTSnnnn: ...&state=...``
+# (MicrosoftDocs/entra-docs docs/identity-platform/v2-admin-consent.md, "Error response":
+# the documented example is ``error=consent_required`` with AADSTS65004, so ``error`` alone
+# does not say "declined"; the AADSTS number does). Codes and meanings:
+# docs/identity-platform/reference-error-codes.md.
 CONSENT_DECLINED: Final = "consent_declined"
 ADMIN_CONSENT_REQUIRED: Final = "admin_consent_required"
 CONSENT_FAILED: Final = "consent_failed"
+CONSENT_UNAVAILABLE: Final = "consent_temporarily_unavailable"
+REDIRECT_URI_MISMATCH: Final = "redirect_uri_mismatch"
+USER_NOT_IN_TENANT: Final = "admin_not_in_tenant"
+APP_DISABLED: Final = "app_disabled"
 CONSENT_PAGE_CODES: Final[dict[int, str]] = {
-    65004: CONSENT_DECLINED,
-    90094: ADMIN_CONSENT_REQUIRED,
-    90095: ADMIN_CONSENT_REQUIRED,
+    65004: CONSENT_DECLINED,  # the admin declined (or the resource owner denied the request)
+    90094: ADMIN_CONSENT_REQUIRED,  # the signer-in is not allowed to grant tenant-wide consent
+    90095: ADMIN_CONSENT_REQUIRED,  # admin consent workflow: a request was sent to an admin
     65001: "consent_missing",
-    500011: "resource_not_in_tenant",
+    500011: "resource_not_in_tenant",  # the resource (Graph) principal is missing in the tenant
+    50011: REDIRECT_URI_MISMATCH,  # the reply address is not registered on the app
+    50020: USER_NOT_IN_TENANT,  # the admin signed in from another tenant
+    90072: USER_NOT_IN_TENANT,
+    7000112: APP_DISABLED,  # the app (or its service principal) is disabled
+    90130: "consent_endpoint_unsupported",  # /common is not supported for admin consent
+    90033: CONSENT_UNAVAILABLE,  # a transient error; try again
+}
+
+# The OAuth ``error`` of a consent redirect without a known AADSTS number.
+CONSENT_OAUTH_ERRORS: Final[dict[str, str]] = {
+    "access_denied": CONSENT_DECLINED,
+    "consent_required": "consent_missing",
+    "interaction_required": "consent_missing",
+    "unauthorized_client": "app_not_in_tenant",
+    "invalid_client": "app_credential_invalid",
+    "invalid_request": "consent_request_invalid",
+    "temporarily_unavailable": CONSENT_UNAVAILABLE,
 }
 
 # Plain-language explanations of every code the consent callback can report (the SPA
@@ -75,6 +101,13 @@ CONSENT_MESSAGES: Final[dict[str, str]] = {
     "app_credential_invalid": "The service's own credential is invalid; the deployment owner must renew it.",
     "reconnect_required": "The sign-in expired; try again.",
     CONSENT_FAILED: "Microsoft did not grant consent.",
+    CONSENT_UNAVAILABLE: "Microsoft's sign-in service had a temporary problem; try again in a minute.",
+    REDIRECT_URI_MISMATCH: "The service's consent address is not registered on its app; "
+    "the deployment owner must add it.",
+    USER_NOT_IN_TENANT: "The administrator signed in with an account from another organisation.",
+    APP_DISABLED: "The app is disabled in your organisation; an administrator must enable it.",
+    "consent_endpoint_unsupported": "The consent link names no organisation; start again from the admin screen.",
+    "consent_request_invalid": "Microsoft refused the consent request as malformed; start again from the admin screen.",
 }
 
 _AADSTS = re.compile(r"AADSTS(\d+)\b")
@@ -109,8 +142,8 @@ def consent_error_code(error: str | None, description: str | None) -> str:
             return CONSENT_PAGE_CODES[code]
         if code in AADSTS_ERRORS:
             return AADSTS_ERRORS[code].default_code
-    if error == "access_denied":
-        return CONSENT_DECLINED
+    if error in CONSENT_OAUTH_ERRORS:
+        return CONSENT_OAUTH_ERRORS[error]
     if error in OAUTH_ERRORS:
         return OAUTH_ERRORS[error].default_code
     return CONSENT_FAILED

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -38,7 +38,9 @@ class ChangeNotification(_GraphModel):
     subscriptionExpirationDateTime: datetime | None = None
     clientState: str | None = Field(default=None, max_length=256)
     changeType: str | None = Field(default=None, max_length=64)
-    lifecycleEvent: Literal["reauthorizationRequired", "subscriptionRemoved", "missed"] | None = None
+    # Any string: new lifecycle event types are added over time and must not make Graph's
+    # whole POST invalid; functions/webhooks.py drops (and counts) the ones it does not know.
+    lifecycleEvent: str | None = Field(default=None, max_length=128)
     resource: str | None = Field(default=None, max_length=2048)
     tenantId: str | None = Field(default=None, max_length=64)
     resourceData: ResourceData | None = None

@@ -30,6 +30,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-subscription-minutes", type=int, default=10080)
     parser.add_argument("--extra-users", type=int, default=int(os.environ.get("SIM_EXTRA_USERS", "0")))
     parser.add_argument("--validation-timeout", type=float, default=10.0)
+    parser.add_argument(
+        "--state-file",
+        default=os.environ.get("SIM_STATE_FILE") or None,
+        help="keep the tenants (events, subscriptions, consent, tokens) in this JSON file across restarts; "
+        "without it everything lives in memory",
+    )
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -43,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         max_subscription_minutes=args.max_subscription_minutes,
         extra_users=args.extra_users,
         validation_timeout=args.validation_timeout,
+        state_file=args.state_file,
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

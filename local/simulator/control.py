@@ -29,6 +29,20 @@ _FAULT_KEYS = {
     "notifications": ("notifications", bool),
     "duplicates": ("duplicates", int),
     "retryAfterSeconds": ("retry_after_seconds", int),
+    "consentPropagationSeconds": ("consent_propagation_seconds", float),
+    "consentPropagationAadsts": ("consent_propagation_aadsts", int),
+}
+_PROPAGATION_CODES = (700016, 65001)
+
+
+# What the admin-consent page can answer when it does not grant, by OAuth error: the AADSTS
+# codes that go with it (MicrosoftDocs/entra-docs docs/identity-platform/v2-admin-consent.md,
+# "Error response", and reference-error-codes.md).
+_DECLINE_ERRORS: dict[str, tuple[int, ...]] = {
+    "consent_required": (65004, 65001),  # the documented example: consent_required + AADSTS65004
+    "access_denied": (65004, 90094, 90095),  # declined; or the signer-in may not grant admin consent
+    "invalid_request": (50020, 90072, 90130),  # admin from another tenant; /common not supported
+    "unauthorized_client": (700016, 7000112),  # app not found / disabled in the tenant
 }
 
 
@@ -147,8 +161,18 @@ class Control:
                 return control_error(404, "unknown_tenant", f"No tenant {body.get('tenant')!r}.")
             if "grant" in body:
                 tenant.consent_page_grants = bool(body["grant"])
+            if "declineError" in body or "declineAadsts" in body:
+                error = str(body.get("declineError", tenant.consent_decline_error))
+                if error not in _DECLINE_ERRORS:
+                    return control_error(400, "bad_error", f"declineError must be one of {sorted(_DECLINE_ERRORS)}.")
+                tenant.consent_decline_error = error
+                tenant.consent_decline_aadsts = int(body.get("declineAadsts", tenant.consent_decline_aadsts))
+                if tenant.consent_decline_aadsts not in _DECLINE_ERRORS[error]:
+                    return control_error(400, "bad_code", f"{error} goes with AADSTS {_DECLINE_ERRORS[error]}.")
             if "granted" in body:
                 tenant.consent_granted = bool(body["granted"])
+                if tenant.consent_granted:
+                    tenant.consent_granted_at = now_utc()
             if "userConsent" in body:
                 tenant.user_consent_allowed = bool(body["userConsent"])
             if body.get("revoke"):
@@ -164,6 +188,8 @@ class Control:
                     "consentGranted": tenant.consent_granted,
                     "consentPageGrants": tenant.consent_page_grants,
                     "userConsentAllowed": tenant.user_consent_allowed,
+                    "declineError": tenant.consent_decline_error,
+                    "declineAadsts": tenant.consent_decline_aadsts,
                 },
             )
 
@@ -260,14 +286,22 @@ class Control:
                 if key == "outageSeconds":
                     faults.outage_until = now_utc() + timedelta(seconds=float(value)) if value else None
                     continue
+                if key == "maxSubscriptionMinutes":
+                    faults.max_subscription_minutes = int(value) if value else None
+                    if faults.max_subscription_minutes is not None and faults.max_subscription_minutes < 1:
+                        return control_error(400, "bad_limit", "maxSubscriptionMinutes must be positive.")
+                    continue
                 if key not in _FAULT_KEYS:
                     return control_error(
                         400,
                         "unknown_fault",
-                        f"Unknown fault {key!r}; known: {', '.join([*_FAULT_KEYS, 'outageSeconds'])}.",
+                        f"Unknown fault {key!r}; known: "
+                        f"{', '.join([*_FAULT_KEYS, 'outageSeconds', 'maxSubscriptionMinutes'])}.",
                     )
                 attr, kind = _FAULT_KEYS[key]
                 setattr(faults, attr, kind(value))
+            if faults.consent_propagation_aadsts not in _PROPAGATION_CODES:
+                return control_error(400, "bad_code", f"consentPropagationAadsts must be one of {_PROPAGATION_CODES}.")
             for rate in (faults.throttle_rate, faults.fail_rate, faults.latency_spike_rate):
                 if not 0.0 <= rate <= 1.0:
                     return control_error(400, "bad_rate", "Rates are probabilities between 0 and 1.")

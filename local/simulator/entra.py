@@ -19,6 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
@@ -40,17 +41,42 @@ APP_ROLES = ["Calendars.ReadWrite", "User.Read.All", "MailboxSettings.Read", "Pl
 DELEGATED_SCOPES = ["Calendars.ReadWrite", "MailboxSettings.Read", "User.Read"]
 _OIDC_SCOPES = {"openid", "profile", "offline_access", "email"}
 _TOKEN_LIFETIME = 3600
+# error_description texts of the consent page's refusals (reference-error-codes.md).
+_CONSENT_TEXT = {
+    65004: "The resource owner or authorization server denied the request.",
+    65001: "The user or administrator has not consented to use the application.",
+    90094: "Admin consent is required for the permissions requested by this application.",
+    90095: "Admin consent is required for the permissions requested by this application. "
+    "An admin consent request may be sent to the admin.",
+    50020: "User account from identity provider does not exist in tenant and cannot access the application.",
+    90072: "User account from identity provider does not exist in tenant and cannot access the application.",
+    90130: "Application is not supported over the /common or /consumers endpoints.",
+    700016: "Application was not found in the directory.",
+    7000112: "Application is disabled.",
+}
 
 
 class Keys:
     """The signing key pair and its JWKS."""
 
-    def __init__(self) -> None:
-        self.private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.kid = secrets.token_urlsafe(16)
+    def __init__(self, private_pem: str | None = None, kid: str | None = None) -> None:
+        if private_pem is None:
+            self.private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        else:
+            loaded = serialization.load_pem_private_key(private_pem.encode(), password=None)
+            if not isinstance(loaded, rsa.RSAPrivateKey):
+                raise ValueError("the saved signing key is not an RSA key")
+            self.private = loaded
+        self.kid = kid or secrets.token_urlsafe(16)
         jwk = json.loads(RSAAlgorithm.to_jwk(self.private.public_key()))
         jwk.update({"kid": self.kid, "use": "sig", "alg": "RS256", "x5t": self.kid})
         self.jwk = jwk
+
+    def private_pem(self) -> str:
+        """The signing key, for the simulator's own state file (local only)."""
+        return self.private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
 
     def sign(self, claims: dict[str, Any]) -> str:
         return jwt.encode(claims, self.private, algorithm="RS256", headers={"kid": self.kid, "typ": "JWT"})
@@ -292,6 +318,9 @@ class Entra:
             )
         with self.state.lock:
             granted = tenant.consent_granted
+            propagating = self._propagating(tenant)
+        if granted and propagating is not None:
+            return self._propagation_error(tenant, propagating)
         if not granted:
             return self._error(
                 400,
@@ -307,6 +336,35 @@ class Entra:
         with self.state.lock:
             self.state.app_token_ids[jti] = tenant.id
         return self._token_response({"access_token": token})
+
+    def _propagating(self, tenant: Tenant) -> int | None:
+        """The AADSTS code to answer while a fresh consent is still replicating, else None."""
+        delay = self.state.faults.consent_propagation_seconds
+        since = tenant.consent_granted_at
+        if delay <= 0 or since is None or (now_utc() - since).total_seconds() >= delay:
+            return None
+        return self.state.faults.consent_propagation_aadsts
+
+    def _propagation_error(self, tenant: Tenant, code: int) -> Response:
+        """What Entra answers app-only token requests right after consent, until it replicates."""
+        client_id = self.state.config.client_id
+        if code == 65001:
+            return self._error(
+                400,
+                "invalid_grant",
+                65001,
+                f"The user or administrator has not consented to use the application with ID '{client_id}'. "
+                "Send an interactive authorization request for this user and resource.",
+            )
+        return self._error(
+            400,
+            "unauthorized_client",
+            700016,
+            f"Application with identifier '{client_id}' was not found in the directory '{tenant.domain}'. "
+            "This can happen if the application has not been installed by the administrator of the "
+            "tenant or consented to by any user in the tenant. You may have sent your authentication "
+            "request to the wrong tenant.",
+        )
 
     def _token_response(self, extra: dict[str, Any]) -> Response:
         body = {"token_type": "Bearer", "expires_in": _TOKEN_LIFETIME - 1, "ext_expires_in": _TOKEN_LIFETIME - 1}
@@ -449,10 +507,19 @@ class Entra:
             grants = tenant.consent_page_grants
             if grants:
                 tenant.consent_granted = True
+                tenant.consent_granted_at = now_utc()
+            error, code = tenant.consent_decline_error, tenant.consent_decline_aadsts
         if not grants:
+            # MicrosoftDocs/entra-docs docs/identity-platform/v2-admin-consent.md, "Error response":
+            # admin_consent=True plus error, error_description (AADSTS code, trace and correlation
+            # ids, timestamp) and state.
+            trace = str(uuid.uuid4())
             params = {
-                "error": "access_denied",
-                "error_description": "AADSTS65004: User declined to consent to access the app.",
+                "admin_consent": "True",
+                "error": error,
+                "error_description": f"AADSTS{code}: {_CONSENT_TEXT.get(code, 'The request was denied.')}\r\n"
+                f"Trace ID: {trace}\r\nCorrelation ID: {uuid.uuid4()}\r\n"
+                f"Timestamp: {now_utc():%Y-%m-%d %H:%M:%SZ}",
                 "state": state_param,
             }
             return redirect(add_query(redirect_uri, params))

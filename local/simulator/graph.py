@@ -56,6 +56,7 @@ _USER_DEFAULT = [
     "id",
 ]
 _EVENT_PAGE = 10
+SUBSCRIPTION_PAGE = 100
 _UNREACHABLE_MSG = "The mailbox is either inactive, soft-deleted, or is hosted on-premise."
 
 
@@ -531,7 +532,7 @@ class Graph:
                         },
                     }
                 )
-            elif not target.has_rest_mailbox:
+            elif not target.has_free_busy:
                 out.append(
                     {
                         "scheduleId": address,
@@ -595,18 +596,7 @@ class Graph:
         self.state.purge_expired()
         if not rest:
             _method(req, "GET")
-            subs = [
-                s
-                for s in self.state.subscriptions.values()
-                if s.tenant_id == caller.tenant.id and s.app_id == caller.app_id
-            ]
-            return json_response(
-                200,
-                {
-                    "@odata.context": f"{self.root}/$metadata#subscriptions",
-                    "value": [self.render_subscription(s) for s in subs],
-                },
-            )
+            return self._list_subscriptions(caller, req)
         sub = self.state.subscriptions.get(rest[0])
         if sub is None or sub.tenant_id != caller.tenant.id:
             raise GraphError(404, "ResourceNotFound", f"The object '{rest[0]}' was not found.")
@@ -629,6 +619,31 @@ class Graph:
             return json_response(200, self.render_subscription(sub))
         raise GraphError(405, "BadRequest", "The HTTP method is not allowed for this resource.")
 
+    def _list_subscriptions(self, caller: Caller, req: Request) -> Response:
+        """GET /subscriptions (api-reference/v1.0/api/subscription-list.md): this app's subscriptions in
+        the caller's tenant, all of them app-only, only the signed-in user's when delegated; no
+        ``clientState`` ("not returned for security purposes"); pages of ``SUBSCRIPTION_PAGE``
+        with ``@odata.nextLink`` (the page size is not documented; this is the simulator's)."""
+        subs = sorted(
+            (
+                s
+                for s in self.state.subscriptions.values()
+                if s.tenant_id == caller.tenant.id
+                and s.app_id == caller.app_id
+                and (caller.app_only or s.creator_id == caller.user_id)
+            ),
+            key=lambda s: s.id,
+        )
+        offset = _decode_skip(req.query.get("$skiptoken"))
+        page = subs[offset : offset + SUBSCRIPTION_PAGE]
+        body: dict[str, Any] = {
+            "@odata.context": f"{self.root}/$metadata#subscriptions",
+            "value": [{**self.render_subscription(s), "clientState": None} for s in page],
+        }
+        if offset + SUBSCRIPTION_PAGE < len(subs):
+            body["@odata.nextLink"] = f"{self.root}/subscriptions?$skiptoken={_encode_skip(offset + SUBSCRIPTION_PAGE)}"
+        return json_response(200, body)
+
     def _expiry(self, raw: Any) -> datetime:
         from datetime import UTC
 
@@ -637,12 +652,15 @@ class Graph:
         except BadTime as exc:
             raise GraphError(400, "InvalidRequest", str(exc)) from exc
         now = now_utc()
-        limit = self.state.config.max_subscription_minutes
+        limit = self.state.faults.max_subscription_minutes or self.state.config.max_subscription_minutes
         if when <= now:
             raise GraphError(400, "InvalidRequest", "Subscription expiration must be in the future.")
         if when > now + timedelta(minutes=limit):
+            # Graph refuses, it does not shorten: 400 ExtensionError with this message
+            # (microsoftgraph/microsoft-graph-docs-contrib#7726; the lifetime table's note: "any
+            # requests to create or renew a subscription beyond the maximum value will fail").
             raise GraphError(
-                400, "InvalidRequest", f"Subscription expiration can only be {limit} minutes in the future."
+                400, "ExtensionError", f"Subscription expiration can only be {limit} minutes in the future."
             )
         return when
 

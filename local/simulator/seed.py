@@ -13,7 +13,8 @@ Well-known accounts (see README.md):
   ``scoped1/2/3@`` (outsideScope), ``trent@``/``uma@`` (disabled accounts),
   ``victor@``/``wendy@`` (Skype for Business only), ``xavier@``/``yvonne@`` (no online
   meeting provider), ``peggy@`` (custom working-hours zone), ``oscar@`` (IANA zone).
-- Fabrikam (``FABRIKAM``, fabrikam.test): ``admin@fabrikam.test`` and 9 more users.
+- Fabrikam (``FABRIKAM``, fabrikam.test): ``admin@fabrikam.test`` and 9 more users, plus
+  ``hybrid1/2@fabrikam.test`` (hybrid: free/busy yes, REST no).
 - Northwind (``NORTHWIND``, northwind.test) and Tailspin (``TAILSPIN``, tailspin.test):
   consent granted, user consent allowed, an admin, a scheduling mailbox
   ``scheduler@`` (the service-account method's mailbox) and 8 more users each, two rooms.
@@ -109,6 +110,11 @@ _CONTOSO_PEOPLE: list[tuple[str, str, str, list[str], str, str, str]] = [
     ("scoped1", "Sam Scoped", "Pacific Standard Time", MON_FRI, "09:00", "17:00", "outsideScope"),
     ("scoped2", "Sue Scoped", "Eastern Standard Time", MON_FRI, "09:00", "17:00", "outsideScope"),
     ("scoped3", "Sid Scoped", "India Standard Time", MON_FRI, "09:00", "17:00", "outsideScope"),
+]
+
+_HYBRID_PEOPLE: list[tuple[str, str, str, list[str], str, str, str]] = [
+    ("hybrid1", "Hank Hybrid", "Eastern Standard Time", MON_FRI, "09:00", "17:00", "hybrid"),
+    ("hybrid2", "Hilda Hybrid", "GMT Standard Time", MON_FRI, "09:00", "17:00", "hybrid"),
 ]
 
 _FABRIKAM_PEOPLE: list[tuple[str, str, str, list[str], str, str, str]] = [
@@ -272,6 +278,12 @@ def seed(state: SimState, *, extra_users: int = 0, today: date | None = None) ->
     )
     contoso = _tenant(state, rng, contoso_spec, day0)
     fabrikam = _tenant(state, rng, fabrikam_spec, day0)
+    # Hybrid mailboxes draw from their own generator, so no earlier id moves. Their calendars
+    # live on premises: getSchedule sees them (hybrid free/busy), Graph REST calls do not.
+    # They live in Fabrikam: Contoso's access-test expectations enumerate its kinds.
+    hybrid_rng = random.Random(SEED + 3)
+    for row in _HYBRID_PEOPLE:
+        _seed_events(state, hybrid_rng, _person(hybrid_rng, fabrikam, row), day0)
     extra_rng = random.Random(SEED + 1)  # load-test users never shift the base seed's ids
     zones = ["Pacific Standard Time", "Eastern Standard Time", "W. Europe Standard Time", "India Standard Time"]
     for i in range(extra_users):
@@ -330,7 +342,7 @@ def _person(rng: random.Random, tenant: Tenant, row: tuple[str, str, str, list[s
     local, display, tz, days, start, end, flags = row
     uid = _FIXED_IDS.get((tenant.id, local)) or _uuid(rng)
     given, _, surname = display.partition(" ")
-    kind = flags if flags in ("onPremises", "unlicensed", "outsideScope") else "normal"
+    kind = flags if flags in ("onPremises", "unlicensed", "outsideScope", "hybrid") else "normal"
     wh_zone: dict[str, Any] = dict(_CUSTOM_ZONE) if flags == "custom" else {"name": tz}
     mb = Mailbox(
         id=uid,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import ssl
@@ -12,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from local.certs import ensure_ca
+from local.simulator import persist
 from local.simulator.control import Control
 from local.simulator.entra import Entra, Keys
 from local.simulator.graph import Graph
 from local.simulator.notifier import Notifier
+from local.simulator.persist import Persister
 from local.simulator.state import DEFAULT_CLIENT_ID, Config, SimState
 from local.simulator.web import Request, Response, json_response
 
@@ -34,6 +37,10 @@ class _App:
 
     def __call__(self, req: Request) -> Response:
         segs = req.segments
+        if req.method != "GET":
+            # Any non-GET may change what the tenant keeps (events, consent, tokens, subscriptions):
+            # the persister (if there is a state file) saves a moment later.
+            self.state.changed()
         if segs[:1] == ["_sandbox"]:
             return self.control.dispatch(req)
         if segs[:1] == ["v1.0"]:
@@ -97,8 +104,33 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._open: set[Any] = set()
+        self._open_lock = threading.Lock()
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         log.debug("connection from %s ended with an error", client_address, exc_info=True)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """End kept-alive connections: after a stop no client may reach this instance's state any more
+        (a restarted simulator on the same port must be the only one answering)."""
+        with self._open_lock:
+            conns, self._open = list(self._open), set()
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
 
 
 @dataclass
@@ -112,12 +144,17 @@ class SimulatorHandle:
     notifier: Notifier
     _server: _Server
     _thread: threading.Thread
+    persister: Persister | None = None
 
     def stop(self) -> None:
+        """Stop serving, then save what a tenant keeps (when there is a state file): nothing acknowledged is lost."""
         self._server.shutdown()
         self._server.server_close()
+        self._server.close_connections()
         self.notifier.stop()
         self._thread.join(timeout=5)
+        if self.persister is not None:
+            self.persister.stop()
 
     def wait_notifications(self, timeout: float = 10.0) -> bool:
         """Block until every queued change/lifecycle notification has been delivered (or given up)."""
@@ -136,8 +173,12 @@ def start_simulator(
     validation_timeout: float = 10.0,
     notification_retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0),
     mailbox_concurrency: int = 4,
+    state_file: str | Path | None = None,
 ) -> SimulatorHandle:
-    """Start the simulator in a background thread (port 0 picks a free port)."""
+    """Start the simulator in a background thread (port 0 picks a free port).
+
+    With ``state_file`` the tenants are loaded from it when it exists (else seeded and saved) and
+    every change is saved back (``local/simulator/persist.py``); without, they live in memory only."""
     files = ensure_ca(ca_dir)
     config = Config(
         client_id=client_id.lower(),
@@ -150,7 +191,17 @@ def start_simulator(
         notification_retry_delays=notification_retry_delays,
     )
     state = SimState(config)
-    keys = Keys()
+    saved = persist.read(Path(state_file)) if state_file else None
+    key = (saved or {}).get("signingKey") or {}
+    keys = Keys(key.get("pem"), key.get("kid"))
+    persister: Persister | None = None
+    if state_file:
+        if saved is not None:
+            with state.lock:
+                persist.restore(state, saved)
+        persister = Persister(state, Path(state_file), keys.private_pem(), keys.kid)
+        state.change_hooks.append(persister.mark)
+        persister.mark()  # a fresh seed is written at once; a loaded one is rewritten unchanged
     entra = Entra(state, keys)
     verify = str(files.ca_pem)
     notifier = Notifier(
@@ -174,7 +225,7 @@ def start_simulator(
         target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="sim-server", daemon=True
     )
     thread.start()
-    return SimulatorHandle(state.base_url, actual, files.ca_pem, state, notifier, server, thread)
+    return SimulatorHandle(state.base_url, actual, files.ca_pem, state, notifier, server, thread, persister)
 
 
 def _tls_socket(sock: socket.socket, cert: Path, key: Path) -> socket.socket:

@@ -29,7 +29,13 @@ PRODUCT_SERVER_CLIENT_ID = "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb"
 SPA_CLIENT_ID = "cccccccc-cccc-4ccc-8ccc-cccccccccccc"
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 
-KINDS = ("normal", "onPremises", "unlicensed", "outsideScope")
+# hybrid: an on-premises mailbox in an Exchange hybrid deployment. With hybrid free/busy,
+# getSchedule still answers its real availability, while every REST call on the mailbox
+# itself fails with MailboxNotEnabledForRESTAPI: REST access to hybrid mailboxes ended in
+# March 2023 (microsoftgraph/microsoft-graph-docs-contrib concepts/hybrid-rest-support.md).
+# onPremises keeps meaning "no free/busy at all".
+KINDS = ("normal", "onPremises", "unlicensed", "outsideScope", "hybrid")
+NO_REST_KINDS = ("onPremises", "unlicensed", "hybrid")
 
 
 @dataclass
@@ -131,8 +137,14 @@ class Mailbox:
 
     @property
     def has_rest_mailbox(self) -> bool:
-        """False for on-premises and unlicensed users: Graph answers MailboxNotEnabledForRESTAPI."""
-        return self.kind not in ("onPremises", "unlicensed")
+        """False for on-premises, hybrid and unlicensed users: Graph answers MailboxNotEnabledForRESTAPI."""
+        return self.kind not in NO_REST_KINDS
+
+    @property
+    def has_free_busy(self) -> bool:
+        """getSchedule answers availability for Exchange Online mailboxes and, through hybrid free/busy,
+        for hybrid ones."""
+        return self.has_rest_mailbox or self.kind == "hybrid"
 
 
 @dataclass
@@ -159,6 +171,12 @@ class Tenant:
     consent_page_grants: bool = True
     user_consent_allowed: bool = True
     app_sp_id: str = ""
+    # When consent was last granted (the propagation fault counts from here).
+    consent_granted_at: datetime | None = None
+    # What the consent page answers when it declines: the OAuth error and the AADSTS number
+    # (v2-admin-consent.md documents consent_required + AADSTS65004).
+    consent_decline_error: str = "consent_required"
+    consent_decline_aadsts: int = 65004
     _index: dict[str, str] = field(default_factory=dict)
 
     def add(self, mailbox: Mailbox) -> None:
@@ -238,6 +256,16 @@ class Faults:
     notifications: bool = True
     duplicates: int = 1
     retry_after_seconds: int = 1
+    # Subscription lifetime Graph enforces (None: the --max-subscription-minutes start-up value).
+    # 4230 reproduces the older documented maximum, so clients exercise their fallback.
+    max_subscription_minutes: int | None = None
+    # For this many seconds after an admin consent, app-only token requests for the tenant fail
+    # as Entra does while the new service principal and grants replicate (observed, not
+    # documented: microsoftgraph/microsoft-graph-docs-contrib#7087, #4160;
+    # AzureAD/microsoft-authentication-library-for-dotnet#2612). 0 = off, the default, since
+    # Microsoft documents no delay.
+    consent_propagation_seconds: float = 0.0
+    consent_propagation_aadsts: int = 700016
 
     def to_json(self) -> dict[str, Any]:
         remaining = 0.0
@@ -253,6 +281,9 @@ class Faults:
             "notifications": self.notifications,
             "duplicates": self.duplicates,
             "retryAfterSeconds": self.retry_after_seconds,
+            "maxSubscriptionMinutes": self.max_subscription_minutes,
+            "consentPropagationSeconds": self.consent_propagation_seconds,
+            "consentPropagationAadsts": self.consent_propagation_aadsts,
         }
 
     def in_outage(self) -> bool:
@@ -274,6 +305,7 @@ class Config:
 
 
 NotificationSink = Callable[[str, dict[str, Any]], None]
+NOTIFICATION_FORMS = ("path", "suffix", "key")
 
 
 class SimState:
@@ -292,7 +324,15 @@ class SimState:
         self._slots: dict[tuple[str, str], int] = {}
         self._slots_lock = threading.Lock()
         self.reset_hooks: list[Callable[[], None]] = []
+        self.change_hooks: list[Callable[[], None]] = []
+        self.notification_forms: tuple[str, ...] = NOTIFICATION_FORMS
+        self.notification_count = 0
         self.reset()
+
+    def changed(self) -> None:
+        """Something a tenant would keep changed: tell the persister (if any)."""
+        for hook in self.change_hooks:
+            hook()
 
     # -- lifecycle -------------------------------------------------------------------
     def reset(self) -> None:
@@ -309,12 +349,14 @@ class SimState:
             self.revoked_jtis: set[str] = set()
             self.faults = Faults()
             self.rng = random.Random(1234)
+            self.notification_count = 0
             for tenant in seed(self, extra_users=self.config.extra_users):
                 self.tenants[tenant.id] = tenant
         with self._log_lock:
             self.request_log.clear()
         for hook in self.reset_hooks:
             hook()
+        self.changed()
 
     def next_seq(self) -> int:
         self.seq += 1
@@ -354,7 +396,7 @@ class SimState:
         for sub in self.subscriptions.values():
             if sub.tenant_id != tenant.id or sub.mailbox_id != mailbox.id or change not in sub.change_types:
                 continue
-            resource = f"Users/{mailbox.id}/Events/{event.id}"
+            resource = self.notification_resource(tenant, mailbox, event)
             item = {
                 "subscriptionId": sub.id,
                 "subscriptionExpirationDateTime": iso_z(sub.expiration),
@@ -370,6 +412,21 @@ class SimState:
                 },
             }
             self.sink(sub.notification_url, item)
+
+    def notification_resource(self, tenant: Tenant, mailbox: Mailbox, event: Event) -> str:
+        """The ``resource`` of one change notification, rotating deterministically among the
+        spellings Microsoft's documentation shows (microsoftgraph/microsoft-graph-docs-contrib):
+        ``Users/{id}/Events/{id}`` (outlook-change-notifications-overview.md, basic notifications),
+        ``users/{id}@{tenantId}/events/{id}`` (change-notifications-delivery-webhooks.md) and
+        ``Users('{id}')/Events('{id}')`` (outlook-change-notifications-overview.md, rich
+        notifications), so a client that understands only one of them drops notifications here too."""
+        form = self.notification_forms[self.notification_count % len(self.notification_forms)]
+        self.notification_count += 1
+        if form == "suffix":
+            return f"users/{mailbox.id}@{tenant.id}/events/{event.id}"
+        if form == "key":
+            return f"Users('{mailbox.id}')/Events('{event.id}')"
+        return f"Users/{mailbox.id}/Events/{event.id}"
 
     def purge_expired(self) -> None:
         """Graph silently deletes subscriptions that were not renewed in time."""

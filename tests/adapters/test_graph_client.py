@@ -434,3 +434,45 @@ def test_session_trusts_local_ca_only_in_local_mode() -> None:
     assert build_session(settings()).verify is True
     local = replace(settings(), local_mode=True, local_ca_bundle="/tmp/ca.pem")
     assert build_session(local).verify == "/tmp/ca.pem"
+
+
+def test_batch_answered_424_as_a_whole_fails_each_part_without_retrying(
+    mock: responses.RequestsMock, client: GraphClient
+) -> None:
+    """An outer 424 without parts gives every part a GraphRequestRejected(424); the batch is not resent."""
+    mock.add(responses.POST, f"{BASE}/$batch", status=424, json=graph_error("FailedDependency"))
+    outcomes = client.batch(WHO, [BatchRequest("a", "GET", "/users/u/events/1"), BatchRequest("b", "GET", "/me")])
+    assert [(o.id, o.status, type(o.error)) for o in outcomes] == [
+        ("a", 424, GraphRequestRejected), ("b", 424, GraphRequestRejected)]
+    assert len(mock.calls) == 1
+
+
+def test_batch_answered_424_with_parts_reads_each_part(mock: responses.RequestsMock, client: GraphClient) -> None:
+    """An outer 424 that still carries ``responses`` is read part by part: the good part keeps its body."""
+    mock.add(responses.POST, f"{BASE}/$batch", status=424, json={"responses": [
+        {"id": "a", "status": 200, "body": {"id": "ev-1"}},
+        {"id": "b", "status": 424, "body": graph_error("FailedDependency")},
+    ]})
+    a, b = client.batch(WHO, [BatchRequest("a", "GET", "/users/u/events/1"),
+                              BatchRequest("b", "GET", "/users/u/events/2")])
+    assert a.ok and a.body == {"id": "ev-1"}
+    assert isinstance(b.error, GraphRequestRejected) and b.status == 424
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "path", "expected"),
+    [
+        (403, "ExtensionError", "/users/u/calendar", OutsideAppScope),
+        (404, "extensionError", "/users/u/events/e", MailboxUnavailable),
+        (400, "ExtensionError", "/subscriptions", GraphRequestRejected),
+        (400, "ExtensionError", "/users/u/events", GraphRequestRejected),
+        (404, "mailboxNotEnabledForRESTAPI", "/users/u/calendar", MailboxUnavailable),
+        (404, "errorInvalidUser", "/users/u/calendar", UserNotFound),
+    ],
+)
+def test_extension_error_and_codes_are_matched_case_insensitively(
+    status: int, code: str, path: str, expected: type[Exception]
+) -> None:
+    """errors.md spells extensionError, Graph sends ExtensionError: both classify alike; a 400 stays a rejection
+    (the subscription-lifetime refusal must reach the service's fallback as GraphRequestRejected)."""
+    assert type(error_from_graph(status, graph_error(code), path)) is expected

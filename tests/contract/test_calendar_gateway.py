@@ -604,6 +604,32 @@ def test_subscription_longer_than_the_outlook_maximum_is_refused(backend: Backen
         )
 
 
+def test_list_subscriptions_gives_this_apps_live_subscriptions_of_the_tenant_only(backend: Backend) -> None:
+    """GET /subscriptions lists what the app created in the caller's tenant (with granted expiry), not other
+    tenants' and not deleted ones."""
+    gw, who = backend.gateway, backend.who
+    expiry = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
+
+    def create(identity: GraphIdentity, user_id: str) -> str:
+        return gw.create_subscription(
+            identity, resource=f"/users/{user_id}/events", change_type="created,updated,deleted",
+            notification_url=backend.notification_url, lifecycle_url=backend.notification_url,
+            client_state="contract-client-state", expiration=expiry,
+        ).subscription_id
+
+    alice, bob = create(who, seed.ALICE_ID), create(who, seed.BOB_ID)
+    other = create(GraphIdentity(OTHER_TENANT), seed.FABRIKAM_ADMIN_ID)
+    listed = {s.subscription_id: s for s in gw.list_subscriptions(who)}
+    assert {alice, bob} <= set(listed) and other not in listed
+    assert listed[alice].resource == f"/users/{seed.ALICE_ID}/events"
+    assert listed[alice].expiration == expiry
+    gw.delete_subscription(who, bob)
+    assert bob not in {s.subscription_id for s in gw.list_subscriptions(who)}
+    assert other in {s.subscription_id for s in gw.list_subscriptions(GraphIdentity(OTHER_TENANT))}
+    for identity, sub_id in ((who, alice), (GraphIdentity(OTHER_TENANT), other)):
+        gw.delete_subscription(identity, sub_id)
+
+
 def test_subscription_on_an_unreachable_mailbox_raises_its_error(backend: Backend) -> None:
     """Subscribing to an on-premises mailbox's events fails with MailboxUnavailable."""
     user_id = backend.gateway.get_user(backend.who, ON_PREM).user_id

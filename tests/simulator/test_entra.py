@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -96,14 +97,54 @@ def test_admin_consent_page_grants_and_then_tokens_work(sim: Sim) -> None:
     assert set(claims["roles"]) == {"Calendars.ReadWrite", "User.Read.All", "MailboxSettings.Read", "Place.Read.All"}
 
 
-def test_declined_consent_redirects_with_aadsts65004(sim: Sim) -> None:
-    """Switched to decline, the page redirects with error=access_denied and AADSTS65004, keeping state."""
+def test_declined_consent_redirects_as_documented_with_aadsts65004(sim: Sim) -> None:
+    """Switched to decline, the page redirects like v2-admin-consent.md's error example: admin_consent=True,
+    error=consent_required, AADSTS65004 in error_description, state kept; no token afterwards."""
     sim.consent(CONTOSO, grant=False)
     query = _consent_redirect(sim)
-    assert query["error"] == ["access_denied"]
-    assert query["error_description"][0].startswith("AADSTS65004")
+    assert query["admin_consent"] == ["True"]
+    assert query["error"] == ["consent_required"]
+    assert query["error_description"][0].startswith("AADSTS65004: ")
+    assert "Trace ID: " in query["error_description"][0]
     assert query["state"] == ["st-1"]
+    assert "tenant" not in query
     assert sim.client_credentials(CONTOSO).status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [("access_denied", 65004), ("access_denied", 90094), ("invalid_request", 50020), ("unauthorized_client", 700016)],
+)
+def test_consent_page_can_refuse_with_each_documented_error(sim: Sim, error: str, code: int) -> None:
+    """The decline switch picks the OAuth error and AADSTS code the redirect carries."""
+    sim.consent(CONTOSO, grant=False, declineError=error, declineAadsts=code)
+    query = _consent_redirect(sim)
+    assert (query["error"], query["error_description"][0].split(":")[0]) == ([error], f"AADSTS{code}")
+
+
+def test_consent_decline_switch_refuses_codes_that_do_not_go_with_the_error(sim: Sim) -> None:
+    """An AADSTS code Microsoft does not send with that error is a 400 of the control API."""
+    resp = sim.post("/_sandbox/consent", json={"tenant": CONTOSO, "declineError": "access_denied",
+                                               "declineAadsts": 700016})
+    assert resp.status_code == 400
+
+
+def test_consent_propagation_delay_refuses_app_tokens_for_a_while(sim: Sim) -> None:
+    """With consentPropagationSeconds set, app-only tokens fail with AADSTS700016 (or 65001) right after consent,
+    then work once the delay has passed; off by default."""
+    sim.consent(CONTOSO, grant=True)
+    _consent_redirect(sim)
+    assert sim.client_credentials(CONTOSO).status_code == 200  # default: no delay
+    sim.post("/_sandbox/faults", json={"consentPropagationSeconds": 0.6})
+    _consent_redirect(sim)
+    refused = sim.client_credentials(CONTOSO)
+    assert (refused.status_code, refused.json()["error"], refused.json()["error_codes"]) == (
+        400, "unauthorized_client", [700016])
+    sim.post("/_sandbox/faults", json={"consentPropagationSeconds": 0.6, "consentPropagationAadsts": 65001})
+    _consent_redirect(sim)
+    assert sim.client_credentials(CONTOSO).json()["error_codes"] == [65001]
+    time.sleep(0.7)
+    assert sim.client_credentials(CONTOSO).status_code == 200
 
 
 def test_revoked_consent_refuses_new_tokens_and_rejects_issued_ones(sim: Sim) -> None:

@@ -210,6 +210,7 @@ class _Subscription:
     lifecycle_url: str
     client_state: str
     expiration: datetime
+    creator: str | None = None  # the delegated user who created it; None for app-only
 
     def info(self) -> SubscriptionInfo:
         return SubscriptionInfo(
@@ -927,6 +928,7 @@ class FakeCalendarGateway:
                 lifecycle_url=lifecycle_url,
                 client_state=client_state,
                 expiration=expiration,
+                creator=who.user_id,
             )
             tenant.subscriptions[sub.id] = sub
             return sub.info()
@@ -952,6 +954,19 @@ class FakeCalendarGateway:
             self._purge(tenant)
             if subscription_id not in tenant.subscriptions:
                 raise _item_not_found()
+
+    def list_subscriptions(self, who: GraphIdentity) -> list[SubscriptionInfo]:
+        """Like GET /subscriptions: app-only sees every subscription of the tenant (this fake plays one
+        app), a delegated caller only those created for them; expired ones are gone."""
+        with self._lock:
+            self._enter("list_subscriptions", who, "")
+            tenant = self._tenant(who.tenant_id)
+            self._purge(tenant)
+            return [
+                s.info()
+                for s in tenant.subscriptions.values()
+                if who.user_id is None or (s.creator or "").lower() == who.user_id.lower()
+            ]
 
     # === batches =========================================================================
 
@@ -1037,6 +1052,7 @@ class FakeCalendarGateway:
             "renew_subscription",
             "delete_subscription",
             "reauthorize_subscription",
+            "list_subscriptions",
             "batch",
             "get_events",
             "renew_subscriptions",
@@ -1302,11 +1318,14 @@ class FakeCalendarGateway:
 
     def _granted(self, requested: datetime) -> datetime:
         """Graph grants the requested expiry, and refuses (400) one in the past or beyond the maximum
-        ("Subscription expiration can only be 10080 minutes in the future")."""
+        ("Subscription expiration can only be 10080 minutes in the future", code ExtensionError:
+        microsoftgraph/microsoft-graph-docs-contrib#7726)."""
         now = self._clock.now().astimezone(UTC)
         granted = _utc(requested)
-        if granted <= now or granted > now + timedelta(minutes=self.max_subscription_minutes):
+        if granted <= now:
             raise _graph_error(GraphRequestRejected, 400, "InvalidRequest")
+        if granted > now + timedelta(minutes=self.max_subscription_minutes):
+            raise _graph_error(GraphRequestRejected, 400, "ExtensionError")
         return granted
 
     def _renew(self, tenant_id: str, subscription_id: str, expiration: datetime) -> SubscriptionInfo:

@@ -39,6 +39,9 @@ log = logging.getLogger("core.adapters.graph")
 
 IMMUTABLE_ID_PREFERENCE = 'IdType="ImmutableId"'
 BATCH_LIMIT = 20
+# A $batch can itself answer 424 (Failed Dependency) when its parts chain with dependsOn
+# (concepts/json-batching.md: "any request that depends on that request fails with status code 424").
+_BATCH_FAILED_DEPENDENCY = frozenset({424})
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS"})
 _ID_SEGMENT = re.compile(r"^(users|events|calendars|subscriptions|places|calendarView|messages)$", re.I)
 
@@ -116,8 +119,11 @@ class GraphClient:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         headers: Mapping[str, str] | None = None,
+        accept: frozenset[int] = frozenset(),
     ) -> GraphResponse:
-        """One Graph call with the retry policy; raises the translated error on failure."""
+        """One Graph call with the retry policy; raises the translated error on failure.
+
+        Statuses in ``accept`` are returned like successes (``$batch`` reads an outer 424's parts)."""
         method = method.upper()
         url, path = self._resolve(path_or_url)
         route = route_of(path)
@@ -144,7 +150,7 @@ class GraphClient:
                 raise TransientGraphError(details={"cause": type(exc).__name__}) from exc
 
             status = response.status_code
-            if status < 400:
+            if status < 400 or status in accept:
                 return GraphResponse(status, _json_or_none(response), response.headers)
 
             payload = _json_or_none(response)
@@ -246,9 +252,18 @@ class GraphClient:
         waited = 0.0
         while pending:
             attempt += 1
-            answer = self.request(who, "POST", "/$batch", json={"requests": [_batch_part(r) for r in pending]})
+            answer = self.request(who, "POST", "/$batch", json={"requests": [_batch_part(r) for r in pending]},
+                                  accept=_BATCH_FAILED_DEPENDENCY)
             parts: dict[str, dict[str, Any]] = {}
             body = answer.json if isinstance(answer.json, dict) else {}
+            if answer.status in _BATCH_FAILED_DEPENDENCY and not body.get("responses"):
+                # The whole batch answered 424 without parts: every part failed with it. Nothing
+                # is retried (a dependency failed, which retrying the same batch does not fix).
+                for req in pending:
+                    outcomes[req.id] = BatchOutcome(
+                        req.id, answer.status, None, error_from_graph(answer.status, body, _path_of(req.url))
+                    )
+                return
             for part in body.get("responses") or ():
                 if isinstance(part, dict) and "id" in part:
                     parts[str(part["id"])] = part

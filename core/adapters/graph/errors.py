@@ -8,6 +8,8 @@ messages, and they can contain addresses, so they are not copied into our errors
     Graph answer                                        -> error (core.domain.errors)
     ├── code MailboxNotEnabledForRESTAPI (any status)    -> MailboxUnavailable
     ├── code ErrorInvalidUser (any status)               -> UserNotFound
+    ├── code ExtensionError, 403 on a mailbox             -> OutsideAppScope (application policy)
+    ├── code ExtensionError, 404 on a mailbox             -> MailboxUnavailable (on-premises mailbox)
     ├── 401                                              -> GraphAuthError
     ├── 403 on /users/{id}/... (a mailbox)               -> OutsideAppScope
     ├── 404 Request_ResourceNotFound on /users/{id}[/..] -> UserNotFound
@@ -16,6 +18,14 @@ messages, and they can contain addresses, so they are not copied into our errors
     ├── 429, or 503/504 with Retry-After (budget spent)  -> Throttled(retry_after)
     ├── 503/504 without Retry-After, other 5xx           -> TransientGraphError(retry_after)
     └── other 4xx (403 outside a mailbox included)       -> GraphRequestRejected
+
+Codes are compared case-insensitively: concepts/errors.md lists ``extensionError`` ("the mailbox
+is located on premises and the Exchange server does not support federated Microsoft Graph
+requests, or an application policy prevents the application from accessing the mailbox"),
+Graph sends ``ExtensionError``. A 400 ``ExtensionError`` stays ``GraphRequestRejected``: Graph
+also uses it to refuse a subscription expiry beyond the maximum ("Subscription expiration can
+only be 4230 minutes in the future.", microsoftgraph/microsoft-graph-docs-contrib#7726), which
+the subscription service must see as a refused lifetime.
 
 ``graph_code`` and ``status`` are kept on every ``GraphError``; ``details`` carries
 Graph's ``request-id`` (what Microsoft support asks for), never the message.
@@ -43,7 +53,8 @@ from core.domain.errors import (
 )
 
 RETRYABLE_STATUSES = frozenset({429, 503, 504})
-_MAILBOX_UNAVAILABLE_CODES = frozenset({"MailboxNotEnabledForRESTAPI", "MailboxNotSupportedForRESTAPI"})
+_MAILBOX_UNAVAILABLE_CODES = frozenset({"mailboxnotenabledforrestapi", "mailboxnotsupportedforrestapi"})
+_EXTENSION_ERROR = "extensionerror"
 _USER_ROOT = re.compile(r"^/users/[^/]+/?$", re.I)
 _USER_CHILD = re.compile(r"^/users/[^/]+/.+", re.I)
 
@@ -119,10 +130,13 @@ def error_from_graph(
     def make(cls: type[GraphError], message: str | None = None) -> GraphError:
         return cls(message, details=details, graph_code=graph_code, status=status, retry_after=retry_after)
 
-    if code in _MAILBOX_UNAVAILABLE_CODES:
+    folded = (code or "").lower()
+    if folded in _MAILBOX_UNAVAILABLE_CODES:
         return make(MailboxUnavailable)
-    if code == "ErrorInvalidUser":
+    if folded == "errorinvaliduser":
         return make(UserNotFound)
+    if folded == _EXTENSION_ERROR and _USER_CHILD.match(clean_path) and status in (403, 404):
+        return make(OutsideAppScope if status == 403 else MailboxUnavailable)
     if status == 401:
         return make(GraphAuthError)
     if status == 403 and _USER_CHILD.match(clean_path):

@@ -353,6 +353,18 @@ class GraphGateway:
         """POST /subscriptions/{id}/reauthorize (204)."""
         self._graph.request(who, "POST", f"/subscriptions/{_seg(subscription_id)}/reauthorize")
 
+    def list_subscriptions(self, who: GraphIdentity) -> list[SubscriptionInfo]:
+        """GET /subscriptions, following ``@odata.nextLink`` (api-reference/v1.0/api/subscription-list.md:
+        app-only callers see the subscriptions this app created in the tenant; ``clientState`` is
+        never returned). Entries without an id or expiry are skipped, not fatal."""
+        out: list[SubscriptionInfo] = []
+        for item in self._graph.items(who, "/subscriptions"):
+            try:
+                out.append(parse.subscription(item))
+            except GraphRequestRejected:
+                continue
+        return out
+
     # --- batches ---------------------------------------------------------------------
 
     def batch(self, who: GraphIdentity, requests: Sequence[BatchRequest]) -> list[BatchOutcome]:

@@ -98,11 +98,15 @@ def _time_of_day(value: Any) -> time:
         raise GraphRequestRejected("Microsoft 365 sent a time of day that cannot be read.") from exc
 
 
+_FREE_BUSY_BY_LOWER = {s.value.lower(): s for s in FreeBusyStatus}
+
+
 def _free_busy(value: Any) -> FreeBusyStatus:
-    try:
-        return FreeBusyStatus(value)
-    except ValueError:
+    """Graph's ``freeBusyStatus``; case-insensitive, because Microsoft's own getSchedule example
+    (concepts/outlook-get-free-busy-schedule.md) answers ``"Busy"`` and ``"Tentative"``."""
+    if not isinstance(value, str):
         return FreeBusyStatus.UNKNOWN
+    return _FREE_BUSY_BY_LOWER.get(value.strip().lower(), FreeBusyStatus.UNKNOWN)
 
 
 def _response_type(value: Any) -> ResponseType:
