@@ -230,41 +230,17 @@ def checked_tenant(tenant_id: str) -> str:
 ENTRA_RETRY_AFTER_SECONDS = 5.0
 
 
-def construct_msal_app(build: Callable[[], T], tenant: str) -> T:
-    """Run an MSAL app constructor (which fetches the authority's OpenID configuration), errors translated."""
-    started = time.monotonic()
-    try:
-        app = build()
-    except ServiceError:
-        raise
-    except requests.RequestException as exc:
-        raise TransientGraphError(
-            "Microsoft Entra ID is not answering; try again shortly.",
-            details={"cause": type(exc).__name__},
-            retry_after=ENTRA_RETRY_AFTER_SECONDS,
-        ) from exc
-    except ValueError as exc:
-        # MSAL raises ValueError when OIDC discovery answers 4xx: a tenant Entra ID does not know.
-        code = _aadsts_in_chain(exc)
-        raise TenantNotFound(aadsts=code, details={"aadsts": code} if code else None) from exc
-    except RuntimeError as exc:
-        raise TransientGraphError(details={"cause": type(exc).__name__}) from exc
-    except Exception as exc:
-        # MSAL raises MsalServiceError when discovery answers with a server error: an outage.
-        if type(exc).__name__ == "MsalServiceError":
-            raise TransientGraphError(
-                "Microsoft Entra ID is not answering; try again shortly.",
-                details={"cause": "authority_discovery"},
-                retry_after=ENTRA_RETRY_AFTER_SECONDS,
-            ) from exc
-        raise
-    log.info("msal app built tenant=%s in %.0f ms", tenant, (time.monotonic() - started) * 1000)
-    return app
-
-
 @contextmanager
-def entra_call() -> Iterator[None]:
-    """Network failures while MSAL talks to Entra ID are transient, not an authorization verdict."""
+def entra_call(*, discovery: bool = False) -> Iterator[None]:
+    """The one translation of what MSAL raises while it talks to Entra ID (discovery or token endpoint).
+
+    Network failures and ``MsalServiceError`` (an authority answering with a server error) are
+    outages, not an authorization verdict: ``TransientGraphError`` with a retry hint. During
+    ``discovery`` (building an MSAL app), MSAL's ``ValueError`` means OIDC discovery answered
+    4xx, a tenant Entra ID does not know (``TenantNotFound``); elsewhere ``ValueError`` is the
+    caller's to interpret (a sign-in response that does not match its flow). Errors MSAL
+    *returns* (dicts) are ``error_from_msal``'s.
+    """
     try:
         yield
     except ServiceError:
@@ -275,16 +251,32 @@ def entra_call() -> Iterator[None]:
             details={"cause": type(exc).__name__},
             retry_after=ENTRA_RETRY_AFTER_SECONDS,
         ) from exc
+    except ValueError as exc:
+        if not discovery:
+            raise
+        code = _aadsts_in_chain(exc)
+        raise TenantNotFound(aadsts=code, details={"aadsts": code} if code else None) from exc
+    except RuntimeError as exc:
+        if not discovery:
+            raise
+        raise TransientGraphError(details={"cause": type(exc).__name__}) from exc
     except Exception as exc:
-        # MSAL raises MsalServiceError (instead of returning an error dict) when the authority's
-        # discovery or token endpoint answers with a server error: an outage, not a verdict.
         if type(exc).__name__ == "MsalServiceError":
             raise TransientGraphError(
                 "Microsoft Entra ID is not answering; try again shortly.",
-                details={"cause": "token_endpoint"},
+                details={"cause": "authority_discovery" if discovery else "token_endpoint"},
                 retry_after=ENTRA_RETRY_AFTER_SECONDS,
             ) from exc
         raise
+
+
+def construct_msal_app(build: Callable[[], T], tenant: str) -> T:
+    """Run an MSAL app constructor (which fetches the authority's OpenID configuration), errors translated."""
+    started = time.monotonic()
+    with entra_call(discovery=True):
+        app = build()
+    log.info("msal app built tenant=%s in %.0f ms", tenant, (time.monotonic() - started) * 1000)
+    return app
 
 
 class AppOnlyTokenProvider:
