@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from core.domain.calendar import (
     BatchOutcome,
@@ -74,6 +74,36 @@ class Clock(Protocol):
         ...
 
 
+TableOpKind = Literal["insert", "update", "upsert", "delete"]
+MAX_TRANSACTION_OPS = 100  # Azure Table Storage: an entity-group transaction holds at most 100 operations
+
+
+@dataclass(frozen=True, slots=True)
+class TableOp:
+    """One operation of an entity-group transaction (``TableStore.transact``).
+
+    ``insert``, ``update`` (ETag-guarded when ``entity.etag`` is set), ``upsert`` (replace) and
+    ``delete`` (of ``entity``'s keys; ETag-guarded when set) mean what the single calls mean.
+    """
+
+    kind: TableOpKind
+    entity: Entity
+
+
+def check_transaction(partition_key: str, operations: Sequence[TableOp]) -> None:
+    """The shape rules of an entity-group transaction, shared by every ``TableStore``:
+    1-100 operations, all in ``partition_key``, each row at most once."""
+    if not 1 <= len(operations) <= MAX_TRANSACTION_OPS:
+        raise ValueError(f"a transaction holds 1 to {MAX_TRANSACTION_OPS} operations, not {len(operations)}")
+    rows: set[str] = set()
+    for op in operations:
+        if op.entity.partition_key != partition_key:
+            raise ValueError("every operation of a transaction must be in its one partition")
+        if op.entity.row_key in rows:
+            raise ValueError("a transaction may touch each row only once")
+        rows.add(op.entity.row_key)
+
+
 class TableStore(Protocol):
     """Table storage with optimistic concurrency.
 
@@ -115,6 +145,15 @@ class TableStore(Protocol):
         limit: int | None = None,
     ) -> Iterator[Entity]:
         """Entities of one partition in row-key order; ``row_key_from`` inclusive, ``row_key_to`` exclusive."""
+        ...
+
+    def transact(self, table: str, partition_key: str, operations: Sequence[TableOp]) -> list[Entity | None]:
+        """Apply 1-100 operations on one partition of one table atomically (an entity-group
+        transaction): all of them or none. Returns what each stored (with its new ETag; ``None``
+        for a delete), in order. A failing operation fails the whole transaction with the error
+        its single call would raise (``ConcurrencyConflict``, ``Conflict`` ``already_exists``,
+        ``NotFound``); ``ValueError`` for an empty or oversized list, another partition, or the
+        same row twice. Unlike the single ``delete``, a delete of a missing row is ``NotFound``."""
         ...
 
     def ping(self) -> None:
@@ -403,4 +442,44 @@ class Sealer(Protocol):
 
     def unseal(self, token: str, context: str) -> str:
         """The text sealed with ``seal(text, context)``; ``UnsealFailed`` for anything else."""
+        ...
+
+
+# --- outbound webhooks to the product (Standard Webhooks) ------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookAttempt:
+    """What one POST to a product's endpoint gave: the status (None when no response came),
+    how long it took, and a short code for a failure without a status (``timeout``,
+    ``connection_failed``, ``address_refused``, ``tls_failed``...). The body is never read."""
+
+    status: int | None
+    latency_ms: int
+    error: str | None = None
+
+    @property
+    def delivered(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+class WebhookSender(Protocol):
+    """Delivers signed webhooks (Standard Webhooks) to product endpoints, and vets their URLs.
+
+    The real adapter (``core/adapters/webhook_sender.py``) resolves the host, refuses private,
+    loopback, link-local, CGNAT, multicast, unspecified and cloud-metadata addresses (loopback
+    over http only in local mode), and connects to the address it checked (no DNS rebinding
+    between check and connect). It signs with the ``standardwebhooks`` package.
+    """
+
+    def check_url(self, url: str) -> None:
+        """``ValidationFailed`` (with a ``code``) when ``url`` may not receive webhooks now."""
+        ...
+
+    def deliver(
+        self, url: str, *, message_id: str, timestamp: datetime, body: str, secrets: Sequence[str]
+    ) -> WebhookAttempt:
+        """POST ``body`` once with ``webhook-id``/``webhook-timestamp``/``webhook-signature`` (one
+        ``v1,`` signature per secret), 10 s in all, redirects not followed. Never raises for what
+        the endpoint does; a refused address is ``WebhookAttempt(None, 0, "address_refused")``."""
         ...

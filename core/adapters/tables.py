@@ -13,19 +13,26 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from azure.core import MatchConditions
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
-from azure.data.tables import EdmType, EntityProperty, TableClient, TableServiceClient, UpdateMode
+from azure.data.tables import (
+    EdmType,
+    EntityProperty,
+    TableClient,
+    TableServiceClient,
+    TableTransactionError,
+    UpdateMode,
+)
 
 from core.adapters.azure_errors import error_code, translate_storage_error
 from core.adapters.rules import RAW_PARTITION_KEY, RAW_ROW_KEY, normalize_entity_data
 from core.domain.errors import NotFound
 from core.domain.keys import decode_key, encode_key, is_hashed
-from core.ports import Entity, EntityValue, TableStore
+from core.ports import Entity, EntityValue, TableOp, TableStore, check_transaction
 from core.settings import StorageSettings
 
 log = logging.getLogger(__name__)
@@ -134,6 +141,39 @@ class AzureTableStore:
                 return  # already gone (or never there): deleting is idempotent
 
         self._run(table, "delete", op, create_table=False)
+
+    def transact(self, table: str, partition_key: str, operations: Sequence[TableOp]) -> list[Entity | None]:
+        check_transaction(partition_key, operations)
+        bodies = [_to_sdk(op.entity) for op in operations]
+        batch: list[Any] = []
+        for op, body in zip(operations, bodies, strict=True):
+            condition = MatchConditions.IfNotModified if op.entity.etag else None
+            if op.kind == "insert":
+                batch.append(("create", body))
+            elif op.kind == "update":
+                # Without an ETag the SDK sends If-Match: *, so a missing row fails the batch (404).
+                batch.append(("update", body, {"mode": UpdateMode.REPLACE, "etag": op.entity.etag,
+                                               "match_condition": condition}))
+            elif op.kind == "upsert":
+                batch.append(("upsert", body, {"mode": UpdateMode.REPLACE}))
+            else:
+                keys = {"PartitionKey": body["PartitionKey"], "RowKey": body["RowKey"]}
+                batch.append(("delete", keys, {"etag": op.entity.etag, "match_condition": condition}))
+        creates = any(op.kind in ("insert", "upsert") for op in operations)
+
+        def op(client: TableClient) -> list[Entity | None]:
+            try:
+                results = client.submit_transaction(batch)
+            except TableTransactionError as exc:
+                if error_code(exc) == "TableNotFound":
+                    raise ResourceNotFoundError(message="TableNotFound", response=exc.response) from exc
+                raise
+            return [
+                None if operation.kind == "delete" else _stored(operation.entity, body, dict(meta or {}))
+                for operation, body, meta in zip(operations, bodies, results, strict=True)
+            ]
+
+        return self._run(table, "transaction", op, create_table=creates)
 
     def query(
         self,

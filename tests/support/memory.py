@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,7 +19,7 @@ from typing import Any
 from core.adapters.rules import check_secret_value, normalize_entity_data, serialize_command
 from core.domain.errors import ConcurrencyConflict, Conflict, NotFound
 from core.domain.keys import encode_key
-from core.ports import Entity
+from core.ports import Entity, TableOp, check_transaction
 
 
 class InMemoryTableStore:
@@ -104,6 +104,33 @@ class InMemoryTableStore:
                 return
             count += 1
             yield entity
+
+    def transact(self, table: str, partition_key: str, operations: Sequence[TableOp]) -> list[Entity | None]:
+        check_transaction(partition_key, operations)
+        with self._lock:
+            rows = self._table(table)
+            staged = dict(rows)
+            out: list[Entity | None] = []
+            for op in operations:  # every check before any change: all or nothing
+                e = op.entity
+                key = (e.partition_key, e.row_key)
+                current = staged.get(key)
+                if op.kind == "insert" and current is not None:
+                    raise Conflict("The item already exists.", code="already_exists")
+                if op.kind in ("update", "delete"):
+                    if current is None:
+                        raise NotFound()
+                    if e.etag is not None and e.etag != current.etag:
+                        raise ConcurrencyConflict()
+                if op.kind == "delete":
+                    del staged[key]
+                    out.append(None)
+                else:
+                    stored = staged[key] = self._stamp(e)
+                    out.append(stored)
+            rows.clear()
+            rows.update(staged)
+            return out
 
     def ping(self) -> None:
         return None
