@@ -161,7 +161,7 @@ class AzureTableStore:
                 batch.append(("delete", keys, {"etag": op.entity.etag, "match_condition": condition}))
         creates = any(op.kind in ("insert", "upsert") for op in operations)
 
-        def op(client: TableClient) -> list[Entity | None]:
+        def submit(client: TableClient) -> list[Entity | None]:
             try:
                 results = client.submit_transaction(batch)
             except TableTransactionError as exc:
@@ -173,7 +173,7 @@ class AzureTableStore:
                 for operation, body, meta in zip(operations, bodies, results, strict=True)
             ]
 
-        return self._run(table, "transaction", op, create_table=creates)
+        return self._run(table, "transaction", submit, create_table=creates)
 
     def query(
         self,
