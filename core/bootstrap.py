@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # ports are types only; services are imported when first buil
         TableStore,
         TokenProvider,
         TokenValidator,
+        WebhookSender,
     )
     from core.services.access_test import AccessTestService
     from core.services.alerts import OwnerAlerts
@@ -48,6 +49,9 @@ if TYPE_CHECKING:  # ports are types only; services are imported when first buil
     from core.services.notifications import NotificationWorker
     from core.services.owner_alert_worker import OwnerAlertWorker
     from core.services.pairings import PairingService
+    from core.services.product_events.delivery import WebhookDeliveryWorker
+    from core.services.product_events.dispatcher import ProductEventDispatcher
+    from core.services.product_events.endpoints import WebhookEndpointService
     from core.services.reconcile import LifecycleWorker, Reconciler
     from core.services.subscriptions import SubscriptionService
     from core.services.tenancy import TenantGate
@@ -109,6 +113,7 @@ class Container:
         sealer: Sealer | None = None,
         auth_flow: DelegatedAuthFlow | None = None,
         validator: TokenValidator | None = None,
+        webhooks: WebhookSender | None = None,
     ) -> None:
         self.settings = settings
         self.tables = tables
@@ -121,8 +126,13 @@ class Container:
         self.auth_flow = auth_flow
         self.validator = validator
         self._sealer = sealer
+        self._webhooks = webhooks
         self._built: dict[str, Any] = {}
         self._lock = threading.RLock()
+        # Outbox rows written through this store are dispatched right after their commit.
+        from core.services.stores.outbox import attach_relay
+
+        attach_relay(tables, _ContainerRelay(self))
 
     # --- adapters that must be present ----------------------------------------------------
 
@@ -152,6 +162,15 @@ class Container:
         from core.adapters.sealer import AesGcmSealer
 
         return AesGcmSealer(self.secrets)
+
+    @service
+    def webhook_sender(self) -> WebhookSender:
+        """Posts signed webhooks to the product (checks and pins addresses); tests install a fake."""
+        if self._webhooks is not None:
+            return self._webhooks
+        from core.adapters.webhook_sender import RequestsWebhookSender
+
+        return RequestsWebhookSender(local_mode=self.settings.local_mode)
 
     def delegated_sign_in(self) -> DelegatedAuthFlow:
         if self.auth_flow is None:
@@ -279,6 +298,33 @@ class Container:
         )
 
     @service
+    def product_events(self) -> ProductEventDispatcher:
+        """Moves outbox rows to the product-events queue (right after commits, and the sweep timer)."""
+        from core.services.product_events.dispatcher import ProductEventDispatcher
+
+        return ProductEventDispatcher(self.tables, self.queues, self.clock)
+
+    @service
+    def webhook_endpoints(self) -> WebhookEndpointService:
+        """The product's webhook endpoints: CRUD, secrets, ping, delivery log, replay, retention."""
+        from core.services.product_events.endpoints import WebhookEndpointService
+
+        return WebhookEndpointService(
+            tables=self.tables, queues=self.queues, clock=self.clock, secrets=self.secrets,
+            sender=self.webhook_sender, dispatcher=self.product_events, local_mode=self.settings.local_mode,
+        )
+
+    @service
+    def webhook_delivery(self) -> WebhookDeliveryWorker:
+        """The product-events queue worker (signed delivery, order, retries, disable)."""
+        from core.services.product_events.delivery import WebhookDeliveryWorker
+
+        return WebhookDeliveryWorker(
+            tables=self.tables, queues=self.queues, clock=self.clock, secrets=self.secrets,
+            sender=self.webhook_sender, alerts=self.owner_alerts, dispatcher=self.product_events,
+        )
+
+    @service
     def connections(self) -> ConnectionService:
         from core.services.connections import ConnectionService
 
@@ -287,6 +333,16 @@ class Container:
             remove_subscriptions=lambda tenant_id, user_id: self.subscriptions.remove_for_mailbox(  # noqa: PLW0108
                 tenant_id, user_id),
         )
+
+
+class _ContainerRelay:
+    """The outbox relay of a container's table store: the dispatcher, built on first commit."""
+
+    def __init__(self, container: Container) -> None:
+        self._container = container
+
+    def committed(self, table: str, tenant_id: str) -> None:
+        self._container.product_events.committed(table, tenant_id)
 
 
 _lock = threading.Lock()

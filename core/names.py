@@ -18,10 +18,15 @@ class Tables:
     ALERTS: Final = "alerts"
     CONNECTIONS: Final = "connections"
     RATE_LIMITS: Final = "ratelimits"
+    # Events to the product (core/services/stores/webhooks.py)
+    WEBHOOK_ENDPOINTS: Final = "webhookendpoints"
+    WEBHOOK_DELIVERIES: Final = "webhookdeliveries"
+    PRODUCT_EVENTS: Final = "productevents"
 
     ALL: Final = (
         INTEGRATIONS, AUDIT, ACCESS_TESTS, PAIRINGS, SESSIONS, EVENT_INDEX, SUBSCRIPTIONS,
         SUBSCRIPTION_EXPIRY, OAUTH_STATES, ALERTS, CONNECTIONS, RATE_LIMITS,
+        WEBHOOK_ENDPOINTS, WEBHOOK_DELIVERIES, PRODUCT_EVENTS,
     )
 
 
@@ -32,8 +37,9 @@ class Queues:
     RENEWALS: Final = "renewals"
     ACCESS_TESTS: Final = "access-tests"
     OWNER_ALERTS: Final = "owner-alerts"
+    PRODUCT_EVENTS: Final = "product-events"  # webhook deliveries to the product (and replays)
 
-    ALL: Final = (EVENT_WRITES, NOTIFICATIONS, LIFECYCLE, RENEWALS, ACCESS_TESTS, OWNER_ALERTS)
+    ALL: Final = (EVENT_WRITES, NOTIFICATIONS, LIFECYCLE, RENEWALS, ACCESS_TESTS, OWNER_ALERTS, PRODUCT_EVENTS)
 
     @staticmethod
     def poison(name: str) -> str:
@@ -43,3 +49,8 @@ class Queues:
 def user_token_secret_name(tenant_id: str, user_id: str) -> str:
     """The secret holding one user's token cache (already valid for Key Vault: letters, digits, '-')."""
     return f"user-token-{tenant_id.lower()}-{user_id.lower()}"
+
+
+def webhook_secret_name(tenant_id: str, endpoint_id: str, version: int) -> str:
+    """The secret holding one version of a product webhook endpoint's signing secret."""
+    return f"webhook-{tenant_id.lower()}-{endpoint_id.lower().replace('_', '-')}-v{version}"

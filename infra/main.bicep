@@ -160,6 +160,9 @@ var tableNames = [
   'alerts'
   'connections'
   'ratelimits'
+  'webhookendpoints'
+  'webhookdeliveries'
+  'productevents'
 ]
 
 // Every queue in core.names.Queues.ALL and its poison queue. The host would create the
@@ -177,6 +180,8 @@ var queueNames = [
   'access-tests-poison'
   'owner-alerts'
   'owner-alerts-poison'
+  'product-events'
+  'product-events-poison'
 ]
 
 // Provision-time checks Bicep has no decorator for. A bad value fails the deployment with the

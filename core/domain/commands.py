@@ -18,6 +18,8 @@ cancel comment) travels sealed (``EventWriteCommand.sealed``).
     renewals         renew_subscriptions  RenewalItem (up to 20 of one tenant)
     access-tests     access_test          AccessTestCommand
     owner-alerts     owner_alert          AlertCommand
+    product-events   webhook_delivery     WebhookDeliveryCommand (one pending delivery to one endpoint)
+                     webhook_replay       WebhookReplayCommand (a page of "replay since" for one endpoint)
 
 ``from_message`` parsers raise ``ValueError`` for a message that can never be valid; the
 queue-trigger decorator (``functions/jobs.py``) sends such a message to the poison queue.
@@ -45,6 +47,8 @@ RECONCILE: Final = "reconcile"
 RENEWAL: Final = "renew_subscriptions"
 ACCESS_TEST: Final = "access_test"
 OWNER_ALERT: Final = "owner_alert"
+WEBHOOK_DELIVERY: Final = "webhook_delivery"
+WEBHOOK_REPLAY: Final = "webhook_replay"
 
 # Lifecycle events the service acts on; Microsoft adds new ones, which are dropped item by item.
 LIFECYCLE_EVENTS: Final = frozenset({"reauthorizationRequired", "subscriptionRemoved", "missed"})
@@ -156,6 +160,7 @@ class AlertKind(StrEnum):
     POISON_MESSAGE = "poison_message"
     SESSION_FAILED = "session_failed"
     USER_RECONNECT_REQUIRED = "user_reconnect_required"
+    WEBHOOK_ENDPOINT_DISABLED = "webhook_endpoint_disabled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,3 +277,83 @@ def reconcile_message(tenant_id: str, session_ids: Sequence[str], *, attempt: in
     """A ``reconcile`` message on the lifecycle queue: up to 20 session ids re-read with one ``$batch``."""
     return envelope(RECONCILE, tenant_id=tenant_id, attempt=attempt, correlation_id=correlation_id,
                     sessionIds=list(session_ids))
+
+
+def _required_str(message: Mapping[str, Any], *names: str) -> list[str]:
+    values = [message.get(n) for n in names]
+    if not all(isinstance(v, str) and v for v in values):
+        raise InvalidMessage(f"{', '.join(names)} are required")
+    return [str(v) for v in values]
+
+
+def _optional_time(message: Mapping[str, Any], name: str) -> datetime | None:
+    raw = message.get(name)
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise InvalidMessage(f"{name} must be an ISO 8601 time")
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InvalidMessage(f"{name} must be an ISO 8601 time") from exc
+    if value.tzinfo is None:
+        raise InvalidMessage(f"{name} needs an offset")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookDeliveryCommand:
+    """Attempt the pending delivery ``row`` (of ``endpoint_id``) when it is due.
+
+    ``due`` is the attempt time the sender scheduled this message for: a message that arrives
+    before its row is due and does not carry the row's own schedule is a stale duplicate.
+    """
+
+    tenant_id: str
+    endpoint_id: str
+    row: str
+    event_id: str
+    due: datetime | None = None
+    correlation_id: str | None = None
+
+    def to_message(self) -> dict[str, Any]:
+        return envelope(WEBHOOK_DELIVERY, tenant_id=self.tenant_id, correlation_id=self.correlation_id,
+                        endpointId=self.endpoint_id, row=self.row, eventId=self.event_id,
+                        due=self.due.isoformat() if self.due else None)
+
+    @classmethod
+    def from_message(cls, message: Mapping[str, Any]) -> WebhookDeliveryCommand:
+        if message.get("kind") != WEBHOOK_DELIVERY:
+            raise InvalidMessage("not a webhook_delivery message")
+        tenant, endpoint, row, event = _required_str(message, "tenantId", "endpointId", "row", "eventId")
+        cid = message.get("correlationId")
+        return cls(tenant, endpoint, row, event, _optional_time(message, "due"),
+                   cid if isinstance(cid, str) else None)
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookReplayCommand:
+    """Queue deliveries to ``endpoint_id`` of the tenant's events since ``since``, a page at a time
+    (``after``: the last event id already handled)."""
+
+    tenant_id: str
+    endpoint_id: str
+    since: datetime
+    after: str | None = None
+    correlation_id: str | None = None
+
+    def to_message(self) -> dict[str, Any]:
+        return envelope(WEBHOOK_REPLAY, tenant_id=self.tenant_id, correlation_id=self.correlation_id,
+                        endpointId=self.endpoint_id, since=self.since.isoformat(), after=self.after)
+
+    @classmethod
+    def from_message(cls, message: Mapping[str, Any]) -> WebhookReplayCommand:
+        if message.get("kind") != WEBHOOK_REPLAY:
+            raise InvalidMessage("not a webhook_replay message")
+        tenant, endpoint = _required_str(message, "tenantId", "endpointId")
+        since = _optional_time(message, "since")
+        if since is None:
+            raise InvalidMessage("since is required")
+        after, cid = message.get("after"), message.get("correlationId")
+        return cls(tenant, endpoint, since, after if isinstance(after, str) and after else None,
+                   cid if isinstance(cid, str) else None)

@@ -80,6 +80,13 @@ TEXTS: Final[dict[AlertKind, AlertText]] = {
         "is not updated.",
         "Ask the user to sign in again from their calendar connection page.",
     ),
+    AlertKind.WEBHOOK_ENDPOINT_DISABLED: AlertText(
+        "A webhook endpoint of your scheduling product was disabled",
+        "The scheduling product's webhook endpoint named below stopped accepting events (it failed for "
+        "24 hours, or answered 410 Gone), so it no longer hears about bookings and changes.",
+        "Fix the receiving endpoint, enable it again on the Webhooks page, then replay the events "
+        "since it failed from its delivery log.",
+    ),
 }
 
 

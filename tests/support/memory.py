@@ -27,7 +27,7 @@ class InMemoryTableStore:
 
     def __init__(self) -> None:
         self._tables: dict[str, dict[tuple[str, str], Entity]] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: ``transact`` calls the single-row methods
         self._etags = itertools.count(1)
 
     def _table(self, name: str) -> dict[tuple[str, str], Entity]:
@@ -106,30 +106,40 @@ class InMemoryTableStore:
             yield entity
 
     def transact(self, table: str, partition_key: str, operations: Sequence[TableOp]) -> list[Entity | None]:
+        """All or nothing. Each operation goes through this store's own single-row method, so a
+        subclass that injects faults or races into ``update`` (tests do) sees transactional writes
+        too; on a failure the rows already written by this call are put back as they were."""
         check_transaction(partition_key, operations)
+        for op in operations:  # the same value checks as a single write, before anything changes
+            self._stamp(op.entity)
         with self._lock:
             rows = self._table(table)
-            staged = dict(rows)
+            undo: list[tuple[tuple[str, str], Entity | None]] = []
             out: list[Entity | None] = []
-            for op in operations:  # every check before any change: all or nothing
-                e = op.entity
-                key = (e.partition_key, e.row_key)
-                current = staged.get(key)
-                if op.kind == "insert" and current is not None:
-                    raise Conflict("The item already exists.", code="already_exists")
-                if op.kind in ("update", "delete"):
-                    if current is None:
-                        raise NotFound()
-                    if e.etag is not None and e.etag != current.etag:
-                        raise ConcurrencyConflict()
-                if op.kind == "delete":
-                    del staged[key]
-                    out.append(None)
-                else:
-                    stored = staged[key] = self._stamp(e)
-                    out.append(stored)
-            rows.clear()
-            rows.update(staged)
+            try:
+                for op in operations:
+                    e = op.entity
+                    key = (e.partition_key, e.row_key)
+                    before = rows.get(key)
+                    if op.kind == "insert":
+                        out.append(self.insert(table, e))
+                    elif op.kind == "update":
+                        out.append(self.update(table, e))
+                    elif op.kind == "upsert":
+                        out.append(self.upsert(table, e))
+                    else:
+                        if key not in rows:
+                            raise NotFound()
+                        self.delete(table, e.partition_key, e.row_key, e.etag)
+                        out.append(None)
+                    undo.append((key, before))  # only what this call wrote is put back
+            except BaseException:
+                for key, before in reversed(undo):
+                    if before is None:
+                        rows.pop(key, None)
+                    else:
+                        rows[key] = before
+                raise
             return out
 
     def ping(self) -> None:

@@ -1,7 +1,9 @@
 """Access-test reports in table ``accesstests`` (PartitionKey tenant, RowKey test id) plus a ``latest`` pointer row.
 
 The per-user results are JSON split over ``users<i>`` properties (a string property
-holds at most 32 K characters); counts, reasons and hints are stored alongside.
+holds at most 32 K characters); counts, reasons and hints are stored alongside. A save that
+finishes a report writes ``access_test.completed`` to the product in the same transaction
+(outbox rows ``x~...``, ``core/services/stores/outbox.py``).
 """
 
 from __future__ import annotations
@@ -11,9 +13,12 @@ from datetime import UTC, datetime
 from typing import Final
 
 from core.domain.access_test import AccessReason, AccessTestReport, RunStatus, UserResult, hints_by_reason
+from core.domain.errors import ConcurrencyConflict, NotFound
+from core.domain.product_events import access_test_drafts
 from core.names import Tables
-from core.ports import Entity, EntityValue, TableStore
+from core.ports import Entity, EntityValue, TableOp, TableStore
 from core.services.stores.codec import Versioned, as_datetime
+from core.services.stores.outbox import Outbox, make_events
 
 LATEST_ROW: Final = "latest"
 _CHUNK_CHARS: Final = 30_000  # a Table Storage string property holds at most 64 KiB (32K UTF-16 chars)
@@ -28,6 +33,7 @@ class AccessTestStore:
     def __init__(self, tables: TableStore, app_id: str) -> None:
         self.tables = tables
         self.app_id = app_id
+        self.outbox = Outbox(tables)
 
     def to_entity(self, report: AccessTestReport, etag: str | None = None) -> Entity:
         users = json.dumps(
@@ -84,12 +90,21 @@ class AccessTestStore:
         return None if entity is None else Versioned(self.from_entity(entity), entity.etag)
 
     def add(self, report: AccessTestReport) -> Versioned[AccessTestReport]:
-        stored = self.tables.insert(Tables.ACCESS_TESTS, self.to_entity(report))
-        return Versioned(report, stored.etag)
+        events = make_events(report.tenant_id, access_test_drafts(None, report), report.finished_at)
+        stored = self.outbox.commit(Tables.ACCESS_TESTS, TableOp("insert", self.to_entity(report)), events)
+        return Versioned(report, stored.etag if stored is not None else None)
 
     def save(self, report: AccessTestReport, etag: str | None) -> Versioned[AccessTestReport]:
-        stored = self.tables.update(Tables.ACCESS_TESTS, self.to_entity(report, etag))
-        return Versioned(report, stored.etag)
+        """Replace (if ``etag`` still matches); finishing a report writes ``access_test.completed``."""
+        found = self.tables.get(Tables.ACCESS_TESTS, report.tenant_id, report.test_id)
+        if found is None:
+            raise NotFound()
+        if etag is not None and found.etag != etag:
+            raise ConcurrencyConflict()
+        previous = self.from_entity(found)
+        events = make_events(report.tenant_id, access_test_drafts(previous, report), report.finished_at)
+        stored = self.outbox.commit(Tables.ACCESS_TESTS, TableOp("update", self.to_entity(report, etag)), events)
+        return Versioned(report, stored.etag if stored is not None else None)
 
     def _pointer(self, tenant_id: str) -> dict[str, EntityValue]:
         entity = self.tables.get(Tables.ACCESS_TESTS, tenant_id, LATEST_ROW)

@@ -2,7 +2,9 @@
 
 Table ``connections``, PartitionKey = tenant id: RowKey = the user's object id for a
 per-user connection, ``service-account`` for the tenant's scheduling mailbox (its oid and
-UPN). Never a token: the token cache is a secret named ``user_token_secret_name``.
+UPN). Never a token: the token cache is a secret named ``user_token_secret_name``. Flagging a
+connection ``needsReconnect`` writes ``connection.needs_reconnect`` to the product in the same
+transaction (outbox rows ``x~...`` in the partition, skipped by every reader here).
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from enum import StrEnum
 from typing import Final
 
 from core.domain.errors import CalendarNotConnected, ConcurrencyConflict, NotFound
+from core.domain.product_events import reconnect_draft
 from core.names import Tables
-from core.ports import Entity, EntityValue, TableStore
+from core.ports import Entity, EntityValue, TableOp, TableStore
 from core.services.stores.codec import as_datetime, opt_str
+from core.services.stores.outbox import Outbox, is_outbox_row, make_events
 
 SERVICE_ACCOUNT_ROW: Final = "service-account"
 
@@ -73,6 +77,7 @@ class ConnectionRepository:
 
     def __init__(self, tables: TableStore) -> None:
         self.tables = tables
+        self.outbox = Outbox(tables)
 
     @staticmethod
     def _from(entity: Entity) -> ConnectionRecord:
@@ -125,7 +130,7 @@ class ConnectionRepository:
         """Every per-user connection of the tenant (the access test's connected / not-yet-connected split)."""
         out = []
         for entity in self.tables.query(Tables.CONNECTIONS, tenant_id.lower()):
-            if entity.row_key != SERVICE_ACCOUNT_ROW:
+            if entity.row_key != SERVICE_ACCOUNT_ROW and not is_outbox_row(entity.row_key):
                 out.append(self._from(entity))
         return out
 
@@ -161,8 +166,12 @@ class ConnectionRepository:
                     updated_at=now,
                     connected_by=record.connected_by,
                 )
+                drafts = [] if record.needs_reconnect else [
+                    reconnect_draft(tenant_id, record.user_id, record.purpose.value, reason)
+                ]
+                state = TableOp("update", Entity(tenant_id, row, self._to(flagged), entity.etag))
                 try:
-                    self.tables.update(Tables.CONNECTIONS, Entity(tenant_id, row, self._to(flagged), entity.etag))
+                    self.outbox.commit(Tables.CONNECTIONS, state, make_events(tenant_id, drafts, now))
                 except (ConcurrencyConflict, NotFound):
                     continue
                 changed = changed or not record.needs_reconnect

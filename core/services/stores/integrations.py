@@ -4,6 +4,8 @@ Table ``integrations``, PartitionKey = tenant id: RowKey ``integration`` (the re
 ``consent`` (where admin consent stands) and ``secret~<name>`` (names of the tenant's
 secrets, ``core/services/tenant_secrets.py``). Saving a record also registers the tenant
 in the small ``~tenants`` partition, so timers list tenants without a cross-partition scan.
+A save that changes the status writes ``integration.status_changed`` to the product in the
+same transaction (outbox rows ``x~...``, ``core/services/stores/outbox.py``).
 """
 
 from __future__ import annotations
@@ -12,10 +14,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
+from core.domain.errors import ConcurrencyConflict, NotFound
 from core.domain.integration import ConnectionMethod, Integration, IntegrationStatus, PairingPolicy
+from core.domain.product_events import integration_drafts
 from core.names import Tables
-from core.ports import Entity, EntityValue, TableStore
+from core.ports import Entity, EntityValue, TableOp, TableStore
 from core.services.stores.codec import Versioned, as_datetime, as_int, opt_str
+from core.services.stores.outbox import Outbox, make_events
 
 INTEGRATION_ROW = "integration"
 CONSENT_ROW = "consent"
@@ -73,6 +78,7 @@ def integration_from_entity(tenant_id: str, d: dict[str, EntityValue]) -> Integr
 class IntegrationRepository:
     def __init__(self, tables: TableStore) -> None:
         self.tables = tables
+        self.outbox = Outbox(tables)
 
     def get(self, tenant_id: str) -> Versioned[Integration] | None:
         e = self.tables.get(Tables.INTEGRATIONS, tenant_id, INTEGRATION_ROW)
@@ -82,14 +88,24 @@ class IntegrationRepository:
         return self.get(tenant_id) or Versioned(Integration(tenant_id=tenant_id), None)
 
     def save(self, integration: Integration, etag: str | None) -> Versioned[Integration]:
-        """Insert when ``etag`` is None (``Conflict`` if someone else created it), else replace if unchanged."""
+        """Insert when ``etag`` is None (``Conflict`` if someone else created it), else replace if unchanged.
+        A status change writes ``integration.status_changed`` in the same transaction."""
         entity = Entity(integration.tenant_id, INTEGRATION_ROW, integration_to_entity(integration), etag)
         if etag is None:
-            stored = self.tables.insert(Tables.INTEGRATIONS, entity)
+            previous = None
+            op = TableOp("insert", entity)
         else:
-            stored = self.tables.update(Tables.INTEGRATIONS, entity)
+            found = self.tables.get(Tables.INTEGRATIONS, integration.tenant_id, INTEGRATION_ROW)
+            if found is None:
+                raise NotFound()
+            if found.etag != etag:
+                raise ConcurrencyConflict()
+            previous = integration_from_entity(integration.tenant_id, dict(found.data))
+            op = TableOp("update", entity)
+        events = make_events(integration.tenant_id, integration_drafts(previous, integration), integration.updated_at)
+        stored = self.outbox.commit(Tables.INTEGRATIONS, op, events)
         self.tables.upsert(Tables.INTEGRATIONS, Entity(REGISTRY_PARTITION, integration.tenant_id, {}))
-        return Versioned(integration, stored.etag)
+        return Versioned(integration, stored.etag if stored is not None else None)
 
     def status(self, tenant_id: str) -> str | None:
         """The stored status of the tenant's integration (one point read), None when there is none."""

@@ -12,6 +12,12 @@ range query instead of scanning every session ever stored; each carries what the
 needs to plan work and subscription housekeeping without reading the session itself.
 Tenants whose sessions predate the index are backfilled once (``backfill_start_index``).
 
+Saving a session also writes the product events the change produces (``session.booked``,
+``session.rescheduled``...; ``core/domain/product_events.py``) as outbox rows ``x~...`` in the
+same transaction as the ``s~`` row (``core/services/stores/outbox.py``). ``eventVersion`` on
+the ``s~`` row is the session's event version: it increases with every saved change, and
+the events of a save carry the versions it took, so receivers can drop stale deliveries.
+
 The ``eventindex`` table maps a Graph event id to its session (RowKey = event id,
 encoded by the adapter), which lets a change notification for an untracked event
 cost one point read and zero Graph calls.
@@ -25,11 +31,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from core.domain.calendar import ResponseType
-from core.domain.errors import NotFound
+from core.domain.errors import ConcurrencyConflict, NotFound
+from core.domain.product_events import session_drafts
 from core.domain.sessions import AttendeeState, ChangeSource, PendingOp, Session, SessionStatus
 from core.names import Tables
-from core.ports import Entity, EntityValue, TableStore
+from core.ports import Entity, EntityValue, TableOp, TableStore
 from core.services.stores.codec import END, Versioned, as_datetime, as_int, iso_utc, opt_str
+from core.services.stores.outbox import Outbox, make_events
+
+EVENT_VERSION = "eventVersion"  # the s~ row's event version (module docstring)
+_UNCONDITIONAL_ATTEMPTS = 5
 
 
 def session_to_entity(s: Session) -> dict[str, EntityValue]:
@@ -160,6 +171,7 @@ class SessionRepository:
 
     def __init__(self, tables: TableStore) -> None:
         self.tables = tables
+        self.outbox = Outbox(tables)
 
     def get(self, tenant_id: str, session_id: str) -> Versioned[Session] | None:
         e = self.tables.get(Tables.SESSIONS, tenant_id, f"s~{session_id}")
@@ -174,33 +186,59 @@ class SessionRepository:
         return found
 
     def add(self, session: Session) -> Versioned[Session]:
-        """Store a new session and index it for each participant."""
-        stored = self.tables.insert(
-            Tables.SESSIONS, Entity(session.tenant_id, f"s~{session.session_id}", session_to_entity(session))
+        """Store a new session (with the events it produces, if any) and index it for each participant."""
+        drafts = session_drafts(None, session, 1)
+        data = {**session_to_entity(session), EVENT_VERSION: max(1, len(drafts))}
+        events = make_events(session.tenant_id, drafts, session.updated_at or session.created_at)
+        stored = self.outbox.commit(
+            Tables.SESSIONS, TableOp("insert", Entity(session.tenant_id, f"s~{session.session_id}", data)), events
         )
         self._index_users(session)
         self._index_start(session)
-        return Versioned(session, stored.etag)
+        return Versioned(session, stored.etag if stored is not None else None)
 
     def save(self, session: Session, etag: str | None, previous: Session | None = None) -> Versioned[Session]:
-        """Replace if ``etag`` still matches (``ConcurrencyConflict`` otherwise); keeps indexes in step."""
-        stored = self.tables.update(
-            Tables.SESSIONS, Entity(session.tenant_id, f"s~{session.session_id}", session_to_entity(session), etag)
-        )
-        if previous is not None and previous.start != session.start:
+        """Replace if ``etag`` still matches (``ConcurrencyConflict`` otherwise; ``etag=None`` replaces
+        whatever is stored); keeps indexes in step. The product events of the change are derived
+        from what is stored now and written in the same transaction, and the event version goes up.
+        ``previous`` is accepted for callers' convenience; the stored row is what counts."""
+        for _ in range(_UNCONDITIONAL_ATTEMPTS):
+            current = self.tables.get(Tables.SESSIONS, session.tenant_id, f"s~{session.session_id}")
+            if current is None:
+                raise NotFound()
+            if etag is not None and current.etag != etag:
+                raise ConcurrencyConflict()
+            stored_prev = session_from_entity(session.tenant_id, session.session_id, dict(current.data))
+            base = as_int(current.data.get(EVENT_VERSION), 0)
+            drafts = session_drafts(stored_prev, session, base + 1)
+            data = {**session_to_entity(session), EVENT_VERSION: base + max(1, len(drafts))}
+            events = make_events(session.tenant_id, drafts, session.updated_at)
+            state = TableOp("update", Entity(session.tenant_id, f"s~{session.session_id}", data, current.etag))
+            try:
+                stored = self.outbox.commit(Tables.SESSIONS, state, events)
+            except ConcurrencyConflict:
+                if etag is not None:
+                    raise
+                continue  # an unconditional save lost a race between our read and write: read again
+            break
+        else:
+            raise ConcurrencyConflict()
+        previous = stored_prev
+        if previous.start != session.start:
             self._index_users(session)
             self._unindex_users(previous)
-        if (
-            previous is None
-            or _start_rk(previous) != _start_rk(session)
-            or _start_row_data(previous) != _start_row_data(session)
-        ):
+        if _start_rk(previous) != _start_rk(session) or _start_row_data(previous) != _start_row_data(session):
             self._index_start(session)
-            if previous is not None and _start_rk(previous) != _start_rk(session):
+            if _start_rk(previous) != _start_rk(session):
                 self.tables.delete(Tables.SESSIONS, previous.tenant_id, _start_rk(previous))
-        if session.event_id and (previous is None or previous.event_id != session.event_id):
+        if session.event_id and previous.event_id != session.event_id:
             self.index_event(session.tenant_id, session.event_id, session.session_id)
-        return Versioned(session, stored.etag)
+        return Versioned(session, stored.etag if stored is not None else None)
+
+    def event_version(self, tenant_id: str, session_id: str) -> int:
+        """The session's current event version (0 when it has none yet)."""
+        e = self.tables.get(Tables.SESSIONS, tenant_id, f"s~{session_id}")
+        return 0 if e is None else as_int(e.data.get(EVENT_VERSION), 0)
 
     # user index
     def _user_ids(self, s: Session) -> set[str]:

@@ -1,0 +1,163 @@
+"""Moves outbox rows to the product-events queue: one pending delivery per matching endpoint.
+
+``committed`` is the outbox relay (core/services/stores/outbox.py): a repository calls it
+right after a state change and its events were committed together. For each undispatched
+event of that table and tenant, in (stream, seq) order, the dispatcher
+
+1. records the event in the event log (``productevents``, 30 days, the source of replay);
+2. creates one pending delivery row per enabled endpoint whose filter wants the type
+   (``webhookdeliveries`` ``p~...``, the signed body and retry state) and queues one
+   ``webhook_delivery`` message for it;
+3. deletes the outbox row.
+
+Every step is idempotent (the event log row and pending rows have fixed keys; an existing
+pending row only gets another message, which the worker recognises), so a crash anywhere
+is repaired by running the same steps again: ``sweep`` (a timer) does that for outbox rows
+older than a few seconds, and re-queues pending deliveries whose message was lost.
+Dispatching a partition's rows in (stream, seq) order means a later version of a session
+never has a pending row while an earlier committed one has not: the worker's order check
+(an earlier pending row of the same session and endpoint) therefore covers every version.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Final
+
+from core.domain.commands import WebhookDeliveryCommand
+from core.domain.errors import ConcurrencyConflict, NotFound
+from core.domain.product_events import ProductEvent, delay_seconds, wants
+from core.names import Queues, Tables
+from core.ports import Clock, CommandQueue, TableStore
+from core.services.stores.codec import Versioned
+from core.services.stores.integrations import IntegrationRepository
+from core.services.stores.outbox import Outbox
+from core.services.stores.webhooks import DeliveryStore, EndpointRepository, EventLog, PendingDelivery, WebhookEndpoint
+
+log = logging.getLogger(__name__)
+
+# The tables whose repositories write outbox rows (the sweep reads these).
+OUTBOX_TABLES: Final = (Tables.SESSIONS, Tables.INTEGRATIONS, Tables.CONNECTIONS, Tables.ACCESS_TESTS)
+SWEEP_MIN_AGE: Final = timedelta(seconds=20)  # younger rows are being dispatched right after their commit
+STRANDED_AFTER: Final = timedelta(minutes=2)  # a pending delivery this overdue lost its message
+
+
+class ProductEventDispatcher:
+    """The outbox relay and the sweep (module docstring)."""
+
+    def __init__(self, tables: TableStore, queues: CommandQueue, clock: Clock) -> None:
+        self.outbox = Outbox(tables)
+        self.endpoints = EndpointRepository(tables)
+        self.deliveries = DeliveryStore(tables)
+        self.events = EventLog(tables)
+        self.integrations = IntegrationRepository(tables)
+        self.queues = queues
+        self.clock = clock
+
+    # --- the relay ---------------------------------------------------------------------------
+
+    def committed(self, table: str, tenant_id: str) -> None:
+        self.dispatch(table, tenant_id)
+
+    def dispatch(self, table: str, tenant_id: str, *, min_age: timedelta | None = None) -> int:
+        """Dispatch the undispatched events of one table and tenant; how many were dispatched."""
+        rows = list(self.outbox.pending(table, tenant_id))
+        if min_age is not None:
+            cut = self.clock.now() - min_age
+            rows = [r for r in rows if r.event.occurred_at <= cut]
+        if not rows:
+            return 0
+        endpoints = self.enabled_endpoints(tenant_id)
+        for row in rows:
+            self.publish(row.event, endpoints)
+            self.outbox.remove(row)
+        log.info("product events dispatched", extra={"tenant": tenant_id, "count": len(rows)})
+        return len(rows)
+
+    def enabled_endpoints(self, tenant_id: str) -> list[WebhookEndpoint]:
+        return [found.value for found in self.endpoints.list(tenant_id) if found.value.enabled]
+
+    def publish(self, event: ProductEvent, endpoints: Sequence[WebhookEndpoint]) -> int:
+        """Log the event and queue it to every endpoint whose filter wants it; how many endpoints."""
+        self.events.record(event)
+        count = 0
+        for endpoint in endpoints:
+            if wants(endpoint.events, event.type):
+                self.enqueue(event, endpoint.endpoint_id)
+                count += 1
+        return count
+
+    def enqueue(self, event: ProductEvent, endpoint_id: str, *, kick: bool = False) -> PendingDelivery:
+        """Create the pending delivery of ``event`` to one endpoint and queue its message.
+
+        When it already exists (a re-dispatch after a crash, or a replay of an event that is
+        still pending), it is left as it is and gets another message, unless ``kick`` (a
+        replay) makes it due now (and unparks it).
+        """
+        now = self.clock.now()
+        pending = PendingDelivery(
+            tenant_id=event.tenant_id, endpoint_id=endpoint_id, event_id=event.event_id, type=event.type,
+            stream=event.ordering_stream, seq=event.seq, body=event.body(), created_at=now, next_attempt_at=now,
+        )
+        if self.deliveries.add_pending(pending):
+            self.send(pending, now)
+            return pending
+        found = self.deliveries.get_pending(event.tenant_id, pending.row_key)
+        if found is None:  # delivered between our insert and read: nothing left to do
+            return pending
+        if kick:
+            return self.kick(found) or found.value
+        self.send(found.value, found.value.next_attempt_at or now)
+        return found.value
+
+    def kick(self, found: Versioned[PendingDelivery]) -> PendingDelivery | None:
+        """Make a waiting or parked delivery due now and queue it (None when it changed meanwhile)."""
+        now = self.clock.now()
+        due = replace(found.value, next_attempt_at=now, parked=False)
+        try:
+            self.deliveries.save_pending(due, found.etag)
+        except (ConcurrencyConflict, NotFound):
+            return None
+        self.send(due, now)
+        return due
+
+    def send(self, pending: PendingDelivery, due: datetime) -> None:
+        now = self.clock.now()
+        command = WebhookDeliveryCommand(pending.tenant_id, pending.endpoint_id, pending.row_key, pending.event_id, due)
+        self.queues.send(Queues.PRODUCT_EVENTS, command.to_message(), delay_seconds=delay_seconds(due, now))
+
+    # --- the sweep timer -----------------------------------------------------------------------
+
+    def sweep(self) -> dict[str, int]:
+        """Dispatch outbox rows a crash left behind, re-queue stranded deliveries, unpark deliveries
+        of endpoints enabled again. Returns counts (for the log)."""
+        counts = {"dispatched": 0, "requeued": 0}
+        for tenant_id in self.integrations.tenants():
+            try:
+                for table in OUTBOX_TABLES:
+                    counts["dispatched"] += self.dispatch(table, tenant_id, min_age=SWEEP_MIN_AGE)
+                counts["requeued"] += self._requeue_stranded(tenant_id)
+            except Exception as exc:  # one tenant's failure must not stop the others
+                log.error("product-event sweep failed for a tenant (%s)", type(exc).__name__,
+                          extra={"tenant": tenant_id})
+        return counts
+
+    def _requeue_stranded(self, tenant_id: str) -> int:
+        now = self.clock.now()
+        enabled: set[str] | None = None
+        count = 0
+        for found in self.deliveries.pending_of_tenant(tenant_id):
+            p = found.value
+            if p.parked:
+                if enabled is None:
+                    enabled = {e.endpoint_id for e in self.enabled_endpoints(tenant_id)}
+                if p.endpoint_id in enabled and self.kick(found) is not None:
+                    count += 1
+                continue
+            if p.next_attempt_at is None or p.next_attempt_at < now - STRANDED_AFTER:
+                self.send(p, p.next_attempt_at or now)
+                count += 1
+        return count

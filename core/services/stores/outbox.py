@@ -1,0 +1,183 @@
+"""The transactional outbox: product events written in the same transaction as the state they describe.
+
+A repository that owns state the product hears about (sessions, integrations,
+connections, access tests) derives the events of a change with a pure function
+(``core/domain/product_events.py``) and writes them as outbox rows **in the same
+entity-group transaction** as the state row (``TableStore.transact``: same table, same
+partition = the tenant). So a change is never saved without its events, and an event
+is never queued for a change that was not saved. Nothing is lost to a crash between
+"saved" and "queued": the rows stay until they are dispatched.
+
+Outbox rows live beside the state, under RowKey ``x~<stream>~<seq>~<eventId>`` in the
+tenant's partition of that table (``x~`` sorts after every other prefix used there and
+no other reader scans it). Properties: ``eventId``, ``type``, ``occurredAt``, ``stream``,
+``seq`` and ``data`` (the event's metadata as JSON).
+
+Right after a commit the repository tells the table store's **relay** (the dispatcher,
+``core/services/product_events/dispatcher.py``, attached once by the composition root)
+which table and tenant have new rows; the relay moves them to the product-events queue
+and deletes them. A relay failure never fails the save (the state is committed): the
+sweep timer dispatches whatever a crash or an outage left behind.
+
+Why a relay attached to the ``TableStore`` rather than a constructor argument: every
+service builds its repositories from the container's ``TableStore`` (about fifteen call
+sites across features); attaching the relay to that store gives each of them the
+immediate dispatch without changing how any of them builds a repository. A store
+without a relay (a unit test's fake) still writes the outbox; the sweep dispatches it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import weakref
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final, Protocol
+
+from core.domain.product_events import EVENT_ID_PREFIX, EventDraft, EventType, ProductEvent, ulid
+from core.ports import Entity, EntityValue, TableOp, TableStore
+from core.services.stores.codec import END, as_int, require_datetime
+
+log = logging.getLogger(__name__)
+
+OUTBOX_PREFIX: Final = "x~"
+OUTBOX_END: Final = OUTBOX_PREFIX + END
+
+
+def new_event_id(at: datetime) -> str:
+    """``evt_<ULID>``: unique, and ordered by the time the event happened."""
+    return EVENT_ID_PREFIX + ulid(at, secrets.token_bytes(10))
+
+
+def make_events(tenant_id: str, drafts: Sequence[EventDraft], at: datetime | None) -> list[ProductEvent]:
+    """Give drafts their ids and time (the change's own time; the wall clock when it has none)."""
+    when = (at or datetime.now(UTC)).astimezone(UTC)
+    return [
+        ProductEvent(new_event_id(when), d.type, tenant_id, when, dict(d.data), d.stream, d.seq) for d in drafts
+    ]
+
+
+def outbox_row_key(event: ProductEvent) -> str:
+    return f"{OUTBOX_PREFIX}{event.ordering_stream}~{event.seq:010d}~{event.event_id}"
+
+
+def event_to_data(event: ProductEvent) -> dict[str, EntityValue]:
+    return {
+        "eventId": event.event_id,
+        "type": event.type.value,
+        "occurredAt": event.occurred_at,
+        "stream": event.ordering_stream,
+        "seq": event.seq,
+        "data": json.dumps(event.data, separators=(",", ":"), ensure_ascii=False),
+    }
+
+
+def event_from_data(tenant_id: str, d: dict[str, EntityValue]) -> ProductEvent:
+    raw: Any = json.loads(str(d.get("data") or "{}"))
+    return ProductEvent(
+        event_id=str(d["eventId"]),
+        type=EventType(str(d["type"])),
+        tenant_id=tenant_id,
+        occurred_at=require_datetime(d.get("occurredAt")),
+        data=raw if isinstance(raw, dict) else {},
+        stream=str(d.get("stream") or ""),
+        seq=as_int(d.get("seq")),
+    )
+
+
+def outbox_ops(tenant_id: str, events: Sequence[ProductEvent]) -> list[TableOp]:
+    return [TableOp("insert", Entity(tenant_id, outbox_row_key(e), event_to_data(e))) for e in events]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """One undispatched event, where it waits."""
+
+    table: str
+    row_key: str
+    event: ProductEvent
+
+
+class OutboxRelay(Protocol):
+    """Told right after a commit that ``table`` has new outbox rows for ``tenant_id``."""
+
+    def committed(self, table: str, tenant_id: str) -> None:
+        ...
+
+
+_relays: weakref.WeakKeyDictionary[Any, OutboxRelay] = weakref.WeakKeyDictionary()
+
+
+def attach_relay(tables: TableStore, relay: OutboxRelay | None) -> None:
+    """Make ``relay`` hear about every outbox commit through ``tables`` (None detaches)."""
+    if relay is None:
+        _relays.pop(tables, None)
+    else:
+        _relays[tables] = relay
+
+
+def relay_of(tables: TableStore) -> OutboxRelay | None:
+    return _relays.get(tables)
+
+
+class Outbox:
+    """Writes a state row with its events atomically, and reads and clears undispatched rows."""
+
+    def __init__(self, tables: TableStore) -> None:
+        self.tables = tables
+
+    def commit(self, table: str, state: TableOp, events: Sequence[ProductEvent]) -> Entity | None:
+        """Apply ``state`` (one row of the tenant's partition) and insert the events' outbox rows in
+        one transaction; without events, the single write. Returns what ``state`` stored."""
+        tenant_id = state.entity.partition_key
+        if not events:
+            return self._single(table, state)
+        stored = self.tables.transact(table, tenant_id, [state, *outbox_ops(tenant_id, events)])[0]
+        self.committed(table, tenant_id)
+        return stored
+
+    def add(self, table: str, tenant_id: str, events: Sequence[ProductEvent]) -> None:
+        """Events with no state row of their own in this call (one transaction, then the relay)."""
+        if events:
+            self.tables.transact(table, tenant_id, outbox_ops(tenant_id, events))
+            self.committed(table, tenant_id)
+
+    def committed(self, table: str, tenant_id: str) -> None:
+        relay = relay_of(self.tables)
+        if relay is None:
+            return
+        try:
+            relay.committed(table, tenant_id)
+        except Exception as exc:  # the change is saved; the sweep dispatches what is left
+            log.warning("product events not dispatched right away (%s); the sweep will", type(exc).__name__,
+                        extra={"tenant": tenant_id})
+
+    def _single(self, table: str, op: TableOp) -> Entity | None:
+        if op.kind == "insert":
+            return self.tables.insert(table, op.entity)
+        if op.kind == "update":
+            return self.tables.update(table, op.entity)
+        if op.kind == "upsert":
+            return self.tables.upsert(table, op.entity)
+        self.tables.delete(table, op.entity.partition_key, op.entity.row_key, op.entity.etag)
+        return None
+
+    def pending(self, table: str, tenant_id: str, *, limit: int | None = None) -> Iterator[OutboxRow]:
+        """Undispatched events of a tenant in one table, in (stream, seq) order."""
+        for e in self.tables.query(table, tenant_id, row_key_from=OUTBOX_PREFIX, row_key_to=OUTBOX_END,
+                                   limit=limit):
+            try:
+                yield OutboxRow(table, e.row_key, event_from_data(tenant_id, dict(e.data)))
+            except (KeyError, ValueError, TypeError) as exc:
+                log.error("unreadable outbox row left in place (%s)", type(exc).__name__, extra={"tenant": tenant_id})
+
+    def remove(self, row: OutboxRow) -> None:
+        self.tables.delete(row.table, row.event.tenant_id, row.row_key)
+
+
+def is_outbox_row(row_key: str) -> bool:
+    """Readers that scan a whole tenant partition skip outbox rows with this."""
+    return row_key.startswith(OUTBOX_PREFIX)
