@@ -12,13 +12,15 @@ from functions import (
     integration_jobs,
     meta,
     pairings,
+    product_webhooks,
     sessions,
     sync_jobs,
     webhooks,
 )
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
-for blueprint in (health, meta, integration, connections, pairings, availability, sessions, webhooks):
+for blueprint in (health, meta, integration, connections, pairings, availability, sessions, webhooks,
+                  product_webhooks):
     app.register_functions(blueprint.bp)
 app.register_functions(event_jobs.bp)
 app.register_functions(integration_jobs.bp)

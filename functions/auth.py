@@ -20,7 +20,7 @@ import azure.functions as func
 
 from core.bootstrap import Container
 from core.domain.errors import Forbidden, InsufficientScope, InvalidToken, MissingToken, TenantNotOnboarded
-from core.services.authz import Caller, require_admin, require_pairing_writer
+from core.services.authz import Caller, require_admin, require_pairing_writer, require_webhook_manager
 
 if TYPE_CHECKING:
     from core.ports import TokenClaims
@@ -33,6 +33,11 @@ class Auth(enum.Enum):
     USER = "user"  # a signed-in user of an onboarded tenant (delegated token with the API scope)
     ADMIN = "admin"  # USER + the Integration.Admin app role
     PAIRING_WRITER = "pairing_writer"  # ADMIN, or an app-only token with Pairings.ReadWrite.All
+    WEBHOOK_MANAGER = "webhook_manager"  # ADMIN, or an app-only token with Webhooks.ReadWrite.All
+
+    @property
+    def admits_app_tokens(self) -> bool:
+        return self in (Auth.PAIRING_WRITER, Auth.WEBHOOK_MANAGER)
 
 
 def bearer_token(req: func.HttpRequest) -> str:
@@ -71,7 +76,7 @@ def authenticate(req: func.HttpRequest, auth: Auth, container: Container, *, onb
     claims = container.token_validator.validate(bearer_token(req))
     caller = caller_from(claims)
     if caller.is_app:
-        if auth is not Auth.PAIRING_WRITER:
+        if not auth.admits_app_tokens:
             raise Forbidden("App-only tokens cannot call this route.", code="user_token_required")
     elif settings.api_scope not in caller.scopes:
         raise InsufficientScope(settings.api_scope)
@@ -86,4 +91,6 @@ def authenticate(req: func.HttpRequest, auth: Auth, container: Container, *, onb
         require_admin(caller)
     elif auth is Auth.PAIRING_WRITER:
         require_pairing_writer(caller)
+    elif auth is Auth.WEBHOOK_MANAGER:
+        require_webhook_manager(caller)
     return caller

@@ -18,6 +18,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from functions.auth import Auth
 from functions.endpoint import RouteSpec, registered_routes
 from functions.schemas.meta import Error
+from functions.schemas.product_webhooks import WEBHOOKS
 from functions.schemas.webhooks import MAX_VALIDATION_TOKEN_CHARS
 
 REF_TEMPLATE: Final = "#/components/schemas/{model}"
@@ -38,6 +39,7 @@ _AUTH_TEXT: Final[dict[Auth, str]] = {
     Auth.USER: "A signed-in user of an onboarded tenant (delegated token with the API scope).",
     Auth.ADMIN: "A signed-in user with the Integration.Admin app role.",
     Auth.PAIRING_WRITER: "Integration.Admin, or an app-only token with the Pairings.ReadWrite.All role.",
+    Auth.WEBHOOK_MANAGER: "Integration.Admin, or an app-only token with the Webhooks.ReadWrite.All role.",
 }
 
 _lock = threading.Lock()
@@ -56,6 +58,7 @@ def openapi_document() -> dict[str, Any]:
 
 def build_document(routes: list[RouteSpec]) -> dict[str, Any]:
     wanted: list[tuple[type[BaseModel], JsonSchemaMode]] = [(Error, "serialization")]
+    wanted += [(model, "serialization") for _, model, _ in WEBHOOKS]
     for spec in routes:
         for model in (spec.body, spec.query, spec.path):
             if model is not None:
@@ -87,6 +90,11 @@ def build_document(routes: list[RouteSpec]) -> dict[str, Any]:
         paths.setdefault(spec.path_template, {})[spec.method.lower()] = operation
 
     error_ref = ref(Error, "serialization")
+    webhooks = {
+        name: {"post": _webhook_operation(name, summary, ref(model, "serialization"))}
+        for names, model, summary in WEBHOOKS
+        for name in names
+    }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -97,6 +105,7 @@ def build_document(routes: list[RouteSpec]) -> dict[str, Any]:
             "license": {"name": "MIT", "identifier": "MIT"},
         },
         "paths": dict(sorted(paths.items())),
+        "webhooks": webhooks,
         "components": {
             "schemas": schemas,
             "securitySchemes": {
@@ -117,6 +126,38 @@ def build_document(routes: list[RouteSpec]) -> dict[str, Any]:
                 name: {"description": text, "content": {"application/json": {"schema": error_ref}}}
                 for name, text in _ERRORS.values()
             },
+        },
+    }
+
+
+_WEBHOOK_HEADERS: Final = (
+    ("webhook-id", "The event id (evt_...): the same for every retry and replay of this event. Deduplicate by it."),
+    ("webhook-timestamp", "When this attempt was signed, in seconds since the Unix epoch; refuse it when it "
+                          "is more than 5 minutes from your clock."),
+    ("webhook-signature", "Space-separated `v1,<base64 HMAC-SHA256 of '<id>.<timestamp>.<body>'>` signatures, "
+                          "one per live secret (two for 24 h after a rotation); verify with the Standard "
+                          "Webhooks libraries."),
+)
+
+
+def _webhook_operation(name: str, summary: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """One event type as an OpenAPI 3.1 webhook: what the service POSTs to a registered endpoint."""
+    return {
+        "operationId": "webhook_" + name.replace(".", "_"),
+        "summary": f"{name}: {summary}",
+        "description": "Sent to every enabled endpoint whose event filter includes this type (Standard Webhooks). "
+                       "At least once: retried with back-off for at least 24 h; session events carry `version`, "
+                       "and a later version is not sent to an endpoint before an earlier one of the same session.",
+        "tags": ["webhooks"],
+        "parameters": [
+            {"name": header, "in": "header", "required": True, "schema": {"type": "string"}, "description": text}
+            for header, text in _WEBHOOK_HEADERS
+        ],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}},
+        "responses": {
+            "2XX": {"description": "Received: any 2xx within 10 seconds; the body is ignored."},
+            "410": {"description": "Gone: the endpoint is disabled and receives nothing more."},
+            "default": {"description": "Anything else (or no answer within 10 s, or a redirect) is retried."},
         },
     }
 

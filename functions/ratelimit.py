@@ -28,6 +28,7 @@ class Limit:
 
 LIMITS: Final[dict[str, Limit]] = {
     "session_writes": Limit(burst=20, refill_seconds=3.0),
+    "webhook_sends": Limit(burst=20, refill_seconds=3.0),  # ping and replay (each queues deliveries)
 }
 MAX_BUCKETS: Final = 50_000
 

@@ -21,6 +21,7 @@ from core.domain.errors import Forbidden, NotFound
 
 ROLE_INTEGRATION_ADMIN: Final = "Integration.Admin"
 ROLE_PAIRINGS_WRITER: Final = "Pairings.ReadWrite.All"
+ROLE_WEBHOOKS_WRITER: Final = "Webhooks.ReadWrite.All"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,18 @@ def require_pairing_writer(caller: Caller) -> None:
     raise Forbidden(
         "This needs the Integration.Admin role, or an app token with Pairings.ReadWrite.All.",
         code="pairing_writer_required",
+    )
+
+
+def require_webhook_manager(caller: Caller) -> None:
+    """Webhook endpoints: an admin, or the product's server (app-only token with ``Webhooks.ReadWrite.All``)."""
+    if caller.is_admin:
+        return
+    if caller.is_app and ROLE_WEBHOOKS_WRITER in caller.roles:
+        return
+    raise Forbidden(
+        "This needs the Integration.Admin role, or an app token with Webhooks.ReadWrite.All.",
+        code="webhook_manager_required",
     )
 
 
