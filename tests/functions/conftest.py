@@ -189,6 +189,7 @@ def env(jwks: KeySource) -> Iterator[Env]:
 AUTH_REFUSAL_CODES = frozenset({
     "unauthenticated", "invalid_token", "token_expired", "insufficient_scope", "user_token_required",
     "tenant_not_onboarded", "tenant_not_allowed", "admin_role_required", "pairing_writer_required",
+    "webhook_manager_required",
 })
 
 
