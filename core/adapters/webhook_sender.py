@@ -87,9 +87,11 @@ class _PinningAdapter(HTTPAdapter):
 class RequestsWebhookSender:
     """The ``WebhookSender`` port (module docstring)."""
 
-    def __init__(self, *, local_mode: bool, resolver: Resolver = resolve, verify: bool | str = True) -> None:
+    def __init__(self, *, local_mode: bool, resolver: Resolver = resolve, verify: bool | str = True,
+                 timeout: tuple[float, float] = (CONNECT_TIMEOUT, READ_TIMEOUT)) -> None:
         self.local_mode = local_mode
         self.resolver = resolver
+        self.timeout = timeout
         self.session = requests.Session()
         self.session.trust_env = False  # no proxy: it would connect for us, defeating the pinning
         self.session.verify = verify
@@ -143,7 +145,7 @@ class RequestsWebhookSender:
         prepared = requests.Request("POST", url, headers=headers, data=body.encode("utf-8")).prepare()
         setattr(prepared, _PIN_ATTRIBUTE, addresses[0])
         try:
-            response = self.session.send(prepared, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT), allow_redirects=False,
+            response = self.session.send(prepared, timeout=self.timeout, allow_redirects=False,
                                          stream=True)
         except requests.exceptions.SSLError:
             return WebhookAttempt(None, took(), "tls_failed")
