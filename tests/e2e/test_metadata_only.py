@@ -18,10 +18,14 @@ from azure.data.tables import TableServiceClient
 from azure.storage.queue import QueueServiceClient
 
 from core.names import Queues, Tables
+from local.simulator import seed
 from tests.e2e.conftest import Stack
 from tests.e2e.test_booking_e2e import ROOM, book, ensure_contoso, pair, upn, wait_status
 from tests.log_guard import find_leaks, sentinel
+from tests.support.receiver import Receiver
 
+# Product-event outbox rows, written with the state they describe (core/services/stores/outbox.py).
+OUTBOX: Final = ("eventId", "type", "occurredAt", "stream", "seq", "data")
 SYSTEM: Final = frozenset({"PartitionKey", "RowKey", "Timestamp", "_rawPartitionKey", "_rawRowKey"})
 COMMENT = sentinel("Confidential comment: metadata e2e")
 
@@ -35,6 +39,8 @@ ALLOWED: Final[dict[str, frozenset[str]]] = {
         "source", "failureReason", "pairingId", "calendarId", "createdAt", "updatedAt",
         # the per-user index rows
         "sessionId",
+        # the session's event version, and product-event outbox rows (ids, type, time, order, metadata JSON)
+        "eventVersion", *OUTBOX,
     }),
     "eventindex": frozenset({"sessionId"}),
     "pairings": frozenset({"mentorId", "mentorAddress", "menteeId", "menteeAddress", "active", "updatedAt",
@@ -45,11 +51,13 @@ ALLOWED: Final[dict[str, frozenset[str]]] = {
         "updatedAt",
         # registry rows of the tenant's secret NAMES (never values), so disconnect can delete them
         "name",
+        *OUTBOX,
     }),
     "accesstests": frozenset({
         "accessible", "byReason", "errorCode", "finishedAt", "graphCalls", "hints", "inaccessible", "lastFinished",
         "latest", "requestedBy", "sampled", "startedAt", "status", "userChunks",
         *(f"users{i}" for i in range(64)),  # the per-user results, chunked under the 64 KiB property limit
+        *OUTBOX,
     }),
     "alerts": frozenset({"detail", "kind", "lastSentAt", "sentAt", "since", "suppressed"}),
     "audit": frozenset({"action", "actor", "at", "changes"}),
@@ -57,9 +65,21 @@ ALLOWED: Final[dict[str, frozenset[str]]] = {
                                 "subscriptionId", "userId", "deltaLink", "resource", "status", "tenantId"}),
     "subscriptionexpiry": frozenset({"subscriptionId", "tenantId", "userId"}),
     "connections": frozenset({"userId", "purpose", "status", "reason", "username", "connectedAt", "updatedAt",
-                              "connectedBy", "scope"}),
+                              "connectedBy", "scope", *OUTBOX}),
     "oauthstates": frozenset({"adminOid", "purpose", "userOid", "loginHint", "createdAt", "expiresAt", "flow"}),
     "ratelimits": frozenset({"tokens", "at", "updatedAt"}),
+    # Events to the product (core/services/stores/webhooks.py). Endpoints: configuration and secret VERSION
+    # numbers (the secrets live in the secret store). Deliveries: pending rows (the signed body is the event's
+    # metadata JSON), the delivery log (status, latency; never a payload) and endpoint health. Events: 30 days.
+    "webhookendpoints": frozenset({"url", "events", "description", "enabled", "createdAt", "updatedAt", "createdBy",
+                                   "secretVersion", "previousSecretVersion", "previousSecretUntil", "disabledReason",
+                                   "disabledAt"}),
+    "webhookdeliveries": frozenset({
+        "eventId", "type", "stream", "seq", "body", "createdAt", "attempts", "firstAttemptAt", "nextAttemptAt",
+        "parked", "at", "attempt", "outcome", "status", "latencyMs", "error", "replay", "failingSince",
+        "lastSuccessAt", "lastFailureAt", "consecutiveFailures",
+    }),
+    "productevents": frozenset({"type", "occurredAt", "stream", "seq", "body"}),
 }
 
 
@@ -92,6 +112,11 @@ def _queued_texts(stack: Stack) -> list[str]:
 def test_tables_hold_metadata_only_and_no_subject_anywhere(stack: Stack) -> None:
     """Every stored property is allow-listed; subjects and comments appear in no table and no queued message."""
     ensure_contoso(stack)
+    receiver = Receiver().start()  # the product's webhook endpoint: its tables and messages are audited too
+    admin = stack.token(seed.CONTOSO_ADMIN, roles=["Integration.Admin"])
+    created = stack.call("POST", "/webhooks/endpoints", admin, {"url": receiver.url})
+    assert created.status_code == 201, created.text
+    secret = created.json()["secret"]
     pairing_id = pair(stack, "alice", "bob")
     alice = stack.token(upn("alice"))
     start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=45)
@@ -104,8 +129,12 @@ def test_tables_hold_metadata_only_and_no_subject_anywhere(stack: Stack) -> None
     wait_status(stack, alice, sid, "booked")
     assert stack.call("DELETE", f"/sessions/{sid}", alice, {"comment": COMMENT}).status_code == 202
     wait_status(stack, alice, sid, "cancelled")
+    stack.wait_for(lambda: any(r.json()["type"] == "session.cancelled" for r in receiver.delivered()))
+    receiver.stop()
 
     tables = _entities(stack)
+    stack.call("DELETE", f"/webhooks/endpoints/{created.json()['id']}", admin)
+    assert tables.get("webhookendpoints") and tables.get("webhookdeliveries") and tables.get("productevents")
     assert tables.get("sessions"), "the booking left no session rows to check"
     unexpected: dict[str, set[str]] = {}
     leaks: list[str] = []
@@ -122,3 +151,7 @@ def test_tables_hold_metadata_only_and_no_subject_anywhere(stack: Stack) -> None
     assert unexpected == {}, f"properties outside the allow-list: {unexpected}"
     assert leaks == []
     assert [t for t in _queued_texts(stack) if find_leaks(t)] == []
+    raw_secret = secret.removeprefix("whsec_")
+    assert not [t for t in _queued_texts(stack) if raw_secret in t]
+    assert not [(table, name) for table, entities in tables.items() for entity in entities
+                for name, value in entity.items() if isinstance(value, str) and raw_secret in value]
