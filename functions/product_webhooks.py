@@ -6,7 +6,7 @@ scoped to the caller's tenant; another tenant's endpoint id is simply not found 
 Handlers parse, call ``WebhookEndpointService`` once and map the result.
 
 Queue ``product-events``: ``WebhookDeliveryWorker`` (one delivery, or one replay page).
-Timers: the outbox sweep every five minutes (events a crash left undispatched, deliveries
+Timers: the outbox sweep every minute (events a crash left undispatched, deliveries
 whose message was lost) and the daily retention run (30 days of events and delivery log).
 """
 
@@ -43,7 +43,7 @@ log = logging.getLogger("functions.product_webhooks")
 bp = func.Blueprint()
 M = Models("functions.schemas.product_webhooks")
 TAGS = ("webhooks",)
-SWEEP_SCHEDULE = "0 */5 * * * *"  # the outbox sweep: every five minutes
+SWEEP_SCHEDULE = "0 * * * * *"  # the outbox sweep: every minute
 RETENTION_SCHEDULE = "0 40 3 * * *"  # retention: daily at 03:40 UTC
 
 
@@ -193,7 +193,7 @@ def webhook_endpoint_replay_since(ctx: RequestContext[ReplaySinceBody, NoQuery, 
 @queue_job(bp, Queues.PRODUCT_EVENTS)
 def product_event_job(job: Job) -> None:
     """Deliver one event to one endpoint (or queue one page of a replay)."""
-    job.container.webhook_delivery.handle(job.body)
+    job.container.webhook_delivery.handle(job.body, dequeue_count=job.dequeue_count)
 
 
 @queue_job(bp, Queues.poison(Queues.PRODUCT_EVENTS), poison=True)

@@ -15,6 +15,7 @@ import pytest
 
 from local.simulator.seed import CONTOSO
 from tests.browser.conftest import Console
+from tests.support.receiver import Receiver
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -139,3 +140,25 @@ def test_console_fits_a_phone_and_works_from_the_keyboard(console: Console) -> N
     shown = console.run("phone.mjs", DOMAIN=DOMAIN)
     assert shown["keyboardSignIn"] is True
     assert all(page["overflow"] <= 0 for key, page in shown.items() if key.startswith("#"))
+
+
+def test_admin_registers_a_webhook_endpoint_pings_it_and_rotates_its_secret(console: Console) -> None:
+    """The Webhooks page: a private URL is refused with the service's message; the secret is shown once; a ping
+    reaches the product's receiver signed with it (standardwebhooks verifies), shows as delivered in the log and
+    is replayed with the same webhook-id; disable, enable and rotation work."""
+    _needs(console, "onboarded")
+    receiver = Receiver().start()
+    try:
+        shown = console.run("webhooks.mjs", DOMAIN=DOMAIN, RECEIVER_URL=receiver.url)
+        console.stack.wait_for(lambda: len(receiver.delivered()) >= 2, timeout=30)
+    finally:
+        receiver.stop()
+    assert "private" in shown["refusal"] and shown["status"] == "200"
+    first, replayed = receiver.delivered()[:2]
+    assert receiver.verify(shown["secret"], first)["type"] == "ping"
+    assert replayed.webhook_id == first.webhook_id  # a replay is the same message again
+    admin = console.stack.token(f"admin@{DOMAIN}", roles=["Integration.Admin"])
+    endpoint = console.stack.call("GET", f"/webhooks/endpoints/{shown['endpointId']}", admin).json()
+    assert endpoint["enabled"] is True and endpoint["previousSecretValidUntil"]
+    assert "secret" not in endpoint
+    assert console.stack.call("DELETE", f"/webhooks/endpoints/{shown['endpointId']}", admin).status_code == 204

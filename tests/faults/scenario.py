@@ -19,6 +19,11 @@ simulator in this process):
 5. Failures must be visible: ``doomed`` bookings whose organizers are outside the app's
    allowed scope (Outlook answers 403 for good) must end ``failed``, and the owner must
    get exactly one alert per kind, however many sessions failed.
+6. The product hears about all of it: a webhook endpoint registered right after onboarding
+   points at a flapping receiver (30 % 5xx, one long outage during the Outlook changes;
+   ``tests/faults/product_receiver.py``). Every session event the service logged must have
+   been answered 2xx, each session's versions in order, duplicates only as the same
+   ``webhook-id`` again, and each session's newest event must show its final state.
 
 Checks (``Report``): each session in its expected final state (``lost`` counts
 mismatches: a booking not booked, an Outlook change not reflected); duplicates = events
@@ -42,6 +47,7 @@ import requests
 
 from core.services.owner_alert_worker import TEXTS
 from local.simulator import seed
+from tests.faults import product_receiver
 from tests.faults.procstack import ProcessStack
 from tests.log_guard import JWT_PATTERN
 
@@ -69,6 +75,8 @@ class FaultPlan:
     kill_host: bool = True
     restart_azurite: bool = True
     settle_timeout: float = 300.0
+    receiver_fail_rate: float = 0.3
+    receiver_outage_seconds: float = 15.0
 
     @property
     def graph_faults(self) -> dict[str, Any]:
@@ -111,6 +119,7 @@ class Report:
     azurite_restarts: int = 0
     log_leaks: int = 0
     seconds: float = 0.0
+    product: product_receiver.ProductReport = field(default_factory=product_receiver.ProductReport)
 
     @property
     def ok(self) -> bool:
@@ -119,7 +128,7 @@ class Report:
             and all(n == 1 for n in self.alerts.values())
         )
         return (not self.lost and self.duplicates == 0 and self.doomed_failed == self.doomed_expected
-                and alerts_ok and self.log_leaks == 0)
+                and alerts_ok and self.log_leaks == 0 and self.product.ok)
 
     def lines(self) -> list[str]:
         return [
@@ -132,6 +141,7 @@ class Report:
             f"Graph answers during the run: {dict(sorted(self.graph_status.items()))}",
             f"host SIGKILLs {self.host_kills}, Azurite restarts {self.azurite_restarts}",
             f"subjects or tokens in the host logs: {self.log_leaks}",
+            *self.product.lines(),
             *(f"  lost: {x}" for x in self.lost[:20]),
         ]
 
@@ -346,8 +356,15 @@ def run_scenario(plan: FaultPlan, *, progress: Callable[[str], None] = lambda _:
     began = time.monotonic()
     organizers = max(1, min(plan.organizers, plan.bookings))
     env = {"RECONCILE_SCHEDULE": "*/30 * * * * *", "RENEWAL_SCHEDULE": "0 0 0 1 1 *"}
+    receiver = product_receiver.FlappingReceiver(fail_rate=plan.receiver_fail_rate).start()
     with ProcessStack.create(work=work, extra_env=env, extra_users=2 * organizers) as stack:
         stack.onboard(seed.CONTOSO, seed.CONTOSO_ADMIN, owner_email="owner@contoso.test")
+        admin = stack.token(seed.CONTOSO_ADMIN, roles=["Integration.Admin"])
+        created = call(stack, "POST", "/webhooks/endpoints", admin, {"url": receiver.url}, ok=frozenset({201}))
+        assert created.status_code == 201, created.text
+        secret = str(created.json()["secret"])
+        events_since = datetime.now(UTC)
+        progress(f"product webhook endpoint registered ({plan.receiver_fail_rate:.0%} 5xx)")
         pairs = make_pairings(stack, organizers)
         tokens = {o: stack.token(o) for o, _, _ in pairs}
         ids = {u["userPrincipalName"].lower(): u["id"] for t in control(stack, "GET", "/_sandbox/tenants")
@@ -398,6 +415,7 @@ def run_scenario(plan: FaultPlan, *, progress: Callable[[str], None] = lambda _:
         kinds = ["move", "accept", "cancel", "move", "decline"]
         targets = booked[: report.changes]
         third = max(1, len(targets) // 3)
+        outage = receiver.outage(plan.receiver_outage_seconds, progress) if plan.receiver_outage_seconds else None
         for n, e in enumerate(targets):
             if n == third and plan.restart_azurite:
                 stack.stop_azurite()
@@ -424,10 +442,17 @@ def run_scenario(plan: FaultPlan, *, progress: Callable[[str], None] = lambda _:
         progress(f"converged: {len(report.lost)} lost, {report.duplicates} duplicates")
 
         # -- failures must be visible ------------------------------------------------------------
+        report_doomed: list[Expected] = []
         if plan.doomed:
             report.doomed_expected = plan.doomed
-            report.doomed_failed = doomed_bookings(stack, plan, progress)
+            report.doomed_failed = doomed_bookings(stack, plan, progress, report_doomed)
         report.alerts = alerts_in(stack.outbox)
+        if outage is not None:
+            outage.join()
+        report.product = product_events_converge(stack, receiver, secret, since=events_since,
+                                                 sessions=sessions + report_doomed, timeout=plan.settle_timeout,
+                                                 progress=progress)
+        receiver.stop()
         logs = stack.host_log()
         report.log_leaks = logs.count(SUBJECT) + len(JWT_PATTERN.findall(logs))
         report.seconds = time.monotonic() - began
@@ -436,11 +461,27 @@ def run_scenario(plan: FaultPlan, *, progress: Callable[[str], None] = lambda _:
     return report
 
 
-def doomed_bookings(stack: ProcessStack, plan: FaultPlan, progress: Callable[[str], None]) -> int:
+def product_events_converge(stack: ProcessStack, receiver: product_receiver.FlappingReceiver, secret: str, *,
+                            since: datetime, sessions: list[Expected], timeout: float,
+                            progress: Callable[[str], None]) -> product_receiver.ProductReport:
+    """Wait until the product received every session event (or time runs out); the comparison."""
+    final = {e.session_id: session_doc(stack, e) for e in sessions}
+    deadline = time.monotonic() + timeout
+    while True:
+        found = product_receiver.check(receiver, secret, stack.tables, tenant_id=seed.CONTOSO, since=since,
+                                       final=final)
+        if found.ok or time.monotonic() > deadline:
+            progress(f"product events: {found.delivered} delivered, {len(found.lost)} lost")
+            return found
+        time.sleep(2.0)
+
+
+def doomed_bookings(stack: ProcessStack, plan: FaultPlan, progress: Callable[[str], None],
+                    doomed: list[Expected] | None = None) -> int:
     """Bookings Outlook refuses for good (organizers outside the app's allowed scope): how many end failed."""
     admin = stack.token(seed.CONTOSO_ADMIN, roles=["Integration.Admin"])
     start = (datetime.now(UTC) + timedelta(days=9)).replace(hour=1, minute=0, second=0, microsecond=0)
-    doomed = []
+    doomed = doomed if doomed is not None else []
     for i in range(plan.doomed):
         organizer = upn(f"scoped{i % 3 + 1}")
         r = call(stack, "PUT", f"/pairings/faults-doomed-{i}", admin,

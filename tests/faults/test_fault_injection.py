@@ -5,6 +5,7 @@ Retry-After), fails 5 % (503), spikes latency and goes down for 10 s, every noti
 arrives twice, Azurite is stopped and started and the host process is SIGKILLed twice
 with work in flight (see ``tests/faults/scenario.py`` for the timeline). Then two
 bookings Outlook refuses for good (organizers outside the app's scope) must fail visibly.
+The product's webhook receiver flaps (30 % 5xx) and is down once for 15 s meanwhile.
 """
 
 from __future__ import annotations
@@ -57,3 +58,13 @@ def test_failures_are_visible_as_failed_sessions_and_one_alert_per_kind(report: 
 def test_host_logs_hold_no_subject_and_no_token(report: Report) -> None:
     """The host process never logged a session subject or a token, even while failing."""
     assert report.log_leaks == 0
+
+
+def test_the_product_hears_every_event_in_order_despite_a_flapping_receiver(report: Report) -> None:
+    """Every session event reached the flapping receiver (0 lost), in version order per session, duplicates
+    only as the same webhook-id, each session's newest event showing its final state; it really flapped."""
+    product = report.product
+    assert product.produced > 0 and product.lost == []
+    assert product.foreign_duplicates == 0 and product.order_violations == [] and product.stale == []
+    assert product.bad_signatures == 0
+    assert product.flapped > 0 and product.outages == 1

@@ -453,3 +453,29 @@ def test_a_missing_secret_is_a_failed_attempt_not_a_crash() -> None:
     w.book()
     assert w.drain() == ["retrying"] and w.sender.sent == []
     assert WebhookAttempt(None, 0, "secret_missing").delivered is False
+
+
+def test_a_worker_dying_while_holding_the_claim_is_recovered_by_the_redelivered_message() -> None:
+    """The claim is written, then the process dies before POSTing: the queue's redelivery waits out the
+    claim and delivers (one POST)."""
+    w = World()
+    w.endpoint()
+    w.book()
+    [message] = w.queues.take(Queues.PRODUCT_EVENTS)
+    worker = w.container.webhook_delivery
+    found = worker.deliveries.get_pending(T, message.body["row"])
+    assert found is not None
+    assert worker._claim(found, w.clock.now()) is not None  # ...and then the process is killed
+    assert worker.handle(message.body, dequeue_count=2) == "not_due"
+    assert w.drain(until=timedelta(seconds=40)) == ["delivered"] and len(w.sender.sent) == 1
+
+
+def test_a_stale_copy_arriving_early_is_dropped() -> None:
+    """A first-time message whose schedule is not the row's (a kick overtook it) is dropped, not re-queued."""
+    w = World()
+    w.endpoint()
+    w.sender.default = 500
+    w.book()
+    [message] = w.queues.take(Queues.PRODUCT_EVENTS)
+    assert w.container.webhook_delivery.handle(message.body) == "retrying"
+    assert w.container.webhook_delivery.handle(message.body) == "stale"

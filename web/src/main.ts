@@ -12,6 +12,7 @@ import { renderPermissions } from "./pages/permissions";
 import { renderSessions } from "./pages/sessions";
 import { renderSignIn } from "./pages/signin";
 import { forgetSlotsView, renderSlots } from "./pages/slots";
+import { renderWebhooks } from "./pages/webhooks";
 import { browserTimeZone } from "./time";
 import { type Ctx, errorText } from "./ui";
 
@@ -20,12 +21,14 @@ type Page = (ctx: Ctx, main: HTMLElement) => Promise<void>;
 const ROUTES: Record<string, { title: string; page: Page; admin?: boolean }> = {
   "#/admin": { title: "Integration", page: renderAdmin, admin: true },
   "#/admin/permissions": { title: "Permissions", page: renderPermissions },
+  "#/admin/webhooks": { title: "Webhooks", page: renderWebhooks, admin: true },
   "#/slots": { title: "Find a time", page: renderSlots },
   "#/sessions": { title: "My sessions", page: renderSessions },
   "#/connection": { title: "Connection", page: renderConnection },
 };
 const NAV: [string, string, boolean][] = [
   ["#/admin", "Integration", true],
+  ["#/admin/webhooks", "Webhooks", true],
   ["#/slots", "Find a time", false],
   ["#/sessions", "My sessions", false],
   ["#/connection", "Connection", false],

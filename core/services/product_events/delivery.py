@@ -6,8 +6,10 @@ single source of truth, re-read every time:
 1. no pending row: already delivered (or given up, or the endpoint deleted): done;
 2. the endpoint is gone: the row is dropped; disabled: the row is *parked* (kept, no
    message) until the endpoint is enabled again (a ping is still attempted once);
-3. not due yet: a message carrying the row's own schedule (``due``) is put back for the
-   remaining time (the queue hides a message at most 7 days); any other is a stale duplicate;
+3. not due yet: a message carrying the row's own schedule (``due``), or one the queue
+   delivers again because its handler died (say, holding the claim of step 5), is put back
+   for the remaining time (the queue hides a message at most 7 days); any other is a stale
+   duplicate and is dropped;
 4. an earlier version of the same session is still pending for this endpoint: wait until
    shortly after that one's next attempt (its success also wakes this one at once);
 5. claim the attempt with an ETag-guarded write (attempts + 1, next attempt pushed past the
@@ -71,7 +73,7 @@ from core.services.stores.webhooks import (
 
 log = logging.getLogger(__name__)
 
-CLAIM_FOR: Final = timedelta(seconds=60)  # longer than one attempt can take (10 s) plus slack
+CLAIM_FOR: Final = timedelta(seconds=30)  # longer than one attempt can take (10 s) plus slack
 WAIT_SLACK: Final = timedelta(seconds=2)
 EARLY_TOLERANCE: Final = timedelta(milliseconds=500)
 REPLAY_PAGE: Final = 200
@@ -103,18 +105,19 @@ class WebhookDeliveryWorker:
         self.dispatcher = dispatcher
         self.jitter = jitter
 
-    def handle(self, message: Mapping[str, Any]) -> str:
-        """One queue message; returns what happened (for logs and tests)."""
+    def handle(self, message: Mapping[str, Any], *, dequeue_count: int = 1) -> str:
+        """One queue message; returns what happened (for logs and tests). A message seen before
+        (``dequeue_count`` > 1: its last handler crashed or failed) keeps its row's chain alive."""
         kind = message.get("kind")
         if kind == WEBHOOK_DELIVERY:
-            return self.deliver(WebhookDeliveryCommand.from_message(message))
+            return self.deliver(WebhookDeliveryCommand.from_message(message), redelivered=dequeue_count > 1)
         if kind == WEBHOOK_REPLAY:
             return self.replay_page(WebhookReplayCommand.from_message(message))
         raise InvalidMessage("not a product-events message")
 
     # --- one delivery ----------------------------------------------------------------------------
 
-    def deliver(self, cmd: WebhookDeliveryCommand) -> str:
+    def deliver(self, cmd: WebhookDeliveryCommand, *, redelivered: bool = False) -> str:
         found = self.deliveries.get_pending(cmd.tenant_id, cmd.row)
         if found is None:
             return "done"
@@ -131,8 +134,9 @@ class WebhookDeliveryWorker:
         now = self.clock.now()
         due_at = pending.next_attempt_at or now
         if due_at > now + EARLY_TOLERANCE:
-            if cmd.due is not None and abs((cmd.due - due_at).total_seconds()) < 0.001:
-                self.dispatcher.send(pending, due_at)  # ours, only early (the 7-day hop limit)
+            if redelivered or (cmd.due is not None and abs((cmd.due - due_at).total_seconds()) < 0.001):
+                # Ours, only early (the 7-day hop limit), or a handler died holding the claim: come back then.
+                self.dispatcher.send(pending, due_at)
                 return "not_due"
             return "stale"
         earlier = self.deliveries.earlier_in_stream(pending)
