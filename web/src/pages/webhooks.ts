@@ -292,7 +292,7 @@ function secretNotice(secret: string, extra?: string): HTMLElement {
 }
 
 function createForm(ctx: Ctx, message: HTMLElement, reload: () => void): HTMLElement {
-  const url = h("input", { type: "url", id: "webhook-url", name: "url", required: true, placeholder: "https://product.example.com/webhooks/calendar" });
+  const url = h("input", { type: "url", id: "webhook-url", name: "url", required: true, placeholder: "e.g. product.example.com/webhooks/calendar" });
   const description = h("input", { type: "text", id: "webhook-description", name: "description", maxlength: "500" });
   const boxes = EVENT_TYPES.map(([value, label]) => {
     const box = h("input", { type: "checkbox", name: "events", value, id: `event-${value}` });
