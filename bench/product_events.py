@@ -82,8 +82,10 @@ def run(poll: QueueOptions | None, label: str, changes: int, burst: int) -> list
         ids = _user_ids(stack)
         session = _book(stack, ids)
         repo = SessionRepository(get_container().tables)
-        copy = next(e for e in stack.control("GET", f"/_sandbox/users/{PARTNER}/events")
-                    if e.get("iCalUId") == session.ical_uid)
+
+        def partner_copy() -> dict[str, Any]:
+            return next(e for e in stack.control("GET", f"/_sandbox/users/{PARTNER}/events")
+                        if e.get("iCalUId") == session.ical_uid and not e.get("isCancelled"))
         rng = random.Random(11)
         moves: list[float] = []
         answers: list[float] = []
@@ -104,6 +106,7 @@ def run(poll: QueueOptions | None, label: str, changes: int, burst: int) -> list
                 check, bucket = moved, moves
             else:
                 answer = answer_cycle[(i // 2) % len(answer_cycle)]
+                copy = partner_copy()
                 began = time.time()
                 stack.control("POST", f"/_sandbox/users/{PARTNER}/events/{copy['id']}/respond", {"response": answer})
 

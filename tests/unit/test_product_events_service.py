@@ -479,3 +479,25 @@ def test_a_stale_copy_arriving_early_is_dropped() -> None:
     [message] = w.queues.take(Queues.PRODUCT_EVENTS)
     assert w.container.webhook_delivery.handle(message.body) == "retrying"
     assert w.container.webhook_delivery.handle(message.body) == "stale"
+
+
+def test_a_version_that_parked_behind_a_parked_one_is_woken_when_that_one_is_delivered() -> None:
+    """After re-enabling, v3 may look before v2 is unparked and park again; v2's success wakes it at once."""
+    w = World()
+    endpoint_id, secret = w.endpoint()
+    w.sender.default = 410
+    w.book()
+    w.change("s1", start=NOW + timedelta(days=2), end=NOW + timedelta(days=2, minutes=30), source=ChangeSource.OUTLOOK)
+    w.drain(until=timedelta(seconds=5))
+    w.sender.default = 200
+    w.sender.sent.clear()
+    store = DeliveryStore(w.tables)
+    rows = list(store.pending_of_endpoint(T, endpoint_id))
+    assert [r.value.parked for r in rows] == [True, True]
+    state = w.container.webhook_endpoints.get(T, endpoint_id).endpoint
+    w.container.webhook_endpoints.endpoints.save(replace(state, enabled=True, disabled_reason=None), None)
+    w.container.product_events.kick(store.get_pending(T, rows[1].value.row_key))  # type: ignore[arg-type]
+    assert w.drain() == ["parked"]  # the later version looked first and parked behind the earlier one
+    w.container.product_events.kick(store.get_pending(T, rows[0].value.row_key))  # type: ignore[arg-type]
+    assert w.drain() == ["delivered", "delivered"]
+    assert [p["type"] for p in w.payloads(secret)] == ["session.booked", "session.rescheduled"]

@@ -203,7 +203,7 @@ class WebhookDeliveryWorker:
             self._log(p, finished, "delivered", attempt)
             self.deliveries.delete_pending(p.tenant_id, p.row_key)
             self._healthy(endpoint, finished)
-            self._wake_next(p)
+            self._wake_next(p, endpoint)
             log.info("webhook delivered", extra={"tenant": p.tenant_id, "status": attempt.status,
                                                  "durationMs": attempt.latency_ms, "event": p.type.value})
             return "delivered"
@@ -227,7 +227,7 @@ class WebhookDeliveryWorker:
         if gives_up(p.first_attempt_at or now, finished):
             self._log(p, finished, "gave_up", attempt)
             self.deliveries.delete_pending(p.tenant_id, p.row_key)
-            self._wake_next(p)
+            self._wake_next(p, endpoint)
             return "gave_up"
         self._log(p, finished, "failed", attempt)
         retry_at = finished + retry_delay(p.attempts, self.jitter())
@@ -246,9 +246,11 @@ class WebhookDeliveryWorker:
             latency_ms=attempt.latency_ms, error=attempt.error,
         ))
 
-    def _wake_next(self, p: PendingDelivery) -> None:
+    def _wake_next(self, p: PendingDelivery, endpoint: WebhookEndpoint) -> None:
+        """The next version of the stream may go now (also one that parked itself behind ``p`` while the
+        endpoint was being enabled again)."""
         following = self.deliveries.next_in_stream(p)
-        if following is not None and not following.value.parked:
+        if following is not None and (endpoint.enabled or not following.value.parked):
             self.dispatcher.kick(following)
 
     # --- endpoint health -----------------------------------------------------------------------------
