@@ -103,8 +103,10 @@ class IntegrationRepository:
             previous = integration_from_entity(integration.tenant_id, dict(found.data))
             op = TableOp("update", entity)
         events = make_events(integration.tenant_id, integration_drafts(previous, integration), integration.updated_at)
-        stored = self.outbox.commit(Tables.INTEGRATIONS, op, events)
+        stored = self.outbox.commit(Tables.INTEGRATIONS, op, events, notify=False)
         self.tables.upsert(Tables.INTEGRATIONS, Entity(REGISTRY_PARTITION, integration.tenant_id, {}))
+        if events:
+            self.outbox.committed(Tables.INTEGRATIONS, integration.tenant_id)
         return Versioned(integration, stored.etag if stored is not None else None)
 
     def status(self, tenant_id: str) -> str | None:

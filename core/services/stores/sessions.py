@@ -191,10 +191,13 @@ class SessionRepository:
         data = {**session_to_entity(session), EVENT_VERSION: max(1, len(drafts))}
         events = make_events(session.tenant_id, drafts, session.updated_at or session.created_at)
         stored = self.outbox.commit(
-            Tables.SESSIONS, TableOp("insert", Entity(session.tenant_id, f"s~{session.session_id}", data)), events
+            Tables.SESSIONS, TableOp("insert", Entity(session.tenant_id, f"s~{session.session_id}", data)), events,
+            notify=False,
         )
         self._index_users(session)
         self._index_start(session)
+        if events:
+            self.outbox.committed(Tables.SESSIONS, session.tenant_id)
         return Versioned(session, stored.etag if stored is not None else None)
 
     def save(self, session: Session, etag: str | None, previous: Session | None = None) -> Versioned[Session]:
@@ -215,7 +218,7 @@ class SessionRepository:
             events = make_events(session.tenant_id, drafts, session.updated_at)
             state = TableOp("update", Entity(session.tenant_id, f"s~{session.session_id}", data, current.etag))
             try:
-                stored = self.outbox.commit(Tables.SESSIONS, state, events)
+                stored = self.outbox.commit(Tables.SESSIONS, state, events, notify=False)
             except ConcurrencyConflict:
                 if etag is not None:
                     raise
@@ -233,6 +236,8 @@ class SessionRepository:
                 self.tables.delete(Tables.SESSIONS, previous.tenant_id, _start_rk(previous))
         if session.event_id and previous.event_id != session.event_id:
             self.index_event(session.tenant_id, session.event_id, session.session_id)
+        if events:  # dispatch once the indexes are written (Outbox.commit)
+            self.outbox.committed(Tables.SESSIONS, session.tenant_id)
         return Versioned(session, stored.etag if stored is not None else None)
 
     def event_version(self, tenant_id: str, session_id: str) -> int:
