@@ -144,3 +144,19 @@ def test_document_is_served_anonymously(env: Env) -> None:
     assert r.status == 200
     assert r.content_type.startswith("application/json")
     assert r.json() == openapi_document()
+
+
+def test_every_product_event_type_is_published_as_an_openapi_webhook(document: dict[str, Any]) -> None:
+    """The `webhooks` section has one POST per event type, with the Standard Webhooks headers and a payload
+    schema whose `type` names that event."""
+    from core.domain.product_events import EventType
+
+    assert set(document["webhooks"]) == {t.value for t in EventType}
+    for name, item in document["webhooks"].items():
+        op = item["post"]
+        assert {p["name"] for p in op["parameters"]} == {"webhook-id", "webhook-timestamp", "webhook-signature"}
+        ref = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        schema = document["components"]["schemas"][ref.rsplit("/", 1)[-1]]
+        type_schema = schema["properties"]["type"]
+        allowed = type_schema.get("enum") or [type_schema.get("const")]
+        assert name in allowed, (name, allowed)

@@ -501,3 +501,21 @@ def test_a_version_that_parked_behind_a_parked_one_is_woken_when_that_one_is_del
     w.container.product_events.kick(store.get_pending(T, rows[0].value.row_key))  # type: ignore[arg-type]
     assert w.drain() == ["delivered", "delivered"]
     assert [p["type"] for p in w.payloads(secret)] == ["session.booked", "session.rescheduled"]
+
+
+def test_the_relay_is_told_only_once_the_sessions_indexes_are_written() -> None:
+    """When dispatch starts, the booked session's start-index row and event-index row already exist, so a
+    crash during dispatch cannot leave a booked session its indexes do not know."""
+    w = World()
+    seen: list[tuple[bool, bool]] = []
+
+    class Watching:
+        def committed(self, table: str, tenant_id: str) -> None:
+            if table != Tables.SESSIONS:
+                return
+            rows = list(w.sessions.start_index(T, NOW))
+            seen.append((any(r.tracked for r in rows), w.sessions.session_id_for_event(T, "ev-s1") == "s1"))
+
+    attach_relay(w.tables, Watching())
+    w.book()
+    assert seen == [(True, True)]
