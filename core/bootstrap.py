@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from core.clock import SystemClock
@@ -341,8 +341,8 @@ class _ContainerRelay:
     def __init__(self, container: Container) -> None:
         self._container = container
 
-    def committed(self, table: str, tenant_id: str) -> None:
-        self._container.product_events.committed(table, tenant_id)
+    def committed(self, table: str, tenant_id: str, streams: Sequence[str]) -> None:
+        self._container.product_events.committed(table, tenant_id, streams)
 
 
 _lock = threading.Lock()

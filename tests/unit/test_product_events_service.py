@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -143,7 +144,7 @@ def test_a_crash_after_the_commit_loses_nothing_the_sweep_dispatches_it() -> Non
     _, secret = w.endpoint()
 
     class Dead:
-        def committed(self, table: str, tenant_id: str) -> None:
+        def committed(self, table: str, tenant_id: str, streams: Sequence[str]) -> None:
             raise RuntimeError("process killed")
 
     attach_relay(w.tables, Dead())
@@ -510,7 +511,7 @@ def test_the_relay_is_told_only_once_the_sessions_indexes_are_written() -> None:
     seen: list[tuple[bool, bool]] = []
 
     class Watching:
-        def committed(self, table: str, tenant_id: str) -> None:
+        def committed(self, table: str, tenant_id: str, streams: Sequence[str]) -> None:
             if table != Tables.SESSIONS:
                 return
             rows = list(w.sessions.start_index(T, NOW))
@@ -519,3 +520,36 @@ def test_the_relay_is_told_only_once_the_sessions_indexes_are_written() -> None:
     attach_relay(w.tables, Watching())
     w.book()
     assert seen == [(True, True)]
+
+
+def test_a_row_claimed_by_another_dispatcher_is_not_published_twice_nor_after_its_delivery() -> None:
+    """Two dispatchers of one stream: the second stops at the first's claim; once the event is delivered and its
+    outbox row gone, dispatching again sends nothing (the same event is never re-created as a delivery)."""
+    w = World()
+    w.endpoint()
+    attach_relay(w.tables, None)
+    w.book()
+    dispatcher = w.container.product_events
+    [row] = list(dispatcher.outbox.pending(Tables.SESSIONS, T))
+    assert dispatcher.outbox.claim(row, NOW + timedelta(minutes=1)) is not None  # another dispatcher, mid-way
+    assert dispatcher.dispatch_stream(Tables.SESSIONS, T, row.event.ordering_stream) == 0
+    assert w.queues.pending(Queues.PRODUCT_EVENTS) == []
+    w.clock.advance(minutes=2)  # that dispatcher died: its claim expires and the sweep takes the row
+    assert dispatcher.sweep()["dispatched"] == 1
+    assert w.drain() == ["delivered"]
+    assert dispatcher.sweep()["dispatched"] == 0 and w.drain() == [] and len(w.sender.sent) == 1
+
+
+def test_a_stream_is_dispatched_in_version_order_even_when_its_rows_arrive_during_dispatch() -> None:
+    """Rows committed while a stream is being dispatched are picked up by the same dispatcher, in order."""
+    w = World()
+    _, secret = w.endpoint()
+    attach_relay(w.tables, None)
+    w.book()
+    w.change("s1", start=NOW + timedelta(days=2), end=NOW + timedelta(days=2, minutes=30), source=ChangeSource.OUTLOOK)
+    w.change("s1", status=w.sessions.require(T, "s1").value.mark_cancelled(NOW, ChangeSource.OUTLOOK).status)
+    dispatcher = w.container.product_events
+    assert dispatcher.dispatch_stream(Tables.SESSIONS, T, "s:s1") == 3
+    w.drain()
+    assert [(p["type"], p["data"]["version"]) for p in w.payloads(secret)] == [
+        ("session.booked", 2), ("session.rescheduled", 3), ("session.cancelled", 4)]

@@ -2,7 +2,8 @@
 
 ``committed`` is the outbox relay (core/services/stores/outbox.py): a repository calls it
 right after a state change and its events were committed together. For each undispatched
-event of that table and tenant, in (stream, seq) order, the dispatcher
+event of the streams it names (a session's events are one stream), in seq order, the
+dispatcher claims the outbox row (ETag) and
 
 1. records the event in the event log (``productevents``, 30 days, the source of replay);
 2. creates one pending delivery row per enabled endpoint whose filter wants the type
@@ -13,10 +14,12 @@ event of that table and tenant, in (stream, seq) order, the dispatcher
 Every step is idempotent (the event log row and pending rows have fixed keys; an existing
 pending row only gets another message, which the worker recognises), so a crash anywhere
 is repaired by running the same steps again: ``sweep`` (a timer) does that for outbox rows
-older than a few seconds, and re-queues pending deliveries whose message was lost.
-Dispatching a partition's rows in (stream, seq) order means a later version of a session
-never has a pending row while an earlier committed one has not: the worker's order check
-(an earlier pending row of the same session and endpoint) therefore covers every version.
+older than a few seconds (and claims older than a minute), and re-queues pending
+deliveries whose message was lost. The claim keeps concurrent dispatchers of one stream
+from publishing a row twice (which, after its delivery, would send it again). Dispatching
+a stream in seq order, and stopping at a row someone else holds, means a later version of
+a session never has a pending row while an earlier committed one has not: the worker's
+order check (an earlier pending row of the same session and endpoint) covers every version.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ log = logging.getLogger(__name__)
 # The tables whose repositories write outbox rows (the sweep reads these).
 OUTBOX_TABLES: Final = (Tables.SESSIONS, Tables.INTEGRATIONS, Tables.CONNECTIONS, Tables.ACCESS_TESTS)
 SWEEP_MIN_AGE: Final = timedelta(seconds=20)  # younger rows are being dispatched right after their commit
+CLAIM_FOR: Final = timedelta(minutes=1)  # a dispatcher that died holding a row: the sweep retakes it after this
+MAX_ROUNDS: Final = 20  # re-reads of a stream for rows committed while it was being dispatched
 STRANDED_AFTER: Final = timedelta(minutes=2)  # a pending delivery this overdue lost its message
 
 
@@ -59,23 +64,46 @@ class ProductEventDispatcher:
 
     # --- the relay ---------------------------------------------------------------------------
 
-    def committed(self, table: str, tenant_id: str) -> None:
-        self.dispatch(table, tenant_id)
+    def committed(self, table: str, tenant_id: str, streams: Sequence[str]) -> None:
+        for stream in streams:
+            self.dispatch_stream(table, tenant_id, stream)
+
+    def dispatch_stream(self, table: str, tenant_id: str, stream: str, *, min_age: timedelta | None = None) -> int:
+        """Dispatch one stream's undispatched events in seq order; how many this call dispatched.
+
+        Each row is claimed first (ETag). A row someone else holds stops this call: that dispatcher
+        goes on with the rest of the stream (it reads the stream again when done), so a later
+        version is never published before an earlier one. ``min_age`` (the sweep) leaves rows
+        younger than that to the dispatch right after their commit.
+        """
+        done = 0
+        endpoints: list[WebhookEndpoint] | None = None
+        for _ in range(MAX_ROUNDS):
+            rows = list(self.outbox.pending(table, tenant_id, stream=stream))
+            if not rows:
+                break
+            now = self.clock.now()
+            for row in rows:
+                if row.claimed_until is not None and row.claimed_until > now:
+                    return done  # another dispatcher is on this stream
+                if min_age is not None and row.event.occurred_at > now - min_age:
+                    return done
+                claimed = self.outbox.claim(row, now + CLAIM_FOR)
+                if claimed is None:
+                    return done
+                if endpoints is None:
+                    endpoints = self.enabled_endpoints(tenant_id)
+                self.publish(row.event, endpoints)
+                self.outbox.remove(claimed)
+                done += 1
+        if done:
+            log.info("product events dispatched", extra={"tenant": tenant_id, "count": done})
+        return done
 
     def dispatch(self, table: str, tenant_id: str, *, min_age: timedelta | None = None) -> int:
-        """Dispatch the undispatched events of one table and tenant; how many were dispatched."""
-        rows = list(self.outbox.pending(table, tenant_id))
-        if min_age is not None:
-            cut = self.clock.now() - min_age
-            rows = [r for r in rows if r.event.occurred_at <= cut]
-        if not rows:
-            return 0
-        endpoints = self.enabled_endpoints(tenant_id)
-        for row in rows:
-            self.publish(row.event, endpoints)
-            self.outbox.remove(row)
-        log.info("product events dispatched", extra={"tenant": tenant_id, "count": len(rows)})
-        return len(rows)
+        """Dispatch every stream with undispatched events in one table and tenant (the sweep)."""
+        streams = list(dict.fromkeys(row.event.ordering_stream for row in self.outbox.pending(table, tenant_id)))
+        return sum(self.dispatch_stream(table, tenant_id, stream, min_age=min_age) for stream in streams)
 
     def enabled_endpoints(self, tenant_id: str) -> list[WebhookEndpoint]:
         return [found.value for found in self.endpoints.list(tenant_id) if found.value.enabled]

@@ -106,7 +106,7 @@ class IntegrationRepository:
         stored = self.outbox.commit(Tables.INTEGRATIONS, op, events, notify=False)
         self.tables.upsert(Tables.INTEGRATIONS, Entity(REGISTRY_PARTITION, integration.tenant_id, {}))
         if events:
-            self.outbox.committed(Tables.INTEGRATIONS, integration.tenant_id)
+            self.outbox.committed(Tables.INTEGRATIONS, integration.tenant_id, events)
         return Versioned(integration, stored.etag if stored is not None else None)
 
     def status(self, tenant_id: str) -> str | None:

@@ -15,9 +15,12 @@ no other reader scans it). Properties: ``eventId``, ``type``, ``occurredAt``, ``
 
 Right after a commit the repository tells the table store's **relay** (the dispatcher,
 ``core/services/product_events/dispatcher.py``, attached once by the composition root)
-which table and tenant have new rows; the relay moves them to the product-events queue
-and deletes them. A relay failure never fails the save (the state is committed): the
-sweep timer dispatches whatever a crash or an outage left behind.
+which table, tenant and streams (a session's events are one stream) have new rows; the
+relay moves them to the product-events queue and deletes them. A dispatcher first
+*claims* a row (an ETag-guarded ``claimedUntil``), so two dispatchers never publish the
+same row, and a row is never published again once it is gone; a claim of a dispatcher
+that died expires after a minute. A relay failure never fails the save (the state is
+committed): the sweep timer dispatches whatever a crash or an outage left behind.
 
 Why a relay attached to the ``TableStore`` rather than a constructor argument: every
 service builds its repositories from the container's ``TableStore`` (about fifteen call
@@ -37,6 +40,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
+from core.domain.errors import ConcurrencyConflict, NotFound
 from core.domain.product_events import EVENT_ID_PREFIX, EventDraft, EventType, ProductEvent, ulid
 from core.ports import Entity, EntityValue, TableOp, TableStore
 from core.services.stores.codec import END, as_int, require_datetime
@@ -61,7 +65,12 @@ def make_events(tenant_id: str, drafts: Sequence[EventDraft], at: datetime | Non
 
 
 def outbox_row_key(event: ProductEvent) -> str:
-    return f"{OUTBOX_PREFIX}{event.ordering_stream}~{event.seq:010d}~{event.event_id}"
+    return f"{stream_prefix(event.ordering_stream)}{event.seq:010d}~{event.event_id}"
+
+
+def stream_prefix(stream: str) -> str:
+    """The row-key prefix of one stream's outbox rows (they sort by seq under it)."""
+    return f"{OUTBOX_PREFIX}{stream}~"
 
 
 def event_to_data(event: ProductEvent) -> dict[str, EntityValue]:
@@ -94,17 +103,20 @@ def outbox_ops(tenant_id: str, events: Sequence[ProductEvent]) -> list[TableOp]:
 
 @dataclass(frozen=True, slots=True)
 class OutboxRow:
-    """One undispatched event, where it waits."""
+    """One undispatched event, where it waits (with the ETag it was read with, and its claim)."""
 
     table: str
     row_key: str
     event: ProductEvent
+    etag: str | None = None
+    claimed_until: datetime | None = None
+    data: dict[str, EntityValue] | None = None
 
 
 class OutboxRelay(Protocol):
-    """Told right after a commit that ``table`` has new outbox rows for ``tenant_id``."""
+    """Told right after a commit that ``table`` has new outbox rows for ``tenant_id`` in ``streams``."""
 
-    def committed(self, table: str, tenant_id: str) -> None:
+    def committed(self, table: str, tenant_id: str, streams: Sequence[str]) -> None:
         ...
 
 
@@ -143,21 +155,22 @@ class Outbox:
             return self._single(table, state)
         stored = self.tables.transact(table, tenant_id, [state, *outbox_ops(tenant_id, events)])[0]
         if notify:
-            self.committed(table, tenant_id)
+            self.committed(table, tenant_id, events)
         return stored
 
     def add(self, table: str, tenant_id: str, events: Sequence[ProductEvent]) -> None:
         """Events with no state row of their own in this call (one transaction, then the relay)."""
         if events:
             self.tables.transact(table, tenant_id, outbox_ops(tenant_id, events))
-            self.committed(table, tenant_id)
+            self.committed(table, tenant_id, events)
 
-    def committed(self, table: str, tenant_id: str) -> None:
+    def committed(self, table: str, tenant_id: str, events: Sequence[ProductEvent]) -> None:
         relay = relay_of(self.tables)
-        if relay is None:
+        if relay is None or not events:
             return
+        streams = list(dict.fromkeys(e.ordering_stream for e in events))
         try:
-            relay.committed(table, tenant_id)
+            relay.committed(table, tenant_id, streams)
         except Exception as exc:  # the change is saved; the sweep dispatches what is left
             log.warning("product events not dispatched right away (%s); the sweep will", type(exc).__name__,
                         extra={"tenant": tenant_id})
@@ -172,14 +185,27 @@ class Outbox:
         self.tables.delete(table, op.entity.partition_key, op.entity.row_key, op.entity.etag)
         return None
 
-    def pending(self, table: str, tenant_id: str, *, limit: int | None = None) -> Iterator[OutboxRow]:
-        """Undispatched events of a tenant in one table, in (stream, seq) order."""
-        for e in self.tables.query(table, tenant_id, row_key_from=OUTBOX_PREFIX, row_key_to=OUTBOX_END,
-                                   limit=limit):
+    def pending(self, table: str, tenant_id: str, *, stream: str | None = None) -> Iterator[OutboxRow]:
+        """Undispatched events of a tenant in one table (or one stream of it), in (stream, seq) order."""
+        start = OUTBOX_PREFIX if stream is None else stream_prefix(stream)
+        for e in self.tables.query(table, tenant_id, row_key_from=start, row_key_to=start + END):
             try:
-                yield OutboxRow(table, e.row_key, event_from_data(tenant_id, dict(e.data)))
+                event = event_from_data(tenant_id, dict(e.data))
             except (KeyError, ValueError, TypeError) as exc:
                 log.error("unreadable outbox row left in place (%s)", type(exc).__name__, extra={"tenant": tenant_id})
+                continue
+            claimed = e.data.get("claimedUntil")
+            yield OutboxRow(table, e.row_key, event, e.etag, claimed if isinstance(claimed, datetime) else None,
+                            dict(e.data))
+
+    def claim(self, row: OutboxRow, until: datetime) -> OutboxRow | None:
+        """Take ``row`` for dispatching until ``until`` (ETag-guarded); None when someone else took it or it is gone."""
+        data = {**(row.data or event_to_data(row.event)), "claimedUntil": until}
+        try:
+            stored = self.tables.update(row.table, Entity(row.event.tenant_id, row.row_key, data, row.etag))
+        except (ConcurrencyConflict, NotFound):
+            return None
+        return OutboxRow(row.table, row.row_key, row.event, stored.etag, until, data)
 
     def remove(self, row: OutboxRow) -> None:
         self.tables.delete(row.table, row.event.tenant_id, row.row_key)

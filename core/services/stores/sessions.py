@@ -197,7 +197,7 @@ class SessionRepository:
         self._index_users(session)
         self._index_start(session)
         if events:
-            self.outbox.committed(Tables.SESSIONS, session.tenant_id)
+            self.outbox.committed(Tables.SESSIONS, session.tenant_id, events)
         return Versioned(session, stored.etag if stored is not None else None)
 
     def save(self, session: Session, etag: str | None, previous: Session | None = None) -> Versioned[Session]:
@@ -237,7 +237,7 @@ class SessionRepository:
         if session.event_id and previous.event_id != session.event_id:
             self.index_event(session.tenant_id, session.event_id, session.session_id)
         if events:  # dispatch once the indexes are written (Outbox.commit)
-            self.outbox.committed(Tables.SESSIONS, session.tenant_id)
+            self.outbox.committed(Tables.SESSIONS, session.tenant_id, events)
         return Versioned(session, stored.etag if stored is not None else None)
 
     def event_version(self, tenant_id: str, session_id: str) -> int:
