@@ -66,6 +66,15 @@ def _wait_types(stack: Stack, receiver: Receiver, secret: str, sid: str, types: 
     return found
 
 
+def _wait_watched(stack: Stack, user: str) -> None:
+    """Until the organizer's mailbox has a change-notification subscription (the event writer creates it
+    right after an organizer's first booking is saved, so a move made sooner would go unnoticed)."""
+    tenant = next(t for t in stack.control("GET", "/_sandbox/tenants") if t["id"] == TENANT)
+    oid = next(u["id"] for u in tenant["users"] if u["userPrincipalName"].lower() == user.lower())
+    stack.wait_for(lambda: any(oid.lower() in sub["resource"].lower()
+                               for sub in stack.control("GET", "/_sandbox/subscriptions")))
+
+
 def _event_id(sid: str) -> str:
     event_id = SessionRepository(get_container().tables).require(TENANT, sid).value.event_id
     assert event_id
@@ -85,6 +94,7 @@ def test_booking_and_outlook_changes_reach_the_product_signed(stack: Stack, endp
     assert booked["data"]["source"] == "platform" and booked["data"]["status"] == "booked"
     assert booked["webhookId"].startswith("evt_") and "subject" not in booked["data"]
 
+    _wait_watched(stack, upn("alice"))
     event_id = _event_id(sid)
     moved = start + timedelta(hours=2)
     stack.control("POST", f"/_sandbox/users/{upn('alice')}/events/{event_id}/move",
@@ -132,6 +142,7 @@ def test_a_receiver_down_for_a_while_loses_nothing_and_keeps_each_sessions_order
     second = book(stack, carol, pairing_id, free_slot(stack, carol, pairing_id, day_offset=27))
     wait_status(stack, carol, first, "booked")
     wait_status(stack, carol, second, "booked")
+    _wait_watched(stack, upn("carol"))
     stored = SessionRepository(get_container().tables).require(TENANT, first).value
     moved = stored.start + timedelta(hours=1)
     stack.control("POST", f"/_sandbox/users/{upn('carol')}/events/{_event_id(first)}/move",
