@@ -1,6 +1,7 @@
 """The product's side of the fault run: a flapping webhook receiver and the "nothing lost" check.
 
-The receiver (a real ``http.server`` in the test process) answers 30 % of POSTs with a 5xx
+The receiver (a real ``http.server`` in the test process) verifies each delivery on arrival with
+the ``standardwebhooks`` package (400 when it does not verify), answers 30 % of POSTs with a 5xx
 at random and is down (connections refused) for one long outage. So that the small run
 stays fast, flapping never fails one ``webhook-id`` more than twice in a row (the outage
 itself has no such limit): the retry schedule (5 s, 15 s, 45 s...) then stays short.
@@ -42,6 +43,8 @@ class FlappingReceiver:
     failures: Counter[str] = field(default_factory=Counter)
     flapped: int = 0
     outages: int = 0
+    bad_signatures: int = 0
+    secret: str | None = None  # set once the endpoint is registered; deliveries are verified as they arrive
 
     def __post_init__(self) -> None:
         self._random = random.Random(self.seed)
@@ -50,6 +53,13 @@ class FlappingReceiver:
 
     def _answer(self, headers: dict[str, str], body: bytes) -> int:
         webhook_id = headers.get("webhook-id", "")
+        if self.secret is not None:
+            try:  # as a real receiver does: on arrival (the timestamp must be within 5 minutes)
+                Webhook(self.secret).verify(body, headers)
+            except Exception:
+                with self._lock:
+                    self.bad_signatures += 1
+                return 400
         with self._lock:
             if self.failures[webhook_id] < self.max_flaps_in_a_row and self._random.random() < self.fail_rate:
                 self.failures[webhook_id] += 1
@@ -133,24 +143,21 @@ def produced_session_events(tables: TableStore, tenant_id: str, since: datetime)
 
 def check(receiver: FlappingReceiver, secret: str, tables: TableStore, *, tenant_id: str, since: datetime,
           final: dict[str, dict[str, Any]]) -> ProductReport:
-    """Compare the service's event log with what the receiver answered 2xx (module docstring).
+    """Compare the service's event log with what the receiver answered 2xx (module docstring); ``secret``
+    must be the one the receiver verified with.
 
     ``final``: per session id, what GET /api/sessions/{id} shows at the end (status, start, end).
     """
-    report = ProductReport(flapped=receiver.flapped, outages=receiver.outages)
+    assert receiver.secret == secret
+    report = ProductReport(flapped=receiver.flapped, outages=receiver.outages, bad_signatures=receiver.bad_signatures)
     produced = produced_session_events(tables, tenant_id, since)
     report.produced = len(produced)
     seen: dict[str, dict[str, Any]] = {}
     ids_by_version: dict[tuple[str, int], set[str]] = {}
     highest: dict[str, int] = {}
     latest: dict[str, dict[str, Any]] = {}
-    verifier = Webhook(secret)
-    for item in receiver.receiver.delivered():
-        try:
-            payload = verifier.verify(item.body, item.headers)
-        except Exception:
-            report.bad_signatures += 1
-            continue
+    for item in receiver.receiver.delivered():  # each one verified with the secret when it arrived
+        payload = json.loads(item.body)
         data = payload.get("data") or {}
         sid, version = data.get("sessionId"), data.get("version")
         if sid is None or version is None:

@@ -363,6 +363,7 @@ def run_scenario(plan: FaultPlan, *, progress: Callable[[str], None] = lambda _:
         created = call(stack, "POST", "/webhooks/endpoints", admin, {"url": receiver.url}, ok=frozenset({201}))
         assert created.status_code == 201, created.text
         secret = str(created.json()["secret"])
+        receiver.secret = secret
         events_since = datetime.now(UTC)
         progress(f"product webhook endpoint registered ({plan.receiver_fail_rate:.0%} 5xx)")
         pairs = make_pairings(stack, organizers)
