@@ -43,6 +43,7 @@ from core.domain.errors import (
     UserNotFound,
 )
 from core.domain.integration import DEFAULT_SAMPLE_SIZE, MAX_SAMPLE_SIZE, IntegrationStatus
+from core.domain.schedule_codes import schedule_error
 
 T = TypeVar("T")
 
@@ -68,19 +69,6 @@ class RunStatus(StrEnum):
     FAILED = "failed"
 
 
-# getSchedule's per-schedule ``responseCode`` values that name a reason on their own.
-_SCHEDULE_CODES: Final[dict[str, AccessReason]] = {
-    "mailboxnotenabledforrestapi": AccessReason.MAILBOX_ON_PREMISES_OR_UNLICENSED,
-    "mailboxnotsupportedforrestapi": AccessReason.MAILBOX_ON_PREMISES_OR_UNLICENSED,
-    "erroraccessdenied": AccessReason.OUTSIDE_APP_SCOPE,
-    "5009": AccessReason.USER_NOT_FOUND,
-    "errorinvaliduser": AccessReason.USER_NOT_FOUND,
-    "errormailboxnotfound": AccessReason.USER_NOT_FOUND,
-    "errorserverbusy": AccessReason.TRANSIENT_ERROR,
-    "errortimeoutexpired": AccessReason.TRANSIENT_ERROR,
-}
-
-
 def classify(error: ServiceError | None) -> AccessReason:
     """The reason for one probe outcome (``None`` = the mailbox answered)."""
     if error is None:
@@ -97,10 +85,12 @@ def classify(error: ServiceError | None) -> AccessReason:
 
 
 def classify_schedule_code(code: str | None) -> AccessReason:
-    """The reason a getSchedule per-schedule ``responseCode`` names (``other`` when unknown)."""
+    """The reason a getSchedule per-schedule ``responseCode`` names (``other`` when unknown), read
+    through the table availability shares (``core/domain/schedule_codes.py``)."""
     if code is None:
         return AccessReason.ACCESSIBLE
-    return _SCHEDULE_CODES.get(code.strip().lower(), AccessReason.OTHER)
+    cls = schedule_error(code)
+    return AccessReason.OTHER if cls is None else classify(cls())
 
 
 def is_token_failure(error: ServiceError) -> bool:

@@ -50,12 +50,12 @@ from core.domain.errors import (
     ItemNotFound,
     MailboxUnavailable,
     NotFound,
-    OutsideAppScope,
     ParticipantUnreachable,
     TenantNotOnboarded,
     UserNotFound,
 )
 from core.domain.integration import Integration, PairingPolicy
+from core.domain.schedule_codes import MAILBOX_PROBLEMS, schedule_error
 from core.domain.sessions import SessionStatus
 from core.domain.slots import Participant, Slot, SlotRequest, find_slots
 from core.domain.timezones import iana_name
@@ -85,17 +85,7 @@ MAX_MY_EVENTS: Final = 1_000
 
 OK: Final = "ok"
 UNREACHABLE_CODE: Final = "participant_unreachable"
-# getSchedule's per-schedule responseCode -> the error whose code and message we report.
-_SCHEDULE_ERRORS: Final[dict[str, type[GraphError]]] = {
-    "mailboxnotenabledforrestapi": MailboxUnavailable,
-    "erroraccessdenied": OutsideAppScope,
-    "5009": UserNotFound,
-    "errorinvaliduser": UserNotFound,
-    "errormailrecipientnotfound": UserNotFound,
-    "errornonexistentmailbox": UserNotFound,
-    "noschedulereturned": UserNotFound,
-}
-_MAILBOX_ERRORS = (MailboxUnavailable, OutsideAppScope, UserNotFound)
+_MAILBOX_ERRORS = MAILBOX_PROBLEMS
 _OTHER_REASON: Final = "other"
 _OTHER_MESSAGE: Final = "Microsoft 365 could not give this calendar's free/busy time."
 
@@ -228,9 +218,9 @@ class TtlCache(Generic[K, V]):
 
 def reason_for_schedule(schedule: Schedule) -> tuple[str, str]:
     """``(reason code, plain message)`` for a getSchedule per-schedule error."""
-    cls = _SCHEDULE_ERRORS.get((schedule.error_code or "").lower())
-    if cls is None:
-        return _OTHER_REASON, _OTHER_MESSAGE
+    cls = schedule_error(schedule.error_code)
+    if cls is None or not issubclass(cls, MAILBOX_PROBLEMS):
+        return _OTHER_REASON, _OTHER_MESSAGE  # unknown, or Graph busy for this mailbox: "other"
     return cls.default_code, cls.default_message
 
 

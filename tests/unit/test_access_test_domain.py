@@ -36,6 +36,7 @@ from core.domain.errors import (
     UserNotFound,
 )
 from core.domain.integration import DEFAULT_SAMPLE_SIZE, MAX_SAMPLE_SIZE, IntegrationStatus
+from core.domain.schedule_codes import SCHEDULE_ERRORS
 
 APP_ID = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -74,13 +75,29 @@ def test_every_probe_outcome_has_one_reason(error: ServiceError | None, reason: 
         ("5009", R.USER_NOT_FOUND),
         ("errorinvaliduser", R.USER_NOT_FOUND),
         ("ErrorServerBusy", R.TRANSIENT_ERROR),
-        ("NoScheduleReturned", R.OTHER),
+        ("NoScheduleReturned", R.USER_NOT_FOUND),
+        ("ErrorMailRecipientNotFound", R.USER_NOT_FOUND),
+        ("MailboxNotSupportedForRESTAPI", R.MAILBOX_ON_PREMISES_OR_UNLICENSED),
         ("something-new", R.OTHER),
     ],
 )
 def test_getschedule_response_codes_are_classified(code: str | None, reason: AccessReason) -> None:
     """getSchedule's per-schedule responseCode (HTTP stays 200) names a reason; unknown codes are 'other'."""
     assert classify_schedule_code(code) is reason
+
+
+@pytest.mark.parametrize("code", [*SCHEDULE_ERRORS, "MAILBOXNOTENABLEDFORRESTAPI", "something-new"])
+def test_access_test_and_availability_read_every_schedule_code_alike(code: str) -> None:
+    """One responseCode table serves both: the access test's reason and availability's participant status agree."""
+    from core.domain.calendar import Schedule
+    from core.services.availability import reason_for_schedule
+
+    status, _ = reason_for_schedule(Schedule(address="x@contoso.test", error_code=code))
+    reason = classify_schedule_code(code)
+    if reason in (R.MAILBOX_ON_PREMISES_OR_UNLICENSED, R.OUTSIDE_APP_SCOPE, R.USER_NOT_FOUND):
+        assert status == reason.value
+    else:
+        assert status == "other"  # availability reports only mailbox problems by name
 
 
 def test_token_failures_are_not_a_mailbox_problem() -> None:
