@@ -1,12 +1,12 @@
 """The access test's pure rules: classify why a mailbox is unreachable, say what to do, sum it up.
 
-The test samples users, asks getSchedule about them (20 per call) and probes the ones
-whose schedule failed through ``$batch``; every sampled user ends in exactly one
-``AccessReason``:
+The test samples users, asks getSchedule about them (20 per call) and reads every sampled
+calendar through ``$batch`` (a hybrid mailbox answers free/busy but no REST call); every sampled
+user ends in exactly one ``AccessReason``:
 
     probe / schedule answer                                        reason
     ├── reachable                                                  accessible
-    ├── MailboxUnavailable  (MailboxNotEnabledForRESTAPI)          mailbox_on_premises_or_unlicensed
+    ├── MailboxUnavailable  (MailboxNotEnabledForRESTAPI; hybrid)  mailbox_on_premises_or_unlicensed
     ├── OutsideAppScope     (403 ErrorAccessDenied on the mailbox) outside_app_scope
     ├── UserNotFound        (ErrorInvalidUser, 404, getSchedule 5009) user_not_found
     ├── Throttled / TransientGraphError (5xx, 429 after retries)  transient_error

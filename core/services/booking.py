@@ -33,6 +33,7 @@ from core.domain.commands import EventWriteCommand
 from core.domain.errors import (
     DependencyError,
     Forbidden,
+    MailboxUnavailable,
     NotFound,
     UserNotFound,
     ValidationFailed,
@@ -46,6 +47,7 @@ from core.services.authz import Caller, require_organizer, require_participant
 from core.services.event_writer import seal_texts
 from core.services.identity import GraphIdentities
 from core.services.pairings import require_enabled_integration
+from core.services.stores.access_tests import UnreachableMailboxes
 from core.services.stores.codec import Versioned
 from core.services.stores.connections import ConnectionRepository
 from core.services.stores.integrations import IntegrationRepository
@@ -104,6 +106,7 @@ class BookingService:
         self.integrations = IntegrationRepository(tables)
         self.connections = ConnectionRepository(tables)
         self.identities = GraphIdentities(self.integrations, self.connections)
+        self.unreachable = UnreachableMailboxes(tables)
         self._monotonic = monotonic or time.monotonic
         self._rooms: dict[str, tuple[float, frozenset[str]]] = {}
 
@@ -124,6 +127,7 @@ class BookingService:
         start, end = _seconds(request.start), _seconds(request.end)
         validate_times(start, end, now)
         partner = self._partner(caller, integration, request)
+        self._require_usable_mailboxes(caller, partner)
         room = None
         if request.room:
             room = self._room(self.identities.for_tenant(integration.tenant_id, integration=integration), request.room)
@@ -153,6 +157,20 @@ class BookingService:
         has not connected (or must reconnect), or a service-account tenant without its mailbox."""
         self.identities.for_user(integration.tenant_id, organizer.object_id, integration=integration,
                                  require_connection=True)
+
+    def _require_usable_mailboxes(self, caller: Caller, partner: _Partner) -> None:
+        """422 ``mailbox_on_premises_or_unlicensed`` when an access test found the organizer's or the
+        partner's mailbox on premises (Exchange hybrid), unlicensed or inactive: free/busy may still
+        answer for a hybrid mailbox, but the event could never be written or its answer read."""
+        for role, user_id in (("organizer", caller.object_id), ("attendee", partner.user_id)):
+            if self.unreachable.reason_of(caller.tenant_id, user_id) is not None:
+                who = "Your" if role == "organizer" else "Your partner's"
+                raise MailboxUnavailable(
+                    f"{who} mailbox is on premises (Exchange hybrid), unlicensed or inactive, so Outlook "
+                    "events cannot be written to it through Microsoft Graph. Only Exchange Online mailboxes "
+                    "can take part in bookings.",
+                    details={"role": role, "userId": user_id.lower()},
+                )
 
     def _partner(self, caller: Caller, integration: Integration, request: BookingRequest) -> _Partner:
         if request.pairing_id is not None:

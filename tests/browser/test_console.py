@@ -26,6 +26,7 @@ UNREACHABLE_KINDS = {
     "onPremises": "mailbox_on_premises_or_unlicensed",
     "unlicensed": "mailbox_on_premises_or_unlicensed",
     "outsideScope": "outside_app_scope",
+    "hybrid": "mailbox_on_premises_or_unlicensed",
 }
 
 

@@ -44,6 +44,7 @@ from core.domain.errors import (
 from core.ports import CalendarGateway
 from local.simulator import SimulatorHandle, seed
 from tests.support.fake_graph import (
+    HYBRID,
     ON_PREMISES,
     OUTSIDE_SCOPE,
     SCHEDULE_MAILBOX_UNREACHABLE,
@@ -66,6 +67,7 @@ OTHER_TENANT = seed.FABRIKAM
 ALICE, BOB, CAROL = seed.ALICE, seed.BOB, "carol@contoso.test"
 ON_PREM, UNLICENSED_USER, SCOPED = "onprem1@contoso.test", "nolicense1@contoso.test", "scoped1@contoso.test"
 DISABLED_USER, SKYPE_ONLY = "trent@contoso.test", "victor@contoso.test"
+HYBRID_USER = "hybrid1@contoso.test"
 ROOM, SECOND_ROOM, ROOM_LIST = "room-orca@contoso.test", "room-thames@contoso.test", "rooms-b1@contoso.test"
 UNKNOWN = "nobody@contoso.test"
 MISSING_EVENT = "AAMkADno+such/event0000000000000000000000="
@@ -146,6 +148,7 @@ def _fake_backend() -> Backend:
     fake.add_user(TENANT, ON_PREM, kind=ON_PREMISES)
     fake.add_user(TENANT, UNLICENSED_USER, kind=UNLICENSED)
     fake.add_user(TENANT, SCOPED, kind=OUTSIDE_SCOPE)
+    fake.add_user(TENANT, HYBRID_USER, kind=HYBRID, time_zone="Eastern Standard Time")
     fake.add_user(TENANT, DISABLED_USER, kind="disabled")
     fake.add_user(TENANT, SKYPE_ONLY, providers=("skypeForBusiness",))
     fake.add_room_list(TENANT, ROOM_LIST, "Building 1 Rooms")
@@ -310,6 +313,15 @@ def test_probe_mailboxes_classifies_each_user(backend: Backend) -> None:
     assert isinstance(result[UNLICENSED_USER], MailboxUnavailable)
     assert isinstance(result[SCOPED], OutsideAppScope)
     assert isinstance(result[UNKNOWN], UserNotFound)
+
+
+def test_hybrid_mailbox_has_free_busy_but_no_rest_access(backend: Backend, day: datetime) -> None:
+    """A hybrid (on-premises) mailbox answers getSchedule with its availability while its calendar probe fails."""
+    [hybrid] = backend.gateway.get_schedule(backend.who, ALICE, [HYBRID_USER], day, day + timedelta(days=1))
+    assert hybrid.ok and hybrid.working_hours is not None
+    assert isinstance(backend.gateway.probe_mailboxes(backend.who, [HYBRID_USER])[HYBRID_USER], MailboxUnavailable)
+    with pytest.raises(MailboxUnavailable):
+        backend.gateway.get_calendar(backend.who, HYBRID_USER)
 
 
 def test_token_failure_without_consent_is_an_authorization_error(backend: Backend) -> None:

@@ -8,6 +8,7 @@ session, so each test leaves the tenants it touched consented and onboarded agai
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,6 +24,8 @@ EXPECTED = {
     "onPremises": "mailbox_on_premises_or_unlicensed",
     "unlicensed": "mailbox_on_premises_or_unlicensed",
     "outsideScope": "outside_app_scope",
+    # free/busy answers through hybrid free/busy, but event reads and writes do not: not accessible
+    "hybrid": "mailbox_on_premises_or_unlicensed",
 }
 
 
@@ -73,7 +76,7 @@ def test_admin_onboards_the_seeded_tenant_and_the_report_matches_the_seed(stack:
     assert report["sampled"] == len(seeded) == report["accessible"] + report["inaccessible"]
     assert sum(report["byReason"].values()) == report["sampled"]
     assert report["byReason"]["outside_app_scope"] == 3
-    assert report["byReason"]["mailbox_on_premises_or_unlicensed"] == 4
+    assert report["byReason"]["mailbox_on_premises_or_unlicensed"] == 6  # 2 on-premises, 2 unlicensed, 2 hybrid
     scoped = next(u for u in report["users"] if u["reason"] == "outside_app_scope")
     assert "New-ApplicationAccessPolicy" in scoped["hint"] and scoped["userPrincipalName"].startswith("scoped")
 
@@ -91,8 +94,35 @@ def test_admin_onboards_the_seeded_tenant_and_the_report_matches_the_seed(stack:
         )
 
     graph_calls = [r for r in stack.graph_requests(before) if access_test_call(r)]
-    # proof of consent (1) + list users (1) + getSchedule per 20 (2) + one $batch probe of the 7 failures (1)
+    # The floor (core/services/access_test.py): proof of consent (1) + list users (1) + getSchedule per
+    # 20 (2 for 37 users) + the $batch read of every sampled calendar, 20 per request (2).
     assert len(graph_calls) <= 6, [r["path"] for r in graph_calls]
+
+
+def test_hybrid_mailbox_shows_free_busy_but_booking_it_is_refused_with_a_clear_code(stack: Stack) -> None:
+    """After the access test found hybrid1 on premises, availability with them still answers (hybrid free/busy)
+    while booking a session with them is 422 mailbox_on_premises_or_unlicensed at request time."""
+    token = onboard_contoso(stack)
+    report = wait_for_report(stack, token)
+    hybrid = next(u for u in report["users"] if u["userPrincipalName"] == "hybrid1@contoso.test")
+    assert hybrid["reason"] == "mailbox_on_premises_or_unlicensed"
+    pairing = "e2e-hybrid-" + report["id"][:8]
+    put = stack.call("PUT", f"/pairings/{pairing}", token,
+                     {"mentor": seed.ALICE, "mentee": "hybrid1@contoso.test", "active": True})
+    assert put.status_code == 200, put.text
+    alice = stack.token(seed.ALICE)
+    start = (datetime.now(UTC) + timedelta(days=21)).replace(hour=0, minute=0, second=0, microsecond=0)
+    window = {"pairingId": pairing, "start": start.isoformat(), "end": (start + timedelta(days=5)).isoformat(),
+              "durationMinutes": 30, "timeZone": "UTC"}
+    slots = stack.call("POST", "/availability", alice, window)
+    assert slots.status_code == 200, slots.text
+    assert slots.json()["slots"], "hybrid free/busy answers, so common slots exist"
+    first = slots.json()["slots"][0]
+    booked = stack.call("POST", "/sessions", alice, {"pairingId": pairing, "start": first["start"],
+                                                     "end": first["end"], "timeZone": "UTC"})
+    assert booked.status_code == 422, booked.text
+    error = booked.json()["error"]
+    assert error["code"] == "mailbox_on_premises_or_unlicensed" and error["details"]["role"] == "attendee"
 
 
 def test_consent_declined_at_the_consent_page_ends_in_a_clear_error(stack: Stack) -> None:

@@ -94,8 +94,13 @@ NORMAL = "normal"
 ON_PREMISES = "onPremises"
 UNLICENSED = "unlicensed"
 OUTSIDE_SCOPE = "outsideScope"
+# Exchange hybrid, mailbox on premises: with hybrid free/busy getSchedule answers its real
+# availability, while every REST call on the mailbox fails with MailboxNotEnabledForRESTAPI
+# (REST for hybrid mailboxes ended March 2023: graph docs concepts/hybrid-rest-support.md), as the
+# simulator's ``hybrid`` kind (local/simulator/state.py).
+HYBRID = "hybrid"
 DISABLED = "disabled"
-MAILBOX_KINDS = (NORMAL, ON_PREMISES, UNLICENSED, OUTSIDE_SCOPE, DISABLED)
+MAILBOX_KINDS = (NORMAL, ON_PREMISES, UNLICENSED, OUTSIDE_SCOPE, HYBRID, DISABLED)
 
 # getSchedule's per-schedule ``responseCode`` values (the call itself stays 200).
 SCHEDULE_UNKNOWN_ADDRESS = "5009"  # "Unable to resolve e-mail address ... to an Active Directory object."
@@ -188,7 +193,13 @@ class _Mailbox:
 
     @property
     def reachable(self) -> bool:
-        return self.kind not in (ON_PREMISES, UNLICENSED)
+        """Graph REST reaches the mailbox (calendar, events, settings, subscriptions)."""
+        return self.kind not in (ON_PREMISES, UNLICENSED, HYBRID)
+
+    @property
+    def has_free_busy(self) -> bool:
+        """getSchedule answers for it: Exchange Online mailboxes and, through hybrid free/busy, hybrid ones."""
+        return self.reachable or self.kind == HYBRID
 
     def directory_user(self) -> DirectoryUser:
         return DirectoryUser(
@@ -336,7 +347,7 @@ class FakeCalendarGateway:
     ) -> DirectoryUser:
         """Add a directory user. ``address`` is the UPN; ``mail`` defaults to it (None: no mailbox
         address, so ``list_users`` skips the user). ``kind`` is normal, onPremises, unlicensed,
-        outsideScope, or disabled (a normal mailbox whose account is disabled)."""
+        outsideScope, hybrid, or disabled (a normal mailbox whose account is disabled)."""
         if kind not in MAILBOX_KINDS:
             raise ValueError(f"kind must be one of {MAILBOX_KINDS}")
         with self._lock:
@@ -1288,7 +1299,7 @@ class FakeCalendarGateway:
         mailbox = tenant.find(address)
         if mailbox is None:
             return Schedule(address=address, error_code=SCHEDULE_UNKNOWN_ADDRESS)
-        if not mailbox.reachable:
+        if not mailbox.has_free_busy:
             return Schedule(address=address, error_code=SCHEDULE_MAILBOX_UNREACHABLE)
         if mailbox.kind == OUTSIDE_SCOPE and who.user_id is None:
             return Schedule(address=address, error_code=SCHEDULE_OUTSIDE_SCOPE)
