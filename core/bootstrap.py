@@ -273,7 +273,7 @@ class Container:
         return IntegrationService(
             tables=self.tables, clock=self.clock, settings=self.settings, gateway=self.graph,
             secrets_store=self.secrets, alerts=self.owner_alerts, access_tests=self.access_tests,
-            tokens=self.tokens,
+            tokens=self.tokens, queues=self.queues,
             # Resolved when called: the subscription service needs Graph, building this one does not.
             delete_subscriptions=lambda tenant_id: self.subscriptions.remove_all_for_tenant(tenant_id),  # noqa: PLW0108
         )

@@ -17,6 +17,7 @@ cancel comment) travels sealed (``EventWriteCommand.sealed``).
     lifecycle        lifecycle, reconcile LifecycleItem; session ids re-read with one $batch
     renewals         renew_subscriptions  RenewalItem (up to 20 of one tenant)
     access-tests     access_test          AccessTestCommand
+                     verify_consent       ConsentVerifyCommand (re-prove admin consent while Entra propagates it)
     owner-alerts     owner_alert          AlertCommand
 
 ``from_message`` parsers raise ``ValueError`` for a message that can never be valid; the
@@ -44,6 +45,7 @@ LIFECYCLE: Final = "lifecycle"
 RECONCILE: Final = "reconcile"
 RENEWAL: Final = "renew_subscriptions"
 ACCESS_TEST: Final = "access_test"
+VERIFY_CONSENT: Final = "verify_consent"
 OWNER_ALERT: Final = "owner_alert"
 
 # Lifecycle events the service acts on; Microsoft adds new ones, which are dropped item by item.
@@ -146,6 +148,48 @@ class AccessTestCommand:
             requested_by=requested if isinstance(requested, str) and requested else None,
             correlation_id=cid if isinstance(cid, str) else None,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentVerifyCommand:
+    """Prove admin consent again (``attempt`` of the chain ``chain``, started at ``since``): right after
+    consent Entra ID can refuse the app's first token for a while (AADSTS700016 / 65001)."""
+
+    tenant_id: str
+    admin_oid: str
+    chain: str
+    attempt: int
+    since: datetime
+    correlation_id: str | None = None
+
+    @property
+    def step(self) -> str:
+        """What the consent row must say for this message to be the current one."""
+        return f"{self.chain}:{self.attempt}"
+
+    def to_message(self) -> dict[str, Any]:
+        return envelope(VERIFY_CONSENT, tenant_id=self.tenant_id, attempt=self.attempt,
+                        correlation_id=self.correlation_id, adminOid=self.admin_oid, chain=self.chain,
+                        since=self.since.isoformat())
+
+    @classmethod
+    def from_message(cls, message: Mapping[str, Any]) -> ConsentVerifyCommand:
+        if message.get("kind") != VERIFY_CONSENT:
+            raise InvalidMessage("not a verify_consent message")
+        tenant, admin, chain = message.get("tenantId"), message.get("adminOid"), message.get("chain")
+        attempt, cid = message.get("attempt"), message.get("correlationId")
+        if not all(isinstance(v, str) and v for v in (tenant, admin, chain)):
+            raise InvalidMessage("a verify_consent message needs tenantId, adminOid and chain")
+        if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 0:
+            raise InvalidMessage("attempt must be a non-negative integer")
+        try:
+            since = datetime.fromisoformat(str(message.get("since")))
+        except ValueError as exc:
+            raise InvalidMessage("since must be an ISO 8601 time") from exc
+        if since.tzinfo is None:
+            raise InvalidMessage("since must carry its offset")
+        return cls(str(tenant).lower(), str(admin).lower(), str(chain), attempt, since,
+                   cid if isinstance(cid, str) else None)
 
 
 class AlertKind(StrEnum):

@@ -15,6 +15,8 @@ interface WizardState {
   sampleSize?: number;
   consentError?: string;
   startTest?: boolean;
+  /** Consent granted at Microsoft's page; the service is still proving it while Entra ID propagates it. */
+  verifying?: boolean;
 }
 
 const STEPS = ["Vendor and owner", "Method", "Authorize", "Test and finish"];
@@ -38,8 +40,9 @@ function saveWizard(tid: string, state: WizardState | null): void {
 /** Back from Microsoft's admin-consent page: the callback appended ?consent=... to the app URL. */
 export function consentReturned(tid: string, outcome: string, code: string | null): void {
   const state = loadWizard(tid) ?? { step: 3, ownerEmail: "", method: "domainWide" };
-  if (outcome === "granted") saveWizard(tid, { ...state, step: 4, consentError: undefined, startTest: false });
-  else saveWizard(tid, { ...state, step: 3, consentError: code || "consent_declined" });
+  if (outcome === "granted") saveWizard(tid, { ...state, step: 4, consentError: undefined, startTest: false, verifying: false });
+  else if (outcome === "verifying") saveWizard(tid, { ...state, step: 4, consentError: undefined, startTest: false, verifying: true });
+  else saveWizard(tid, { ...state, step: 3, consentError: code || "consent_declined", verifying: false });
 }
 
 export async function renderAdmin(ctx: Ctx, main: HTMLElement): Promise<void> {
@@ -95,7 +98,28 @@ function renderWizard(ctx: Ctx, main: HTMLElement, integration: Integration, sta
     saveWizard(tid, null);
     ctx.flash("success", "The calendar integration is set up.");
     ctx.refresh();
-  });
+  }, (code) => go({ ...state, step: 3, verifying: false, consentError: code }));
+}
+
+/**
+ * Consent came back as "verifying": poll the integration until the service has proven it (it
+ * retries for up to 10 minutes while Microsoft Entra ID propagates a fresh consent). Resolves with
+ * null once granted, or the error code when it gave up.
+ */
+async function waitForConsent(ctx: Ctx, area: HTMLElement, alive: () => boolean): Promise<string | null> {
+  const live = h("p", { class: "live", role: "status", "aria-live": "polite" }, "Consent received. Microsoft is activating it for your organisation…");
+  replace(area, h("div", { class: "progress-box" }, h("progress", { "aria-label": "Consent verification" }), live));
+  const started = Date.now();
+  for (;;) {
+    if (!alive()) return null;
+    const integration = await ctx.api.get<Integration>("/integration");
+    const consent = integration.consent;
+    if (consent?.status === "granted") return null;
+    if (consent?.status !== "verifying") return consent?.errorCode || "consent_failed";
+    const seconds = Math.round((Date.now() - started) / 1000);
+    live.textContent = `Consent received. Microsoft is activating it for your organisation; this can take a few minutes (${seconds} s)…`;
+    await sleep(2000);
+  }
 }
 
 function stepVendor(
@@ -285,7 +309,7 @@ function stepAuthorize(ctx: Ctx, body: HTMLElement, state: WizardState, go: (s: 
   );
 }
 
-function stepTest(ctx: Ctx, body: HTMLElement, state: WizardState, done: () => void): void {
+function stepTest(ctx: Ctx, body: HTMLElement, state: WizardState, done: () => void, refused: (code: string) => void): void {
   const area = h("div");
   const doneButton = button("Done", done, { class: "primary", disabled: true });
   const again = button("Run the test again", () => void run(true), { disabled: true });
@@ -302,6 +326,22 @@ function stepTest(ctx: Ctx, body: HTMLElement, state: WizardState, done: () => v
     doneButton.disabled = report === null;
     if (report) focusOn(area.querySelector<HTMLElement>("h3"));
   };
+  if (state.verifying) {
+    void (async () => {
+      try {
+        const code = await waitForConsent(ctx, area, () => alive);
+        if (!alive) return;
+        if (code) refused(code);
+        else {
+          saveWizard(ctx.user.tid, { ...state, verifying: false });
+          void run(false);
+        }
+      } catch (e) {
+        replace(area, notice("error", errorText(e)));
+      }
+    })();
+    return;
+  }
   void run(Boolean(state.startTest));
 }
 
