@@ -16,9 +16,15 @@ subscription) recreates it and resyncs the mailbox (through the lifecycle queue)
 after ``MAX_ATTEMPTS``, alert the integration owner.
 
 Lifetime: Outlook subscriptions last at most 10,080 minutes (newest docs) or 4,230
-(older docs). Graph refuses (400) an expiry beyond its maximum rather than capping it,
-so the service asks for 10,080, retries once with 4,230 on a 400, remembers what worked
-and always stores the expiry Graph granted. Renew-at is
+(older docs). Graph refuses an expiry beyond its maximum rather than capping it: 400
+``ExtensionError`` "Subscription expiration can only be N minutes in the future."
+(microsoftgraph/microsoft-graph-docs-contrib#7726). Only that answer (the code in any case,
+with the documented message, whose N the gateway puts in ``details``) is a refused lifetime:
+the service retries once with N and keeps N per tenant in the ``~lifetime`` row, so every
+instance and every restart asks for N at once (read through a 10-minute per-process cache);
+after ``RELEARN_AFTER`` (7 days) it asks for the documented maximum again, in case the limit
+was raised. Any other 400 (a URL validation failure, a bad request) is not retried with a
+shorter lifetime. The expiry Graph granted is always what is stored. Renew-at is
 ``granted - max(lifetime / 3, 6 h)``: 56 h early for 7-day subscriptions, 23.5 h for 70.5-hour ones.
 
 Subscriptions carry a clientState the webhook can check without storage
@@ -31,7 +37,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -79,6 +87,9 @@ DEFAULT_HORIZON: Final = timedelta(hours=1)
 DEFAULT_LOOKBACK: Final = timedelta(hours=72)
 GROUP_SIZE: Final = 20
 MAX_ATTEMPTS: Final = 5
+RELEARN_AFTER: Final = timedelta(days=7)  # then ask for the documented maximum again
+LIFETIME_CACHE_SECONDS: Final = 600.0
+MAX_LIFETIME_DETAIL: Final = "max_lifetime_minutes"  # set by the gateway on Graph's documented refusal
 
 
 
@@ -117,11 +128,6 @@ class RenewalOutcome:
     skipped: int = 0
 
 
-@dataclass
-class _Lifetimes:
-    """What Graph accepts: the documented maximum until a 400 teaches us the older one."""
-
-    current: int = OUTLOOK_MAX_MINUTES
 
 
 class SubscriptionService:
@@ -140,6 +146,7 @@ class SubscriptionService:
         alerts: OwnerAlerts | None = None,
         horizon: timedelta = DEFAULT_HORIZON,
         lookback: timedelta = DEFAULT_LOOKBACK,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = SubscriptionStore(tables)
         self.integrations = IntegrationRepository(tables)
@@ -155,7 +162,9 @@ class SubscriptionService:
         suffix = f"?code={url_code}" if url_code else ""
         self.notification_url = f"{base}/api/graph/notifications{suffix}"
         self.lifecycle_url = f"{base}/api/graph/lifecycle{suffix}"
-        self._lifetimes = _Lifetimes()
+        self._monotonic = monotonic
+        self._lifetimes: dict[str, tuple[float, int]] = {}  # tenant -> (cache expiry, minutes)
+        self._lifetime_lock = threading.Lock()
 
     # --- per mailbox -------------------------------------------------------------------
 
@@ -344,31 +353,56 @@ class SubscriptionService:
     def _expiry(self, minutes: int) -> datetime:
         return self.clock.now() + timedelta(minutes=minutes) - CLOCK_SKEW
 
-    def _attempts(self) -> tuple[int, ...]:
-        if self._lifetimes.current == OUTLOOK_MAX_MINUTES:
-            return (OUTLOOK_MAX_MINUTES, LEGACY_MAX_MINUTES)
-        return (self._lifetimes.current,)
+    def lifetime_minutes(self, tenant_id: str) -> int:
+        """The lifetime to ask for: what Graph last told this tenant (``~lifetime`` row, cached per process),
+        or the documented maximum when nothing is known or what is known is older than ``RELEARN_AFTER``."""
+        with self._lifetime_lock:
+            cached = self._lifetimes.get(tenant_id)
+            if cached is not None and cached[0] > self._monotonic():
+                return cached[1]
+        learned = self.store.lifetime(tenant_id)
+        fresh = learned is not None and self.clock.now() - learned.learned_at < RELEARN_AFTER
+        minutes = learned.minutes if fresh and learned is not None else OUTLOOK_MAX_MINUTES
+        with self._lifetime_lock:
+            self._lifetimes[tenant_id] = (self._monotonic() + LIFETIME_CACHE_SECONDS, minutes)
+        return minutes
 
-    def _learn(self, minutes: int) -> None:
-        if minutes != self._lifetimes.current:
-            log.info("Graph refused %d-minute subscriptions; using %d minutes from now on",
-                     self._lifetimes.current, minutes)
-            self._lifetimes = _Lifetimes(minutes)
+    def _learn(self, tenant_id: str, asked: int, granted_at: int) -> None:
+        """Graph accepted ``granted_at`` minutes after refusing ``asked``: keep it for every instance."""
+        log.info("Graph refused %d-minute subscriptions for a tenant; using %d minutes from now on", asked,
+                 granted_at)
+        self.store.set_lifetime(tenant_id, granted_at, self.clock.now())
+        with self._lifetime_lock:
+            self._lifetimes[tenant_id] = (self._monotonic() + LIFETIME_CACHE_SECONDS, granted_at)
 
     @staticmethod
     def _refused_lifetime(exc: ServiceError) -> bool:
-        """A 400 for the expiry (not the URL validation, which has its own code)."""
+        """Graph's documented refusal of an expiry beyond its maximum: 400 ``ExtensionError`` (any case) with
+        "Subscription expiration can only be N minutes in the future." (the gateway keeps N in ``details``)."""
         return (
             isinstance(exc, GraphRequestRejected)
             and exc.status in (400, None)
-            and (exc.graph_code or "") != "ValidationError"
+            and (exc.graph_code or "").lower() == "extensionerror"
+            and SubscriptionService._allowed_minutes(exc) is not None
         )
+
+    @staticmethod
+    def _allowed_minutes(exc: ServiceError) -> int | None:
+        value = exc.details.get(MAX_LIFETIME_DETAIL)
+        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+    def _shorter(self, exc: ServiceError, asked: int) -> int | None:
+        """The lifetime to retry with after ``exc``, or None when ``exc`` is not a refused lifetime."""
+        if not self._refused_lifetime(exc):
+            return None
+        allowed = self._allowed_minutes(exc)
+        return allowed if allowed is not None and allowed < asked else None
 
     def _create_at_graph(self, tenant_id: str, user_id: str) -> tuple[SubscriptionInfo, int]:
         signer = self.keys.require()
         client_state = signer.sign(tenant_id, user_id)
-        attempts = self._attempts()
-        for i, minutes in enumerate(attempts):
+        first = minutes = self.lifetime_minutes(tenant_id)
+        while True:
             try:
                 info = self.gateway.create_subscription(
                     self._who(tenant_id, user_id),
@@ -380,25 +414,29 @@ class SubscriptionService:
                     expiration=self._expiry(minutes),
                 )
             except GraphRequestRejected as exc:
-                if i + 1 < len(attempts) and self._refused_lifetime(exc):
-                    continue
-                raise
-            self._learn(minutes)
+                shorter = self._shorter(exc, minutes) if minutes == first else None
+                if shorter is None:
+                    raise
+                minutes = shorter
+                continue
+            if minutes != first:
+                self._learn(tenant_id, first, minutes)
             return info, minutes
-        raise AssertionError("unreachable")  # pragma: no cover
 
     def _renew_at_graph(self, who: GraphIdentity,
                         sub_ids: Sequence[str]) -> dict[str, tuple[SubscriptionInfo | ServiceError, int]]:
         """Each subscription's renewal result and the lifetime (minutes) that was asked for."""
-        attempts = self._attempts()
-        first = self.gateway.renew_subscriptions(who, [(s, self._expiry(attempts[0])) for s in sub_ids])
-        results = {s: (r, attempts[0]) for s, r in first.items()}
-        refused = [s for s, r in first.items() if isinstance(r, ServiceError) and self._refused_lifetime(r)]
-        if refused and len(attempts) > 1:
-            retry = self.gateway.renew_subscriptions(who, [(s, self._expiry(attempts[1])) for s in refused])
+        asked = self.lifetime_minutes(who.tenant_id)
+        first = self.gateway.renew_subscriptions(who, [(s, self._expiry(asked)) for s in sub_ids])
+        results = {s: (r, asked) for s, r in first.items()}
+        allowed = [m for r in first.values() if isinstance(r, ServiceError) and (m := self._shorter(r, asked))]
+        if allowed:
+            minutes = min(allowed)
+            refused = [s for s, r in first.items() if isinstance(r, ServiceError) and self._shorter(r, asked)]
+            retry = self.gateway.renew_subscriptions(who, [(s, self._expiry(minutes)) for s in refused])
             if any(isinstance(r, SubscriptionInfo) for r in retry.values()):
-                self._learn(attempts[1])
-            results.update({s: (r, attempts[1]) for s, r in retry.items()})
+                self._learn(who.tenant_id, asked, minutes)
+            results.update({s: (r, minutes) for s, r in retry.items()})
         return results
 
     def _create(self, tenant_id: str, user_id: str,

@@ -1336,7 +1336,10 @@ class FakeCalendarGateway:
         if granted <= now:
             raise _graph_error(GraphRequestRejected, 400, "InvalidRequest")
         if granted > now + timedelta(minutes=self.max_subscription_minutes):
-            raise _graph_error(GraphRequestRejected, 400, "ExtensionError")
+            # The gateway keeps the N of the documented message in details (core/adapters/graph/errors.py).
+            refused = _graph_error(GraphRequestRejected, 400, "ExtensionError")
+            refused.details["max_lifetime_minutes"] = self.max_subscription_minutes
+            raise refused
         return granted
 
     def _renew(self, tenant_id: str, subscription_id: str, expiration: datetime) -> SubscriptionInfo:

@@ -12,8 +12,9 @@ from core.domain.commands import RenewalItem, renewal_message
 from core.domain.errors import GraphRequestRejected, TransientGraphError
 from core.names import Queues, Tables
 from core.ports import Entity
+from core.services.client_state import ClientStateKeyCache
 from core.services.stores.subscriptions import OUTLOOK_MAX_MINUTES, SubscriptionRecord, bucket_of
-from core.services.subscriptions import LEGACY_MAX_MINUTES, MAX_ATTEMPTS, renew_at
+from core.services.subscriptions import LEGACY_MAX_MINUTES, MAX_ATTEMPTS, SubscriptionService, renew_at
 from tests.unit.test_notifications import NOW, T, World
 
 
@@ -66,6 +67,61 @@ def test_refused_maximum_falls_back_to_4230_minutes_and_is_remembered() -> None:
     assert first.expires_at - first.renew_at == timedelta(minutes=LEGACY_MAX_MINUTES - 1) / 3
     w.subs.ensure_for_mailbox(T, w.partner)
     assert w.graph.call_count("create_subscription") == 3
+
+
+def _another_instance(w: World) -> SubscriptionService:
+    """A second process (another Flex instance, or this one restarted) over the same storage and Graph."""
+    return SubscriptionService(w.tables, w.queues, w.graph, w.clock, ClientStateKeyCache(w.secrets),
+                               public_base_url="https://func.example.com")
+
+
+def test_learned_lifetime_is_shared_by_every_instance_and_survives_a_restart() -> None:
+    """What Graph refused is kept per tenant in storage: another instance asks 4,230 minutes at once (one call)."""
+    w = World.make(max_minutes=LEGACY_MAX_MINUTES)
+    w.subs.ensure_for_mailbox(T, w.organizer)
+    w.graph.reset_calls()
+    other = _another_instance(w)
+    record = other.ensure_for_mailbox(T, w.partner)
+    assert record is not None and record.lifetime_minutes == LEGACY_MAX_MINUTES
+    assert w.graph.call_count("create_subscription") == 1
+
+
+def test_learned_lifetime_is_asked_again_at_the_documented_maximum_after_a_week() -> None:
+    """A learned limit older than 7 days is retried at 10,080 minutes, in case Graph raised it."""
+    w = World.make(max_minutes=LEGACY_MAX_MINUTES)
+    w.subs.ensure_for_mailbox(T, w.organizer)
+    w.graph.max_subscription_minutes = OUTLOOK_MAX_MINUTES
+    w.clock.advance(days=8)
+    record = _another_instance(w).ensure_for_mailbox(T, w.partner)
+    assert record is not None and record.lifetime_minutes == OUTLOOK_MAX_MINUTES
+
+
+@pytest.mark.parametrize("code", [
+    "InvalidRequest",  # a malformed request is not about the lifetime
+    "ValidationError",  # the notification URL's handshake failed
+    "ExtensionError",  # without the documented text: ExtensionError also names mailbox problems
+])
+def test_only_the_documented_lifetime_refusal_is_retried_shorter(code: str) -> None:
+    """A 400 that is not Graph's "Subscription expiration can only be N minutes" is raised, never retried shorter."""
+    w = World.make()
+    w.graph.fail_next("create_subscription", GraphRequestRejected(status=400, graph_code=code,
+                                                                  details={"status": 400, "graph_code": code}))
+    with pytest.raises(GraphRequestRejected):
+        w.subs.ensure_for_mailbox(T, w.organizer)
+    assert w.graph.call_count("create_subscription") == 1
+    assert w.subs.store.lifetime(T) is None
+
+
+def test_documented_refusal_in_any_case_retries_with_the_minutes_graph_names() -> None:
+    """"extensionError" (concepts/errors.md spelling) naming 5,000 minutes -> one retry with exactly 5,000."""
+    w = World.make(max_minutes=5000)
+    refusal = GraphRequestRejected(status=400, graph_code="extensionError",
+                                   details={"status": 400, "max_lifetime_minutes": 5000})
+    w.graph.fail_next("create_subscription", refusal)
+    record = w.subs.ensure_for_mailbox(T, w.organizer)
+    assert record is not None and record.lifetime_minutes == 5000
+    learned = w.subs.store.lifetime(T)
+    assert learned is not None and learned.minutes == 5000
 
 
 def test_renew_at_is_well_before_expiry() -> None:

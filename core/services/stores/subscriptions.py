@@ -1,10 +1,12 @@
 """Our records of Graph subscriptions, one per watched mailbox, and the renewal index.
 
 Table ``subscriptions``, PartitionKey = tenant id: ``m~<userId>`` (the record: ids and
-times only, never the clientState) and ``id~<subscriptionId>`` (subscription id ->
-mailbox, for lifecycle notifications). Table ``subscriptionexpiry``, PartitionKey =
-the hourly bucket ``yyyyMMddHH`` of the renew-at time, RowKey ``<tenantId>~<userId>``:
-the renewal timer reads only the buckets inside its horizon.
+times only, never the clientState), ``id~<subscriptionId>`` (subscription id ->
+mailbox, for lifecycle notifications) and ``~lifetime`` (the longest lifetime Graph grants
+this tenant's subscriptions, as learned from its refusals, shared by every instance).
+Table ``subscriptionexpiry``, PartitionKey = the hourly bucket ``yyyyMMddHH`` of the
+renew-at time, RowKey ``<tenantId>~<userId>``: the renewal timer reads only the buckets
+inside its horizon.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ OUTLOOK_MAX_MINUTES: Final = 10080
 
 _MAILBOX_PREFIX: Final = "m~"
 _ID_PREFIX: Final = "id~"
+LIFETIME_ROW: Final = "~lifetime"  # the tenant's subscription lifetime Graph allows, as last learned
 
 
 def bucket_of(moment: datetime) -> str:
@@ -51,11 +54,32 @@ class SubscriptionRecord:
 
 
 
+@dataclass(frozen=True, slots=True)
+class LearnedLifetime:
+    """The maximum subscription lifetime Graph told us (``minutes``), and when."""
+
+    minutes: int
+    learned_at: datetime
+
+
 class SubscriptionStore:
-    """The three kinds of rows above, kept in step."""
+    """The kinds of rows above, kept in step."""
 
     def __init__(self, tables: TableStore) -> None:
         self.tables = tables
+
+    def lifetime(self, tenant_id: str) -> LearnedLifetime | None:
+        e = self.tables.get(Tables.SUBSCRIPTIONS, tenant_id, LIFETIME_ROW)
+        if e is None:
+            return None
+        minutes, at = e.data.get("maxMinutes"), e.data.get("learnedAt")
+        if not isinstance(minutes, int) or isinstance(minutes, bool) or minutes <= 0 or not isinstance(at, datetime):
+            return None
+        return LearnedLifetime(minutes, at)
+
+    def set_lifetime(self, tenant_id: str, minutes: int, at: datetime) -> None:
+        self.tables.upsert(Tables.SUBSCRIPTIONS, Entity(tenant_id, LIFETIME_ROW,
+                                                        {"maxMinutes": minutes, "learnedAt": at}))
 
     @staticmethod
     def _to_entity(r: SubscriptionRecord, etag: str | None = None) -> Entity:
