@@ -7,7 +7,9 @@ own retry (raise -> ``maxDequeueCount`` -> ``<queue>-poison``) is left for the
 unexpected; the poison triggers here make that visible with an owner alert.
 
 Timers: ``%RENEWAL_SCHEDULE%`` plans renewals (due buckets only, groups of 20 per
-message) and ``%RECONCILE_SCHEDULE%`` plans the re-read of upcoming sessions (one
+message), ``SUBSCRIPTION_AUDIT_SCHEDULE`` (every 15 minutes) checks the subscriptions against
+Graph's ``GET /subscriptions`` (one message per tenant on the renewals queue) and
+``%RECONCILE_SCHEDULE%`` plans the re-read of upcoming sessions (one
 ``reconcile`` message per group of 20 on the lifecycle queue, handled by ``lifecycle_job``)
 and keeps subscriptions in step with need. Service-account tenants get no change notifications,
 so ``SERVICE_ACCOUNT_RECONCILE_SCHEDULE`` (every ``SERVICE_ACCOUNT_SYNC_MINUTES``)
@@ -33,6 +35,8 @@ bp = func.Blueprint()
 # A constant rather than an app setting: the period is what GET /api/integration promises
 # (``syncIntervalMinutes``), so it is not something to tune per deployment.
 SERVICE_ACCOUNT_RECONCILE_SCHEDULE = f"0 */{SERVICE_ACCOUNT_SYNC_MINUTES} * * * *"
+# Every 15 minutes (core/services/subscriptions.py AUDIT_SCHEDULE): the staleness bound docs/scaling.md states.
+SUBSCRIPTION_AUDIT_SCHEDULE = "0 7,22,37,52 * * * *"
 
 
 def _tenants_of(body: dict[str, Any]) -> set[str]:
@@ -107,6 +111,12 @@ def renewal_timer(container: Container) -> None:
 def reconcile_timer(container: Container) -> None:
     """Fan the re-read of sessions starting soon out through the queue; subscription housekeeping."""
     container.reconciler.plan()
+
+
+@timer_job(bp, SUBSCRIPTION_AUDIT_SCHEDULE)
+def subscription_audit_timer(container: Container) -> None:
+    """Check every tenant's subscriptions against Graph's GET /subscriptions; recreate what Graph lost."""
+    container.subscriptions.plan_audits()
 
 
 @timer_job(bp, SERVICE_ACCOUNT_RECONCILE_SCHEDULE)

@@ -16,6 +16,7 @@ cancel comment) travels sealed (``EventWriteCommand.sealed``).
     notifications    notifications        ChangeItem (one webhook POST's checked items)
     lifecycle        lifecycle, reconcile LifecycleItem; session ids re-read with one $batch
     renewals         renew_subscriptions  RenewalItem (up to 20 of one tenant)
+                     audit_subscriptions  one tenant's records checked against GET /subscriptions
     access-tests     access_test          AccessTestCommand
                      verify_consent       ConsentVerifyCommand (re-prove admin consent while Entra propagates it)
     owner-alerts     owner_alert          AlertCommand
@@ -44,6 +45,7 @@ NOTIFICATIONS: Final = "notifications"
 LIFECYCLE: Final = "lifecycle"
 RECONCILE: Final = "reconcile"
 RENEWAL: Final = "renew_subscriptions"
+AUDIT_SUBSCRIPTIONS: Final = "audit_subscriptions"
 ACCESS_TEST: Final = "access_test"
 VERIFY_CONSENT: Final = "verify_consent"
 OWNER_ALERT: Final = "owner_alert"
@@ -309,6 +311,12 @@ class RenewalItem:
 
 def renewal_message(tenant_id: str, items: Sequence[RenewalItem], attempt: int = 0) -> dict[str, Any]:
     return envelope(RENEWAL, tenant_id=tenant_id, attempt=attempt, items=[i.to_json() for i in items])
+
+
+def audit_message(tenant_id: str, users: Sequence[str] = (), *, attempt: int = 0) -> dict[str, Any]:
+    """An ``audit_subscriptions`` message on the renewals queue: compare one tenant's subscription records
+    (of ``users`` only, per-user tenants: one Graph identity each) with what Graph lists."""
+    return envelope(AUDIT_SUBSCRIPTIONS, tenant_id=tenant_id, attempt=attempt, users=list(users) or None)
 
 
 def reconcile_message(tenant_id: str, session_ids: Sequence[str], *, attempt: int = 0,

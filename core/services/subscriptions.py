@@ -27,6 +27,17 @@ was raised. Any other 400 (a URL validation failure, a bad request) is not retri
 shorter lifetime. The expiry Graph granted is always what is stored. Renew-at is
 ``granted - max(lifetime / 3, 6 h)``: 56 h early for 7-day subscriptions, 23.5 h for 70.5-hour ones.
 
+A subscription Graph no longer has must not go unnoticed (Graph can drop one without a
+``subscriptionRemoved`` lifecycle event reaching us: a lost POST, an endpoint that was down).
+Every ``AUDIT_MINUTES`` (15) a timer plans one ``audit_subscriptions`` message per tenant (per
+group of 20 mailboxes in per-user tenants); the worker lists what Graph has for each Graph
+identity (``GET /subscriptions``, every page: app-only once per domain-wide tenant, each
+organizer's own token in per-user tenants) and hands every record Graph does not list (or lists
+as expired) to the lifecycle worker as ``subscriptionRemoved``, which recreates it and resyncs
+the mailbox. Records younger than ``AUDIT_MARGIN`` are left for the next round (a listing may
+not show a subscription created a moment ago). Staleness bound: a vanished subscription is
+recreated, and its mailbox re-read, within about 15 minutes plus the queue's latency.
+
 Subscriptions carry a clientState the webhook can check without storage
 (``core/services/client_state.py``). Housekeeping (reconciliation) deletes the
 subscription of a mailbox with no upcoming sessions; ``remove_all_for_tenant`` is called
@@ -46,9 +57,11 @@ from typing import Any, Final
 
 from core.domain.calendar import GraphIdentity, SubscriptionInfo
 from core.domain.commands import (
+    AUDIT_SUBSCRIPTIONS,
     AlertKind,
     LifecycleItem,
     RenewalItem,
+    audit_message,
     backoff_seconds,
     chunks,
     lifecycle_message,
@@ -89,6 +102,8 @@ GROUP_SIZE: Final = 20
 MAX_ATTEMPTS: Final = 5
 RELEARN_AFTER: Final = timedelta(days=7)  # then ask for the documented maximum again
 LIFETIME_CACHE_SECONDS: Final = 600.0
+AUDIT_MINUTES: Final = 15  # the timer (functions/sync_jobs.py SUBSCRIPTION_AUDIT_SCHEDULE) runs this often
+AUDIT_MARGIN: Final = timedelta(minutes=2)
 MAX_LIFETIME_DETAIL: Final = "max_lifetime_minutes"  # set by the gateway on Graph's documented refusal
 
 
@@ -116,6 +131,16 @@ def renew_at(granted: datetime, now: datetime) -> datetime:
 
 
 
+
+
+@dataclass
+class AuditOutcome:
+    listed: int = 0  # GET /subscriptions calls (identities listed)
+    checked: int = 0
+    missing: int = 0
+    too_young: int = 0
+    skipped: int = 0
+    errors: int = 0
 
 
 @dataclass
@@ -235,6 +260,86 @@ class SubscriptionService:
             removed += 1
         return removed
 
+    # --- audit against Graph ---------------------------------------------------------------
+
+    def plan_audits(self) -> int:
+        """Timer: one ``audit_subscriptions`` message per tenant with subscriptions (per group of 20 mailboxes in
+        per-user tenants, where each mailbox is its own Graph identity). Returns messages sent."""
+        sent = 0
+        for tenant_id in self.integrations.tenants():
+            integration = self._integration(tenant_id)
+            if integration is None or not integration.active:
+                continue
+            if sync_policy(integration.method).mode is SyncMode.POLLING:
+                continue
+            if integration.method is ConnectionMethod.PER_USER:
+                users = sorted({r.user_id for r in self.store.records(tenant_id)})
+                for group in chunks(users):
+                    self.queues.send(Queues.RENEWALS, audit_message(tenant_id, group))
+                    sent += 1
+            else:
+                self.queues.send(Queues.RENEWALS, audit_message(tenant_id))
+                sent += 1
+        log.info("subscription audit timer: %d message(s)", sent)
+        return sent
+
+    def audit_message(self, message: Mapping[str, Any]) -> AuditOutcome:
+        """Worker: one ``audit_subscriptions`` message (see the module docstring)."""
+        tenant_id = message.get("tenantId")
+        if not isinstance(tenant_id, str) or not tenant_id:
+            raise InvalidMessage("an audit_subscriptions message needs tenantId")
+        users = message.get("users")
+        if users is not None and not (isinstance(users, list) and all(isinstance(u, str) for u in users)):
+            raise InvalidMessage("users must be a list of user ids")
+        return self.audit_tenant(tenant_id.lower(), users, attempt=int(message.get("attempt") or 0))
+
+    def audit_tenant(self, tenant_id: str, users: Sequence[str] | None = None, *, attempt: int = 0) -> AuditOutcome:
+        """Compare the tenant's records (of ``users``, if given) with ``GET /subscriptions`` per Graph identity and
+        queue a recreate-and-resync for each one Graph does not have."""
+        outcome = AuditOutcome()
+        integration = self._integration(tenant_id)
+        if integration is None or not integration.active or sync_policy(integration.method).mode is SyncMode.POLLING:
+            return outcome
+        wanted = {u.lower() for u in users} if users is not None else None
+        by_who: dict[GraphIdentity, list[SubscriptionRecord]] = {}
+        for record in self.store.records(tenant_id):
+            if wanted is None or record.user_id in wanted:
+                by_who.setdefault(self._who(tenant_id, record.user_id, integration), []).append(record)
+        missing: list[LifecycleItem] = []
+        for who, records in by_who.items():
+            started = self.clock.now()
+            try:
+                listed = {s.subscription_id: s for s in self.gateway.list_subscriptions(who)}
+            except Throttled as exc:
+                self.queues.send(Queues.RENEWALS, audit_message(tenant_id, sorted({r.user_id for r in records}),
+                                                                attempt=attempt),
+                                 delay_seconds=float(exc.retry_after or 30))
+                outcome.skipped += len(records)
+                continue
+            except ServiceError as exc:
+                # A per-user token that died is the connection's problem (flagged elsewhere); the next round retries.
+                log.warning("subscription audit: listing failed (%s)", exc.code)
+                outcome.errors += 1
+                continue
+            outcome.listed += 1
+            for record in records:
+                if record.created_at > started - AUDIT_MARGIN:
+                    outcome.too_young += 1
+                    continue
+                outcome.checked += 1
+                found = listed.get(record.subscription_id)
+                if found is None or found.expiration <= started:
+                    missing.append(LifecycleItem(tenant_id, record.user_id, record.subscription_id,
+                                                 "subscriptionRemoved"))
+        for group in chunks(missing):
+            # Recreate + resync in the lifecycle worker, exactly as for a subscriptionRemoved event.
+            self.queues.send(Queues.LIFECYCLE, lifecycle_message(group))
+        outcome.missing = len(missing)
+        if missing:
+            log.warning("subscription audit: %d subscription(s) Graph no longer has; recreating", len(missing),
+                        extra={"tenant": tenant_id})
+        return outcome
+
     # --- renewal -------------------------------------------------------------------------
 
     def plan_renewals(self) -> int:
@@ -253,7 +358,11 @@ class SubscriptionService:
         return sent
 
     def renew_message(self, message: Mapping[str, Any]) -> RenewalOutcome:
-        """Worker: one ``renewals`` message; ``InvalidMessage`` when it names no tenant or its items are broken."""
+        """Worker: one ``renewals`` message; ``InvalidMessage`` when it names no tenant or its items are broken.
+        (``audit_subscriptions`` messages on the same queue go to ``audit_message``.)"""
+        if message.get("kind") == AUDIT_SUBSCRIPTIONS:
+            audit = self.audit_message(message)
+            return RenewalOutcome(recreated=audit.missing, skipped=audit.skipped)
         tenant_id = message.get("tenantId")
         if not isinstance(tenant_id, str) or not tenant_id:
             raise InvalidMessage("a renewals message needs tenantId")

@@ -363,3 +363,91 @@ def test_per_user_tenant_works_with_the_organizers_own_token() -> None:
     assert w.reconciler.run().errors == 0
     w.clock.advance(hours=113)
     assert w.subs.renew_group(T, [RenewalItem(w.organizer, record.subscription_id, record.bucket)]).renewed == 1
+
+
+# --- audit against GET /subscriptions -------------------------------------------------------
+
+
+def _audit(w: World) -> list[dict[str, object]]:
+    """Run the audit timer and its worker; returns the lifecycle items it queued."""
+    for message in w.queues.take(Queues.RENEWALS):
+        w.subs.renew_message(message.body)
+    assert w.subs.plan_audits() >= 0
+    for message in w.queues.take(Queues.RENEWALS):
+        w.subs.renew_message(message.body)
+    return [item for m in w.queues.pending(Queues.LIFECYCLE) for item in m.body["items"]]
+
+
+def test_a_subscription_graph_dropped_silently_is_recreated_and_the_mailbox_resynced() -> None:
+    """Graph lost the subscription without a lifecycle event: the audit (one GET /subscriptions for the tenant)
+    hands it to the lifecycle worker, which recreates it and re-reads the mailbox's sessions."""
+    w = World.make()
+    s = w.book(hours=150)
+    old = w.subs.ensure_for_mailbox(T, w.organizer)
+    assert old is not None
+    w.graph.remove_subscription(T, old.subscription_id)
+    assert s.event_id is not None
+    w.move(s, timedelta(hours=1))  # the change nobody told us about
+    w.clock.advance(minutes=15)
+    w.graph.reset_calls()
+    items = _audit(w)
+    assert [(i["userId"], i["subscriptionId"], i["lifecycleEvent"]) for i in items] == [
+        (w.organizer, old.subscription_id, "subscriptionRemoved")]
+    assert w.graph.call_count("list_subscriptions") == 1
+    for message in w.queues.take(Queues.LIFECYCLE):
+        outcome = w.lifecycle.handle_message(message.body)
+        assert (outcome.recreated, outcome.resynced) == (1, 1)
+    new = w.subs.get(T, w.organizer)
+    assert new is not None and new.subscription_id != old.subscription_id
+    assert [x.subscription_id for x in w.graph.subscriptions_of(T)] == [new.subscription_id]
+    assert w.repo.require(T, s.session_id).value.start == s.start + timedelta(hours=1)
+
+
+def test_healthy_and_brand_new_subscriptions_are_left_alone() -> None:
+    """Subscriptions Graph lists are fine; one created under two minutes ago is not judged yet (listing lag)."""
+    w = World.make()
+    w.subs.ensure_for_mailbox(T, w.organizer)
+    w.clock.advance(minutes=15)
+    young = w.subs.ensure_for_mailbox(T, w.partner)
+    assert young is not None
+    w.graph.remove_subscription(T, young.subscription_id)
+    assert _audit(w) == []
+    w.clock.advance(minutes=3)
+    assert [i["subscriptionId"] for i in _audit(w)] == [young.subscription_id]
+
+
+def test_per_user_tenants_are_listed_with_each_organizers_own_token() -> None:
+    """Delegated GET /subscriptions shows only the signed-in user's: one listing per connected organizer."""
+    from core.domain.integration import ConnectionMethod
+    from tests.support.fake_graph import FakeTokenProvider
+
+    tokens = FakeTokenProvider()
+    w = World.make(tokens=tokens, method=ConnectionMethod.PER_USER)
+    for user in (w.organizer, w.partner):
+        tokens.connect_user(T, user)
+        w.subs.ensure_for_mailbox(T, user)
+    w.clock.advance(minutes=15)
+    lost = w.subs.get(T, w.partner)
+    assert lost is not None
+    w.graph.remove_subscription(T, lost.subscription_id)
+    w.graph.reset_calls()
+    assert [i["userId"] for i in _audit(w)] == [w.partner]
+    listings = [c for c in w.graph.calls if c.method == "list_subscriptions"]
+    assert len(listings) == 2
+
+
+def test_the_audit_timer_runs_every_fifteen_minutes() -> None:
+    """The schedule the staleness bound rests on: consecutive firings are 15 minutes apart."""
+    from datetime import UTC, datetime
+
+    from core.services.subscriptions import AUDIT_MINUTES
+    from functions.sync_jobs import SUBSCRIPTION_AUDIT_SCHEDULE
+    from local.ncrontab import parse
+
+    schedule = parse(SUBSCRIPTION_AUDIT_SCHEDULE)
+    moment = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
+    fires = []
+    for _ in range(8):
+        moment = schedule.next_after(moment)
+        fires.append(moment)
+    assert {(b - a) for a, b in zip(fires, fires[1:], strict=False)} == {timedelta(minutes=AUDIT_MINUTES)}
