@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
@@ -450,4 +451,4 @@ def test_the_audit_timer_runs_every_fifteen_minutes() -> None:
     for _ in range(8):
         moment = schedule.next_after(moment)
         fires.append(moment)
-    assert {(b - a) for a, b in zip(fires, fires[1:], strict=False)} == {timedelta(minutes=AUDIT_MINUTES)}
+    assert {(b - a) for a, b in itertools.pairwise(fires)} == {timedelta(minutes=AUDIT_MINUTES)}
