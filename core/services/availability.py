@@ -53,6 +53,7 @@ from core.domain.errors import (
     ParticipantUnreachable,
     TenantNotOnboarded,
     UserNotFound,
+    ValidationFailed,
 )
 from core.domain.integration import Integration, PairingPolicy
 from core.domain.schedule_codes import MAILBOX_PROBLEMS, schedule_error
@@ -530,10 +531,14 @@ class AvailabilityService:
         duration_minutes: int,
         time_zone: str,
     ) -> tuple[RoomSlots, ...]:
-        """Free slots per room (rooms have no working hours); an unreadable room says why."""
+        """Free slots per room (rooms have no working hours); an unreadable room says why.
+
+        Only the tenant's rooms (as ``rooms`` lists them, cached; booking checks the same): any
+        other address is 422 ``room_not_found``, so this route never reads a person's free/busy
+        around the pairing policy."""
         integration = self._integration(caller)
         who = self._who(integration, caller)
-        unique = _unique(rooms)
+        unique = self._known_rooms(caller, _unique(rooms))
         try:
             found = self._schedules(
                 who, self._anchor(who, caller), unique, start=start, end=end, interval=DEFAULT_STEP_MINUTES
@@ -562,6 +567,18 @@ class AvailabilityService:
             slots = find_slots(request, [Participant(id=address, busy=schedule.busy)])
             out.append(RoomSlots(address, _utc_slots(slots)))
         return tuple(out)
+
+    def _known_rooms(self, caller: Caller, addresses: list[str]) -> list[str]:
+        """The addresses as the tenant's room directory spells them; 422 ``room_not_found`` naming the others."""
+        directory = {r.address.lower(): r.address for r in self.rooms(caller)}
+        unknown = [i for i, a in enumerate(addresses) if a.lower() not in directory]
+        if unknown:
+            raise ValidationFailed(
+                "Only meeting rooms of your organisation can be looked up here.", code="room_not_found",
+                details={"fields": [{"loc": ["body", "rooms", i], "msg": "not a room of your organisation",
+                                     "type": "room_not_found"} for i in unknown]},
+            )
+        return [directory[a.lower()] for a in addresses]
 
     # --- the caller's own calendar ------------------------------------------------------
 
