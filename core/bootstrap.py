@@ -284,6 +284,7 @@ class Container:
 
         return ConnectionService(
             tables=self.tables, clock=self.clock, settings=self.settings, flow=self.delegated_sign_in(),
+            sealer=self.sealer, gateway=self.graph,
             remove_subscriptions=lambda tenant_id, user_id: self.subscriptions.remove_for_mailbox(  # noqa: PLW0108
                 tenant_id, user_id),
         )
