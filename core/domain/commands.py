@@ -271,21 +271,26 @@ def notifications_message(
 
 @dataclass(frozen=True, slots=True)
 class LifecycleItem:
-    """A checked lifecycle notification (``reauthorizationRequired``, ``subscriptionRemoved``, ``missed``)."""
+    """A checked lifecycle notification (``reauthorizationRequired``, ``subscriptionRemoved``, ``missed``).
+
+    ``nonce`` is the subscription's nonce from the verified clientState (never the clientState
+    itself; "" for version-1 values): the worker acts only when it and the subscription id are
+    those of the mailbox's current record."""
 
     tenant_id: str
     user_id: str
     subscription_id: str
     event: str
+    nonce: str = ""
 
     def to_json(self) -> dict[str, str]:
         return {"tenantId": self.tenant_id, "userId": self.user_id, "subscriptionId": self.subscription_id,
-                "lifecycleEvent": self.event}
+                "lifecycleEvent": self.event, "nonce": self.nonce}
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> LifecycleItem:
         return cls(str(raw["tenantId"]).lower(), str(raw["userId"]).lower(), str(raw.get("subscriptionId") or ""),
-                   str(raw["lifecycleEvent"]))
+                   str(raw["lifecycleEvent"]), str(raw.get("nonce") or ""))
 
 
 def lifecycle_message(items: Sequence[LifecycleItem], *, correlation_id: str | None = None,

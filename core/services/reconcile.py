@@ -19,7 +19,13 @@
 * ``LifecycleWorker`` handles the ``lifecycle`` queue (``reconcile`` messages go to the
   reconciler): ``reauthorizationRequired`` ->
   reauthorize (renew if that fails), ``subscriptionRemoved`` -> recreate then resync,
-  ``missed`` -> resync.
+  ``missed`` -> resync. An item is acted on only when its subscription id and clientState
+  nonce are those of the mailbox's current record (``core/services/client_state.py``): an
+  item about any other subscription, forged with a leaked clientState or replayed, changes
+  nothing and makes no Graph call. Work is deduplicated per mailbox, event and subscription
+  for ``LIFECYCLE_DEDUP`` and resyncs are cooled down per mailbox (``RESYNC_COOLDOWN``: a
+  ``missed`` inside it books one resync for when it ends; more are dropped), both through
+  rows in the ``subscriptions`` table, so every instance shares them.
 
 Re-reading by event id (never a delta query) means there is no delta token to expire:
 a resync is always a full re-read of the sessions that matter.
@@ -54,6 +60,8 @@ RECENT_PAST: Final = timedelta(hours=1)  # sessions that just started still get 
 RESYNC_AHEAD: Final = timedelta(days=400)
 MAX_ATTEMPTS: Final = 5
 LONGEST_SESSION: Final = timedelta(days=1)  # housekeeping looks this far back for sessions not yet over
+LIFECYCLE_DEDUP: Final = timedelta(minutes=10)  # the same lifecycle work for a subscription, at most once per this
+RESYNC_COOLDOWN: Final = timedelta(minutes=5)  # at most one resync per mailbox per this
 SCHEDULER: Final = "~scheduler"  # grouping key of sessions read from the scheduling mailbox
 
 
@@ -306,7 +314,9 @@ class LifecycleOutcome:
     renewed: int = 0
     recreated: int = 0
     resynced: int = 0
-    ignored: int = 0
+    ignored: int = 0  # not the mailbox's current subscription (old, another mailbox's, forged, replayed)
+    duplicates: int = 0  # the same work done a moment ago, or a resync already booked
+    deferred: int = 0  # a resync booked for when the mailbox's cooldown ends
     retried: int = 0
     reconciled: int = 0  # sessions re-read for a ``reconcile`` message
 
@@ -386,57 +396,81 @@ class LifecycleWorker:
 
     def _one(self, item: LifecycleItem, outcome: LifecycleOutcome) -> None:
         record = self.subscriptions.get(item.tenant_id, item.user_id)
-        current = record is not None and record.subscription_id == item.subscription_id
-        who = self.reconciler.identities.for_user(item.tenant_id, item.user_id,
-                                                  integration=self.reconciler.integration(item.tenant_id))
-        if item.event == "reauthorizationRequired":
-            if not current:
-                # Not (or no longer) ours to keep: make sure it does not linger.
-                if item.subscription_id:
-                    self.gateway.delete_subscription(who, item.subscription_id)
-                outcome.ignored += 1
-                return
-            try:
-                self.gateway.reauthorize_subscription(who, item.subscription_id)
-                outcome.reauthorized += 1
-            except ItemNotFound:
-                self._recreate_and_resync(item, outcome)
-            except DependencyError:
-                raise
-            except ServiceError as exc:
-                log.info("reauthorize refused (%s); renewing instead", exc.code)
-                try:
-                    self.subscriptions.renew_one(item.tenant_id, item.user_id)
-                    outcome.renewed += 1
-                except ItemNotFound:
-                    self._recreate_and_resync(item, outcome)
-            return
-        if item.event == "subscriptionRemoved":
-            if record is not None and not current:
-                outcome.ignored += 1  # an old subscription's removal: the mailbox already has a new one
-                return
-            if record is None:
-                outcome.ignored += 1  # not a mailbox we keep a subscription for (any more)
-                return
-            self._recreate_and_resync(item, outcome)
+        if record is None or record.subscription_id != item.subscription_id or record.nonce != item.nonce:
+            # Not this mailbox's current subscription (an old one, another mailbox's, or an item forged with a
+            # leaked clientState): nothing to do, and never a Graph call on a subscription an item names.
+            outcome.ignored += 1
             return
         if item.event == "missed":
-            if record is None:
-                outcome.ignored += 1
-                return
-            self._resync(item.tenant_id, item.user_id)
-            outcome.resynced += 1
+            self._missed(item, outcome)
             return
-        outcome.ignored += 1
+        if item.event not in ("reauthorizationRequired", "subscriptionRemoved"):
+            outcome.ignored += 1
+            return
+        store, now = self.subscriptions.store, self.reconciler.clock.now()
+        if not store.claim_lifecycle(item.tenant_id, item.user_id, item.event, item.subscription_id, now=now,
+                                     window=LIFECYCLE_DEDUP):
+            outcome.duplicates += 1
+            return
+        try:
+            if item.event == "reauthorizationRequired":
+                self._reauthorize(item, outcome)
+            else:
+                self._recreate_and_resync(item, outcome)
+        except _RetryAs:
+            raise  # the subscription was recreated: only its resync is left, as a "missed" of the new one
+        except Exception:
+            store.release_lifecycle(item.tenant_id, item.user_id, item.event)
+            raise
+
+    def _reauthorize(self, item: LifecycleItem, outcome: LifecycleOutcome) -> None:
+        who = self.reconciler.identities.for_user(item.tenant_id, item.user_id,
+                                                  integration=self.reconciler.integration(item.tenant_id))
+        try:
+            self.gateway.reauthorize_subscription(who, item.subscription_id)
+            outcome.reauthorized += 1
+        except ItemNotFound:
+            self._recreate_and_resync(item, outcome)
+        except DependencyError:
+            raise
+        except ServiceError as exc:
+            log.info("reauthorize refused (%s); renewing instead", exc.code)
+            try:
+                self.subscriptions.renew_one(item.tenant_id, item.user_id)
+                outcome.renewed += 1
+            except ItemNotFound:
+                self._recreate_and_resync(item, outcome)
+
+    def _missed(self, item: LifecycleItem, outcome: LifecycleOutcome) -> None:
+        """Resync now, or once when the mailbox's cooldown ends (booked across instances), or not again."""
+        store = self.subscriptions.store
+        decision, delay = store.resync_slot(item.tenant_id, item.user_id, self.reconciler.clock.now(),
+                                            RESYNC_COOLDOWN)
+        if decision == "later":
+            self.queues.send(Queues.LIFECYCLE, lifecycle_message([item]), delay_seconds=max(1.0, delay))
+            outcome.deferred += 1
+            return
+        if decision == "booked":
+            outcome.duplicates += 1
+            return
+        try:
+            self._resync(item.tenant_id, item.user_id)
+        except (DependencyError, ServiceError):
+            store.resync_failed(item.tenant_id, item.user_id)
+            raise
+        outcome.resynced += 1
 
     def _recreate_and_resync(self, item: LifecycleItem, outcome: LifecycleOutcome) -> None:
         fresh = self.subscriptions.recreate(item.tenant_id, item.user_id)
         outcome.recreated += 1
+        self.subscriptions.store.resynced(item.tenant_id, item.user_id, self.reconciler.clock.now())
         try:
             self._resync(item.tenant_id, item.user_id)
         except DependencyError as exc:
             # The new subscription exists; only the resync is left to retry (as a "missed" of it).
-            raise _RetryAs(LifecycleItem(item.tenant_id, item.user_id, fresh.subscription_id, "missed"), exc) from exc
+            self.subscriptions.store.resync_failed(item.tenant_id, item.user_id)
+            raise _RetryAs(LifecycleItem(item.tenant_id, item.user_id, fresh.subscription_id, "missed",
+                                         nonce=fresh.nonce), exc) from exc
         outcome.resynced += 1
 
     def _resync(self, tenant_id: str, user_id: str) -> None:

@@ -82,7 +82,7 @@ from core.domain.integration import ONBOARDED, ConnectionMethod, Integration, Sy
 from core.names import Queues
 from core.ports import CalendarGateway, Clock, CommandQueue, TableStore
 from core.services.alerts import OwnerAlerts
-from core.services.client_state import ClientStateKeyCache
+from core.services.client_state import ClientStateKeyCache, new_nonce
 from core.services.identity import GraphIdentities
 from core.services.stores.codec import Versioned
 from core.services.stores.connections import ConnectionRepository
@@ -330,7 +330,7 @@ class SubscriptionService:
                 found = listed.get(record.subscription_id)
                 if found is None or found.expiration <= started:
                     missing.append(LifecycleItem(tenant_id, record.user_id, record.subscription_id,
-                                                 "subscriptionRemoved"))
+                                                 "subscriptionRemoved", nonce=record.nonce))
         for group in chunks(missing):
             # Recreate + resync in the lifecycle worker, exactly as for a subscriptionRemoved event.
             self.queues.send(Queues.LIFECYCLE, lifecycle_message(group))
@@ -380,6 +380,7 @@ class SubscriptionService:
             outcome.skipped = len(items)
             return outcome
         current: dict[GraphIdentity, dict[str, tuple[Versioned[SubscriptionRecord], RenewalItem]]] = {}
+        signer = self.keys.require()
         for item in items:
             found = self.store.get(tenant_id, item.user_id)
             if found is None or found.value.subscription_id != item.subscription_id:
@@ -387,11 +388,29 @@ class SubscriptionService:
                     self.store.drop_index(item.bucket, tenant_id, item.user_id)
                 outcome.stale += 1
                 continue
+            if self._rebind(found, signer.key_id):
+                outcome.recreated += 1
+                continue
             who = self._who(tenant_id, found.value.user_id, integration)
             current.setdefault(who, {})[item.subscription_id] = (found, item)
         for who, group in current.items():
             self._renew_for(who, group, attempt, outcome)
         return outcome
+
+    def _rebind(self, found: Versioned[SubscriptionRecord], current_key: str) -> bool:
+        """A subscription whose clientState has no nonce (made before binding) or an older key is replaced by a
+        bound one under the current key instead of renewed (Graph cannot change a clientState). True when
+        replaced; a failure leaves it to the normal renewal, so it never lapses for this."""
+        record = found.value
+        if record.nonce and record.key_id == current_key:
+            return False
+        try:
+            self._create(record.tenant_id, record.user_id, found)
+        except ServiceError as exc:
+            log.warning("could not re-sign a subscription's clientState (%s); renewing it as it is", exc.code)
+            return False
+        log.info("subscription re-created under clientState key %s", current_key)
+        return True
 
     def _renew_for(self, who: GraphIdentity, current: dict[str, tuple[Versioned[SubscriptionRecord], RenewalItem]],
                    attempt: int, outcome: RenewalOutcome) -> None:
@@ -417,7 +436,8 @@ class SubscriptionService:
                 self._store_renewal(found, result, now, minutes)
                 outcome.renewed += 1
             elif isinstance(result, ItemNotFound):
-                removed.append(LifecycleItem(tenant_id, found.value.user_id, sub_id, "subscriptionRemoved"))
+                removed.append(LifecycleItem(tenant_id, found.value.user_id, sub_id, "subscriptionRemoved",
+                                             nonce=found.value.nonce))
             elif isinstance(result, Throttled):
                 throttled.append(item)
                 delay = max(delay, float(result.retry_after or 30))
@@ -507,9 +527,11 @@ class SubscriptionService:
         allowed = self._allowed_minutes(exc)
         return allowed if allowed is not None and allowed < asked else None
 
-    def _create_at_graph(self, tenant_id: str, user_id: str) -> tuple[SubscriptionInfo, int]:
+    def _create_at_graph(self, tenant_id: str, user_id: str) -> tuple[SubscriptionInfo, int, str, str]:
+        """Create at Graph; (granted info, lifetime asked, the clientState's nonce, the key id it was signed with)."""
         signer = self.keys.require()
-        client_state = signer.sign(tenant_id, user_id)
+        nonce = new_nonce()
+        client_state = signer.sign(tenant_id, user_id, nonce)
         first = minutes = self.lifetime_minutes(tenant_id)
         while True:
             try:
@@ -530,7 +552,7 @@ class SubscriptionService:
                 continue
             if minutes != first:
                 self._learn(tenant_id, first, minutes)
-            return info, minutes
+            return info, minutes, nonce, signer.key_id
 
     def _renew_at_graph(self, who: GraphIdentity,
                         sub_ids: Sequence[str]) -> dict[str, tuple[SubscriptionInfo | ServiceError, int]]:
@@ -552,7 +574,7 @@ class SubscriptionService:
                 found: Versioned[SubscriptionRecord] | None) -> SubscriptionRecord:
         who = self._who(tenant_id, user_id)
         try:
-            info, minutes = self._create_at_graph(tenant_id, user_id)
+            info, minutes, nonce, key_id = self._create_at_graph(tenant_id, user_id)
         except GraphError as exc:
             self.alerts.notify(
                 tenant_id, AlertKind.SUBSCRIPTION_FAILURE,
@@ -564,7 +586,7 @@ class SubscriptionService:
         record = SubscriptionRecord(
             tenant_id=tenant_id, user_id=user_id, subscription_id=info.subscription_id,
             expires_at=info.expiration, renew_at=renew_at(info.expiration, now), created_at=now,
-            lifetime_minutes=minutes,
+            lifetime_minutes=minutes, nonce=nonce, key_id=key_id,
         )
         try:
             self.store.save(record, found)

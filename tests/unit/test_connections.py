@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from core.adapters.sealer import AesGcmSealer
 from core.domain.errors import (
     ConsentMissing,
     Forbidden,
@@ -31,7 +32,6 @@ from core.services.stores.connections import (
 from core.services.stores.integrations import IntegrationRepository
 from core.services.stores.secrets import TenantSecrets
 from core.settings import Settings
-from core.adapters.sealer import AesGcmSealer
 from tests.support.auth_flow import FakeAuthFlow
 from tests.support.fake_graph import FakeCalendarGateway, FakeTokenProvider
 from tests.support.memory import FixedClock, InMemorySecretStore, InMemoryTableStore
