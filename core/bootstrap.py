@@ -48,6 +48,7 @@ if TYPE_CHECKING:  # ports are types only; services are imported when first buil
     from core.services.notifications import NotificationWorker
     from core.services.owner_alert_worker import OwnerAlertWorker
     from core.services.pairings import PairingService
+    from core.services.ratelimits import RateLimiter
     from core.services.reconcile import LifecycleWorker, Reconciler
     from core.services.subscriptions import SubscriptionService
     from core.services.tenancy import TenantGate
@@ -164,6 +165,14 @@ class Container:
         return self.mailer
 
     # --- services --------------------------------------------------------------------------
+
+    @service
+    def rate_limiter(self) -> RateLimiter:
+        """Per-caller and per-tenant request budgets shared by every instance (table ``ratelimits``)."""
+        from core.services.ratelimits import RateLimiter
+        from core.services.stores.ratelimits import RateLimitStore
+
+        return RateLimiter(RateLimitStore(self.tables), self.clock)
 
     @service
     def tenant_gate(self) -> TenantGate:

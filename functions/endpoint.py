@@ -12,7 +12,8 @@ by ``functions.http.api`` (correlation id, error envelope), then per request:
 2. validates path, query and body with the declared pydantic models: 413 over the
    body limit, 400 for bad JSON, 422 ``validation_failed`` with
    ``details.fields = [{loc, msg, type}]`` (input values are never echoed);
-3. applies the caller's rate limit (429 + Retry-After);
+3. applies the route's rate-limit policy, per caller and per tenant, shared across instances
+   (the container's ``rate_limiter``; 429 + Retry-After);
 4. calls the handler with a ``RequestContext`` and turns its return value into a
    response: a pydantic model / dict / list -> JSON with the declared status,
    ``None`` -> empty body, a ``Reply`` or ``func.HttpResponse`` -> as given.
@@ -44,7 +45,6 @@ from core.log import correlation_id
 from core.services.authz import Caller
 from functions.auth import Auth, authenticate
 from functions.http import MAX_BODY_BYTES, api, empty_response, json_response, read_body
-from functions.ratelimit import limiter
 
 if TYPE_CHECKING:
     from pydantic import BaseModel, ValidationError
@@ -335,8 +335,8 @@ def endpoint(
             path_value = _parse_mapping(path_model, req.route_params, "path") if path_model is not None else None
             query_value = _parse_mapping(query_model, req.params, "query") if query_model is not None else None
             body_value = _parse_body(spec, req) if body is not None and not defer_body else None
-            if rate_limit is not None and caller is not None:
-                limiter.take(rate_limit, caller.key)
+            if rate_limit is not None and caller is not None and container is not None:
+                container.rate_limiter.take(rate_limit, caller)  # shared across instances (core/services/ratelimits.py)
             ctx: RequestContext[Any, Any, Any] = RequestContext(
                 request=req,
                 caller_or_none=caller,

@@ -100,6 +100,7 @@ MAX_ANCHOR_ATTEMPTS: Final = 5
 DEFAULT_RETRY_AFTER: Final = 30.0
 LIST_PAGE_SIZE: Final = 999
 _SAVE_ATTEMPTS: Final = 5
+RUNNING_STALE: Final = timedelta(minutes=30)  # a test still "running" after this is considered lost
 _PAUSED: Final = frozenset(
     {IntegrationStatus.NOT_CONFIGURED, IntegrationStatus.CONSENT_PENDING, IntegrationStatus.DISCONNECTED}
 )
@@ -189,8 +190,15 @@ class AccessTestService:
 
     # -- API --------------------------------------------------------------------------
 
-    def start(self, tenant_id: str, requested_by: str | None, correlation_id: str | None = None) -> AccessTestReport:
-        """Queue a test now (admin or consent callback); the report shows ``running`` at once."""
+    def start(self, tenant_id: str, requested_by: str | None, correlation_id: str | None = None, *,
+              replace_running: bool = False) -> AccessTestReport:
+        """Queue a test now (admin or consent callback); the report shows ``running`` at once.
+
+        While a test runs another is refused with 409 ``access_test_running`` (tests cannot be
+        queued without end); ``replace_running`` is for a change that makes the running one moot
+        (a new connection method). A test ``running`` for longer than ``RUNNING_STALE`` is
+        considered lost (its worker died; its poison handler may not have run yet).
+        """
         found = self.integrations.get(tenant_id)
         if found is None or found.value.status not in ONBOARDED:
             raise Conflict(
@@ -199,6 +207,11 @@ class AccessTestService:
             )
         if not found.value.enabled:
             raise Conflict("The integration is disabled; enable it to run an access test.", code="integration_disabled")
+        latest = self.store.latest(tenant_id)
+        if (not replace_running and latest is not None and latest.status is RunStatus.RUNNING
+                and self.clock.now() - latest.started_at < RUNNING_STALE):
+            raise Conflict("An access test is already running; its report appears when it finishes.",
+                           code="access_test_running", details={"id": latest.test_id})
         report = AccessTestReport(
             tenant_id=tenant_id,
             test_id=self.new_id(),

@@ -259,7 +259,7 @@ class IntegrationService:
             if self.tokens is not None:
                 self.tokens.invalidate(tenant_id)
             if updated.active:
-                self.access_tests.start(tenant_id, actor)
+                self.access_tests.start(tenant_id, actor, replace_running=True)  # the running one tests the old path
         return self.view(tenant_id)
 
     # -- consent ------------------------------------------------------------------------------
@@ -400,7 +400,7 @@ class IntegrationService:
         for kind in (AlertKind.CONSENT_REVOKED, AlertKind.TOKEN_FAILURE):
             self.alerts.resolve(tenant_id, kind)
         try:
-            self.access_tests.start(tenant_id, admin_oid)
+            self.access_tests.start(tenant_id, admin_oid, replace_running=True)
         except ServiceError as exc:
             # Consent stands; the admin can start the test again and the timer reruns it.
             log.error("could not queue the first access test", extra={"tenant": tenant_id, "status": exc.code})

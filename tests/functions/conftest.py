@@ -20,7 +20,6 @@ from core.bootstrap import Container, set_container
 from core.names import Tables
 from core.ports import Entity
 from core.settings import Settings
-from functions.ratelimit import limiter
 from tests.support.app_client import AppClient
 from tests.support.auth_flow import FakeAuthFlow
 from tests.support.memory import FixedClock, InMemoryCommandQueue, InMemorySecretStore, InMemoryTableStore
@@ -177,12 +176,17 @@ def env(jwks: KeySource) -> Iterator[Env]:
     onboard(tables, TENANT_A)
     onboard(tables, TENANT_B, "degraded")
     set_container(container)
-    limiter.reset()
     try:
         yield Env(settings, tables, queues, container, jwks, AppClient(function_app.app))
     finally:
         set_container(None)
-        limiter.reset()
+
+
+def reset_rate_limits(env: Env) -> None:
+    """Empty every rate-limit bucket (the shared table rows and the instance's leases)."""
+    for row in list(env.tables.all(Tables.RATE_LIMITS)):
+        env.tables.delete(Tables.RATE_LIMITS, row.partition_key, row.row_key)
+    env.container.rate_limiter.reset()
 
 
 # Error codes of the authentication/authorization layer (functions/auth.py, core/services/authz.py).

@@ -352,3 +352,25 @@ def test_report_with_hundreds_of_users_round_trips_through_storage() -> None:
     assert report is not None and stored.users == report.users and stored.sampled == 500
     row = w.tables.get(Tables.ACCESS_TESTS, TENANT, report.test_id)
     assert row is not None and int(row.data["userChunks"]) > 1  # type: ignore[arg-type]
+
+
+def test_a_second_test_while_one_runs_is_refused_with_409() -> None:
+    """Access tests cannot be queued without end: while one runs, another start is 409 access_test_running naming it;
+    a test stuck "running" for 30 minutes no longer blocks, and a finished one never does."""
+    from core.domain.errors import Conflict
+
+    w = World()
+    w.seed()
+    w.onboard()
+    running = w.tests.start(TENANT, ADMIN_OID)
+    try:
+        w.tests.start(TENANT, ADMIN_OID)
+        raise AssertionError("a second test was queued while one ran")
+    except Conflict as exc:
+        assert (exc.code, exc.details) == ("access_test_running", {"id": running.test_id})
+    assert len(w.queues.pending(Queues.ACCESS_TESTS)) == 1
+    w.clock.advance(minutes=31)
+    stuck_replaced = w.tests.start(TENANT, ADMIN_OID)
+    w.run_queued()
+    assert w.tests.latest(TENANT).test_id == stuck_replaced.test_id and w.tests.latest(TENANT).finished
+    assert w.tests.start(TENANT, ADMIN_OID).status is RunStatus.RUNNING
