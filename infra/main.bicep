@@ -316,6 +316,7 @@ module rbac './app/rbac.bicep' = {
     principalId: identity.outputs.principalId
     storageAccountName: storage.outputs.name
     tableNames: tableNames
+    queueNames: queueNames
     deploymentStorageAccountName: restricted ? deploymentStorage.outputs.name : ''
     deploymentContainerName: deploymentContainerName
     keyVaultName: keyVault.outputs.name
