@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 from core.clock import SystemClock
 from core.domain.errors import DependencyError
 from core.log import configure_logging
-from core.settings import Settings, SettingsError
+from core.settings import Settings, SettingsError, deployed_adapter_problems
 
 if TYPE_CHECKING:  # ports are types only; services are imported when first built (cold start)
     from core.ports import (
@@ -313,6 +313,10 @@ def build_container(settings: Settings) -> Container:
     from core.adapters.tables import AzureTableStore
     from core.adapters.tokens import AppCredential, AppOnlyTokenProvider
 
+    missing = deployed_adapter_problems(settings)
+    if missing:
+        # Never fall back to local files or a local outbox in a deployment (core/settings.py checks this too).
+        raise SettingsError([f"{name}: expected {expected}" for name, expected in missing])
     secrets: SecretStore
     if settings.key_vault_uri:
         from core.adapters.keyvault import KeyVaultSecretStore

@@ -41,6 +41,9 @@ BASE_ENV = {
     "ENTRA_CREDENTIAL": "secret",
     "PUBLIC_BASE_URL": "https://func.example.com",
     "APP_URL": "https://app.example.com",
+    "KEY_VAULT_URI": "https://kv-test.vault.azure.net/",
+    "ACS_ENDPOINT": "https://acs-test.communication.azure.com",
+    "ALERT_SENDER_ADDRESS": "DoNotReply@alerts.example.com",
     "ALLOWED_TENANTS": f"{TENANT_A},{TENANT_B},{TENANT_NEW}",
 }
 

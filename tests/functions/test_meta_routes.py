@@ -78,7 +78,8 @@ def test_readiness_checks_dependencies_at_most_once_per_cache_period(env: Env, p
     """GET /api/health/ready reports tables and queues; twenty calls within the cache period make one check."""
     for _ in range(20):
         r = env.client.get("/api/health/ready")
-        assert r.status == 200 and r.json() == {"status": "ok", "checks": {"tables": "ok", "queues": "ok"}}
+        assert r.status == 200
+        assert r.json() == {"status": "ok", "checks": {"tables": "ok", "queues": "ok", "keyVault": "ok"}}
     assert pings.calls == 1
 
 
@@ -87,7 +88,8 @@ def test_readiness_names_the_failing_check_with_retry_after(env: Env, pings: _Pi
     pings.fail = True
     r = env.client.get("/api/health/ready")
     assert r.status == 503 and r.header("Retry-After") == "10"
-    assert r.json() == {"status": "unhealthy", "checks": {"tables": "storage_unavailable", "queues": "ok"}}
+    assert r.json() == {"status": "unhealthy",
+                        "checks": {"tables": "storage_unavailable", "queues": "ok", "keyVault": "ok"}}
 
 
 def test_correlation_id_is_echoed_or_created(env: Env) -> None:
