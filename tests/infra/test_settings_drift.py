@@ -140,3 +140,4 @@ def test_the_table_and_queue_lists_reach_the_storage_module() -> None:
     storage = bicep_text.read("core/storage.bicep")
     assert re.search(r"for\s+tableName\s+in\s+tableNames", storage)
     assert re.search(r"for\s+queueName\s+in\s+queueNames", storage)
+
