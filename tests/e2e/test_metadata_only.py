@@ -45,20 +45,28 @@ ALLOWED: Final[dict[str, frozenset[str]]] = {
         "updatedAt",
         # registry rows of the tenant's secret NAMES (never values), so disconnect can delete them
         "name",
+        # the consent row: where consent stands, its error code, and the re-proof step while Entra propagates it
+        "errorCode", "verification",
     }),
     "accesstests": frozenset({
         "accessible", "byReason", "errorCode", "finishedAt", "graphCalls", "hints", "inaccessible", "lastFinished",
         "latest", "requestedBy", "sampled", "startedAt", "status", "userChunks",
         *(f"users{i}" for i in range(64)),  # the per-user results, chunked under the 64 KiB property limit
+        "reason", "testId", "at",  # mailboxes found on premises / hybrid / unlicensed (booking refuses them)
     }),
     "alerts": frozenset({"detail", "kind", "lastSentAt", "sentAt", "since", "suppressed"}),
     "audit": frozenset({"action", "actor", "at", "changes"}),
     "subscriptions": frozenset({"createdAt", "expiresAt", "failures", "lifetimeMinutes", "renewAt",
-                                "subscriptionId", "userId", "deltaLink", "resource", "status", "tenantId"}),
+                                "subscriptionId", "userId", "deltaLink", "resource", "status", "tenantId",
+                                # the clientState's per-subscription nonce and key id (never the clientState)
+                                "stateNonce", "keyId", "lastError",
+                                # the learned lifetime; lifecycle work done; resync cooldown
+                                "maxMinutes", "learnedAt", "at", "lastAt", "nextAt"}),
     "subscriptionexpiry": frozenset({"subscriptionId", "tenantId", "userId"}),
     "connections": frozenset({"userId", "purpose", "status", "reason", "username", "connectedAt", "updatedAt",
                               "connectedBy", "scope"}),
-    "oauthstates": frozenset({"adminOid", "purpose", "userOid", "loginHint", "createdAt", "expiresAt", "flow"}),
+    "oauthstates": frozenset({"adminOid", "purpose", "userOid", "loginHint", "mailboxOid", "createdAt", "expiresAt",
+                              "flow"}),  # flow: sealed (AES-GCM), never readable
     "ratelimits": frozenset({"tokens", "at", "updatedAt"}),
 }
 
