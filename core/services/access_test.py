@@ -31,6 +31,10 @@ parts each, Graph's limit): ``1 + 2 * ceil(n/20)``, 21 for 200 users, plus one g
 anchor that turns out unreachable. Each mailbox needs both answers (free/busy for availability,
 a calendar read for booking), and neither call can carry more than 20.
 
+One test at a time per tenant: ``start`` answers 409 ``access_test_running`` while one runs
+(unless a new consent or connection method makes it moot), so tests cannot be queued without
+end.
+
 The job is idempotent per test id: a redelivered message for a finished test does
 nothing, a running one simply runs again. ``Throttled`` re-enqueues the same message
 after ``retry_after``; a token failure ends the test as ``failed``, marks the
