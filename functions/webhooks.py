@@ -12,8 +12,9 @@ against an HMAC of its tenant, mailbox and subscription nonce with a key ring he
 items are dropped and counted, and the good ones go to the queue as metadata only, one
 message per POST (lifecycle items carry the nonce, which the lifecycle worker matches
 against the mailbox's current subscription before it acts). 202 once enqueued; 503 with
-``Retry-After`` when the enqueue failed, or when an item names a key id this process does
-not hold yet (a rotation elsewhere: the ring reloads in the background, Graph delivers again).
+``Retry-After`` when the enqueue failed, or when an item names the next key id (a rotation
+elsewhere: the ring reloads in the background and Graph delivers again; items are late,
+never dropped).
 Deployed, Azure checks the function key Graph echoes as ``?code=``. Nothing here logs
 the token, a clientState or a notification body.
 """
@@ -65,7 +66,7 @@ def handshake(query: WebhookQuery) -> func.HttpResponse | None:
 
 ITEMS_PER_MESSAGE: Final = 100  # ~25 KB of metadata: well inside a queue message
 RETRY_AFTER_SECONDS: Final = "5"
-UNKNOWN_KEY: Final = "unknown_key"
+NEXT_KEY: Final = "next_key"  # signed with current key id + 1: a rotation elsewhere, not yet loaded here
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 _dropped: Counter[str] = Counter()
@@ -108,8 +109,9 @@ def check_changes(batch: NotificationBatch, signer: ClientStateSigner | None) ->
         triple = (n.clientState or "", tenant, user_id)
         if triple not in verified:
             checked = signer.check(n.clientState, tenant) if signer is not None else None
-            if checked is not None and checked.unknown_key:
-                dropped[UNKNOWN_KEY] += 1
+            if checked is not None and checked.unknown_key and signer is not None and signer.is_next_key(
+                    checked.key_id):
+                dropped[NEXT_KEY] += 1
                 continue
             if checked is None or not checked.ok or checked.user_id != user_id.lower():
                 dropped["bad_client_state"] += 1
@@ -140,8 +142,8 @@ def check_lifecycle(batch: NotificationBatch,
             dropped["unknown_lifecycle_event"] += 1
             continue
         checked = signer.check(n.clientState, tenant) if signer is not None else None
-        if checked is not None and checked.unknown_key:
-            dropped[UNKNOWN_KEY] += 1
+        if checked is not None and checked.unknown_key and signer is not None and signer.is_next_key(checked.key_id):
+            dropped[NEXT_KEY] += 1
             continue
         if checked is None or not checked.ok or checked.user_id is None:
             dropped["bad_client_state"] += 1
@@ -164,9 +166,12 @@ def _enqueue(container: Container, queue: str, items: Sequence[Any],
 
 
 def _new_key_elsewhere(dropped: Counter[str], container: Container) -> bool:
-    """Items signed with a key id this process does not hold: reload the ring in the background and answer
-    503 so Graph delivers the POST again (once per reload window; after that they count as bad)."""
-    return dropped[UNKNOWN_KEY] > 0 and container.client_state_keys.reload_soon()
+    """Items signed with the next key id (a rotation elsewhere this process has not loaded yet): reload the ring
+    in the background (at most once per 30 s) and answer 503 so Graph delivers the POST again later."""
+    if dropped[NEXT_KEY] == 0:
+        return False
+    container.client_state_keys.reload_soon()
+    return True
 
 
 def handle_notifications(batch: NotificationBatch, container: Container) -> Reply:

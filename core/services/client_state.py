@@ -21,8 +21,11 @@ Graph echoes a subscription's ``clientState`` on every notification. Ours is
   key in the ring. ``rotate()`` adds a key and keeps only the one before it; subscriptions
   signed with an older key are recreated at their next renewal (within ~5 days), so rotate at
   most once per 7 days. Processes reload the ring every ``REFRESH_SECONDS`` in the background
-  and at once (also in the background) when a notification names a key id they do not hold:
-  the webhook answers that POST 503 so Graph delivers it again after the reload.
+  and at once (also in the background) when a notification names the next key id (current +
+  1: a rotation elsewhere): the webhook answers that POST 503, so Graph delivers it again
+  (with back-off, for hours) once the reload has it; the secret store's own cache can delay
+  that by its TTL (5 minutes for Key Vault), so items are late, never lost. Any other
+  unknown key id is treated as forged.
 
 Version ``1`` values (``"1~" + mailbox + "~" + HMAC(key "1", "1|tenant|mailbox")``, no nonce)
 of subscriptions created before binding still verify while key ``1`` is in the ring; their
@@ -110,6 +113,11 @@ class ClientStateSigner:
     @property
     def key_ids(self) -> frozenset[str]:
         return frozenset({self.key_id, *self.previous})
+
+    def is_next_key(self, key_id: str | None) -> bool:
+        """Is ``key_id`` the one a rotation elsewhere would have added (current + 1)? Values under it are
+        answered 503 until this process reloads its ring; any other unknown id is simply not ours."""
+        return key_id is not None and self.key_id.isdigit() and key_id == str(int(self.key_id) + 1)
 
     @staticmethod
     def _mac(key: bytes, message: str) -> bytes:

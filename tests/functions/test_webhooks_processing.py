@@ -213,3 +213,14 @@ def test_an_item_under_a_key_rotated_elsewhere_gets_503_until_the_ring_reloads(e
     assert env.client.post("/api/graph/notifications", json={"value": [item]}).status == 202
     (message,) = env.queues.take(Queues.NOTIFICATIONS)
     assert message.body["items"][0]["eventId"] == "e1"
+
+
+def test_an_item_under_any_other_unknown_key_id_is_dropped_as_forged(env: Env) -> None:
+    """Only the next key id (current + 1) can be a rotation not yet loaded; a value naming key 7 is not ours: 202,
+    nothing enqueued, counted as a bad clientState."""
+    _install_key(env)
+    forged = ClientStateSigner(b"attacker-key-0123456789abcdef", "7").sign(TENANT_A, ORGANIZER)
+    before = dropped_counts().get("bad_client_state", 0)
+    r = env.client.post("/api/graph/notifications", json={"value": [change("e1", client_state=forged)]})
+    assert r.status == 202 and env.queues.take(Queues.NOTIFICATIONS) == []
+    assert dropped_counts().get("bad_client_state", 0) == before + 1
