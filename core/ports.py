@@ -58,6 +58,7 @@ class TokenClaims:
     is_app: bool
     name: str | None
     username: str | None
+    app_id: str | None = None  # the client the token was issued to (``azp``, v1 ``appid``), lower-case
 
 
 class TokenValidator(Protocol):

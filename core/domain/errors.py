@@ -11,7 +11,8 @@ ever sees an Azure, MSAL or requests exception.
     ├── PayloadTooLarge                  413
     ├── ValidationFailed                 422 valid JSON, invalid values (field details)
     │   ├── UnknownTimeZone              a time zone (or custom zone) with no real rules
-    │   └── ParticipantUnreachable       someone's free/busy cannot be read (details per participant)
+    │   ├── ParticipantUnreachable       someone's free/busy cannot be read (details per participant)
+    │   └── IdempotencyKeyReused         an Idempotency-Key sent again with another request
     ├── Unauthenticated                  401 missing or invalid bearer token
     │   ├── MissingToken                 no bearer token: a bare challenge
     │   └── InvalidToken                 a token that fails a check (never quoted)
@@ -23,7 +24,9 @@ ever sees an Azure, MSAL or requests exception.
     │   ├── ConcurrencyConflict          409 lost an ETag race
     │   ├── CalendarNotConnected         409 a per-user tenant's user must (re)connect first
     │   ├── ServiceAccountNotConnected   409 a service-account tenant without its scheduling mailbox
-    │   └── DirectoryUnreadable          409 the scheduling mailbox may not list the directory
+    │   ├── DirectoryUnreadable          409 the scheduling mailbox may not list the directory
+    │   ├── SlotTaken                    409 the organizer, an attendee or the room is no longer free
+    │   └── IdempotencyKeyInUse          409 the same Idempotency-Key is still being processed
     ├── RateLimited                      429 a caller exceeded its budget (retry_after)
     ├── NotImplementedYet                501 a contract route whose feature has not landed
     ├── DependencyError                  503 something we depend on failed (retry_after)
@@ -132,6 +135,13 @@ class ParticipantUnreachable(ValidationFailed):
         super().__init__(details={"participants": [dict(p) for p in participants]})
 
 
+class IdempotencyKeyReused(ValidationFailed):
+    """The same ``Idempotency-Key`` came back with a different request (422)."""
+
+    default_code = "idempotency_key_reused"
+    default_message = "This Idempotency-Key was already used with a different request; use a new key."
+
+
 class Unauthenticated(ServiceError):
     http_status = 401
     default_code = "unauthenticated"
@@ -215,6 +225,24 @@ class DirectoryUnreadable(Conflict):
 
     default_code = "directory_not_readable"
     default_message = "The scheduling mailbox cannot list your organisation's users."
+
+
+class SlotTaken(Conflict):
+    """The organizer, a required attendee or the room is busy at the requested time (409).
+
+    ``details.busy`` lists the addresses found busy (the caller's own pairing members and
+    rooms; never what they are busy with). Send ``allowConflicts: true`` to book anyway.
+    """
+
+    default_code = "slot_taken"
+    default_message = "That time is no longer free; pick another time."
+
+
+class IdempotencyKeyInUse(Conflict):
+    """A request with the same ``Idempotency-Key`` is still being processed (409, retry shortly)."""
+
+    default_code = "idempotency_key_in_use"
+    default_message = "A request with this Idempotency-Key is still being processed; retry in a moment."
 
 
 class RateLimited(ServiceError):

@@ -34,6 +34,8 @@ USER_A = "a0000000-0000-4000-8000-000000000001"
 USER_A2 = "a0000000-0000-4000-8000-000000000002"
 USER_B = "b0000000-0000-4000-8000-000000000001"
 KID = "test-key-1"
+PRODUCT_SERVER = "e0000000-0000-4000-8000-00000000000e"  # the product server's client id (allow-listed)
+SPA_CLIENT = "f0000000-0000-4000-8000-00000000000f"  # the SPA's client id (user tokens' azp)
 AUTHORITY = "https://login.microsoftonline.com"
 
 BASE_ENV = {
@@ -43,6 +45,7 @@ BASE_ENV = {
     "PUBLIC_BASE_URL": "https://func.example.com",
     "APP_URL": "https://app.example.com",
     "ALLOWED_TENANTS": f"{TENANT_A},{TENANT_B},{TENANT_NEW}",
+    "PRODUCT_SERVER_CLIENT_IDS": PRODUCT_SERVER,
 }
 
 
@@ -113,10 +116,13 @@ def claims_for(
     }
     if app:
         claims["idtyp"] = "app"
+        claims["azp"] = PRODUCT_SERVER
         claims.pop("name")
         claims.pop("preferred_username")
-    elif scp is not None:
-        claims["scp"] = scp
+    else:
+        claims["azp"] = SPA_CLIENT
+        if scp is not None:
+            claims["scp"] = scp
     if roles:
         claims["roles"] = roles
     claims.update(overrides)

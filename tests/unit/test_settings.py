@@ -107,3 +107,23 @@ def test_unresolved_key_vault_reference_is_treated_as_unset() -> None:
     env = {**GOOD, "WEBHOOK_URL_CODE": "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/x)"}
     assert Settings.from_env(env).webhook_url_code is None
     assert Settings.from_env({**GOOD, "WEBHOOK_URL_CODE": "abc"}).webhook_url_code == "abc"
+
+
+def test_product_server_client_ids_default_to_none_accepted() -> None:
+    """Without PRODUCT_SERVER_CLIENT_IDS no app-only token is accepted; with it, the listed ids (lower-cased)."""
+    assert Settings.from_env(GOOD).product_server_client_ids == frozenset()
+    s = Settings.from_env({**GOOD, "PRODUCT_SERVER_CLIENT_IDS": " CCCCCCCC-cccc-4ccc-8ccc-cccccccccccc ,"
+                                                                 "dddddddd-dddd-4ddd-8ddd-dddddddddddd"})
+    assert s.product_server_client_ids == {"cccccccc-cccc-4ccc-8ccc-cccccccccccc",
+                                           "dddddddd-dddd-4ddd-8ddd-dddddddddddd"}
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({**GOOD, "PRODUCT_SERVER_CLIENT_IDS": "my-product-server"})
+    assert "PRODUCT_SERVER_CLIENT_IDS" in str(info.value)
+
+
+def test_near_reconciliation_runs_every_15_minutes_by_default() -> None:
+    """RECONCILE_NEAR_SCHEDULE defaults to every 15 minutes and must be a six-field NCRONTAB."""
+    assert Settings.from_env(GOOD).reconcile_near_schedule == "0 */15 * * * *"
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({**GOOD, "RECONCILE_NEAR_SCHEDULE": "*/15 * * * *"})
+    assert "RECONCILE_NEAR_SCHEDULE" in str(info.value)
