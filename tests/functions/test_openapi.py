@@ -122,3 +122,28 @@ def test_document_is_served_anonymously(env: Env) -> None:
     assert r.status == 200
     assert r.content_type.startswith("application/json")
     assert r.json() == openapi_document()
+
+
+def test_product_server_headers_and_fields_are_documented(document: dict[str, Any]) -> None:
+    """Idempotency-Key on session writes, X-On-Behalf-Of where an app may act for a user, paging and allowConflicts."""
+    paths = document["paths"]
+
+    def params(path: str, method: str) -> dict[str, dict[str, Any]]:
+        return {p["name"]: p for p in paths[path][method].get("parameters", [])}
+
+    for path, method in (("/api/sessions", "post"), ("/api/sessions/{id}", "patch"), ("/api/sessions/{id}", "delete")):
+        key = params(path, method)["Idempotency-Key"]
+        assert key["in"] == "header" and key["schema"]["maxLength"] == 255 and not key["required"]
+        assert "Idempotent-Replayed" in paths[path][method]["responses"]["202"]["headers"]
+        assert {"409", "422"} <= set(paths[path][method]["responses"])
+    acting = {(p, m) for p, item in paths.items() for m, op in item.items()
+              if any(x["name"] == "X-On-Behalf-Of" for x in op.get("parameters", []))}
+    assert acting == {("/api/sessions", "post"), ("/api/sessions", "get"), ("/api/sessions/{id}", "get"),
+                      ("/api/sessions/{id}", "patch"), ("/api/sessions/{id}", "delete"),
+                      ("/api/availability", "post"), ("/api/rooms", "get"), ("/api/rooms/availability", "post")}
+    assert "X-Next-Cursor" in paths["/api/sessions"]["get"]["responses"]["200"]["headers"]
+    assert {"from", "to", "pairingId", "limit", "cursor"} <= set(params("/api/sessions", "get"))
+    assert not params("/api/sessions", "get")["from"]["required"]
+    schemas = document["components"]["schemas"]
+    assert "allowConflicts" in schemas["CreateSessionBody"]["properties"]
+    assert "allowConflicts" in schemas["RescheduleBody"]["properties"]
