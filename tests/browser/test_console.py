@@ -58,6 +58,13 @@ def test_admin_wizard_ends_with_the_tenants_real_access_counts(console: Console)
     for row in shown["rows"]:
         assert row["reason"] == UNREACHABLE_KINDS[kinds[row["user"].lower()]], row
         assert len(shown["hints"].get(row["reason"], "")) > 40, f"no remediation hint for {row}"
+    # The out-of-scope remedy shows its PowerShell as copyable code blocks, one step each.
+    scope = shown["commands"]["outside_app_scope"]
+    assert [c["code"].split()[0] for c in scope] == [
+        "Connect-ExchangeOnline", "New-ApplicationAccessPolicy", "Test-ApplicationAccessPolicy",
+        "New-ServicePrincipal", "New-ManagementScope", "New-ManagementRoleAssignment"]
+    assert all("\n" not in c["code"] for c in scope)
+    assert [c["copy"] for c in scope] == [f"Copy command {n}" for n in range(1, len(scope) + 1)]
 
     admin = console.stack.token(f"admin@{DOMAIN}", roles=["Integration.Admin"])
     report = console.stack.call("GET", "/integration/access-tests/latest", admin).json()
@@ -78,6 +85,8 @@ def test_user_books_a_free_slot_and_sees_it_booked(console: Console) -> None:
     session = shown["session"]
     assert session["status"] == "booked"
     assert session["teams"] == 1, "the booked session offers its Teams link"
+    [key] = shown["keys"]  # one booking request, with an Idempotency-Key (a UUID)
+    assert key and len(key) >= 32, shown["keys"]
 
     events = console.stack.control("GET", f"/_sandbox/users/{ALICE}/events")
     event = next((e for e in events if e.get("transactionId") == session["id"]), None)
@@ -123,6 +132,19 @@ def _sync_diagnosis(console: Console, session_id: str) -> str:
 def _ical(console: Console, event_id: str) -> str:
     events = console.stack.control("GET", f"/_sandbox/users/{ALICE}/events")
     return str(next(e for e in events if e["id"] == event_id)["iCalUId"])
+
+
+def test_a_slot_taken_meanwhile_is_explained_in_the_booking_dialog(console: Console) -> None:
+    """The slot Alice is about to book gets booked elsewhere: the dialog says "Slot taken", and one booking exists."""
+    _needs(console, "onboarded")
+    token = console.stack.token(ALICE)
+    shown = console.run("slot_taken.mjs", DOMAIN=DOMAIN, USER_UPN=ALICE, API_URL=console.stack.api_url,
+                        USER_TOKEN=token)
+    assert "no longer free" in shown["text"]
+    start = _parse(shown["start"])
+    listed = console.stack.call("GET", "/sessions", token,
+                                params={"from": start.isoformat(), "to": (start + timedelta(minutes=1)).isoformat()})
+    assert [s["id"] for s in listed.json()] == [shown["otherId"]]
 
 
 def test_console_never_shows_another_tenants_data(console: Console) -> None:
