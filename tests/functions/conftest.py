@@ -195,6 +195,7 @@ def env(jwks: KeySource) -> Iterator[Env]:
 AUTH_REFUSAL_CODES = frozenset({
     "unauthenticated", "invalid_token", "token_expired", "insufficient_scope", "user_token_required",
     "tenant_not_onboarded", "tenant_not_allowed", "admin_role_required", "pairing_writer_required",
+    "app_not_allowed", "sessions_role_required", "on_behalf_of_not_allowed",
 })
 
 
