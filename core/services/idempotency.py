@@ -16,8 +16,8 @@ never by handlers. One request:
    then gets 409 ``idempotency_key_in_use`` (Retry-After 1).
 
 Keys live ``TTL`` (24 h) from their first use; an expired key is free again. A
-``pending`` record older than ``STALE_PENDING`` belongs to a request that died half-way
-and may be taken over (documented: in that narrow case a second command is possible).
+``pending`` record older than ``STALE_PENDING`` (4 minutes) belongs to a request that died
+half-way and may be taken over (documented: in that narrow case a second command is possible).
 ``purge_expired`` (an hourly timer) deletes expired records through the expiry index.
 """
 
@@ -39,7 +39,9 @@ from core.services.stores.idempotency import DONE, PENDING, IdempotencyStore, Ke
 log = logging.getLogger(__name__)
 
 TTL: Final = timedelta(hours=24)
-STALE_PENDING: Final = timedelta(seconds=60)
+# Longer than any request can still answer (Azure's load balancer ends HTTP requests at 230 s),
+# so a pending claim this old belongs to a request that died.
+STALE_PENDING: Final = timedelta(seconds=240)
 WAIT_SECONDS: Final = 5.0
 POLL_SECONDS: Final = 0.05
 MAX_STORED_BODY: Final = 32 * 1024

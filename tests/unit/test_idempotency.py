@@ -9,7 +9,16 @@ import pytest
 
 from core.domain.errors import IdempotencyKeyInUse, IdempotencyKeyReused
 from core.names import Tables
-from core.services.idempotency import TTL, Claim, IdempotencyService, Replay, Scope, fingerprint, valid_key
+from core.services.idempotency import (
+    STALE_PENDING,
+    TTL,
+    Claim,
+    IdempotencyService,
+    Replay,
+    Scope,
+    fingerprint,
+    valid_key,
+)
 from tests.support.memory import FixedClock, InMemoryTableStore
 
 NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -110,10 +119,13 @@ def test_a_duplicate_gives_up_with_409_while_the_first_still_runs() -> None:
 
 
 def test_a_stale_pending_claim_is_taken_over() -> None:
-    """A claim left pending by a request that died (older than a minute) does not block the key forever."""
+    """A claim left pending by a request that died (older than any request can run) does not block the key forever."""
     service, _, clock = _service()
     assert isinstance(service.begin(ALICE, "k", FP), Claim)
-    clock.advance(seconds=61)
+    clock.advance(seconds=STALE_PENDING.total_seconds() - 1)
+    with pytest.raises(IdempotencyKeyInUse):
+        service.begin(ALICE, "k", FP)  # still within what a live request may take
+    clock.advance(seconds=2)
     assert isinstance(service.begin(ALICE, "k", FP), Claim)
 
 
