@@ -11,7 +11,9 @@ ever sees an Azure, MSAL or requests exception.
     ├── PayloadTooLarge                  413
     ├── ValidationFailed                 422 valid JSON, invalid values (field details)
     │   ├── UnknownTimeZone              a time zone (or custom zone) with no real rules
-    │   └── ParticipantUnreachable       someone's free/busy cannot be read (details per participant)
+    │   ├── ParticipantUnreachable       someone's free/busy cannot be read (details per participant)
+    │   ├── OfferedHoursInvalid          offered-hours rules that cannot be used (code of the first problem)
+    │   └── OutsideOfferedHours          a booking outside a participant's offered hours (no reason given)
     ├── Unauthenticated                  401 missing or invalid bearer token
     │   ├── MissingToken                 no bearer token: a bare challenge
     │   └── InvalidToken                 a token that fails a check (never quoted)
@@ -21,6 +23,7 @@ ever sees an Azure, MSAL or requests exception.
     ├── NotFound                         404 (also for other tenants' ids)
     ├── Conflict                         409 state changed, slot taken
     │   ├── ConcurrencyConflict          409 lost an ETag race
+    │   ├── PreconditionFailed           412 If-Match / If-None-Match does not hold
     │   ├── CalendarNotConnected         409 a per-user tenant's user must (re)connect first
     │   ├── ServiceAccountNotConnected   409 a service-account tenant without its scheduling mailbox
     │   └── DirectoryUnreadable          409 the scheduling mailbox may not list the directory
@@ -132,6 +135,32 @@ class ParticipantUnreachable(ValidationFailed):
         super().__init__(details={"participants": [dict(p) for p in participants]})
 
 
+class OfferedHoursInvalid(ValidationFailed):
+    """Offered-hours rules that cannot be used (422).
+
+    The code is the first problem's (``inverted_window``, ``overlapping_windows``,
+    ``too_many_windows``, ``invalid_cap``, ...); ``details.fields`` lists every problem
+    as ``{loc, msg, type}`` with ``type`` its own code.
+    """
+
+    default_code = "offered_hours_invalid"
+    default_message = "These offered hours cannot be used; see details.fields."
+
+    def __init__(self, problems: Sequence[Mapping[str, Any]]) -> None:
+        fields = [dict(p) for p in problems]
+        code = str(fields[0].get("type")) if fields else None
+        super().__init__(code=code, details={"fields": fields})
+
+
+class OutsideOfferedHours(ValidationFailed):
+    """A booking at a time someone in it does not offer (422). It never says who or why
+    (outside their windows, too short notice, a cap reached, a buffer), so a booker learns
+    nothing about another person's calendar."""
+
+    default_code = "outside_offered_hours"
+    default_message = "This time is not offered by everyone in the session; choose a time from the free slots."
+
+
 class Unauthenticated(ServiceError):
     http_status = 401
     default_code = "unauthenticated"
@@ -190,6 +219,14 @@ class Conflict(ServiceError):
 class ConcurrencyConflict(Conflict):
     default_code = "concurrent_update"
     default_message = "Someone else changed this at the same time; reload and try again."
+
+
+class PreconditionFailed(Conflict):
+    """``If-Match`` names a version that is no longer current, or ``If-None-Match: *`` met an existing one (412)."""
+
+    http_status = 412
+    default_code = "precondition_failed"
+    default_message = "This was changed since you read it; reload and try again."
 
 
 class CalendarNotConnected(Conflict):
