@@ -160,6 +160,7 @@ var tableNames = [
   'alerts'
   'connections'
   'ratelimits'
+  'availabilityrules'
 ]
 
 // Every queue in core.names.Queues.ALL and its poison queue. The host would create the

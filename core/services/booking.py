@@ -15,6 +15,10 @@ can resolve. Reads are for the organizer and the attendees; anyone else in the t
 gets 404, not 403, so a session id reveals nothing to strangers. Changes are for the
 organizer only (attendees 403). A change racing another one loses with 409.
 
+Offered hours: a time outside an attendee's offered hours is refused with 422
+``outside_offered_hours`` at create and reschedule (core/services/offered_hours.py);
+the organizer's own rules do not bind their own bookings.
+
 The subject (and a cancel comment) is sealed into the queue message and never stored.
 """
 
@@ -45,6 +49,7 @@ from core.ports import CalendarGateway, Clock, CommandQueue, Sealer, TableStore
 from core.services.authz import Caller, require_organizer, require_participant
 from core.services.event_writer import seal_texts
 from core.services.identity import GraphIdentities
+from core.services.offered_hours import OfferedHoursService
 from core.services.pairings import require_enabled_integration
 from core.services.stores.codec import Versioned
 from core.services.stores.connections import ConnectionRepository
@@ -93,6 +98,7 @@ class BookingService:
         sealer: Sealer,
         *,
         monotonic: Callable[[], float] | None = None,
+        offered: OfferedHoursService | None = None,
     ) -> None:
         self._gateway = gateway
         self.queues = queues
@@ -105,6 +111,7 @@ class BookingService:
         self.connections = ConnectionRepository(tables)
         self.identities = GraphIdentities(self.integrations, self.connections)
         self._monotonic = monotonic or time.monotonic
+        self.offered = offered or OfferedHoursService(tables, clock)
         self._rooms: dict[str, tuple[float, frozenset[str]]] = {}
 
     @property
@@ -124,6 +131,7 @@ class BookingService:
         start, end = _seconds(request.start), _seconds(request.end)
         validate_times(start, end, now)
         partner = self._partner(caller, integration, request)
+        self.offered.require_offered(caller.tenant_id, [partner.user_id], start, end)
         room = None
         if request.room:
             room = self._room(self.identities.for_tenant(integration.tenant_id, integration=integration), request.room)
@@ -237,6 +245,8 @@ class BookingService:
         read = self._for_organizer(caller, session_id)
         self._require_writable(integration, caller)
         changed = read.value.request_reschedule(_seconds(start), _seconds(end), time_zone, self.clock.now())
+        self.offered.require_offered(caller.tenant_id, _attendee_ids(read.value), changed.start, changed.end,
+                                     exclude_session=session_id)
         saved = self.sessions.save(changed, read.etag, previous=read.value)
         assert changed.pending_op is not None
         self._enqueue(saved, changed.pending_op, None, undo=read.value)
