@@ -92,6 +92,10 @@ MAX_PER_WEEK: Final = 100
 _DAY: Final = 86_400
 _WEEK: Final = 7 * _DAY
 _EPOCH_ORDINAL: Final = date(1970, 1, 1).toordinal()
+# The instants Python's dates can hold with a day to spare for any zone offset: outside
+# them nothing is offered (rather than failing on year 1 or 9999).
+_FIRST_INSTANT: Final = (date(1, 1, 3).toordinal() - _EPOCH_ORDINAL) * _DAY
+_LAST_INSTANT: Final = (date(9999, 12, 29).toordinal() - _EPOCH_ORDINAL) * _DAY
 _BY_ISO: Final = {day.iso: day for day in Weekday}
 
 # (start, end) in seconds: UTC epoch seconds, or "wall seconds" (a local wall-clock time
@@ -425,6 +429,7 @@ def offered_spans(
     """
     if now is not None:
         earliest = max(earliest, now + rules.min_notice_minutes * 60)
+    earliest, latest = max(earliest, _FIRST_INSTANT), min(latest, _LAST_INSTANT)
     if latest <= earliest:
         return []
     zone = zone or rules.zone

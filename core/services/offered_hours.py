@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Final
 
@@ -63,6 +63,8 @@ log = logging.getLogger(__name__)
 
 # Sessions read around a booking or a window to count caps (a whole week either side) and buffers.
 _CAP_MARGIN: Final = timedelta(days=8)
+_FIRST: Final = datetime(1, 1, 1, tzinfo=UTC) + _CAP_MARGIN
+_LAST: Final = datetime(9999, 12, 31, tzinfo=UTC) - _CAP_MARGIN
 ANY: Final = "*"
 
 
@@ -306,7 +308,8 @@ class OfferedHoursService:
         self, tenant_id: str, user_id: str, start: datetime, end: datetime, exclude: str | None
     ) -> list[Session]:
         """The user's sessions that hold time: pending or booked, not being cancelled, not ``exclude``."""
-        found = self.sessions.list_for_user(tenant_id, user_id, start - _CAP_MARGIN, end + _CAP_MARGIN)
+        low, high = max(start, _FIRST) - _CAP_MARGIN, min(end, _LAST) + _CAP_MARGIN
+        found = self.sessions.list_for_user(tenant_id, user_id, low, high)
         return [s for s in found if _holds_time(s) and s.session_id != exclude]
 
 

@@ -39,6 +39,8 @@ ClockTime = Annotated[
 ]
 Mode = Literal["off", "replace", "add"]
 Source = Literal["own", "default", "none"]
+PREVIEW_FIRST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+PREVIEW_LAST = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
 # Shape bounds only (a request cannot be huge); the documented limits are the domain's, with their own codes.
 _MAX_LIST = 200
 
@@ -149,6 +151,8 @@ class PreviewQuery(WindowQuery):
 
     @model_validator(mode="after")
     def _length(self) -> Self:
+        if not (self.from_ >= PREVIEW_FIRST and self.to <= PREVIEW_LAST):
+            raise ValueError("the window must lie between the years 2000 and 2199")
         if self.duration_minutes is not None and (self.to - self.from_).total_seconds() < self.duration_minutes * 60:
             raise ValueError("the window is shorter than durationMinutes")
         return self

@@ -172,9 +172,11 @@ def test_preview_lists_offered_time_and_with_a_duration_the_bookable_slots(env: 
 
 
 def test_preview_refuses_a_window_it_cannot_serve(env: Env, mint: TokenFactory) -> None:
-    """An inverted window, one over 62 days or a duration longer than the window are 422."""
+    """An inverted window, one over 62 days, a duration longer than the window, or years out of range are 422."""
     for params in ({"from": "2025-03-10T00:00:00Z", "to": "2025-03-03T00:00:00Z"},
                    {"from": "2025-03-01T00:00:00Z", "to": "2025-06-01T00:00:00Z"},
-                   {"from": "2025-03-03T00:00:00Z", "to": "2025-03-03T00:30:00Z", "durationMinutes": "60"}):
+                   {"from": "2025-03-03T00:00:00Z", "to": "2025-03-03T00:30:00Z", "durationMinutes": "60"},
+                   {"from": "0001-01-01T00:00:00+14:00", "to": "0001-01-05T00:00:00Z"},
+                   {"from": "9999-12-30T00:00:00Z", "to": "9999-12-31T23:59:59-12:00"}):
         r = env.client.get(f"{ME}/preview", headers=bearer(mint()), query=params)
         assert r.status == 422 and error_code(r) == "validation_failed", params

@@ -325,3 +325,16 @@ def test_a_participants_own_buffer_widens_only_their_busy_time() -> None:
     b = Participant("b", busy=[BusyInterval(utc(2025, 1, 7, 14), utc(2025, 1, 7, 15))])
     starts = [s.start.strftime("%H:%M") for s in find_slots(request, [a, b])]
     assert starts == ["10:00", "10:30", "11:00", "13:30", "15:00", "15:30"]
+
+
+@pytest.mark.parametrize(("start", "end"), [
+    (datetime(1, 1, 1, tzinfo=UTC), datetime(1, 1, 9, tzinfo=UTC)),
+    (datetime(9999, 12, 24, tzinfo=UTC), datetime(9999, 12, 31, 23, tzinfo=UTC)),
+])
+def test_the_ends_of_the_calendar_offer_nothing_instead_of_failing(start: datetime, end: datetime) -> None:
+    """Windows at year 1 or 9999 in a zone far from UTC: whatever lies beyond Python's dates is simply not offered."""
+    r = validate(rules(*(weekly(d, "00:00", "24:00") for d in Weekday), zone="Pacific/Kiritimati",
+                       overrides=(DateOverride(date(9999, 12, 31), OverrideMode.ADD,
+                                               (Window.of("22:00", "02:00", ends_next_day=True),)),)))
+    found = spans(r, start, end, booked_starts=[start], now=start)
+    assert all(start <= s < e <= end for s, e in found)

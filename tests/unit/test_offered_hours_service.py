@@ -297,3 +297,12 @@ def test_preview_shows_the_offered_time_with_its_source() -> None:
     preview = w.service.preview(TENANT, MENTOR, NOW, NOW + timedelta(days=7))
     assert (preview.source, preview.time_zone) == (RulesSource.DEFAULT, "Europe/Berlin")
     assert [(i.start.hour, i.end.hour) for i in preview.offered] == [(13, 16), (13, 16)]
+
+
+def test_a_booking_at_the_end_of_the_calendar_is_refused_not_crashed() -> None:
+    """Counting sessions around 31 December 9999 stays inside the calendar: the answer is a plain refusal."""
+    w = World()
+    w.service.put_for_user(w.mentor, MENTOR, tue_thu(max_per_day=1))
+    last = datetime(9999, 12, 31, 22, tzinfo=UTC)
+    with pytest.raises(OutsideOfferedHours):
+        w.service.require_offered(TENANT, [MENTOR], last, last + timedelta(minutes=30))
