@@ -16,8 +16,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from core.bootstrap import get_container
+from core.names import Tables
+from local.simulator import seed
 from tests.e2e.conftest import Stack
 from tests.e2e.test_booking_e2e import ensure_contoso, pair, upn, wait_status
+from tests.e2e.test_metadata_only import ALLOWED
 
 PACIFIC = ZoneInfo("America/Los_Angeles")
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -103,6 +107,11 @@ def test_offered_hours_hide_free_time_refuse_bookings_outside_them_and_cap_a_day
     assert _slots(stack, carol, pairing_id, week_start, week_end) == []
     second = _book(stack, carol, pairing_id, anchor + timedelta(hours=1))
     assert second.status_code == 422 and second.json()["error"]["code"] == "outside_offered_hours"
+
+    # The stored row is metadata only (the same allow-list as the end-of-run audit).
+    row = get_container().tables.get(Tables.AVAILABILITY_RULES, seed.CONTOSO, f"u~{seed.ALICE_ID}")
+    assert row is not None and set(row.data) <= ALLOWED[Tables.AVAILABILITY_RULES], row
+    assert row.data["updatedBy"] == seed.ALICE_ID
 
     # 4. Changing the rules never touched the booked session; Alice (the rule owner) may still book herself.
     assert stack.call("GET", f"/sessions/{sid}", carol).json()["status"] == "booked"
