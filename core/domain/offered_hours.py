@@ -46,7 +46,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from enum import StrEnum
@@ -73,6 +73,7 @@ __all__ = [
     "WeeklyWindow",
     "Window",
     "clear_of_buffers",
+    "clock_minutes",
     "covers",
     "offered_intervals",
     "offered_spans",
@@ -96,7 +97,6 @@ _EPOCH_ORDINAL: Final = date(1970, 1, 1).toordinal()
 # them nothing is offered (rather than failing on year 1 or 9999).
 _FIRST_INSTANT: Final = (date(1, 1, 3).toordinal() - _EPOCH_ORDINAL) * _DAY
 _LAST_INSTANT: Final = (date(9999, 12, 29).toordinal() - _EPOCH_ORDINAL) * _DAY
-_BY_ISO: Final = {day.iso: day for day in Weekday}
 
 # (start, end) in seconds: UTC epoch seconds, or "wall seconds" (a local wall-clock time
 # read as if it were UTC), depending on the function.
@@ -512,13 +512,3 @@ def clear_of_buffers(
     before = timedelta(minutes=rules.buffer_before_minutes)
     after = timedelta(minutes=rules.buffer_after_minutes)
     return all(not (other_end > start - before and other_start < end + after) for other_start, other_end in others)
-
-
-def weekday(iso: int) -> Weekday:
-    """The ``Weekday`` of an ISO weekday number (Monday = 1)."""
-    return _BY_ISO[iso]
-
-
-def describe(rules: OfferedHours) -> Mapping[str, int]:
-    """Counts for logs: sizes only, never the times themselves."""
-    return {"weekly": len(rules.weekly), "overrides": len(rules.overrides)}

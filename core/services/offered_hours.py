@@ -139,15 +139,17 @@ class OfferedHoursService:
             return RulesView(RulesSource.NONE)
         return RulesView(RulesSource.DEFAULT, found.value.rules, found.etag, found.value.updated_at)
 
-    def effective(self, tenant_id: str, user_id: str, *, default: OfferedHours | None = None) -> OfferedHours | None:
-        """The rules that bind a user (own, else ``default`` or the stored default), or None."""
-        own = self.rules.get(tenant_id, user_id)
-        if own is not None:
-            return own.value.rules
-        if default is not None:
-            return default
+    def effective(self, tenant_id: str, user_id: str) -> OfferedHours | None:
+        """The rules that bind a user (their own, else the tenant default), or None."""
+        return self._effective(tenant_id, user_id, self._default(tenant_id))
+
+    def _default(self, tenant_id: str) -> OfferedHours | None:
         found = self.rules.get(tenant_id, None)
         return found.value.rules if found is not None else None
+
+    def _effective(self, tenant_id: str, user_id: str, default: OfferedHours | None) -> OfferedHours | None:
+        own = self.rules.get(tenant_id, user_id)
+        return own.value.rules if own is not None else default
 
     def any_rules(self, tenant_id: str) -> bool:
         """Whether anyone in the tenant (or its default) has rules: lets callers skip all rule work."""
@@ -244,11 +246,10 @@ class OfferedHoursService:
         self, tenant_id: str, user_ids: Sequence[str], start: datetime, end: datetime, now: datetime
     ) -> dict[str, Constraint]:
         """Per user with rules (by lower-case id): offered intervals over [start, end] and buffers."""
-        default_row = self.rules.get(tenant_id, None)
-        default = default_row.value.rules if default_row is not None else None
+        default = self._default(tenant_id)
         out: dict[str, Constraint] = {}
         for user_id in dict.fromkeys(u.lower() for u in user_ids):
-            rules = self.effective(tenant_id, user_id, default=default)
+            rules = self._effective(tenant_id, user_id, default)
             if rules is None:
                 continue
             booked = self._counted_starts(tenant_id, user_id, rules, start, end)
@@ -275,10 +276,9 @@ class OfferedHoursService:
         if not ids or not self.rules.has_any(tenant_id):
             return
         now = self.clock.now()
-        default_row = self.rules.get(tenant_id, None)
-        default = default_row.value.rules if default_row is not None else None
+        default = self._default(tenant_id)
         for user_id in dict.fromkeys(ids):
-            rules = self.effective(tenant_id, user_id, default=default)
+            rules = self._effective(tenant_id, user_id, default)
             if rules is None:
                 continue
             others = self._counted_sessions(tenant_id, user_id, start, end, exclude_session)
