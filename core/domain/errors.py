@@ -11,6 +11,7 @@ ever sees an Azure, MSAL or requests exception.
     ├── PayloadTooLarge                  413
     ├── ValidationFailed                 422 valid JSON, invalid values (field details)
     │   ├── UnknownTimeZone              a time zone (or custom zone) with no real rules
+    │   ├── InvalidRecurrence            a recurrence rule we refuse (``code`` names the problem)
     │   ├── ParticipantUnreachable       someone's free/busy cannot be read (details per participant)
     │   ├── OfferedHoursInvalid          offered-hours rules that cannot be used (code of the first problem)
     │   └── OutsideOfferedHours          a booking outside a participant's offered hours (no reason given)
@@ -118,6 +119,22 @@ class UnknownTimeZone(ValidationFailed):
             message = f"The time zone {name!r} cannot be used: {reason}."
         super().__init__(message, details={"timeZone": name})
         self.name = name
+
+
+class InvalidRecurrence(ValidationFailed):
+    """A recurrence rule (Graph ``patternedRecurrence``) we refuse, before anything reaches Graph.
+
+    ``code`` names the one problem (``interval_not_positive``, ``days_of_week_required``,
+    ``too_many_occurrences``...; the full list is ``core.domain.recurrence.PROBLEMS``) and
+    ``details.field`` the Graph property at fault, so clients can point at it.
+    """
+
+    default_code = "invalid_recurrence"
+    default_message = "The recurrence is not valid."
+
+    def __init__(self, code: str, message: str, *, field: str | None = None, **details: Any) -> None:
+        extra: dict[str, Any] = {"field": field} if field else {}
+        super().__init__(message, code=code, details={**extra, **details})
 
 
 class ParticipantUnreachable(ValidationFailed):
