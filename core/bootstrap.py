@@ -47,6 +47,7 @@ if TYPE_CHECKING:  # ports are types only; services are imported when first buil
     from core.services.idempotency import IdempotencyService
     from core.services.integration import IntegrationService
     from core.services.notifications import NotificationWorker
+    from core.services.offered_hours import OfferedHoursService
     from core.services.on_behalf import OnBehalfResolver
     from core.services.owner_alert_worker import OwnerAlertWorker
     from core.services.pairings import PairingService
@@ -291,6 +292,14 @@ class Container:
             remove_subscriptions=lambda tenant_id, user_id: self.subscriptions.remove_for_mailbox(  # noqa: PLW0108
                 tenant_id, user_id),
         )
+
+    @service
+    def offered_hours(self) -> OfferedHoursService:
+        """Users' offered hours and the tenant default (Graph only to name users on admin routes)."""
+        from core.services.offered_hours import OfferedHoursService
+
+        # Graph resolved when needed (tests install a fake gateway after building the container).
+        return OfferedHoursService(self.tables, self.clock, lambda: self.gateway)
 
 
     # --- the product's server: acting for users, idempotent writes, the app audit trail --------

@@ -27,6 +27,7 @@ _ERRORS: Final[dict[int, tuple[str, str]]] = {
     403: ("Forbidden", "Valid caller, not allowed (tenant not onboarded, missing role or scope)."),
     404: ("NotFound", "Not found (also for another tenant's ids)."),
     409: ("Conflict", "The state changed or the slot is taken."),
+    412: ("PreconditionFailed", "If-Match names an outdated version (or If-None-Match: * met an existing one)."),
     413: ("PayloadTooLarge", "The body is larger than the route accepts."),
     422: ("ValidationFailed", "Valid JSON, invalid values: details.fields lists {loc, msg, type}."),
     429: ("RateLimited", "Too many requests; see Retry-After."),

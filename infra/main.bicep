@@ -168,6 +168,7 @@ var tableNames = [
   'ratelimits'
   'idempotency'
   'slotclaims'
+  'availabilityrules'
 ]
 
 // Every queue in core.names.Queues.ALL and its poison queue. The host would create the

@@ -11,7 +11,10 @@ ever sees an Azure, MSAL or requests exception.
     ├── PayloadTooLarge                  413
     ├── ValidationFailed                 422 valid JSON, invalid values (field details)
     │   ├── UnknownTimeZone              a time zone (or custom zone) with no real rules
+    │   ├── InvalidRecurrence            a recurrence rule we refuse (``code`` names the problem)
     │   ├── ParticipantUnreachable       someone's free/busy cannot be read (details per participant)
+    │   ├── OfferedHoursInvalid          offered-hours rules that cannot be used (code of the first problem)
+    │   ├── OutsideOfferedHours          a booking outside a participant's offered hours (no reason given)
     │   └── IdempotencyKeyReused         an Idempotency-Key sent again with another request
     ├── Unauthenticated                  401 missing or invalid bearer token
     │   ├── MissingToken                 no bearer token: a bare challenge
@@ -22,6 +25,7 @@ ever sees an Azure, MSAL or requests exception.
     ├── NotFound                         404 (also for other tenants' ids)
     ├── Conflict                         409 state changed, slot taken
     │   ├── ConcurrencyConflict          409 lost an ETag race
+    │   ├── PreconditionFailed           412 If-Match / If-None-Match does not hold
     │   ├── CalendarNotConnected         409 a per-user tenant's user must (re)connect first
     │   ├── ServiceAccountNotConnected   409 a service-account tenant without its scheduling mailbox
     │   ├── DirectoryUnreadable          409 the scheduling mailbox may not list the directory
@@ -120,6 +124,22 @@ class UnknownTimeZone(ValidationFailed):
         self.name = name
 
 
+class InvalidRecurrence(ValidationFailed):
+    """A recurrence rule (Graph ``patternedRecurrence``) we refuse, before anything reaches Graph.
+
+    ``code`` names the one problem (``interval_not_positive``, ``days_of_week_required``,
+    ``too_many_occurrences``...; the full list is ``core.domain.recurrence.PROBLEMS``) and
+    ``details.field`` the Graph property at fault, so clients can point at it.
+    """
+
+    default_code = "invalid_recurrence"
+    default_message = "The recurrence is not valid."
+
+    def __init__(self, code: str, message: str, *, field: str | None = None, **details: Any) -> None:
+        extra: dict[str, Any] = {"field": field} if field else {}
+        super().__init__(message, code=code, details={**extra, **details})
+
+
 class ParticipantUnreachable(ValidationFailed):
     """Someone's calendar cannot be read, so no honest set of common slots exists (422).
 
@@ -140,6 +160,32 @@ class IdempotencyKeyReused(ValidationFailed):
 
     default_code = "idempotency_key_reused"
     default_message = "This Idempotency-Key was already used with a different request; use a new key."
+
+
+class OfferedHoursInvalid(ValidationFailed):
+    """Offered-hours rules that cannot be used (422).
+
+    The code is the first problem's (``inverted_window``, ``overlapping_windows``,
+    ``too_many_windows``, ``invalid_cap``, ...); ``details.fields`` lists every problem
+    as ``{loc, msg, type}`` with ``type`` its own code.
+    """
+
+    default_code = "offered_hours_invalid"
+    default_message = "These offered hours cannot be used; see details.fields."
+
+    def __init__(self, problems: Sequence[Mapping[str, Any]]) -> None:
+        fields = [dict(p) for p in problems]
+        code = str(fields[0].get("type")) if fields else None
+        super().__init__(code=code, details={"fields": fields})
+
+
+class OutsideOfferedHours(ValidationFailed):
+    """A booking at a time someone in it does not offer (422). It never says who or why
+    (outside their windows, too short notice, a cap reached, a buffer), so a booker learns
+    nothing about another person's calendar."""
+
+    default_code = "outside_offered_hours"
+    default_message = "This time is not offered by everyone in the session; choose a time from the free slots."
 
 
 class Unauthenticated(ServiceError):
@@ -200,6 +246,14 @@ class Conflict(ServiceError):
 class ConcurrencyConflict(Conflict):
     default_code = "concurrent_update"
     default_message = "Someone else changed this at the same time; reload and try again."
+
+
+class PreconditionFailed(Conflict):
+    """``If-Match`` names a version that is no longer current, or ``If-None-Match: *`` met an existing one (412)."""
+
+    http_status = 412
+    default_code = "precondition_failed"
+    default_message = "This was changed since you read it; reload and try again."
 
 
 class CalendarNotConnected(Conflict):

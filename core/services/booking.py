@@ -27,6 +27,10 @@ The product's server reaches all of this by acting for a user (``Caller.acting_a
 it may also read sessions across its tenant (``list_sessions``, ``get`` with an
 app-only caller holding ``Sessions.ReadWrite.All``).
 
+Offered hours: a time outside an attendee's offered hours is refused with 422
+``outside_offered_hours`` at create and reschedule (core/services/offered_hours.py);
+the organizer's own rules do not bind their own bookings.
+
 The subject (and a cancel comment) is sealed into the queue message and never stored.
 """
 
@@ -60,6 +64,7 @@ from core.ports import CalendarGateway, Clock, CommandQueue, Sealer, TableStore
 from core.services.authz import Caller, require_organizer, require_participant, require_sessions_app
 from core.services.event_writer import seal_texts
 from core.services.identity import GraphIdentities
+from core.services.offered_hours import OfferedHoursService
 from core.services.pairings import require_enabled_integration
 from core.services.slot_guard import SlotClaims, busy_addresses, slot_taken
 from core.services.stores.codec import Versioned
@@ -132,6 +137,7 @@ class BookingService:
         sealer: Sealer,
         *,
         monotonic: Callable[[], float] | None = None,
+        offered: OfferedHoursService | None = None,
     ) -> None:
         self._gateway = gateway
         self.queues = queues
@@ -144,6 +150,7 @@ class BookingService:
         self.connections = ConnectionRepository(tables)
         self.identities = GraphIdentities(self.integrations, self.connections)
         self._monotonic = monotonic or time.monotonic
+        self.offered = offered or OfferedHoursService(tables, clock)
         self._rooms: dict[str, tuple[float, frozenset[str]]] = {}
         self.claims = SlotClaims(tables, clock)
 
@@ -164,6 +171,7 @@ class BookingService:
         start, end = _seconds(request.start), _seconds(request.end)
         validate_times(start, end, now)
         partner = self._partner(caller, integration, request)
+        self.offered.require_offered(caller.tenant_id, [partner.user_id], start, end)
         room = None
         if request.room:
             room = self._room(self.identities.for_tenant(integration.tenant_id, integration=integration), request.room)
@@ -380,6 +388,8 @@ class BookingService:
         current = read.value
         changed = current.request_reschedule(_seconds(start), _seconds(end), time_zone, self.clock.now(),
                                              allow_conflicts=allow_conflicts)
+        self.offered.require_offered(caller.tenant_id, _attendee_ids(current), changed.start, changed.end,
+                                     exclude_session=session_id)
         addresses = [current.organizer_address, *(a.address for a in current.attendees),
                      *([current.room.address] if current.room else [])]
         own = (current.start, current.end) if current.event_id else None

@@ -8,8 +8,9 @@ it saw; these tests check that against the service and the simulator.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -161,3 +162,26 @@ def test_console_fits_a_phone_and_works_from_the_keyboard(console: Console) -> N
     shown = console.run("phone.mjs", DOMAIN=DOMAIN)
     assert shown["keyboardSignIn"] is True
     assert all(page["overflow"] <= 0 for key, page in shown.items() if key.startswith("#"))
+
+
+def test_mentor_offers_hours_and_the_mentees_slots_respect_them(console: Console) -> None:
+    """Alice offers Tue and Thu 09:00-15:00 on her page (rows added by keyboard, an overlap refused, another tab's
+    change caught as a conflict); Carol's Find a time page then shows only slots inside those hours."""
+    _needs(console, "onboarded")
+    alice = console.stack.token(ALICE)
+    try:
+        shown = console.run("offered_hours.mjs", DOMAIN=DOMAIN, MENTOR=ALICE, MENTEE=BOB, MENTOR_TOKEN=alice,
+                            WINDOW_START="09:00", WINDOW_END="15:00")
+        assert shown["zone"] == "America/Los_Angeles", "the editor starts in Alice's mailbox zone"
+        assert shown["conflict"] is True
+        pacific = ZoneInfo("America/Los_Angeles")
+        for start in shown["slots"]:
+            local = _parse(start).astimezone(pacific)
+            assert local.strftime("%A") in ("Tuesday", "Thursday"), start
+            assert time(9) <= local.time() and (local + timedelta(minutes=30)).time() <= time(15), start
+        assert shown["preview"] and all(day.startswith(("Tue", "Thu")) for day in shown["preview"]), shown["preview"]
+        rules = console.stack.call("GET", "/me/availability-rules", alice).json()
+        assert rules["source"] == "own" and {w["day"] for w in rules["weekly"]} == {"tuesday", "thursday"}
+        assert (rules["maxPerWeek"], rules["bufferAfterMinutes"]) == (10, 5), "the other tab's save was kept"
+    finally:
+        console.stack.call("DELETE", "/me/availability-rules", alice)

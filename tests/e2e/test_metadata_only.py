@@ -69,6 +69,10 @@ ALLOWED: Final[dict[str, frozenset[str]]] = {
                               "connectedBy", "scope"}),
     "oauthstates": frozenset({"adminOid", "purpose", "userOid", "loginHint", "createdAt", "expiresAt", "flow"}),
     "ratelimits": frozenset({"tokens", "at", "updatedAt"}),
+    # offered hours: a zone, minute numbers of windows, dates, limits, who changed them (stores/availability_rules.py)
+    "availabilityrules": frozenset({"timeZone", "weekly", "overrides", "minNoticeMinutes", "bufferBeforeMinutes",
+                                    "bufferAfterMinutes", "maxPerDay", "maxPerWeek", "withinWorkingHours",
+                                    "updatedAt", "updatedBy"}),
 }
 
 

@@ -183,6 +183,8 @@ def test_the_product_server_reaches_exactly_the_routes_that_name_an_app_role() -
         ("POST", "availability"), ("GET", "rooms"), ("POST", "rooms/availability"),
         ("POST", "sessions"), ("GET", "sessions"), ("GET", "sessions/{id}"),
         ("PATCH", "sessions/{id}"), ("DELETE", "sessions/{id}"),
+        ("GET", "me/availability-rules"), ("PUT", "me/availability-rules"), ("DELETE", "me/availability-rules"),
+        ("GET", "me/availability-rules/preview"),
     }
     readers = {(s.method, s.route) for s in registered_routes() if s.auth is Auth.SESSION_READER}
     assert readers == {("GET", "sessions"), ("GET", "sessions/{id}")}

@@ -145,6 +145,47 @@ export class WriteIntent {
   }
 }
 
+export type DayName = "monday" | "tuesday" | "wednesday" | "thursday" | "friday" | "saturday" | "sunday";
+
+export interface RuleWindow {
+  start: string;
+  end: string;
+  endsNextDay?: boolean;
+}
+
+export interface RuleOverride {
+  date: string;
+  mode: "off" | "replace" | "add";
+  windows?: RuleWindow[];
+}
+
+/** Offered hours as PUT takes them (docs/offered-hours.md). */
+export interface RulesBody {
+  timeZone: string;
+  weekly: (RuleWindow & { day: DayName })[];
+  overrides: RuleOverride[];
+  minNoticeMinutes: number;
+  bufferBeforeMinutes: number;
+  bufferAfterMinutes: number;
+  maxPerDay: number | null;
+  maxPerWeek: number | null;
+  withinWorkingHours: boolean;
+}
+
+/** Offered hours as GET answers them: absent fields when source is "none". */
+export interface AvailabilityRules extends Partial<RulesBody> {
+  source: "own" | "default" | "none";
+  etag?: string | null;
+  updatedAt?: string | null;
+}
+
+export interface OfferedPreview {
+  source: "own" | "default" | "none";
+  timeZone?: string | null;
+  offered: Slot[];
+  slots?: Slot[] | null;
+}
+
 type Listener = (error: ApiError) => void;
 
 export class Api {
@@ -164,9 +205,9 @@ export class Api {
     method: string,
     path: string,
     body?: unknown,
-    options: { anonymous?: boolean; idempotencyKey?: string } = {},
+    options: { anonymous?: boolean; headers?: Record<string, string>; idempotencyKey?: string } = {},
   ): Promise<T> {
-    const headers: Record<string, string> = { Accept: "application/json" };
+    const headers: Record<string, string> = { Accept: "application/json", ...options.headers };
     if (!options.anonymous) headers.Authorization = `Bearer ${await this.auth.token()}`;
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (options.idempotencyKey) headers["Idempotency-Key"] = options.idempotencyKey;
