@@ -11,6 +11,7 @@ from functions import (
     integration,
     integration_jobs,
     meta,
+    offered_hours,
     pairings,
     sessions,
     sync_jobs,
@@ -18,7 +19,7 @@ from functions import (
 )
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
-for blueprint in (health, meta, integration, connections, pairings, availability, sessions, webhooks):
+for blueprint in (health, meta, integration, connections, pairings, availability, sessions, webhooks, offered_hours):
     app.register_functions(blueprint.bp)
 app.register_functions(event_jobs.bp)
 app.register_functions(integration_jobs.bp)

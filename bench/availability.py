@@ -107,7 +107,9 @@ def fresh_stack() -> Iterator[Target]:
         "AUTHORITY_HOST": sim.url, "GRAPH_BASE_URL": f"{sim.url}/v1.0", "ENTRA_CLIENT_ID": DEFAULT_CLIENT_ID,
         "ENTRA_CREDENTIAL": "secret", "PUBLIC_BASE_URL": host_url, "APP_URL": host_url, "ALLOWED_TENANTS": "*",
         "LOCAL_SECRETS_DIR": str(work / "secrets"), "LOCAL_OUTBOX_DIR": str(work / "outbox"),
-        "ACCESS_TEST_SCHEDULE": NEVER, "RENEWAL_SCHEDULE": NEVER, "RECONCILE_SCHEDULE": NEVER, "LOG_LEVEL": "WARNING",
+        "ACCESS_TEST_SCHEDULE": NEVER, "RENEWAL_SCHEDULE": NEVER, "RECONCILE_SCHEDULE": NEVER,
+        "RECONCILE_NEAR_SCHEDULE": NEVER,
+        "LOG_LEVEL": "WARNING",
     }
     LocalFileSecretStore(str(work / "secrets")).set("entra-client-secret", LOCAL_CLIENT_SECRET)
     os.environ.update(env)  # what the worker process would see (function_app checks settings on import)

@@ -44,12 +44,17 @@ if TYPE_CHECKING:  # ports are types only; services are imported when first buil
     from core.services.client_state import ClientStateKeyCache
     from core.services.connections import ConnectionHealth, ConnectionService
     from core.services.event_writer import EventWriter
+    from core.services.idempotency import IdempotencyService
     from core.services.integration import IntegrationService
     from core.services.notifications import NotificationWorker
+    from core.services.offered_hours import OfferedHoursService
+    from core.services.on_behalf import OnBehalfResolver
     from core.services.owner_alert_worker import OwnerAlertWorker
     from core.services.pairings import PairingService
     from core.services.ratelimits import RateLimiter
     from core.services.reconcile import LifecycleWorker, Reconciler
+    from core.services.request_cleanup import RequestStateCleanup
+    from core.services.stores.audit import AuditTrail
     from core.services.subscriptions import SubscriptionService
     from core.services.tenancy import TenantGate
 
@@ -297,6 +302,45 @@ class Container:
             remove_subscriptions=lambda tenant_id, user_id: self.subscriptions.remove_for_mailbox(  # noqa: PLW0108
                 tenant_id, user_id),
         )
+
+    @service
+    def offered_hours(self) -> OfferedHoursService:
+        """Users' offered hours and the tenant default (Graph only to name users on admin routes)."""
+        from core.services.offered_hours import OfferedHoursService
+
+        # Graph resolved when needed (tests install a fake gateway after building the container).
+        return OfferedHoursService(self.tables, self.clock, lambda: self.gateway)
+
+
+    # --- the product's server: acting for users, idempotent writes, the app audit trail --------
+
+    @service
+    def on_behalf(self) -> OnBehalfResolver:
+        """Resolves X-On-Behalf-Of to an object id of the token's tenant (cached per process)."""
+        from core.services.on_behalf import OnBehalfResolver
+
+        return OnBehalfResolver(self.graph, self.tables)
+
+    @service
+    def idempotency(self) -> IdempotencyService:
+        """Idempotency-Key records of write routes (the route framework's, not handlers')."""
+        from core.services.idempotency import IdempotencyService
+
+        return IdempotencyService(self.tables, self.clock)
+
+    @service
+    def audit(self) -> AuditTrail:
+        """The tenant's audit trail (admin changes and every app action)."""
+        from core.services.stores.audit import AuditTrail
+
+        return AuditTrail(self.tables, self.clock)
+
+    @service
+    def request_cleanup(self) -> RequestStateCleanup:
+        """Hourly: expired idempotency keys and past slot claims."""
+        from core.services.request_cleanup import RequestStateCleanup
+
+        return RequestStateCleanup(self.tables, self.clock, self.idempotency)
 
 
 _lock = threading.Lock()

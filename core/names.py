@@ -18,10 +18,14 @@ class Tables:
     ALERTS: Final = "alerts"
     CONNECTIONS: Final = "connections"
     RATE_LIMITS: Final = "ratelimits"
+    IDEMPOTENCY: Final = "idempotency"
+    SLOT_CLAIMS: Final = "slotclaims"
+    AVAILABILITY_RULES: Final = "availabilityrules"
 
     ALL: Final = (
         INTEGRATIONS, AUDIT, ACCESS_TESTS, PAIRINGS, SESSIONS, EVENT_INDEX, SUBSCRIPTIONS,
         SUBSCRIPTION_EXPIRY, OAUTH_STATES, ALERTS, CONNECTIONS, RATE_LIMITS,
+        IDEMPOTENCY, SLOT_CLAIMS, AVAILABILITY_RULES,
     )
 
 

@@ -52,6 +52,8 @@ SETTING_NAMES: dict[str, str] = {
     "ACCESS_TEST_SCHEDULE": "NCRONTAB of the access-test rerun timer",
     "RENEWAL_SCHEDULE": "NCRONTAB of the subscription renewal timer",
     "RECONCILE_SCHEDULE": "NCRONTAB of the reconciliation timer",
+    "RECONCILE_NEAR_SCHEDULE": "NCRONTAB of the re-read of sessions starting within 24 h (freshness bound)",
+    "PRODUCT_SERVER_CLIENT_IDS": "comma-separated client ids (azp) whose app-only tokens are accepted; empty: none",
     "WEBHOOK_URL_CODE": "function key appended as ?code= to webhook URLs given to Graph (deployed)",
     "LOG_LEVEL": "DEBUG | INFO | WARNING | ERROR",
 }
@@ -101,6 +103,8 @@ class Settings:
     access_test_schedule: str = "0 0 3 * * *"
     renewal_schedule: str = "0 */30 * * * *"
     reconcile_schedule: str = "0 15 */2 * * *"
+    reconcile_near_schedule: str = "0 */15 * * * *"
+    product_server_client_ids: frozenset[str] = frozenset()  # empty: no app-only token is accepted
     webhook_url_code: str | None = field(default=None, repr=False)
     log_level: str = "INFO"
 
@@ -167,6 +171,8 @@ class Settings:
             access_test_schedule=reader.optional("ACCESS_TEST_SCHEDULE", _ncrontab) or "0 0 3 * * *",
             renewal_schedule=reader.optional("RENEWAL_SCHEDULE", _ncrontab) or "0 */30 * * * *",
             reconcile_schedule=reader.optional("RECONCILE_SCHEDULE", _ncrontab) or "0 15 */2 * * *",
+            reconcile_near_schedule=reader.optional("RECONCILE_NEAR_SCHEDULE", _ncrontab) or "0 */15 * * * *",
+            product_server_client_ids=reader.optional("PRODUCT_SERVER_CLIENT_IDS", _guid_set) or frozenset(),
             webhook_url_code=_unresolved_reference_is_unset(reader.optional("WEBHOOK_URL_CODE")),
             log_level=reader.optional("LOG_LEVEL", _one_of(("DEBUG", "INFO", "WARNING", "ERROR"))) or "INFO",
         )
@@ -310,6 +316,11 @@ def _tenant_list(raw: str) -> tuple[str, ...] | None:
     if raw.strip() == "*":
         return None
     return tuple(_guid(p.strip()) for p in raw.split(",") if p.strip())
+
+
+@_expect("comma-separated client id GUIDs (empty: none)")
+def _guid_set(raw: str) -> frozenset[str]:
+    return frozenset(_guid(p.strip()) for p in raw.split(",") if p.strip())
 
 
 @_expect("a six-field NCRONTAB expression like '0 */5 * * * *'")

@@ -98,28 +98,43 @@ def is_token_failure(error: ServiceError) -> bool:
     return isinstance(error, AuthorizationError | GraphAuthError)
 
 
+def _powershell(command: str) -> str:
+    """One command as a fenced code block (the web console shows it with a copy button)."""
+    return f"```powershell\n{command}\n```"
+
+
 def remediation_hint(reason: AccessReason, app_id: str) -> str | None:
-    """What the admin can do about a reason (``None`` for accessible users)."""
+    """What the admin can do about a reason (``None`` for accessible users).
+
+    Plain text; where a step is a command, the hint is Markdown-style paragraphs separated by
+    a blank line, each command alone in a fenced ```` ```powershell ```` block, one step each,
+    so clients can show it as copyable code (the web console does) and read it as text.
+    """
     if reason is AccessReason.ACCESSIBLE:
         return None
     if reason is AccessReason.OUTSIDE_APP_SCOPE:
-        return (
+        return "\n\n".join((
             "Your organisation limits which mailboxes this app may reach, and this user is outside that scope. "
-            "Add the user to the mail-enabled security group the policy is scoped to, or widen the scope. "
-            "Exchange Online PowerShell (Connect-ExchangeOnline), application access policy (legacy; "
-            "changes can take over an hour): "
-            f"New-ApplicationAccessPolicy -AppId {app_id} -PolicyScopeGroupId <group@yourdomain> "
-            '-AccessRight RestrictAccess -Description "Calendar integration"; '
-            f"Test-ApplicationAccessPolicy -Identity <user@yourdomain> -AppId {app_id}. "
-            "Or RBAC for Applications (remove the tenant-wide Calendars.ReadWrite grant in Entra ID so the "
-            "scope applies): "
-            f"New-ServicePrincipal -AppId {app_id} -ObjectId <enterprise app object id> "
-            '-DisplayName "Calendar integration"; '
-            'New-ManagementScope -Name "Calendar integration users" '
-            "-RecipientRestrictionFilter \"MemberOfGroup -eq '<group distinguished name>'\"; "
-            f'New-ManagementRoleAssignment -App {app_id} -Role "Application Calendars.ReadWrite" '
-            '-CustomResourceScope "Calendar integration users".'
-        )
+            "Add the user to the mail-enabled security group the policy is scoped to, or widen the scope, in "
+            "Exchange Online PowerShell (one of the two mechanisms below).",
+            "Step 1, both mechanisms: connect to Exchange Online.",
+            _powershell("Connect-ExchangeOnline"),
+            "Application access policy (legacy; changes can take over an hour). Step 2: scope the app to the group.",
+            _powershell(f"New-ApplicationAccessPolicy -AppId {app_id} -PolicyScopeGroupId <group@yourdomain> "
+                        '-AccessRight RestrictAccess -Description "Calendar integration"'),
+            "Step 3: check that the user is now in scope.",
+            _powershell(f"Test-ApplicationAccessPolicy -Identity <user@yourdomain> -AppId {app_id}"),
+            "Or RBAC for Applications (first remove the tenant-wide Calendars.ReadWrite grant in Entra ID so the "
+            "scope applies). Step 2: register the app's service principal in Exchange Online.",
+            _powershell(f"New-ServicePrincipal -AppId {app_id} -ObjectId <enterprise app object id> "
+                        '-DisplayName "Calendar integration"'),
+            "Step 3: define the scope by group membership.",
+            _powershell('New-ManagementScope -Name "Calendar integration users" '
+                        "-RecipientRestrictionFilter \"MemberOfGroup -eq '<group distinguished name>'\""),
+            "Step 4: give the app calendar access within that scope.",
+            _powershell(f'New-ManagementRoleAssignment -App {app_id} -Role "Application Calendars.ReadWrite" '
+                        '-CustomResourceScope "Calendar integration users"'),
+        ))
     if reason is AccessReason.MAILBOX_ON_PREMISES_OR_UNLICENSED:
         return (
             "Only Exchange Online mailboxes are supported. This mailbox is on-premises or hybrid, has no "
@@ -145,12 +160,16 @@ def remediation_hint(reason: AccessReason, app_id: str) -> str | None:
             "long inactivity, or consent withdrawn): they sign in again from the app."
         )
     if reason is AccessReason.NO_DELEGATE_ACCESS:
-        return (
+        return "\n\n".join((
             "The scheduling mailbox has no delegate access to this user's calendar, so their sessions are "
-            "booked in its \"Scheduler\" calendar with the user invited instead. Exchange Online PowerShell "
-            "(Connect-ExchangeOnline): Add-MailboxFolderPermission -Identity <user@yourdomain>:\\Calendar "
-            "-User <scheduling mailbox> -AccessRights Editor -SharingPermissionFlags Delegate."
-        )
+            "booked in its \"Scheduler\" calendar with the user invited instead. To give it access, in "
+            "Exchange Online PowerShell:",
+            "Step 1: connect to Exchange Online.",
+            _powershell("Connect-ExchangeOnline"),
+            "Step 2: make the scheduling mailbox a delegate (Editor) of the user's calendar.",
+            _powershell("Add-MailboxFolderPermission -Identity <user@yourdomain>:\\Calendar "
+                        "-User <scheduling mailbox> -AccessRights Editor -SharingPermissionFlags Delegate"),
+        ))
     return (
         "Microsoft 365 refused access to this calendar for another reason. "
         "Run the test again; if it persists, contact support."

@@ -12,6 +12,14 @@
   timer also keeps subscriptions in step with need, from the same index: a mailbox that
   organizes sessions not yet over gets one (created or replaced when missing or lapsing);
   a mailbox with none left loses its own. ``Reconciler.run`` does all of it inline.
+* Freshness bound: sessions starting within ``NEAR_WINDOW`` (24 h) are re-read by their
+  own timer (``%RECONCILE_NEAR_SCHEDULE%``, every 15 minutes: ``plan(span=NEAR)``, no
+  housekeeping, service-account tenants left to their own poll), and the two-hourly
+  timer plans only the sessions after that (``span=FAR``, with housekeeping). So a
+  change Graph never notified (dropped, or a ``missed`` lifecycle we could not act on)
+  to a session of the next 24 h is applied within one near cycle (15 min plus queue
+  time), and far-future sessions are not re-read that often. Graph cost: one ``$batch``
+  per 20 sessions of one identity per cycle (docs/scaling.md, "Freshness bound").
 * Service-account tenants get no change notifications (Graph does not send them for
   shared calendars to delegated callers), so a second, shorter timer runs ``plan`` for
   them only (``methods``); sessions booked in the scheduling mailbox's "Scheduler"
@@ -28,7 +36,13 @@
   rows in the ``subscriptions`` table, so every instance shares them.
 
 Re-reading by event id (never a delta query) means there is no delta token to expire:
-a resync is always a full re-read of the sessions that matter.
+a resync is always a full re-read of the sessions that matter. It is also the cheaper
+choice here: a calendarView delta round costs at least one request per organizer
+mailbox per cycle and returns every event of the window with all its properties
+(``$select`` is not supported on calendarView delta: microsoftgraph/microsoft-graph-docs-contrib,
+api-reference/v1.0/api/event-delta.md @ 028b8e35), while a ``$batch`` re-reads 20 sessions,
+of any organizers sharing one identity, for one request and reads only our events'
+metadata. Delta would only win for an organizer with more than 20 sessions in the window.
 """
 
 from __future__ import annotations
@@ -37,6 +51,7 @@ import logging
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any, Final
 
 from core.domain.commands import RECONCILE, AlertKind, LifecycleItem, chunks, lifecycle_message, reconcile_message
@@ -63,6 +78,18 @@ LONGEST_SESSION: Final = timedelta(days=1)  # housekeeping looks this far back f
 LIFECYCLE_DEDUP: Final = timedelta(minutes=10)  # the same lifecycle work for a subscription, at most once per this
 RESYNC_COOLDOWN: Final = timedelta(minutes=5)  # at most one resync per mailbox per this
 SCHEDULER: Final = "~scheduler"  # grouping key of sessions read from the scheduling mailbox
+NEAR_WINDOW: Final = timedelta(hours=24)  # sessions starting this soon are re-read every near cycle
+# Tenants whose sessions the near timer re-reads: the ones that get change notifications
+# (service-account tenants are polled over the whole window every few minutes anyway).
+NOTIFIED_METHODS: Final = frozenset({ConnectionMethod.DOMAIN_WIDE, ConnectionMethod.PER_USER})
+
+
+class Span(StrEnum):
+    """Which upcoming sessions a plan re-reads (module docstring: freshness bound)."""
+
+    ALL = "all"  # from an hour ago to the end of the window
+    NEAR = "near"  # from an hour ago to NEAR_WINDOW from now
+    FAR = "far"  # from NEAR_WINDOW from now to the end of the window
 
 
 def is_upcoming_need(session: Session, now: datetime) -> bool:
@@ -145,16 +172,19 @@ class Reconciler:
                 continue
             yield tenant_id, integration
 
-    def plan(self, methods: Collection[ConnectionMethod] | None = None) -> ReconcileReport:
+    def plan(self, methods: Collection[ConnectionMethod] | None = None, *, span: Span = Span.ALL,
+             housekeeping: bool = True) -> ReconcileReport:
         """Timer: enqueue the re-reads (one ``reconcile`` message per group of 20) and do housekeeping.
 
-        The timer itself makes no ``$batch`` call: its cost is one index range query per
-        tenant plus the subscription housekeeping, so it fits the function timeout at any size.
+        ``span`` picks the sessions by start (``Span``); ``housekeeping=False`` leaves the
+        subscriptions alone (the near timer). The timer itself makes no ``$batch`` call: its cost
+        is one index range query per tenant plus the housekeeping, so it fits the function
+        timeout at any size.
         """
         total = ReconcileReport()
         for tenant_id, integration in self._tenants(methods):
             try:
-                report = self._plan_tenant(tenant_id, integration)
+                report = self._plan_tenant(tenant_id, integration, span, housekeeping=housekeeping)
             except ServiceError as exc:
                 log.warning("reconciliation planning of a tenant failed: %s", exc.code)
                 total.errors += 1
@@ -164,12 +194,27 @@ class Reconciler:
                  total.tenants, total.queued, total.subscriptions_ensured, total.subscriptions_removed)
         return total
 
-    def _plan_tenant(self, tenant_id: str, integration: Integration) -> ReconcileReport:
+    def plan_near(self) -> ReconcileReport:
+        """The near timer: sessions starting within ``NEAR_WINDOW`` of notified tenants, no housekeeping."""
+        return self.plan(NOTIFIED_METHODS, span=Span.NEAR, housekeeping=False)
+
+    def span_bounds(self, span: Span, now: datetime) -> tuple[datetime, datetime]:
+        """[start, end) of the session starts a span covers."""
+        near = min(now + NEAR_WINDOW, now + self.window)
+        if span is Span.NEAR:
+            return now - RECENT_PAST, near
+        if span is Span.FAR:
+            return near, now + self.window
+        return now - RECENT_PAST, now + self.window
+
+    def _plan_tenant(self, tenant_id: str, integration: Integration, span: Span = Span.ALL, *,
+                     housekeeping: bool = True) -> ReconcileReport:
         report = ReconcileReport(tenants=1)
-        for group in self._groups(tenant_id, integration):
+        for group in self._groups(tenant_id, integration, span):
             self.queues.send(Queues.LIFECYCLE, reconcile_message(tenant_id, group))
             report.queued += 1
-        self._housekeeping(tenant_id, report)
+        if housekeeping:
+            self._housekeeping(tenant_id, report)
         return report
 
     def run(self, methods: Collection[ConnectionMethod] | None = None) -> ReconcileReport:
@@ -206,15 +251,17 @@ class Reconciler:
         self._housekeeping(tenant_id, report)
         return report
 
-    def _groups(self, tenant_id: str, integration: Integration | None) -> list[list[str]]:
+    def _groups(self, tenant_id: str, integration: Integration | None, span: Span = Span.ALL) -> list[list[str]]:
         """Session ids to re-read, in groups of 20 that each take one ``$batch`` (same Graph identity)."""
         if not self.sessions.has_start_index(tenant_id):
             written = self.sessions.backfill_start_index(tenant_id)  # one-off, for data older than the index
             log.info("reconciliation: start index backfilled (%d session(s))", written)
-        now = self.clock.now()
+        start, end = self.span_bounds(span, self.clock.now())
+        if end <= start:
+            return []
         by_who: dict[object, list[str]] = {}
         identity_of = self.identities.for_users(tenant_id, integration=integration)
-        for row in self.sessions.start_index(tenant_id, now - RECENT_PAST, now + self.window):
+        for row in self.sessions.start_index(tenant_id, start, end):
             if not row.tracked:
                 continue
             key: object = SCHEDULER if row.scheduler_calendar else identity_of(row.organizer_id)

@@ -18,6 +18,7 @@ from azure.data.tables import TableServiceClient
 from azure.storage.queue import QueueServiceClient
 
 from core.names import Queues, Tables
+from local.simulator import seed
 from tests.e2e.conftest import Stack
 from tests.e2e.test_booking_e2e import ROOM, book, ensure_contoso, pair, upn, wait_status
 from tests.log_guard import find_leaks, sentinel
@@ -33,6 +34,7 @@ ALLOWED: Final[dict[str, frozenset[str]]] = {
         "organizerId", "organizerAddress", "attendees", "room", "start", "end", "timeZone", "status", "pendingOp",
         "version", "onlineMeeting", "onlineProvider", "joinUrl", "eventId", "iCalUId", "changeKey", "lastModified",
         "source", "failureReason", "pairingId", "calendarId", "createdAt", "updatedAt",
+        "allowConflicts",  # a flag of the request: no slot re-check before writing
         # the per-user index rows
         "sessionId",
     }),
@@ -55,7 +57,14 @@ ALLOWED: Final[dict[str, frozenset[str]]] = {
         "reason", "testId", "at",  # mailboxes found on premises / hybrid / unlicensed (booking refuses them)
     }),
     "alerts": frozenset({"detail", "kind", "lastSentAt", "sentAt", "since", "suppressed"}),
-    "audit": frozenset({"action", "actor", "at", "changes"}),
+    "audit": frozenset({"action", "actor", "at", "changes",
+                        # app actions: client id, user acted for, ids involved, outcome (never content)
+                        "appId", "onBehalfOf", "ids", "status", "code"}),
+    # Idempotency-Key records (hashed key in the RowKey): a SHA-256 of the request, state, times and
+    # the route's stored reply to a session write ({id, status}) with its Location.
+    "idempotency": frozenset({"fingerprint", "state", "claimedAt", "expiresAt", "status", "body", "location"}),
+    # Slot claims: [session id, start, end, claimed at] per organizer and day.
+    "slotclaims": frozenset({"claims"}),
     "subscriptions": frozenset({"createdAt", "expiresAt", "failures", "lifetimeMinutes", "renewAt",
                                 "subscriptionId", "userId", "deltaLink", "resource", "status", "tenantId",
                                 # the clientState's per-subscription nonce and key id (never the clientState)
@@ -68,6 +77,10 @@ ALLOWED: Final[dict[str, frozenset[str]]] = {
     "oauthstates": frozenset({"adminOid", "purpose", "userOid", "loginHint", "mailboxOid", "createdAt", "expiresAt",
                               "flow"}),  # flow: sealed (AES-GCM), never readable
     "ratelimits": frozenset({"tokens", "at", "updatedAt"}),
+    # offered hours: a zone, minute numbers of windows, dates, limits, who changed them (stores/availability_rules.py)
+    "availabilityrules": frozenset({"timeZone", "weekly", "overrides", "minNoticeMinutes", "bufferBeforeMinutes",
+                                    "bufferAfterMinutes", "maxPerDay", "maxPerWeek", "withinWorkingHours",
+                                    "updatedAt", "updatedBy"}),
 }
 
 
@@ -103,14 +116,20 @@ def test_tables_hold_metadata_only_and_no_subject_anywhere(stack: Stack) -> None
     pairing_id = pair(stack, "alice", "bob")
     alice = stack.token(upn("alice"))
     start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=45)
-    sid = book(stack, alice, pairing_id, start, room=ROOM)
+    sid = book(stack, alice, pairing_id, start, room=ROOM, allowConflicts=True)
     wait_status(stack, alice, sid, "booked")
     later = start + timedelta(hours=2)
-    stack.call("PATCH", f"/sessions/{sid}", alice, {"start": later.isoformat(),
-                                                     "end": (later + timedelta(minutes=30)).isoformat(),
-                                                     "timeZone": "UTC"})
+    moved = stack.call("PATCH", f"/sessions/{sid}", alice, {"start": later.isoformat(),
+                                                             "end": (later + timedelta(minutes=30)).isoformat(),
+                                                             "timeZone": "UTC", "allowConflicts": True},
+                       headers={"Idempotency-Key": "metadata-e2e-move"})  # an idempotency record too
+    assert moved.status_code == 202, moved.text
     wait_status(stack, alice, sid, "booked")
-    assert stack.call("DELETE", f"/sessions/{sid}", alice, {"comment": COMMENT}).status_code == 202
+    app = stack.app_token(seed.CONTOSO, ["Sessions.ReadWrite.All"])  # an audited app action
+    assert stack.call("GET", f"/sessions/{sid}", app).status_code == 200
+    assert stack.call("DELETE", f"/sessions/{sid}", app, {"comment": COMMENT},
+                      headers={"X-On-Behalf-Of": upn("alice"), "Idempotency-Key": "metadata-e2e-cancel"}
+                      ).status_code == 202
     wait_status(stack, alice, sid, "cancelled")
 
     tables = _entities(stack)

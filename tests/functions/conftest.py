@@ -33,6 +33,8 @@ USER_A = "a0000000-0000-4000-8000-000000000001"
 USER_A2 = "a0000000-0000-4000-8000-000000000002"
 USER_B = "b0000000-0000-4000-8000-000000000001"
 KID = "test-key-1"
+PRODUCT_SERVER = "e0000000-0000-4000-8000-00000000000e"  # the product server's client id (allow-listed)
+SPA_CLIENT = "f0000000-0000-4000-8000-00000000000f"  # the SPA's client id (user tokens' azp)
 AUTHORITY = "https://login.microsoftonline.com"
 
 BASE_ENV = {
@@ -45,6 +47,7 @@ BASE_ENV = {
     "ACS_ENDPOINT": "https://acs-test.communication.azure.com",
     "ALERT_SENDER_ADDRESS": "DoNotReply@alerts.example.com",
     "ALLOWED_TENANTS": f"{TENANT_A},{TENANT_B},{TENANT_NEW}",
+    "PRODUCT_SERVER_CLIENT_IDS": PRODUCT_SERVER,
 }
 
 
@@ -115,10 +118,13 @@ def claims_for(
     }
     if app:
         claims["idtyp"] = "app"
+        claims["azp"] = PRODUCT_SERVER
         claims.pop("name")
         claims.pop("preferred_username")
-    elif scp is not None:
-        claims["scp"] = scp
+    else:
+        claims["azp"] = SPA_CLIENT
+        if scp is not None:
+            claims["scp"] = scp
     if roles:
         claims["roles"] = roles
     claims.update(overrides)
@@ -196,6 +202,7 @@ def reset_rate_limits(env: Env) -> None:
 AUTH_REFUSAL_CODES = frozenset({
     "unauthenticated", "invalid_token", "token_expired", "insufficient_scope", "user_token_required",
     "tenant_not_onboarded", "tenant_not_allowed", "admin_role_required", "pairing_writer_required",
+    "app_not_allowed", "sessions_role_required", "on_behalf_of_not_allowed",
 })
 
 

@@ -50,15 +50,32 @@ def test_every_contract_route_is_documented(document: dict[str, Any]) -> None:
     assert contract_routes() - _documented(document) == set()
 
 
-# Routes this service adds to the contract, additively (api.md is shared and read-only here): readiness split
+def additions() -> set[str]:
+    """Paths the contract's "Version 1.1 additions" name (the OpenAPI document is their detailed reference)."""
+    text = API_MD.read_text(encoding="utf-8").split("## Version 1.1 additions", 1)[1].split("\n## ", 1)[0]
+    return set(re.findall(r"`(/api/[^`\s]+)`", text))
+
+
+# Routes that serve a 1.1 addition from beside its path: the admin's side of offered hours; and readiness, split
 # from liveness so anonymous /api/health does no I/O (docs/architecture.md, "Health").
-ADDITIONS = {("GET", "/api/health/ready")}
+COMPANIONS = {
+    (method, path)
+    for method in ("GET", "PUT", "DELETE")
+    for path in ("/api/integration/availability-rules/default", "/api/users/{user}/availability-rules")
+} | {("GET", "/api/health/ready")}
 
 
 def test_document_has_nothing_beyond_the_contract(document: dict[str, Any]) -> None:
-    """The document lists no route the contract does not have, apart from the named additions."""
-    assert _documented(document) - contract_routes() - ADDITIONS == set()
-    assert _documented(document) >= ADDITIONS
+    """The document lists no route the contract does not have (1.1 additions and their companions aside)."""
+    prefixes = additions()
+    assert "/api/me/availability-rules" in prefixes
+    extra = {
+        (method, path)
+        for method, path in _documented(document) - contract_routes()
+        if not any(path == prefix or path.startswith(prefix + "/") for prefix in prefixes)
+    }
+    assert extra - COMPANIONS == set()
+    assert ("GET", "/api/health/ready") in _documented(document)
 
 
 def test_every_registered_function_is_documented(document: dict[str, Any]) -> None:
@@ -128,3 +145,30 @@ def test_document_is_served_anonymously(env: Env) -> None:
     assert r.status == 200
     assert r.content_type.startswith("application/json")
     assert r.json() == openapi_document()
+
+
+def test_product_server_headers_and_fields_are_documented(document: dict[str, Any]) -> None:
+    """Idempotency-Key on session writes, X-On-Behalf-Of where an app may act for a user, paging and allowConflicts."""
+    paths = document["paths"]
+
+    def params(path: str, method: str) -> dict[str, dict[str, Any]]:
+        return {p["name"]: p for p in paths[path][method].get("parameters", [])}
+
+    for path, method in (("/api/sessions", "post"), ("/api/sessions/{id}", "patch"), ("/api/sessions/{id}", "delete")):
+        key = params(path, method)["Idempotency-Key"]
+        assert key["in"] == "header" and key["schema"]["maxLength"] == 255 and not key["required"]
+        assert "Idempotent-Replayed" in paths[path][method]["responses"]["202"]["headers"]
+        assert {"409", "422"} <= set(paths[path][method]["responses"])
+    acting = {(p, m) for p, item in paths.items() for m, op in item.items()
+              if any(x["name"] == "X-On-Behalf-Of" for x in op.get("parameters", []))}
+    assert acting == {("/api/sessions", "post"), ("/api/sessions", "get"), ("/api/sessions/{id}", "get"),
+                      ("/api/sessions/{id}", "patch"), ("/api/sessions/{id}", "delete"),
+                      ("/api/availability", "post"), ("/api/rooms", "get"), ("/api/rooms/availability", "post"),
+                      ("/api/me/availability-rules", "get"), ("/api/me/availability-rules", "put"),
+                      ("/api/me/availability-rules", "delete"), ("/api/me/availability-rules/preview", "get")}
+    assert "X-Next-Cursor" in paths["/api/sessions"]["get"]["responses"]["200"]["headers"]
+    assert {"from", "to", "pairingId", "limit", "cursor"} <= set(params("/api/sessions", "get"))
+    assert not params("/api/sessions", "get")["from"]["required"]
+    schemas = document["components"]["schemas"]
+    assert "allowConflicts" in schemas["CreateSessionBody"]["properties"]
+    assert "allowConflicts" in schemas["RescheduleBody"]["properties"]

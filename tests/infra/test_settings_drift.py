@@ -57,6 +57,8 @@ DEPLOY_TIME_SAMPLES: dict[str, str] = {
     "ACCESS_TEST_SCHEDULE": "0 0 3 * * *",
     "RENEWAL_SCHEDULE": "0 */30 * * * *",
     "RECONCILE_SCHEDULE": "0 15 */2 * * *",
+    "RECONCILE_NEAR_SCHEDULE": "0 */15 * * * *",
+    "PRODUCT_SERVER_CLIENT_IDS": "77777777-8888-4999-8aaa-bbbbbbbbbbbb",
     "LOG_LEVEL": "INFO",
     "APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=x;IngestionEndpoint=https://x/",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": f"ClientId={_GUID};Authorization=AAD",

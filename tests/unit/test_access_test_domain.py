@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 
 import pytest
@@ -117,6 +118,24 @@ def test_outside_scope_hint_carries_powershell_for_this_app() -> None:
     assert "-AccessRight RestrictAccess" in hint
     assert f"New-ManagementRoleAssignment -App {APP_ID}" in hint
     assert '"Application Calendars.ReadWrite"' in hint and "-CustomResourceScope" in hint
+
+
+@pytest.mark.parametrize("reason", [R.OUTSIDE_APP_SCOPE, R.NO_DELEGATE_ACCESS])
+def test_powershell_comes_as_one_fenced_block_per_step(reason: R) -> None:
+    """Every command is alone in a ```powershell block, each after its own step sentence; no command hides in prose."""
+    hint = remediation_hint(reason, APP_ID)
+    assert hint is not None
+    blocks = hint.split("\n\n")
+    code = [b for b in blocks if b.startswith("```")]
+    prose = [b for b in blocks if not b.startswith("```")]
+    assert code and all(b.startswith("```powershell\n") and b.endswith("\n```") and b.count("\n") == 2
+                        for b in code)
+    commands = [b.split("\n")[1] for b in code]
+    assert commands[0] == "Connect-ExchangeOnline"
+    assert all(not any(c.split()[0] in p for c in commands) for p in prose)
+    for before, block in itertools.pairwise(blocks):
+        if block.startswith("```"):
+            assert "Step" in before  # each command is one numbered step
 
 
 def test_every_problem_reason_has_a_hint_and_accessible_has_none() -> None:

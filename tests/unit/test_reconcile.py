@@ -402,3 +402,81 @@ def test_renewal_replaces_subscriptions_signed_before_binding_or_under_an_old_ke
     assert isinstance(fresh, SubscriptionRecord)
     assert fresh.key_id == "2" and fresh.subscription_id != record.subscription_id and fresh.nonce != record.nonce
     assert [s.subscription_id for s in w.graph.subscriptions_of(T)] == [fresh.subscription_id]
+
+
+# --- the freshness bound: near sessions every 15 minutes, far ones every 2 hours -------------------
+
+
+def _planned_ids(w: World) -> set[str]:
+    return {sid for m in w.queues.take(Queues.LIFECYCLE) for sid in m.body["sessionIds"]}
+
+
+def test_near_plan_covers_the_next_24_hours_and_nothing_later() -> None:
+    """The 15-minute timer plans sessions from an hour ago to 24 h ahead: not the ones after, no housekeeping."""
+    w = World.make()
+    near = [w.book(hours=h) for h in (0.5, 6, 23.5)]
+    far = [w.book(hours=h) for h in (24.5, 100)]
+    w.subs.ensure_for_mailbox(T, w.partner)  # unneeded: only housekeeping would remove it
+    report = w.reconciler.plan_near()
+    assert _planned_ids(w) == {s.session_id for s in near}
+    assert report.subscriptions_removed == 0 and w.subs.get(T, w.partner) is not None
+    assert {s.session_id for s in far}.isdisjoint(_planned_ids(w))
+
+
+def test_far_plan_covers_the_rest_of_the_window_with_housekeeping() -> None:
+    """The 2-hour timer plans sessions from 24 h to 14 days ahead (not the near ones) and keeps subscriptions."""
+    from core.services.reconcile import Span
+
+    w = World.make()
+    near = [w.book(hours=h) for h in (0.5, 23.5)]
+    far = [w.book(hours=h) for h in (24.5, 24 * 13)]
+    beyond = w.book(hours=24 * 15)
+    w.subs.ensure_for_mailbox(T, w.partner)
+    report = w.reconciler.plan(span=Span.FAR)
+    planned = _planned_ids(w)
+    assert planned == {s.session_id for s in far}
+    assert planned.isdisjoint({s.session_id for s in near} | {beyond.session_id})
+    assert report.subscriptions_removed == 1
+
+
+def test_near_and_far_plans_together_cover_every_session_of_the_window_once() -> None:
+    """No session of the 14-day window falls between the two timers, and none is planned by both."""
+    from core.services.reconcile import Span
+
+    w = World.make()
+    booked = [w.book(hours=0.25 + 7 * i) for i in range(48)]  # 0.25 h to 14 days, across the 24 h edge
+    w.reconciler.plan_near()
+    near = _planned_ids(w)
+    w.reconciler.plan(span=Span.FAR)
+    far = _planned_ids(w)
+    in_window = {s.session_id for s in booked if s.start < w.clock.now() + timedelta(days=14)}
+    assert near | far == in_window and not near & far
+
+
+def test_near_plan_leaves_service_account_tenants_to_their_own_poll() -> None:
+    """Service-account tenants are re-read over the whole window every few minutes already: the near plan skips them."""
+    from core.domain.integration import ConnectionMethod
+    from core.services.reconcile import NOTIFIED_METHODS
+
+    assert ConnectionMethod.SERVICE_ACCOUNT not in NOTIFIED_METHODS
+    w = World.make()
+    w.book(hours=2)
+    repo = IntegrationRepository(w.tables)
+    found = repo.get(T)
+    assert found is not None
+    repo.save(Integration(tenant_id=T, status=IntegrationStatus.CONNECTED,
+                          method=ConnectionMethod.SERVICE_ACCOUNT), found.etag)
+    assert w.reconciler.plan_near().tenants == 0
+
+
+def test_near_plan_cost_is_one_batch_message_per_twenty_sessions() -> None:
+    """1,000 sessions in the next 24 h of one identity: 50 reconcile messages, each one $batch of 20."""
+    w = World.make()
+    for i in range(1000):
+        w.book(hours=0.5 + i * 0.023)  # all within 24 h
+    w.graph.reset_calls()
+    report = w.reconciler.plan_near()
+    messages = w.queues.take(Queues.LIFECYCLE)
+    assert report.queued == len(messages) == 50
+    assert {len(m.body["sessionIds"]) for m in messages} == {20}
+    assert w.graph.call_count() == 0  # planning itself reads nothing from Graph

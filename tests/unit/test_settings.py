@@ -135,3 +135,23 @@ def test_the_container_never_falls_back_to_local_adapters_in_a_deployment() -> N
     settings = replace(Settings.from_env(GOOD), key_vault_uri=None)
     with pytest.raises(SettingsError, match="KEY_VAULT_URI"):
         build_container(settings)
+
+
+def test_product_server_client_ids_default_to_none_accepted() -> None:
+    """Without PRODUCT_SERVER_CLIENT_IDS no app-only token is accepted; with it, the listed ids (lower-cased)."""
+    assert Settings.from_env(GOOD).product_server_client_ids == frozenset()
+    s = Settings.from_env({**GOOD, "PRODUCT_SERVER_CLIENT_IDS": " CCCCCCCC-cccc-4ccc-8ccc-cccccccccccc ,"
+                                                                 "dddddddd-dddd-4ddd-8ddd-dddddddddddd"})
+    assert s.product_server_client_ids == {"cccccccc-cccc-4ccc-8ccc-cccccccccccc",
+                                           "dddddddd-dddd-4ddd-8ddd-dddddddddddd"}
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({**GOOD, "PRODUCT_SERVER_CLIENT_IDS": "my-product-server"})
+    assert "PRODUCT_SERVER_CLIENT_IDS" in str(info.value)
+
+
+def test_near_reconciliation_runs_every_15_minutes_by_default() -> None:
+    """RECONCILE_NEAR_SCHEDULE defaults to every 15 minutes and must be a six-field NCRONTAB."""
+    assert Settings.from_env(GOOD).reconcile_near_schedule == "0 */15 * * * *"
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({**GOOD, "RECONCILE_NEAR_SCHEDULE": "*/15 * * * *"})
+    assert "RECONCILE_NEAR_SCHEDULE" in str(info.value)

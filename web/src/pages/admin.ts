@@ -433,7 +433,7 @@ function reportView(report: AccessTestReport): HTMLElement {
           "li",
           { "data-hint-reason": reason },
           h("strong", null, `${REASONS[reason] ?? reason} (${users.length})`),
-          h("p", { class: "remedy" }, users.find((u) => u.hint)?.hint ?? "No automatic advice for this case."),
+          remedy(users.find((u) => u.hint)?.hint ?? "No automatic advice for this case."),
         ),
       ),
     ),
@@ -456,6 +456,45 @@ function reportView(report: AccessTestReport): HTMLElement {
     ),
   );
   return h("div", { class: "report" }, parts);
+}
+
+/**
+ * A remediation hint: paragraphs (blank-line separated) and fenced ```powershell blocks, one
+ * command each, shown as code with a copy button (the hint stays plain text: never HTML).
+ */
+export function remedy(hint: string): HTMLElement {
+  const parts: Child[] = [];
+  let step = 0;
+  for (const block of hint.split(/\n{2,}/)) {
+    const fenced = /^```([\w-]*)\n([\s\S]*?)\n?```$/.exec(block.trim());
+    if (!fenced) {
+      parts.push(h("p", null, block.trim()));
+      continue;
+    }
+    step += 1;
+    const command = fenced[2] ?? "";
+    const status = h("span", { class: "copy-status", role: "status", "aria-live": "polite" });
+    const copy = button("Copy", () => void copyText(command, status), { class: "copy", "aria-label": `Copy command ${step}` });
+    parts.push(
+      h(
+        "div",
+        { class: "command", "data-language": fenced[1] || "text" },
+        // Scrolls sideways when long: focusable so keyboard users can scroll it too.
+        h("pre", { tabindex: "0", "aria-label": `Command ${step}` }, h("code", null, command)),
+        h("div", { class: "command-actions" }, copy, status),
+      ),
+    );
+  }
+  return h("div", { class: "remedy" }, parts);
+}
+
+async function copyText(text: string, status: HTMLElement): Promise<void> {
+  try {
+    await navigator.clipboard.writeText(text);
+    status.textContent = "Copied.";
+  } catch {
+    status.textContent = "Select the command and copy it (the browser did not allow copying).";
+  }
 }
 
 function stat(label: string, value: number, id: string): HTMLElement {
