@@ -11,6 +11,7 @@ from functions import (
     integration,
     integration_jobs,
     meta,
+    offered_hours,
     pairings,
     product_webhooks,
     sessions,
@@ -19,7 +20,7 @@ from functions import (
 )
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
-for blueprint in (health, meta, integration, connections, pairings, availability, sessions, webhooks,
+for blueprint in (health, meta, integration, connections, pairings, availability, sessions, webhooks, offered_hours,
                   product_webhooks):
     app.register_functions(blueprint.bp)
 app.register_functions(event_jobs.bp)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 from core.clock import SystemClock
 from core.domain.errors import DependencyError
 from core.log import configure_logging
-from core.settings import Settings, SettingsError
+from core.settings import Settings, SettingsError, deployed_adapter_problems
 
 if TYPE_CHECKING:  # ports are types only; services are imported when first built (cold start)
     from core.ports import (
@@ -45,14 +45,20 @@ if TYPE_CHECKING:  # ports are types only; services are imported when first buil
     from core.services.client_state import ClientStateKeyCache
     from core.services.connections import ConnectionHealth, ConnectionService
     from core.services.event_writer import EventWriter
+    from core.services.idempotency import IdempotencyService
     from core.services.integration import IntegrationService
     from core.services.notifications import NotificationWorker
+    from core.services.offered_hours import OfferedHoursService
+    from core.services.on_behalf import OnBehalfResolver
     from core.services.owner_alert_worker import OwnerAlertWorker
     from core.services.pairings import PairingService
     from core.services.product_events.delivery import WebhookDeliveryWorker
     from core.services.product_events.dispatcher import ProductEventDispatcher
     from core.services.product_events.endpoints import WebhookEndpointService
+    from core.services.ratelimits import RateLimiter
     from core.services.reconcile import LifecycleWorker, Reconciler
+    from core.services.request_cleanup import RequestStateCleanup
+    from core.services.stores.audit import AuditTrail
     from core.services.subscriptions import SubscriptionService
     from core.services.tenancy import TenantGate
 
@@ -185,6 +191,14 @@ class Container:
     # --- services --------------------------------------------------------------------------
 
     @service
+    def rate_limiter(self) -> RateLimiter:
+        """Per-caller and per-tenant request budgets shared by every instance (table ``ratelimits``)."""
+        from core.services.ratelimits import RateLimiter
+        from core.services.stores.ratelimits import RateLimitStore
+
+        return RateLimiter(RateLimitStore(self.tables), self.clock)
+
+    @service
     def tenant_gate(self) -> TenantGate:
         """Which tenants have onboarded (cached per process)."""
         from core.services.tenancy import TenantGate
@@ -292,7 +306,7 @@ class Container:
         return IntegrationService(
             tables=self.tables, clock=self.clock, settings=self.settings, gateway=self.graph,
             secrets_store=self.secrets, alerts=self.owner_alerts, access_tests=self.access_tests,
-            tokens=self.tokens,
+            tokens=self.tokens, queues=self.queues,
             # Resolved when called: the subscription service needs Graph, building this one does not.
             delete_subscriptions=lambda tenant_id: self.subscriptions.remove_all_for_tenant(tenant_id),  # noqa: PLW0108
         )
@@ -330,9 +344,49 @@ class Container:
 
         return ConnectionService(
             tables=self.tables, clock=self.clock, settings=self.settings, flow=self.delegated_sign_in(),
+            sealer=self.sealer, gateway=self.graph,
             remove_subscriptions=lambda tenant_id, user_id: self.subscriptions.remove_for_mailbox(  # noqa: PLW0108
                 tenant_id, user_id),
         )
+
+    @service
+    def offered_hours(self) -> OfferedHoursService:
+        """Users' offered hours and the tenant default (Graph only to name users on admin routes)."""
+        from core.services.offered_hours import OfferedHoursService
+
+        # Graph resolved when needed (tests install a fake gateway after building the container).
+        return OfferedHoursService(self.tables, self.clock, lambda: self.gateway)
+
+
+    # --- the product's server: acting for users, idempotent writes, the app audit trail --------
+
+    @service
+    def on_behalf(self) -> OnBehalfResolver:
+        """Resolves X-On-Behalf-Of to an object id of the token's tenant (cached per process)."""
+        from core.services.on_behalf import OnBehalfResolver
+
+        return OnBehalfResolver(self.graph, self.tables)
+
+    @service
+    def idempotency(self) -> IdempotencyService:
+        """Idempotency-Key records of write routes (the route framework's, not handlers')."""
+        from core.services.idempotency import IdempotencyService
+
+        return IdempotencyService(self.tables, self.clock)
+
+    @service
+    def audit(self) -> AuditTrail:
+        """The tenant's audit trail (admin changes and every app action)."""
+        from core.services.stores.audit import AuditTrail
+
+        return AuditTrail(self.tables, self.clock)
+
+    @service
+    def request_cleanup(self) -> RequestStateCleanup:
+        """Hourly: expired idempotency keys and past slot claims."""
+        from core.services.request_cleanup import RequestStateCleanup
+
+        return RequestStateCleanup(self.tables, self.clock, self.idempotency)
 
 
 class _ContainerRelay:
@@ -359,6 +413,10 @@ def build_container(settings: Settings) -> Container:
     from core.adapters.tables import AzureTableStore
     from core.adapters.tokens import AppCredential, AppOnlyTokenProvider
 
+    missing = deployed_adapter_problems(settings)
+    if missing:
+        # Never fall back to local files or a local outbox in a deployment (core/settings.py checks this too).
+        raise SettingsError([f"{name}: expected {expected}" for name, expected in missing])
     secrets: SecretStore
     if settings.key_vault_uri:
         from core.adapters.keyvault import KeyVaultSecretStore

@@ -18,6 +18,9 @@ class Tables:
     ALERTS: Final = "alerts"
     CONNECTIONS: Final = "connections"
     RATE_LIMITS: Final = "ratelimits"
+    IDEMPOTENCY: Final = "idempotency"
+    SLOT_CLAIMS: Final = "slotclaims"
+    AVAILABILITY_RULES: Final = "availabilityrules"
     # Events to the product (core/services/stores/webhooks.py)
     WEBHOOK_ENDPOINTS: Final = "webhookendpoints"
     WEBHOOK_DELIVERIES: Final = "webhookdeliveries"
@@ -26,6 +29,7 @@ class Tables:
     ALL: Final = (
         INTEGRATIONS, AUDIT, ACCESS_TESTS, PAIRINGS, SESSIONS, EVENT_INDEX, SUBSCRIPTIONS,
         SUBSCRIPTION_EXPIRY, OAUTH_STATES, ALERTS, CONNECTIONS, RATE_LIMITS,
+        IDEMPOTENCY, SLOT_CLAIMS, AVAILABILITY_RULES,
         WEBHOOK_ENDPOINTS, WEBHOOK_DELIVERIES, PRODUCT_EVENTS,
     )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal, Protocol
 
 from core.domain.calendar import (
@@ -25,6 +25,7 @@ from core.domain.calendar import (
     GraphIdentity,
     MailboxSettings,
     NewEvent,
+    PatternedRecurrence,
     Room,
     RoomList,
     Schedule,
@@ -58,6 +59,7 @@ class TokenClaims:
     is_app: bool
     name: str | None
     username: str | None
+    app_id: str | None = None  # the client the token was issued to (``azp``, v1 ``appid``), lower-case
 
 
 class TokenValidator(Protocol):
@@ -293,6 +295,44 @@ class CalendarGateway(Protocol):
         self, who: GraphIdentity, user: str, transaction_id: str, start: datetime, end: datetime
     ) -> EventMetadata | None:
         """The event created with ``transaction_id`` within [start, end), for crash recovery."""
+        ...
+
+    # --- recurring series -------------------------------------------------------------------
+    # A series is created with ``create_event`` (``NewEvent.recurrence``): the id it returns is
+    # the series master's. Occurrence ids (from ``list_instances``) work with the single-event
+    # calls: ``get_event`` reads one occurrence, ``update_event`` on an occurrence id makes it
+    # an exception (Outlook refuses a move onto or past a neighbour's day:
+    # ``GraphRequestRejected`` ``ErrorOccurrenceCrossingBoundary``), ``cancel_event`` on an
+    # occurrence id cancels that one occurrence and on the master the whole series.
+
+    def list_instances(
+        self, who: GraphIdentity, user: str, series_id: str, start: datetime, end: datetime
+    ) -> Iterator[EventMetadata]:
+        """The occurrences and exceptions of a series master overlapping [start, end), in start order,
+        every page followed (``GET .../events/{id}/instances``, metadata only); cancelled ones are
+        not listed. ``ItemNotFound`` when the master is gone."""
+        ...
+
+    def update_series(
+        self,
+        who: GraphIdentity,
+        user: str,
+        series_id: str,
+        *,
+        recurrence: PatternedRecurrence | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        time_zone: str = "UTC",
+    ) -> EventMetadata:
+        """PATCH the series master: a new rule and/or new times for every occurrence (``start``/``end``
+        are the first occurrence's). Exchange then drops the series' exceptions and cancelled
+        occurrences when the pattern or the times change; attendees answer again."""
+        ...
+
+    def end_series(self, who: GraphIdentity, user: str, series_id: str, last_date: date) -> EventMetadata:
+        """End the series after ``last_date`` (a date in the series' zone): its range becomes
+        ``endDate`` = ``last_date``; occurrences and exceptions up to it stay as they are.
+        ``InvalidRecurrence`` ``end_before_start`` when ``last_date`` is before the series began."""
         ...
 
     def calendar_view(

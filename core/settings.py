@@ -32,7 +32,7 @@ SETTING_NAMES: dict[str, str] = {
     "AzureWebJobsStorage__credential": "'managedidentity' for identity-based storage",
     "AzureWebJobsStorage__clientId": "client id of the user-assigned identity for storage",
     "AZURE_CLIENT_ID": "client id of the user-assigned managed identity (Key Vault, email, federated credential)",
-    "KEY_VAULT_URI": "https://<vault>.vault.azure.net/ ; empty uses the local file secret store",
+    "KEY_VAULT_URI": "https://<vault>.vault.azure.net/ ; required unless LOCAL_MODE=true (then local file secrets)",
     "LOCAL_SECRETS_DIR": "folder of the local file secret store (local runs only)",
     "ENTRA_CLIENT_ID": "application (client) id of the multi-tenant app registration",
     "ENTRA_CREDENTIAL": "federated_identity | secret | certificate",
@@ -48,10 +48,12 @@ SETTING_NAMES: dict[str, str] = {
     "LOCAL_CA_BUNDLE": "PEM file of the local simulator CA (honoured only with LOCAL_MODE)",
     "LOCAL_OUTBOX_DIR": "folder where the local mailer writes owner alerts",
     "ALERT_SENDER_ADDRESS": "sender address of owner alerts (Azure Communication Services)",
-    "ACS_ENDPOINT": "Azure Communication Services endpoint for owner alerts",
+    "ACS_ENDPOINT": "Azure Communication Services endpoint for owner alerts; required unless LOCAL_MODE=true",
     "ACCESS_TEST_SCHEDULE": "NCRONTAB of the access-test rerun timer",
     "RENEWAL_SCHEDULE": "NCRONTAB of the subscription renewal timer",
     "RECONCILE_SCHEDULE": "NCRONTAB of the reconciliation timer",
+    "RECONCILE_NEAR_SCHEDULE": "NCRONTAB of the re-read of sessions starting within 24 h (freshness bound)",
+    "PRODUCT_SERVER_CLIENT_IDS": "comma-separated client ids (azp) whose app-only tokens are accepted; empty: none",
     "WEBHOOK_URL_CODE": "function key appended as ?code= to webhook URLs given to Graph (deployed)",
     "LOG_LEVEL": "DEBUG | INFO | WARNING | ERROR",
 }
@@ -101,6 +103,8 @@ class Settings:
     access_test_schedule: str = "0 0 3 * * *"
     renewal_schedule: str = "0 */30 * * * *"
     reconcile_schedule: str = "0 15 */2 * * *"
+    reconcile_near_schedule: str = "0 */15 * * * *"
+    product_server_client_ids: frozenset[str] = frozenset()  # empty: no app-only token is accepted
     webhook_url_code: str | None = field(default=None, repr=False)
     log_level: str = "INFO"
 
@@ -167,14 +171,35 @@ class Settings:
             access_test_schedule=reader.optional("ACCESS_TEST_SCHEDULE", _ncrontab) or "0 0 3 * * *",
             renewal_schedule=reader.optional("RENEWAL_SCHEDULE", _ncrontab) or "0 */30 * * * *",
             reconcile_schedule=reader.optional("RECONCILE_SCHEDULE", _ncrontab) or "0 15 */2 * * *",
+            reconcile_near_schedule=reader.optional("RECONCILE_NEAR_SCHEDULE", _ncrontab) or "0 */15 * * * *",
+            product_server_client_ids=reader.optional("PRODUCT_SERVER_CLIENT_IDS", _guid_set) or frozenset(),
             webhook_url_code=_unresolved_reference_is_unset(reader.optional("WEBHOOK_URL_CODE")),
             log_level=reader.optional("LOG_LEVEL", _one_of(("DEBUG", "INFO", "WARNING", "ERROR"))) or "INFO",
         )
         if settings.local_ca_bundle and not local_mode:
             reader.problem("LOCAL_CA_BUNDLE", "to be unset unless LOCAL_MODE=true (local trust is never on by default)")
+        for name, expected in deployed_adapter_problems(settings):
+            reader.problem(name, expected)
         if reader.problems:
             raise SettingsError(reader.problems)
         return settings
+
+
+def deployed_adapter_problems(settings: Settings) -> list[tuple[str, str]]:
+    """What a deployment (``LOCAL_MODE`` not true) lacks to use its real secret store and mailer. Without
+    these the app would quietly keep credentials in local files and mail owner alerts to a folder."""
+    if settings.local_mode:
+        return []
+    problems = []
+    if not settings.key_vault_uri:
+        problems.append(("KEY_VAULT_URI", "the https:// URI of the Key Vault holding credentials (required unless "
+                                          "LOCAL_MODE=true: the local file secret store is for developer machines)"))
+    if not settings.acs_endpoint:
+        problems.append(("ACS_ENDPOINT", "the https:// endpoint of Azure Communication Services for owner alerts "
+                                         "(required unless LOCAL_MODE=true: the local outbox mailer writes files)"))
+    if settings.acs_endpoint and not settings.alert_sender_address:
+        problems.append(("ALERT_SENDER_ADDRESS", "the sender address of owner alerts (with ACS_ENDPOINT)"))
+    return problems
 
 
 class _Reader:
@@ -291,6 +316,11 @@ def _tenant_list(raw: str) -> tuple[str, ...] | None:
     if raw.strip() == "*":
         return None
     return tuple(_guid(p.strip()) for p in raw.split(",") if p.strip())
+
+
+@_expect("comma-separated client id GUIDs (empty: none)")
+def _guid_set(raw: str) -> frozenset[str]:
+    return frozenset(_guid(p.strip()) for p in raw.split(",") if p.strip())
 
 
 @_expect("a six-field NCRONTAB expression like '0 */5 * * * *'")

@@ -2,6 +2,8 @@
 
 Handlers only parse, call ``AvailabilityService`` once and map its values to the
 contract's models; the service (one per process, with its caches) is the container's.
+The product's server calls them for a user with ``X-On-Behalf-Of`` (``Auth.SESSION_USER``):
+that user is the caller, so "the caller is always a participant" holds for them.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import azure.functions as func
 
 from functions.auth import Auth
 from functions.endpoint import Models, RequestContext, endpoint
+from functions.ratelimit import GRAPH_READS
 
 if TYPE_CHECKING:  # services and schemas load on first use, not at import (cold start)
     from core.services.availability import TimeSlot
@@ -33,9 +36,9 @@ def slots_out(slots: tuple[TimeSlot, ...]) -> list[Slot]:
     return [Slot(start=s.start, end=s.end) for s in slots]
 
 
-@endpoint(bp, "POST", "availability", auth=Auth.USER, body=M.AvailabilityBody, response=M.Availability,
-          summary="Free slots shared by the caller and a pairing or participants", tags=("availability",),
-          extra_statuses=(404,))
+@endpoint(bp, "POST", "availability", auth=Auth.SESSION_USER, rate_limit=GRAPH_READS, body=M.AvailabilityBody,
+          response=M.Availability, summary="Free slots shared by the caller and a pairing or participants",
+          tags=("availability",), extra_statuses=(404,))
 def availability(ctx: RequestContext[AvailabilityBody]) -> Any:
     """Free/busy only; never another person's event details."""
     from core.services.availability import AvailabilityQuery
@@ -66,7 +69,8 @@ def availability(ctx: RequestContext[AvailabilityBody]) -> Any:
     )
 
 
-@endpoint(bp, "GET", "rooms", auth=Auth.USER, query=M.RoomsQuery, response=M.Room.many,
+@endpoint(bp, "GET", "rooms", auth=Auth.SESSION_USER, rate_limit=GRAPH_READS, query=M.RoomsQuery,
+          response=M.Room.many,
           summary="Meeting rooms (optionally of one room list)", tags=("availability",), extra_statuses=(404,))
 def rooms(ctx: RequestContext[None, RoomsQuery]) -> Any:
     """Rooms of the caller's tenant, cached per process for a few minutes."""
@@ -80,7 +84,8 @@ def rooms(ctx: RequestContext[None, RoomsQuery]) -> Any:
     ]
 
 
-@endpoint(bp, "POST", "rooms/availability", auth=Auth.USER, body=M.RoomsAvailabilityBody,
+@endpoint(bp, "POST", "rooms/availability", auth=Auth.SESSION_USER, rate_limit=GRAPH_READS,
+          body=M.RoomsAvailabilityBody,
           response=M.RoomsAvailability, summary="Free slots per room", tags=("availability",))
 def rooms_availability(ctx: RequestContext[RoomsAvailabilityBody]) -> Any:
     """Free/busy of up to 20 rooms."""

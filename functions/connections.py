@@ -16,6 +16,7 @@ import azure.functions as func
 
 from functions.auth import Auth
 from functions.endpoint import Models, Reply, RequestContext, endpoint
+from functions.ratelimit import GRAPH_READS
 
 if TYPE_CHECKING:  # services and schemas load on first use, not at import (cold start)
     from functions.schemas.common import WindowQuery
@@ -87,7 +88,7 @@ def connection_delete(ctx: RequestContext[None]) -> None:
     ctx.container.connections.disconnect(ctx.caller)
 
 
-@endpoint(bp, "GET", "me/calendar-settings", auth=Auth.USER, response=M.CalendarSettings,
+@endpoint(bp, "GET", "me/calendar-settings", auth=Auth.USER, rate_limit=GRAPH_READS, response=M.CalendarSettings,
           summary="The caller's time zone and working hours", tags=("me",))
 def calendar_settings(ctx: RequestContext[None]) -> Any:
     """Read live from the caller's mailbox settings."""
@@ -106,7 +107,7 @@ def calendar_settings(ctx: RequestContext[None]) -> Any:
     )
 
 
-@endpoint(bp, "GET", "me/events", auth=Auth.USER, query=C.WindowQuery, response=M.MyEvent.many,
+@endpoint(bp, "GET", "me/events", auth=Auth.USER, rate_limit=GRAPH_READS, query=C.WindowQuery, response=M.MyEvent.many,
           summary="The caller's own calendar (live from Graph, never stored)", tags=("me",))
 def my_events(ctx: RequestContext[None, WindowQuery]) -> Any:
     """Details only ever go to their owner."""

@@ -12,10 +12,24 @@ by ``functions.http.api`` (correlation id, error envelope), then per request:
 2. validates path, query and body with the declared pydantic models: 413 over the
    body limit, 400 for bad JSON, 422 ``validation_failed`` with
    ``details.fields = [{loc, msg, type}]`` (input values are never echoed);
-3. applies the caller's rate limit (429 + Retry-After);
+3. applies the route's rate-limit policy, per caller and per tenant, shared across instances
+   (the container's ``rate_limiter``; 429 + Retry-After);
 4. calls the handler with a ``RequestContext`` and turns its return value into a
    response: a pydantic model / dict / list -> JSON with the declared status,
    ``None`` -> empty body, a ``Reply`` or ``func.HttpResponse`` -> as given.
+
+Two cross-cutting behaviours live here, once, rather than in handlers:
+
+* **Idempotent writes** (``idempotent=True``): a request carrying ``Idempotency-Key``
+  (1-255 printable characters) is run at most once per caller and key within 24 h; the
+  same key with the same request replays the first 2xx response (``Idempotent-Replayed:
+  true``), with another request it is 422 ``idempotency_key_reused``
+  (``core/services/idempotency.py``). Without the header the route runs as usual.
+* **The app audit trail**: every request an app-only token makes (itself, or acting for
+  a user through ``X-On-Behalf-Of``) is recorded once it is authenticated, whatever its
+  outcome: acting app, user acted for, operation id, the ids involved (path, ``*Id``
+  fields, the reply's ``id``) and the status; never a body's content
+  (``AuditTrail.record_app_action``).
 
 Every declaration is recorded in ``REGISTRY``, from which ``functions/openapi.py``
 builds the OpenAPI document.
@@ -39,12 +53,11 @@ import azure.functions as func
 from typing_extensions import TypeVar
 
 from core.bootstrap import Container, get_container
-from core.domain.errors import BadRequest, NotImplementedYet, ValidationFailed
+from core.domain.errors import BadRequest, NotImplementedYet, ServiceError, ValidationFailed
 from core.log import correlation_id
 from core.services.authz import Caller
 from functions.auth import Auth, authenticate
 from functions.http import MAX_BODY_BYTES, api, empty_response, json_response, read_body
-from functions.ratelimit import limiter
 
 if TYPE_CHECKING:
     from pydantic import BaseModel, ValidationError
@@ -102,6 +115,10 @@ def _resolve(spec: ModelSpec) -> type[BaseModel] | None:
 
 MAX_FIELD_ERRORS = 20
 _MAX_LOC_CHARS = 64
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+_MAX_AUDIT_IDS = 10
+_MAX_AUDIT_ID_CHARS = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +190,8 @@ class RouteSpec:
     extra_statuses: tuple[int, ...] = ()
     tags: tuple[str, ...] = ()
     defer_body: bool = False
+    idempotent: bool = False
+    response_headers: tuple[tuple[str, str], ...] = ()  # (name, meaning) of headers a success may carry
 
     @property
     def path_template(self) -> str:
@@ -299,6 +318,8 @@ def endpoint(
     extra_statuses: tuple[int, ...] = (),
     tags: tuple[str, ...] = (),
     defer_body: bool = False,
+    idempotent: bool = False,
+    response_headers: tuple[tuple[str, str], ...] = (),
 ) -> Callable[[Callable[[Any], Handled]], Callable[[func.HttpRequest], func.HttpResponse]]:
     """Declare and register one contract route (see the module docstring)."""
     method = method.upper()
@@ -324,19 +345,19 @@ def endpoint(
             extra_statuses=extra_statuses,
             tags=tags or (route.split("/", 1)[0],),
             defer_body=defer_body,
+            idempotent=idempotent,
+            response_headers=response_headers,
         )
         if any((s.method == method and s.route == route) or s.name == spec.name for s in REGISTRY):
             raise ValueError(f"route {method} /api/{route} ({spec.name}) is declared twice")
 
-        def entry(req: func.HttpRequest) -> func.HttpResponse:
-            container = None if auth is Auth.ANONYMOUS else get_container()
-            caller = authenticate(req, auth, container, onboarding=onboarding) if container is not None else None
+        def run(req: func.HttpRequest, container: Container | None, caller: Caller | None) -> func.HttpResponse:
             path_model, query_model = spec.path, spec.query
             path_value = _parse_mapping(path_model, req.route_params, "path") if path_model is not None else None
             query_value = _parse_mapping(query_model, req.params, "query") if query_model is not None else None
             body_value = _parse_body(spec, req) if body is not None and not defer_body else None
-            if rate_limit is not None and caller is not None:
-                limiter.take(rate_limit, caller.key)
+            if rate_limit is not None and caller is not None and container is not None:
+                container.rate_limiter.take(rate_limit, caller)  # shared across instances (core/services/ratelimits.py)
             ctx: RequestContext[Any, Any, Any] = RequestContext(
                 request=req,
                 caller_or_none=caller,
@@ -346,7 +367,26 @@ def endpoint(
                 container_or_none=container,
                 spec=spec,
             )
+            key = req.headers.get(IDEMPOTENCY_HEADER) if idempotent and caller is not None else None
+            if key is not None:
+                return _run_idempotent(spec, handler, ctx, key)
             return _to_response(spec, handler(ctx))
+
+        def entry(req: func.HttpRequest) -> func.HttpResponse:
+            container = None if auth is Auth.ANONYMOUS else get_container()
+            caller = authenticate(req, auth, container, onboarding=onboarding) if container is not None else None
+            if container is None or caller is None or not caller.by_app:
+                return run(req, container, caller)
+            try:
+                response = run(req, container, caller)
+            except ServiceError as err:
+                _audit_app(container, spec, caller, req, status=err.http_status, code=err.code, response=None)
+                raise
+            except Exception:
+                _audit_app(container, spec, caller, req, status=500, code="internal_error", response=None)
+                raise
+            _audit_app(container, spec, caller, req, status=response.status_code, code=None, response=response)
+            return response
 
         entry.__name__ = handler.__name__
         entry.__qualname__ = handler.__qualname__
@@ -360,6 +400,83 @@ def endpoint(
     return decorate
 
 
+
+
+def _run_idempotent(spec: RouteSpec, handler: Callable[[Any], Handled], ctx: RequestContext[Any, Any, Any],
+                    key: str) -> func.HttpResponse:
+    """Run the handler at most once per caller and key (module docstring); replay its 2xx answer."""
+    from core.services.idempotency import Claim, Scope, fingerprint, valid_key
+
+    if not valid_key(key):
+        raise ValidationFailed(
+            f"{IDEMPOTENCY_HEADER} must be 1 to 255 printable ASCII characters.",
+            details={"fields": [{"loc": ["header", IDEMPOTENCY_HEADER], "msg": "1-255 printable characters"}]},
+        )
+    caller = ctx.caller
+    service = ctx.container.idempotency
+    req = ctx.request
+    outcome = service.begin(
+        Scope(caller.tenant_id, caller.object_id, caller.acting_app), key,
+        fingerprint(spec.method, spec.route, dict(req.route_params), req.get_body()),
+    )
+    if not isinstance(outcome, Claim):
+        headers = {REPLAYED_HEADER: "true"}
+        if outcome.location:
+            headers["Location"] = outcome.location
+        if outcome.body is None:
+            return empty_response(outcome.status, headers)
+        return json_response(json.loads(outcome.body), outcome.status, headers)
+    try:
+        response = _to_response(spec, handler(ctx))
+    except BaseException:
+        service.release(outcome)
+        raise
+    if 200 <= response.status_code < 300:
+        raw = response.get_body()
+        try:
+            service.complete(outcome, response.status_code, raw.decode("utf-8") if raw else None,
+                             response.headers.get("Location"))
+        except ServiceError as exc:  # the write happened: answer it; only a replay is lost
+            log.error("idempotency: the response could not be kept (%s)", exc.code)
+    else:
+        service.release(outcome)
+    return response
+
+
+def _audit_ids(req: func.HttpRequest, response: func.HttpResponse | None) -> dict[str, str]:
+    """Ids a request names (path, ``*Id`` query and body fields) and the ``id`` it answered; no content."""
+    found: dict[str, str] = {k: v for k, v in req.route_params.items() if isinstance(v, str)}
+    found.update({k: v for k, v in req.params.items() if k.endswith("Id") and isinstance(v, str)})
+    raw = req.get_body() or b""
+    if raw.strip():
+        try:
+            doc = json.loads(raw)
+        except ValueError:
+            doc = None
+        if isinstance(doc, dict):
+            found.update({k: v for k, v in doc.items() if k.endswith("Id") and isinstance(v, str)})
+    if response is not None and 200 <= response.status_code < 300:
+        try:
+            answer = json.loads(response.get_body() or b"null")
+        except ValueError:
+            answer = None
+        if isinstance(answer, dict) and isinstance(answer.get("id"), str):
+            found["id"] = answer["id"]
+    return {k[:_MAX_LOC_CHARS]: v[:_MAX_AUDIT_ID_CHARS] for k, v in list(found.items())[:_MAX_AUDIT_IDS]}
+
+
+def _audit_app(container: Container, spec: RouteSpec, caller: Caller, req: func.HttpRequest, *, status: int,
+               code: str | None, response: func.HttpResponse | None) -> None:
+    """Record one app request in the tenant's audit trail; a failure to record never fails the request."""
+    app_id = caller.acting_app or caller.app_id or caller.object_id
+    try:
+        container.audit.record_app_action(
+            caller.tenant_id, app_id, spec.name,
+            on_behalf_of=caller.object_id if caller.acting_app else None,
+            ids=_audit_ids(req, response), status=status, code=code,
+        )
+    except Exception as exc:
+        log.error("an app action could not be written to the audit trail (%s)", type(exc).__name__)
 
 
 def not_yet(feature: str) -> NotImplementedYet:

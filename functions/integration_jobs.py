@@ -24,17 +24,26 @@ bp = func.Blueprint()
 
 @queue_job(bp, Queues.ACCESS_TESTS)
 def access_test_job(job: Job) -> None:
-    """Run one access test (idempotent per test id; a disabled tenant's test ends as failed)."""
-    from core.domain.commands import AccessTestCommand
+    """Run one access test (idempotent per test id; a disabled tenant's test ends as failed), or one
+    re-proof of a fresh admin consent (``verify_consent``)."""
+    from core.domain.commands import VERIFY_CONSENT, AccessTestCommand, ConsentVerifyCommand
 
+    if job.body.get("kind") == VERIFY_CONSENT:
+        job.container.integration.verify_consent(ConsentVerifyCommand.from_message(job.body))
+        return
     job.container.access_tests.run(AccessTestCommand.from_message(job.body))
 
 
 @queue_job(bp, Queues.poison(Queues.ACCESS_TESTS), poison=True)
 def access_test_poison(job: Job) -> None:
-    """An access test failed every attempt: mark it failed and alert the owner."""
-    from core.domain.commands import AccessTestCommand
+    """An access test (or a consent re-proof) failed every attempt: show it failed and alert the owner."""
+    from core.domain.commands import VERIFY_CONSENT, AccessTestCommand, ConsentVerifyCommand
 
+    if job.body.get("kind") == VERIFY_CONSENT:
+        verify = ConsentVerifyCommand.from_message(job.body)
+        log.error("consent re-proof moved to poison", extra={"tenant": verify.tenant_id})
+        job.container.integration.on_verify_poison(verify)
+        return
     command = AccessTestCommand.from_message(job.body)
     log.error("access test moved to poison", extra={"tenant": command.tenant_id})
     job.container.access_tests.on_poison(job.body)

@@ -28,6 +28,7 @@ _ERRORS: Final[dict[int, tuple[str, str]]] = {
     403: ("Forbidden", "Valid caller, not allowed (tenant not onboarded, missing role or scope)."),
     404: ("NotFound", "Not found (also for another tenant's ids)."),
     409: ("Conflict", "The state changed or the slot is taken."),
+    412: ("PreconditionFailed", "If-Match names an outdated version (or If-None-Match: * met an existing one)."),
     413: ("PayloadTooLarge", "The body is larger than the route accepts."),
     422: ("ValidationFailed", "Valid JSON, invalid values: details.fields lists {loc, msg, type}."),
     429: ("RateLimited", "Too many requests; see Retry-After."),
@@ -39,8 +40,32 @@ _AUTH_TEXT: Final[dict[Auth, str]] = {
     Auth.USER: "A signed-in user of an onboarded tenant (delegated token with the API scope).",
     Auth.ADMIN: "A signed-in user with the Integration.Admin app role.",
     Auth.PAIRING_WRITER: "Integration.Admin, or an app-only token with the Pairings.ReadWrite.All role.",
+    Auth.SESSION_USER: "A signed-in user, or the product's server (app-only token with the Sessions.ReadWrite.All "
+                       "role) acting for the user named in X-On-Behalf-Of, who is then the caller (and organizer).",
+    Auth.SESSION_READER: "A signed-in user, or the product's server (app-only token with the Sessions.ReadWrite.All "
+                         "role) acting for the user named in X-On-Behalf-Of, or reading across its tenant without it.",
     Auth.WEBHOOK_MANAGER: "Integration.Admin, or an app-only token with the Webhooks.ReadWrite.All role.",
 }
+_ON_BEHALF_OF: Final[dict[str, Any]] = {
+    "name": "X-On-Behalf-Of",
+    "in": "header",
+    "required": False,
+    "description": "App-only tokens only (Sessions.ReadWrite.All): the user of the token's tenant the request acts "
+                   "for, by Entra object id or email/UPN. Refused (403) from user tokens. Every app request is "
+                   "audited.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 254},
+}
+_IDEMPOTENCY_KEY: Final[dict[str, Any]] = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "1-255 printable characters, unique per intended change (e.g. a UUID). The same key with the "
+                   "same request by the same caller within 24 h replays the first successful response (same "
+                   "status and id, Idempotent-Replayed: true) and changes nothing; with a different request it "
+                   "is 422 idempotency_key_reused; while the first is still running, 409 idempotency_key_in_use.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7E]+$"},
+}
+_ACTING: Final = frozenset({Auth.SESSION_USER, Auth.SESSION_READER})
 
 _lock = threading.Lock()
 _cache: tuple[int, dict[str, Any]] | None = None
@@ -228,6 +253,10 @@ def _operation(spec: RouteSpec, ref: Any, resolved: Any) -> dict[str, Any]:
     else:
         op["security"] = [{"bearer": []}]
     params = _parameters(spec.path, "path", resolved) + _parameters(spec.query, "query", resolved)
+    if spec.auth in _ACTING:
+        params.append(dict(_ON_BEHALF_OF))
+    if spec.idempotent:
+        params.append(dict(_IDEMPOTENCY_KEY))
     if params:
         op["parameters"] = params
     if spec.body is not None:
@@ -246,6 +275,13 @@ def _operation(spec: RouteSpec, ref: Any, resolved: Any) -> dict[str, Any]:
         success["headers"] = {"Location": {"schema": {"type": "string"}, "description": "Where the browser goes next."}}
     if spec.status == 202 and spec.rate_limit:
         success["headers"] = {"Location": {"schema": {"type": "string"}, "description": "The resource to poll."}}
+    for name, meaning in spec.response_headers:
+        success.setdefault("headers", {})[name] = {"schema": {"type": "string"}, "description": meaning}
+    if spec.idempotent:
+        success.setdefault("headers", {})["Idempotent-Replayed"] = {
+            "schema": {"type": "string", "enum": ["true"]},
+            "description": "Present when this is the stored answer to an earlier request with the same key.",
+        }
     responses[str(spec.status)] = success
     if spec.response_content_type == "text/plain":
         responses["200"] = {
@@ -266,6 +302,10 @@ def _operation(spec: RouteSpec, ref: Any, resolved: Any) -> dict[str, Any]:
         errors |= {404, 422}
     if spec.rate_limit:
         errors.add(429)
+    if spec.idempotent:
+        errors |= {409, 422}
+    if spec.auth in _ACTING:
+        errors.add(422)  # X-On-Behalf-Of missing (app tokens) or naming nobody
     errors |= {s for s in spec.extra_statuses if s in _ERRORS}
     for status in sorted(errors):
         if str(status) not in responses:

@@ -6,7 +6,14 @@ event-write worker (``functions/event_jobs.py``); clients poll GET until ``statu
 ``booked`` (or ``failed``, with ``failureReason``). Reads are for the organizer and the
 attendees; anyone else, in this tenant or another, gets 404 (never 403), so a session id
 reveals nothing. Changes are organizer-only (attendees 403). A change that races another
-one answers 409.
+one answers 409; a slot someone is busy in answers 409 ``slot_taken`` (unless
+``allowConflicts``).
+
+The product's server calls the same routes with an app-only token (Sessions.ReadWrite.All)
+and ``X-On-Behalf-Of: <user>``; that user is then the caller and the organizer
+(``Auth.SESSION_USER``). Reads also work for the app as itself across its tenant
+(``Auth.SESSION_READER``): one session by id, or lists by window or pairing. Writes take
+an ``Idempotency-Key`` (``idempotent=True``: the route framework handles it).
 """
 
 from __future__ import annotations
@@ -20,15 +27,15 @@ from functions.endpoint import Models, Reply, RequestContext, endpoint
 
 if TYPE_CHECKING:  # services and schemas load on first use, not at import (cold start)
     from core.domain.sessions import Session as SessionValue
-    from functions.schemas.common import NoQuery, WindowQuery
+    from functions.schemas.common import NoQuery
     from functions.schemas.sessions import (
         CancelBody,
         CreateSessionBody,
         RescheduleBody,
+        SessionListQuery,
         SessionPath,
         SessionView,
     )
-    pass
 
 bp = func.Blueprint()
 C = Models("functions.schemas.common")
@@ -70,50 +77,69 @@ def _accepted(s: SessionValue) -> Reply:
     return Reply(202, body, {"Location": f"/api/sessions/{s.session_id}"})
 
 
-@endpoint(bp, "POST", "sessions", auth=Auth.USER, body=M.CreateSessionBody, response=M.SessionAccepted, status=202,
-          rate_limit="session_writes", summary="Book a session (the caller is the organizer)", tags=("sessions",),
-          extra_statuses=(404, 409))
+@endpoint(bp, "POST", "sessions", auth=Auth.SESSION_USER, body=M.CreateSessionBody, response=M.SessionAccepted,
+          status=202, rate_limit="session_writes", summary="Book a session (the caller is the organizer)",
+          tags=("sessions",), extra_statuses=(404, 409), idempotent=True)
 def session_create(ctx: RequestContext[CreateSessionBody]) -> Any:
-    """Stores a pending session, queues the Outlook write, answers 202 with Location."""
+    """Stores a pending session, queues the Outlook write, answers 202 with Location; 409 slot_taken when
+    the organizer, the partner or the room is busy then (unless allowConflicts)."""
     b = ctx.body
     from core.services.booking import BookingRequest
 
     session = ctx.container.booking.create(
         ctx.caller,
         BookingRequest(start=b.start, end=b.end, time_zone=b.time_zone, pairing_id=b.pairing_id, partner=b.partner,
-                       online_meeting=b.online_meeting, room=b.room, subject=b.subject),
+                       online_meeting=b.online_meeting, room=b.room, subject=b.subject,
+                       allow_conflicts=b.allow_conflicts),
     )
     return _accepted(session)
 
 
-@endpoint(bp, "GET", "sessions/{id}", auth=Auth.USER, path=M.SessionPath, response=M.SessionView,
-          summary="One session (organizer and attendees)", tags=("sessions",), extra_statuses=(404,))
+@endpoint(bp, "GET", "sessions/{id}", auth=Auth.SESSION_READER, path=M.SessionPath, response=M.SessionView,
+          summary="One session (organizer and attendees; the product's server: any of its tenant)",
+          tags=("sessions",), extra_statuses=(404,))
 def session_get(ctx: RequestContext[None, NoQuery, SessionPath]) -> Any:
     """Organizer and attendees only; another tenant's or a stranger's session is 404."""
     return session_view(ctx.container.booking.get(ctx.caller, ctx.path.id))
 
 
-@endpoint(bp, "GET", "sessions", auth=Auth.USER, query=C.WindowQuery, response=M.SessionView.many,
-          summary="The caller's sessions (as organizer or attendee)", tags=("sessions",))
-def session_list(ctx: RequestContext[None, WindowQuery]) -> Any:
-    """Within a window of at most 62 days."""
-    return [session_view(s) for s in ctx.container.booking.list_for(ctx.caller, ctx.query.from_, ctx.query.to)]
+@endpoint(bp, "GET", "sessions", auth=Auth.SESSION_READER, query=M.SessionListQuery, response=M.SessionView.many,
+          summary="Sessions: the caller's (organizer or attendee), or for the product's server a pairing's or the "
+                  "tenant's; without a window, the next 62 days; pages of at most 500, earliest first",
+          tags=("sessions",), extra_statuses=(404,),
+          response_headers=(("X-Next-Cursor", "Present when more sessions follow: pass it as ?cursor= "
+                                              "(with the same other parameters) for the next page."),))
+def session_list(ctx: RequestContext[None, SessionListQuery]) -> Any:
+    """Within a window of at most 62 days (default: from now for 62 days), by start."""
+    from core.services.booking import SessionQuery
+    from functions.schemas.sessions import decode_cursor, encode_cursor
+
+    q = ctx.query
+    page = ctx.container.booking.list_sessions(
+        ctx.caller,
+        SessionQuery(start=q.from_, end=q.to, pairing_id=q.pairing_id, limit=q.limit,
+                     after=decode_cursor(q.cursor) if q.cursor else None),
+    )
+    headers = {"X-Next-Cursor": encode_cursor(*page.next_after)} if page.next_after else {}
+    return Reply(200, [session_view(s) for s in page.sessions], headers)
 
 
-@endpoint(bp, "PATCH", "sessions/{id}", auth=Auth.USER, path=M.SessionPath, body=M.RescheduleBody,
+@endpoint(bp, "PATCH", "sessions/{id}", auth=Auth.SESSION_USER, path=M.SessionPath, body=M.RescheduleBody,
           response=M.SessionAccepted, status=202, rate_limit="session_writes",
-          summary="Reschedule (organizer only)", tags=("sessions",), extra_statuses=(404, 409))
+          summary="Reschedule (organizer only)", tags=("sessions",), extra_statuses=(404, 409), idempotent=True)
 def session_reschedule(ctx: RequestContext[RescheduleBody, NoQuery, SessionPath]) -> Any:
-    """Organizer only; attendees get 403, strangers and other tenants 404."""
+    """Organizer only; attendees get 403, strangers and other tenants 404; 409 slot_taken when someone is
+    busy at the new times (the session's own event aside) unless allowConflicts."""
     b = ctx.body
-    session = ctx.container.booking.reschedule(ctx.caller, ctx.path.id, b.start, b.end, b.time_zone)
+    session = ctx.container.booking.reschedule(ctx.caller, ctx.path.id, b.start, b.end, b.time_zone,
+                                               allow_conflicts=b.allow_conflicts)
     return _accepted(session)
 
 
-@endpoint(bp, "DELETE", "sessions/{id}", auth=Auth.USER, path=M.SessionPath, body=M.CancelBody, body_required=False,
-          response=M.SessionAccepted, status=202, rate_limit="session_writes",
+@endpoint(bp, "DELETE", "sessions/{id}", auth=Auth.SESSION_USER, path=M.SessionPath, body=M.CancelBody,
+          body_required=False, response=M.SessionAccepted, status=202, rate_limit="session_writes",
           summary="Cancel (organizer only; attendees get Outlook's cancellation)", tags=("sessions",),
-          extra_statuses=(404, 409))
+          extra_statuses=(404, 409), idempotent=True)
 def session_cancel(ctx: RequestContext[CancelBody | None, NoQuery, SessionPath]) -> Any:
     """Organizer only; attendees get 403, strangers and other tenants 404."""
     comment = ctx.body.comment if ctx.body is not None else None

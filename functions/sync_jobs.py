@@ -7,9 +7,14 @@ own retry (raise -> ``maxDequeueCount`` -> ``<queue>-poison``) is left for the
 unexpected; the poison triggers here make that visible with an owner alert.
 
 Timers: ``%RENEWAL_SCHEDULE%`` plans renewals (due buckets only, groups of 20 per
-message) and ``%RECONCILE_SCHEDULE%`` plans the re-read of upcoming sessions (one
-``reconcile`` message per group of 20 on the lifecycle queue, handled by ``lifecycle_job``)
-and keeps subscriptions in step with need. Service-account tenants get no change notifications,
+message); ``SUBSCRIPTION_AUDIT_SCHEDULE`` (every 15 minutes) checks the subscriptions against
+Graph's ``GET /subscriptions`` (one message per tenant on the renewals queue);
+``%RECONCILE_NEAR_SCHEDULE%`` (every 15 minutes) plans the re-read of sessions
+starting within 24 hours and ``%RECONCILE_SCHEDULE%`` (every 2 hours) of the later ones
+(one ``reconcile`` message per group of 20 on the lifecycle queue, handled by
+``lifecycle_job``) and keeps subscriptions in step with need: the freshness bound of
+docs/scaling.md. ``REQUEST_CLEANUP_SCHEDULE`` (hourly) deletes expired idempotency keys
+and past slot claims. Service-account tenants get no change notifications,
 so ``SERVICE_ACCOUNT_RECONCILE_SCHEDULE`` (every ``SERVICE_ACCOUNT_SYNC_MINUTES``)
 plans those tenants only; for every other tenant it reads one row and moves on.
 """
@@ -33,6 +38,10 @@ bp = func.Blueprint()
 # A constant rather than an app setting: the period is what GET /api/integration promises
 # (``syncIntervalMinutes``), so it is not something to tune per deployment.
 SERVICE_ACCOUNT_RECONCILE_SCHEDULE = f"0 */{SERVICE_ACCOUNT_SYNC_MINUTES} * * * *"
+# Every 15 minutes (core/services/subscriptions.py AUDIT_MINUTES): the staleness bound docs/scaling.md states.
+SUBSCRIPTION_AUDIT_SCHEDULE = "0 7,22,37,52 * * * *"
+# Keys live 24 h and claims until their day is over; an hourly sweep keeps the tables small.
+REQUEST_CLEANUP_SCHEDULE = "0 40 * * * *"
 
 
 def _tenants_of(body: dict[str, Any]) -> set[str]:
@@ -105,8 +114,28 @@ def renewal_timer(container: Container) -> None:
 
 @timer_job(bp, "%RECONCILE_SCHEDULE%")
 def reconcile_timer(container: Container) -> None:
-    """Fan the re-read of sessions starting soon out through the queue; subscription housekeeping."""
-    container.reconciler.plan()
+    """Fan the re-read of sessions starting after the next 24 h out through the queue; subscription housekeeping."""
+    from core.services.reconcile import Span
+
+    container.reconciler.plan(span=Span.FAR)
+
+
+@timer_job(bp, "%RECONCILE_NEAR_SCHEDULE%")
+def reconcile_near_timer(container: Container) -> None:
+    """Fan the re-read of sessions starting within 24 h out through the queue (the freshness bound)."""
+    container.reconciler.plan_near()
+
+
+@timer_job(bp, REQUEST_CLEANUP_SCHEDULE)
+def request_cleanup_timer(container: Container) -> None:
+    """Delete expired idempotency keys and past days' slot claims."""
+    container.request_cleanup.run()
+
+
+@timer_job(bp, SUBSCRIPTION_AUDIT_SCHEDULE)
+def subscription_audit_timer(container: Container) -> None:
+    """Check every tenant's subscriptions against Graph's GET /subscriptions; recreate what Graph lost."""
+    container.subscriptions.plan_audits()
 
 
 @timer_job(bp, SERVICE_ACCOUNT_RECONCILE_SCHEDULE)

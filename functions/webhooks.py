@@ -7,10 +7,14 @@ as plain text with ``nosniff`` (never HTML), and refused over 2,048 characters.
 Notifications must be acknowledged in milliseconds (Graph counts a reply over 2.9 s as
 slow and drops notifications of endpoints that are often slow), so this path makes no
 Graph, Key Vault or table call: each item's clientState is checked in constant time
-against an HMAC of its tenant and mailbox with a key held in memory
-(``core/services/client_state.py``; read once per process), bad items are dropped and
-counted, and the good ones go to the queue as metadata only, one message per POST.
-202 once enqueued; 503 with ``Retry-After`` when the enqueue failed, so Graph retries.
+against an HMAC of its tenant, mailbox and subscription nonce with a key ring held in memory
+(``core/services/client_state.py``; read once per process, reloaded in the background), bad
+items are dropped and counted, and the good ones go to the queue as metadata only, one
+message per POST (lifecycle items carry the nonce, which the lifecycle worker matches
+against the mailbox's current subscription before it acts). 202 once enqueued; 503 with
+``Retry-After`` when the enqueue failed, or when an item names the next key id (a rotation
+elsewhere: the ring reloads in the background and Graph delivers again; items are late,
+never dropped).
 Deployed, Azure checks the function key Graph echoes as ``?code=``. Nothing here logs
 the token, a clientState or a notification body.
 """
@@ -62,6 +66,7 @@ def handshake(query: WebhookQuery) -> func.HttpResponse | None:
 
 ITEMS_PER_MESSAGE: Final = 100  # ~25 KB of metadata: well inside a queue message
 RETRY_AFTER_SECONDS: Final = "5"
+NEXT_KEY: Final = "next_key"  # signed with current key id + 1: a rotation elsewhere, not yet loaded here
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 _dropped: Counter[str] = Counter()
@@ -103,7 +108,12 @@ def check_changes(batch: NotificationBatch, signer: ClientStateSigner | None) ->
         user_id = parsed.user_id
         triple = (n.clientState or "", tenant, user_id)
         if triple not in verified:
-            if signer is None or not signer.verify(n.clientState, tenant, user_id):
+            checked = signer.check(n.clientState, tenant) if signer is not None else None
+            if checked is not None and checked.unknown_key and signer is not None and signer.is_next_key(
+                    checked.key_id):
+                dropped[NEXT_KEY] += 1
+                continue
+            if checked is None or not checked.ok or checked.user_id != user_id.lower():
                 dropped["bad_client_state"] += 1
                 continue
             verified.add(triple)
@@ -131,11 +141,15 @@ def check_lifecycle(batch: NotificationBatch,
             # dropped alone, counted, and never takes its known neighbours down with it.
             dropped["unknown_lifecycle_event"] += 1
             continue
-        user_id = signer.mailbox_of(n.clientState, tenant) if signer is not None else None
-        if user_id is None:
+        checked = signer.check(n.clientState, tenant) if signer is not None else None
+        if checked is not None and checked.unknown_key and signer is not None and signer.is_next_key(checked.key_id):
+            dropped[NEXT_KEY] += 1
+            continue
+        if checked is None or not checked.ok or checked.user_id is None:
             dropped["bad_client_state"] += 1
             continue
-        good.append(LifecycleItem(tenant.lower(), user_id, n.subscriptionId, str(n.lifecycleEvent)))
+        good.append(LifecycleItem(tenant.lower(), checked.user_id, n.subscriptionId, str(n.lifecycleEvent),
+                                  nonce=checked.nonce))
     return good, dropped
 
 
@@ -151,10 +165,21 @@ def _enqueue(container: Container, queue: str, items: Sequence[Any],
     return Reply(202)
 
 
+def _new_key_elsewhere(dropped: Counter[str], container: Container) -> bool:
+    """Items signed with the next key id (a rotation elsewhere this process has not loaded yet): reload the ring
+    in the background (at most once per 30 s) and answer 503 so Graph delivers the POST again later."""
+    if dropped[NEXT_KEY] == 0:
+        return False
+    container.client_state_keys.reload_soon()
+    return True
+
+
 def handle_notifications(batch: NotificationBatch, container: Container) -> Reply:
     """Check clientState per item, enqueue the good ones in one message, 202 (503 if not persisted)."""
     good, dropped = check_changes(batch, container.client_state_keys.signer())
     _count(dropped, "graph/notifications")
+    if _new_key_elsewhere(dropped, container):
+        return Reply(503, headers={"Retry-After": RETRY_AFTER_SECONDS})
     from core.domain.commands import notifications_message
 
     return _enqueue(container, Queues.NOTIFICATIONS, good, notifications_message) if good else Reply(202)
@@ -164,6 +189,8 @@ def handle_lifecycle(batch: NotificationBatch, container: Container) -> Reply:
     """Check clientState per item, enqueue reauthorize / recreate / resync work, 202 (503 if not persisted)."""
     good, dropped = check_lifecycle(batch, container.client_state_keys.signer())
     _count(dropped, "graph/lifecycle")
+    if _new_key_elsewhere(dropped, container):
+        return Reply(503, headers={"Retry-After": RETRY_AFTER_SECONDS})
     from core.domain.commands import lifecycle_message
 
     return _enqueue(container, Queues.LIFECYCLE, good, lifecycle_message) if good else Reply(202)

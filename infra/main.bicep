@@ -105,8 +105,14 @@ param accessTestSchedule string = '0 0 3 * * *'
 @description('Six-field NCRONTAB (UTC) of the subscription renewal timer.')
 param renewalSchedule string = '0 */30 * * * *'
 
-@description('Six-field NCRONTAB (UTC) of the reconciliation timer.')
+@description('Six-field NCRONTAB (UTC) of the reconciliation timer (sessions starting after the next 24 h, subscription housekeeping).')
 param reconcileSchedule string = '0 15 */2 * * *'
+
+@description('Six-field NCRONTAB (UTC) of the re-read of sessions starting within 24 h: the freshness bound when Graph drops notifications (docs/scaling.md).')
+param reconcileNearSchedule string = '0 */15 * * * *'
+
+@description('Comma-separated client ids (azp) of your product server(s) whose app-only tokens the API accepts; empty: none (docs/product-integration.md).')
+param productServerClientIds string = ''
 
 @description('Days Log Analytics keeps logs.')
 @minValue(30)
@@ -160,6 +166,9 @@ var tableNames = [
   'alerts'
   'connections'
   'ratelimits'
+  'idempotency'
+  'slotclaims'
+  'availabilityrules'
   'webhookendpoints'
   'webhookdeliveries'
   'productevents'
@@ -321,6 +330,7 @@ module rbac './app/rbac.bicep' = {
     principalId: identity.outputs.principalId
     storageAccountName: storage.outputs.name
     tableNames: tableNames
+    queueNames: queueNames
     deploymentStorageAccountName: restricted ? deploymentStorage.outputs.name : ''
     deploymentContainerName: deploymentContainerName
     keyVaultName: keyVault.outputs.name
@@ -361,6 +371,8 @@ module api './app/api.bicep' = {
     accessTestSchedule: accessTestSchedule
     renewalSchedule: renewalSchedule
     reconcileSchedule: reconcileSchedule
+    reconcileNearSchedule: reconcileNearSchedule
+    productServerClientIds: productServerClientIds
   }
   // The app starts reading storage, Key Vault and email as soon as it exists.
   dependsOn: [rbac]

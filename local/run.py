@@ -128,7 +128,7 @@ def banner(sim_port: int | None) -> Callable[[Host], None]:
             "",
             "Local stack is up (Ctrl-C stops everything):",
             f"  API          {host.api_url}",
-            f"  health       {host.api_url}/health",
+            f"  health       {host.api_url}/health (readiness: {host.api_url}/health/ready)",
             f"  web console  {host.url}/",
             f"  simulator    https://127.0.0.1:{sim_port}" if sim_port else "  simulator    (not running)",
             "  storage      Azurite on 127.0.0.1:10000-10002 (data in .azurite/)",

@@ -43,6 +43,9 @@ LOCAL_DEFAULTS: dict[str, str] = {
     "ACCESS_TEST_SCHEDULE": "0 0 3 * * *",
     "RENEWAL_SCHEDULE": "0 */30 * * * *",
     "RECONCILE_SCHEDULE": "0 15 */2 * * *",
+    "RECONCILE_NEAR_SCHEDULE": "0 */15 * * * *",
+    # The simulator's product server (local/simulator/state.py PRODUCT_SERVER_CLIENT_ID): app-only tokens.
+    "PRODUCT_SERVER_CLIENT_IDS": "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb",
     "LOG_LEVEL": "INFO",
 }
 

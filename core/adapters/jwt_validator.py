@@ -14,6 +14,14 @@ Rules (see docs/graph-notes.md, "Tokens from the SPA"):
   ``api://<client id>``: v2 tokens (the API registration is set to v2) always carry
   the client id, and the App ID URI form only appears in v1 tokens, which we refuse.
 * ``exp``, ``nbf``, ``iat`` are required and checked with a 60 s leeway; ``ver`` is "2.0".
+* The token's kind is explicit. A delegated (user) token carries ``scp``; an app-only
+  token carries ``idtyp: "app"`` (the optional claim the app registration emits,
+  docs/app-registration.md) and no ``scp``. A token with neither is refused: an ID
+  token issued to this app has the same ``aud``, ``iss`` and ``tid`` as an access token
+  and, before this rule, passed as app-only. ``idtyp: "app"`` together with ``scp`` is
+  contradictory and refused too. Which clients may use app tokens (``azp``) is the
+  caller's decision (``functions/auth.py``, ``PRODUCT_SERVER_CLIENT_IDS``); the
+  validator only reports ``azp`` (``appid`` in v1 shape) as ``TokenClaims.app_id``.
 
 Which AUTHORITY_HOST is trusted is a setting; a loopback authority (the local
 simulator) is only ever trusted with ``LOCAL_MODE=true``, and only then is the
@@ -202,7 +210,17 @@ class JwtValidator:
         if roles is not None and not (isinstance(roles, list) and all(isinstance(r, str) for r in roles)):
             raise InvalidToken()
         idtyp = claims.get("idtyp")
-        is_app = idtyp == "app" or (scp is None and idtyp != "user")
+        if idtyp is not None and not isinstance(idtyp, str):
+            raise InvalidToken()
+        is_app = idtyp == "app"
+        if is_app and scp is not None:
+            raise InvalidToken("An app-only token cannot carry delegated scopes.")
+        if not is_app and not scp:
+            # Neither a delegated token (scp) nor an app token (idtyp=app): e.g. an ID token.
+            raise InvalidToken("The token is neither a user's access token nor an app-only access token.")
+        app_id = claims.get("azp", claims.get("appid"))
+        if app_id is not None and (not isinstance(app_id, str) or not _GUID.match(app_id.lower())):
+            raise InvalidToken()
         name = claims.get("name")
         username = claims.get("preferred_username")
         return TokenClaims(
@@ -213,4 +231,5 @@ class JwtValidator:
             is_app=is_app,
             name=name if isinstance(name, str) else None,
             username=username if isinstance(username, str) else None,
+            app_id=app_id.lower() if app_id else None,
         )

@@ -96,10 +96,12 @@ class AzureCommandQueue:
             raise translate_storage_error(exc, "queue send") from exc
 
     def ping(self) -> None:
+        """Read the properties of one known queue (``access-tests``; the identity is granted per queue, so never
+        an account-level listing). A missing queue still means the queue service answered."""
         try:
-            pages = self._service.list_queues(results_per_page=1, **PING_OPTIONS).by_page()
-            for _ in next(pages, []):
-                break
+            self._client(Queues.ACCESS_TESTS).get_queue_properties(**PING_OPTIONS)
+        except ResourceNotFoundError:
+            return
         except AzureError as exc:
             raise translate_storage_error(exc, "queue ping") from exc
 

@@ -32,6 +32,7 @@ from core.adapters.azure_errors import error_code, translate_storage_error
 from core.adapters.rules import RAW_PARTITION_KEY, RAW_ROW_KEY, normalize_entity_data
 from core.domain.errors import NotFound
 from core.domain.keys import decode_key, encode_key, is_hashed
+from core.names import Tables
 from core.ports import Entity, EntityValue, TableOp, TableStore, check_transaction
 from core.settings import StorageSettings
 
@@ -215,10 +216,15 @@ class AzureTableStore:
             yield _from_sdk(item)
 
     def ping(self) -> None:
+        """Read at most one row of ``integrations`` (a table the app is granted on, never an account-level
+        listing: the identity has Table Data Contributor per table only). A missing table still means storage
+        answered (the local stack creates tables on first write; infra provisions them)."""
         try:
-            pages = self._service.list_tables(results_per_page=1, **PING_OPTIONS).by_page()
+            pages = self._client(Tables.INTEGRATIONS).list_entities(results_per_page=1, **PING_OPTIONS).by_page()
             for _ in next(pages, []):
                 break
+        except ResourceNotFoundError:
+            return
         except AzureError as exc:
             raise translate_storage_error(exc, "ping") from exc
 

@@ -85,6 +85,8 @@ CONSENT_OAUTH_ERRORS: Final[dict[str, str]] = {
     "invalid_client": "app_credential_invalid",
     "invalid_request": "consent_request_invalid",
     "temporarily_unavailable": CONSENT_UNAVAILABLE,
+    # RFC 6749 4.1.2.1: the authorization server met an unexpected condition; Entra's advice is to retry.
+    "server_error": CONSENT_UNAVAILABLE,
 }
 
 # Plain-language explanations of every code the consent callback can report (the SPA

@@ -1,12 +1,12 @@
 """The access test's pure rules: classify why a mailbox is unreachable, say what to do, sum it up.
 
-The test samples users, asks getSchedule about them (20 per call) and probes the ones
-whose schedule failed through ``$batch``; every sampled user ends in exactly one
-``AccessReason``:
+The test samples users, asks getSchedule about them (20 per call) and reads every sampled
+calendar through ``$batch`` (a hybrid mailbox answers free/busy but no REST call); every sampled
+user ends in exactly one ``AccessReason``:
 
     probe / schedule answer                                        reason
     ├── reachable                                                  accessible
-    ├── MailboxUnavailable  (MailboxNotEnabledForRESTAPI)          mailbox_on_premises_or_unlicensed
+    ├── MailboxUnavailable  (MailboxNotEnabledForRESTAPI; hybrid)  mailbox_on_premises_or_unlicensed
     ├── OutsideAppScope     (403 ErrorAccessDenied on the mailbox) outside_app_scope
     ├── UserNotFound        (ErrorInvalidUser, 404, getSchedule 5009) user_not_found
     ├── Throttled / TransientGraphError (5xx, 429 after retries)  transient_error
@@ -43,6 +43,7 @@ from core.domain.errors import (
     UserNotFound,
 )
 from core.domain.integration import DEFAULT_SAMPLE_SIZE, MAX_SAMPLE_SIZE, IntegrationStatus
+from core.domain.schedule_codes import schedule_error
 
 T = TypeVar("T")
 
@@ -68,19 +69,6 @@ class RunStatus(StrEnum):
     FAILED = "failed"
 
 
-# getSchedule's per-schedule ``responseCode`` values that name a reason on their own.
-_SCHEDULE_CODES: Final[dict[str, AccessReason]] = {
-    "mailboxnotenabledforrestapi": AccessReason.MAILBOX_ON_PREMISES_OR_UNLICENSED,
-    "mailboxnotsupportedforrestapi": AccessReason.MAILBOX_ON_PREMISES_OR_UNLICENSED,
-    "erroraccessdenied": AccessReason.OUTSIDE_APP_SCOPE,
-    "5009": AccessReason.USER_NOT_FOUND,
-    "errorinvaliduser": AccessReason.USER_NOT_FOUND,
-    "errormailboxnotfound": AccessReason.USER_NOT_FOUND,
-    "errorserverbusy": AccessReason.TRANSIENT_ERROR,
-    "errortimeoutexpired": AccessReason.TRANSIENT_ERROR,
-}
-
-
 def classify(error: ServiceError | None) -> AccessReason:
     """The reason for one probe outcome (``None`` = the mailbox answered)."""
     if error is None:
@@ -97,10 +85,12 @@ def classify(error: ServiceError | None) -> AccessReason:
 
 
 def classify_schedule_code(code: str | None) -> AccessReason:
-    """The reason a getSchedule per-schedule ``responseCode`` names (``other`` when unknown)."""
+    """The reason a getSchedule per-schedule ``responseCode`` names (``other`` when unknown), read
+    through the table availability shares (``core/domain/schedule_codes.py``)."""
     if code is None:
         return AccessReason.ACCESSIBLE
-    return _SCHEDULE_CODES.get(code.strip().lower(), AccessReason.OTHER)
+    cls = schedule_error(code)
+    return AccessReason.OTHER if cls is None else classify(cls())
 
 
 def is_token_failure(error: ServiceError) -> bool:
@@ -108,28 +98,43 @@ def is_token_failure(error: ServiceError) -> bool:
     return isinstance(error, AuthorizationError | GraphAuthError)
 
 
+def _powershell(command: str) -> str:
+    """One command as a fenced code block (the web console shows it with a copy button)."""
+    return f"```powershell\n{command}\n```"
+
+
 def remediation_hint(reason: AccessReason, app_id: str) -> str | None:
-    """What the admin can do about a reason (``None`` for accessible users)."""
+    """What the admin can do about a reason (``None`` for accessible users).
+
+    Plain text; where a step is a command, the hint is Markdown-style paragraphs separated by
+    a blank line, each command alone in a fenced ```` ```powershell ```` block, one step each,
+    so clients can show it as copyable code (the web console does) and read it as text.
+    """
     if reason is AccessReason.ACCESSIBLE:
         return None
     if reason is AccessReason.OUTSIDE_APP_SCOPE:
-        return (
+        return "\n\n".join((
             "Your organisation limits which mailboxes this app may reach, and this user is outside that scope. "
-            "Add the user to the mail-enabled security group the policy is scoped to, or widen the scope. "
-            "Exchange Online PowerShell (Connect-ExchangeOnline), application access policy (legacy; "
-            "changes can take over an hour): "
-            f"New-ApplicationAccessPolicy -AppId {app_id} -PolicyScopeGroupId <group@yourdomain> "
-            '-AccessRight RestrictAccess -Description "Calendar integration"; '
-            f"Test-ApplicationAccessPolicy -Identity <user@yourdomain> -AppId {app_id}. "
-            "Or RBAC for Applications (remove the tenant-wide Calendars.ReadWrite grant in Entra ID so the "
-            "scope applies): "
-            f"New-ServicePrincipal -AppId {app_id} -ObjectId <enterprise app object id> "
-            '-DisplayName "Calendar integration"; '
-            'New-ManagementScope -Name "Calendar integration users" '
-            "-RecipientRestrictionFilter \"MemberOfGroup -eq '<group distinguished name>'\"; "
-            f'New-ManagementRoleAssignment -App {app_id} -Role "Application Calendars.ReadWrite" '
-            '-CustomResourceScope "Calendar integration users".'
-        )
+            "Add the user to the mail-enabled security group the policy is scoped to, or widen the scope, in "
+            "Exchange Online PowerShell (one of the two mechanisms below).",
+            "Step 1, both mechanisms: connect to Exchange Online.",
+            _powershell("Connect-ExchangeOnline"),
+            "Application access policy (legacy; changes can take over an hour). Step 2: scope the app to the group.",
+            _powershell(f"New-ApplicationAccessPolicy -AppId {app_id} -PolicyScopeGroupId <group@yourdomain> "
+                        '-AccessRight RestrictAccess -Description "Calendar integration"'),
+            "Step 3: check that the user is now in scope.",
+            _powershell(f"Test-ApplicationAccessPolicy -Identity <user@yourdomain> -AppId {app_id}"),
+            "Or RBAC for Applications (first remove the tenant-wide Calendars.ReadWrite grant in Entra ID so the "
+            "scope applies). Step 2: register the app's service principal in Exchange Online.",
+            _powershell(f"New-ServicePrincipal -AppId {app_id} -ObjectId <enterprise app object id> "
+                        '-DisplayName "Calendar integration"'),
+            "Step 3: define the scope by group membership.",
+            _powershell('New-ManagementScope -Name "Calendar integration users" '
+                        "-RecipientRestrictionFilter \"MemberOfGroup -eq '<group distinguished name>'\""),
+            "Step 4: give the app calendar access within that scope.",
+            _powershell(f'New-ManagementRoleAssignment -App {app_id} -Role "Application Calendars.ReadWrite" '
+                        '-CustomResourceScope "Calendar integration users"'),
+        ))
     if reason is AccessReason.MAILBOX_ON_PREMISES_OR_UNLICENSED:
         return (
             "Only Exchange Online mailboxes are supported. This mailbox is on-premises or hybrid, has no "
@@ -155,12 +160,16 @@ def remediation_hint(reason: AccessReason, app_id: str) -> str | None:
             "long inactivity, or consent withdrawn): they sign in again from the app."
         )
     if reason is AccessReason.NO_DELEGATE_ACCESS:
-        return (
+        return "\n\n".join((
             "The scheduling mailbox has no delegate access to this user's calendar, so their sessions are "
-            "booked in its \"Scheduler\" calendar with the user invited instead. Exchange Online PowerShell "
-            "(Connect-ExchangeOnline): Add-MailboxFolderPermission -Identity <user@yourdomain>:\\Calendar "
-            "-User <scheduling mailbox> -AccessRights Editor -SharingPermissionFlags Delegate."
-        )
+            "booked in its \"Scheduler\" calendar with the user invited instead. To give it access, in "
+            "Exchange Online PowerShell:",
+            "Step 1: connect to Exchange Online.",
+            _powershell("Connect-ExchangeOnline"),
+            "Step 2: make the scheduling mailbox a delegate (Editor) of the user's calendar.",
+            _powershell("Add-MailboxFolderPermission -Identity <user@yourdomain>:\\Calendar "
+                        "-User <scheduling mailbox> -AccessRights Editor -SharingPermissionFlags Delegate"),
+        ))
     return (
         "Microsoft 365 refused access to this calendar for another reason. "
         "Run the test again; if it persists, contact support."

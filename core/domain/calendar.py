@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -147,9 +147,102 @@ class AttendeeResponse:
     is_resource: bool = False
 
 
+# --- Recurrence values (Graph ``patternedRecurrence``) ------------------------------------
+# The values live here, beside the other calendar values, so that ``EventMetadata`` and
+# ``NewEvent`` can carry them without an import cycle; the rules about them (validation,
+# Graph JSON, expansion into occurrences, getSchedule windows, clashes) are in
+# ``core.domain.recurrence``, which re-exports these names.
+
+
+class EventType(StrEnum):
+    """Graph ``eventType``: what kind of item an event id names."""
+
+    SINGLE_INSTANCE = "singleInstance"
+    OCCURRENCE = "occurrence"
+    EXCEPTION = "exception"
+    SERIES_MASTER = "seriesMaster"
+
+
+class RecurrencePatternType(StrEnum):
+    """Graph ``recurrencePatternType``."""
+
+    DAILY = "daily"
+    WEEKLY = "weekly"
+    ABSOLUTE_MONTHLY = "absoluteMonthly"
+    RELATIVE_MONTHLY = "relativeMonthly"
+    ABSOLUTE_YEARLY = "absoluteYearly"
+    RELATIVE_YEARLY = "relativeYearly"
+
+
+class WeekIndex(StrEnum):
+    """Graph ``weekIndex``: which of the matching days of a month (relative patterns)."""
+
+    FIRST = "first"
+    SECOND = "second"
+    THIRD = "third"
+    FOURTH = "fourth"
+    LAST = "last"
+
+
+class RecurrenceRangeType(StrEnum):
+    """Graph ``recurrenceRangeType``."""
+
+    END_DATE = "endDate"
+    NO_END = "noEnd"
+    NUMBERED = "numbered"
+
+
+@dataclass(frozen=True, slots=True)
+class RecurrencePattern:
+    """How often a series repeats (Graph ``recurrencePattern``).
+
+    ``days_of_week`` for weekly and relative patterns, ``day_of_month`` for absolute ones,
+    ``month`` (1-12) for yearly ones, ``index`` for relative ones; ``first_day_of_week``
+    decides where a week starts for weekly patterns with ``interval`` > 1 (Graph's default
+    is Sunday).
+    """
+
+    type: RecurrencePatternType
+    interval: int = 1
+    days_of_week: tuple[Weekday, ...] = ()
+    day_of_month: int | None = None
+    month: int | None = None
+    index: WeekIndex = WeekIndex.FIRST
+    first_day_of_week: Weekday = Weekday.SUNDAY
+
+
+@dataclass(frozen=True, slots=True)
+class RecurrenceRange:
+    """For how long a series repeats (Graph ``recurrenceRange``).
+
+    ``start_date`` must be the date of the first event's start in ``recurrence_time_zone``
+    (the event's own start zone when None); ``end_date`` is inclusive.
+    """
+
+    type: RecurrenceRangeType
+    start_date: date
+    end_date: date | None = None
+    number_of_occurrences: int | None = None
+    recurrence_time_zone: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PatternedRecurrence:
+    """A series' recurrence rule (Graph ``patternedRecurrence``): pattern plus range."""
+
+    pattern: RecurrencePattern
+    range: RecurrenceRange
+
+
 @dataclass(frozen=True, slots=True)
 class EventMetadata:
-    """The metadata of a tracked event the service reads back: never subject or body."""
+    """The metadata of a tracked event the service reads back: never subject or body.
+
+    ``type`` says whether the id names a single event, a series master, one generated
+    occurrence or an exception (a changed occurrence); occurrences and exceptions carry
+    their ``series_master_id`` and ``original_start`` (the start the pattern gave them,
+    which identifies them even after a move); masters carry their ``recurrence``.
+    """
 
     event_id: str
     start: datetime
@@ -162,6 +255,10 @@ class EventMetadata:
     ical_uid: str | None = None
     transaction_id: str | None = None
     join_url: str | None = None
+    type: EventType = EventType.SINGLE_INSTANCE
+    series_master_id: str | None = None
+    original_start: datetime | None = None
+    recurrence: PatternedRecurrence | None = None
 
 
 # --- Values of the Graph gateway (core/adapters/graph) and its ports ---------------------
@@ -224,7 +321,10 @@ class NewEvent:
     ``start``/``end`` are timezone-aware; they are sent as wall-clock time in ``time_zone``
     (an IANA name, default UTC). ``attendees`` are people (type required); ``room`` is a
     room mailbox added as a resource attendee and as the location. ``transaction_id``
-    makes a retried create idempotent. There is deliberately no body.
+    makes a retried create idempotent. With ``recurrence`` the event is a series master:
+    ``start``/``end`` are the first occurrence's, and the range's start date must be
+    ``start``'s date in the range's zone (``time_zone`` when it names none). There is
+    deliberately no body.
     """
 
     subject: str
@@ -238,6 +338,7 @@ class NewEvent:
     transaction_id: str | None = None
     calendar_id: str | None = None
     allow_new_time_proposals: bool = False
+    recurrence: PatternedRecurrence | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,9 @@ cancel comment) travels sealed (``EventWriteCommand.sealed``).
     notifications    notifications        ChangeItem (one webhook POST's checked items)
     lifecycle        lifecycle, reconcile LifecycleItem; session ids re-read with one $batch
     renewals         renew_subscriptions  RenewalItem (up to 20 of one tenant)
+                     audit_subscriptions  one tenant's records checked against GET /subscriptions
     access-tests     access_test          AccessTestCommand
+                     verify_consent       ConsentVerifyCommand (re-prove admin consent while Entra propagates it)
     owner-alerts     owner_alert          AlertCommand
     product-events   webhook_delivery     WebhookDeliveryCommand (one pending delivery to one endpoint)
                      webhook_replay       WebhookReplayCommand (a page of "replay since" for one endpoint)
@@ -45,7 +47,9 @@ NOTIFICATIONS: Final = "notifications"
 LIFECYCLE: Final = "lifecycle"
 RECONCILE: Final = "reconcile"
 RENEWAL: Final = "renew_subscriptions"
+AUDIT_SUBSCRIPTIONS: Final = "audit_subscriptions"
 ACCESS_TEST: Final = "access_test"
+VERIFY_CONSENT: Final = "verify_consent"
 OWNER_ALERT: Final = "owner_alert"
 WEBHOOK_DELIVERY: Final = "webhook_delivery"
 WEBHOOK_REPLAY: Final = "webhook_replay"
@@ -152,6 +156,48 @@ class AccessTestCommand:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class ConsentVerifyCommand:
+    """Prove admin consent again (``attempt`` of the chain ``chain``, started at ``since``): right after
+    consent Entra ID can refuse the app's first token for a while (AADSTS700016 / 65001)."""
+
+    tenant_id: str
+    admin_oid: str
+    chain: str
+    attempt: int
+    since: datetime
+    correlation_id: str | None = None
+
+    @property
+    def step(self) -> str:
+        """What the consent row must say for this message to be the current one."""
+        return f"{self.chain}:{self.attempt}"
+
+    def to_message(self) -> dict[str, Any]:
+        return envelope(VERIFY_CONSENT, tenant_id=self.tenant_id, attempt=self.attempt,
+                        correlation_id=self.correlation_id, adminOid=self.admin_oid, chain=self.chain,
+                        since=self.since.isoformat())
+
+    @classmethod
+    def from_message(cls, message: Mapping[str, Any]) -> ConsentVerifyCommand:
+        if message.get("kind") != VERIFY_CONSENT:
+            raise InvalidMessage("not a verify_consent message")
+        tenant, admin, chain = message.get("tenantId"), message.get("adminOid"), message.get("chain")
+        attempt, cid = message.get("attempt"), message.get("correlationId")
+        if not all(isinstance(v, str) and v for v in (tenant, admin, chain)):
+            raise InvalidMessage("a verify_consent message needs tenantId, adminOid and chain")
+        if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 0:
+            raise InvalidMessage("attempt must be a non-negative integer")
+        try:
+            since = datetime.fromisoformat(str(message.get("since")))
+        except ValueError as exc:
+            raise InvalidMessage("since must be an ISO 8601 time") from exc
+        if since.tzinfo is None:
+            raise InvalidMessage("since must carry its offset")
+        return cls(str(tenant).lower(), str(admin).lower(), str(chain), attempt, since,
+                   cid if isinstance(cid, str) else None)
+
+
 class AlertKind(StrEnum):
     CONSENT_REVOKED = "consent_revoked"
     TOKEN_FAILURE = "token_failure"  # noqa: S105 - an alert kind, not a credential
@@ -230,21 +276,26 @@ def notifications_message(
 
 @dataclass(frozen=True, slots=True)
 class LifecycleItem:
-    """A checked lifecycle notification (``reauthorizationRequired``, ``subscriptionRemoved``, ``missed``)."""
+    """A checked lifecycle notification (``reauthorizationRequired``, ``subscriptionRemoved``, ``missed``).
+
+    ``nonce`` is the subscription's nonce from the verified clientState (never the clientState
+    itself; "" for version-1 values): the worker acts only when it and the subscription id are
+    those of the mailbox's current record."""
 
     tenant_id: str
     user_id: str
     subscription_id: str
     event: str
+    nonce: str = ""
 
     def to_json(self) -> dict[str, str]:
         return {"tenantId": self.tenant_id, "userId": self.user_id, "subscriptionId": self.subscription_id,
-                "lifecycleEvent": self.event}
+                "lifecycleEvent": self.event, "nonce": self.nonce}
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> LifecycleItem:
         return cls(str(raw["tenantId"]).lower(), str(raw["userId"]).lower(), str(raw.get("subscriptionId") or ""),
-                   str(raw["lifecycleEvent"]))
+                   str(raw["lifecycleEvent"]), str(raw.get("nonce") or ""))
 
 
 def lifecycle_message(items: Sequence[LifecycleItem], *, correlation_id: str | None = None,
@@ -270,6 +321,12 @@ class RenewalItem:
 
 def renewal_message(tenant_id: str, items: Sequence[RenewalItem], attempt: int = 0) -> dict[str, Any]:
     return envelope(RENEWAL, tenant_id=tenant_id, attempt=attempt, items=[i.to_json() for i in items])
+
+
+def audit_message(tenant_id: str, users: Sequence[str] = (), *, attempt: int = 0) -> dict[str, Any]:
+    """An ``audit_subscriptions`` message on the renewals queue: compare one tenant's subscription records
+    (of ``users`` only, per-user tenants: one Graph identity each) with what Graph lists."""
+    return envelope(AUDIT_SUBSCRIPTIONS, tenant_id=tenant_id, attempt=attempt, users=list(users) or None)
 
 
 def reconcile_message(tenant_id: str, session_ids: Sequence[str], *, attempt: int = 0,

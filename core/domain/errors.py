@@ -11,7 +11,11 @@ ever sees an Azure, MSAL or requests exception.
     ├── PayloadTooLarge                  413
     ├── ValidationFailed                 422 valid JSON, invalid values (field details)
     │   ├── UnknownTimeZone              a time zone (or custom zone) with no real rules
-    │   └── ParticipantUnreachable       someone's free/busy cannot be read (details per participant)
+    │   ├── InvalidRecurrence            a recurrence rule we refuse (``code`` names the problem)
+    │   ├── ParticipantUnreachable       someone's free/busy cannot be read (details per participant)
+    │   ├── OfferedHoursInvalid          offered-hours rules that cannot be used (code of the first problem)
+    │   ├── OutsideOfferedHours          a booking outside a participant's offered hours (no reason given)
+    │   └── IdempotencyKeyReused         an Idempotency-Key sent again with another request
     ├── Unauthenticated                  401 missing or invalid bearer token
     │   ├── MissingToken                 no bearer token: a bare challenge
     │   └── InvalidToken                 a token that fails a check (never quoted)
@@ -21,9 +25,12 @@ ever sees an Azure, MSAL or requests exception.
     ├── NotFound                         404 (also for other tenants' ids)
     ├── Conflict                         409 state changed, slot taken
     │   ├── ConcurrencyConflict          409 lost an ETag race
+    │   ├── PreconditionFailed           412 If-Match / If-None-Match does not hold
     │   ├── CalendarNotConnected         409 a per-user tenant's user must (re)connect first
     │   ├── ServiceAccountNotConnected   409 a service-account tenant without its scheduling mailbox
-    │   └── DirectoryUnreadable          409 the scheduling mailbox may not list the directory
+    │   ├── DirectoryUnreadable          409 the scheduling mailbox may not list the directory
+    │   ├── SlotTaken                    409 the organizer, an attendee or the room is no longer free
+    │   └── IdempotencyKeyInUse          409 the same Idempotency-Key is still being processed
     ├── RateLimited                      429 a caller exceeded its budget (retry_after)
     ├── NotImplementedYet                501 a contract route whose feature has not landed
     ├── DependencyError                  503 something we depend on failed (retry_after)
@@ -117,6 +124,22 @@ class UnknownTimeZone(ValidationFailed):
         self.name = name
 
 
+class InvalidRecurrence(ValidationFailed):
+    """A recurrence rule (Graph ``patternedRecurrence``) we refuse, before anything reaches Graph.
+
+    ``code`` names the one problem (``interval_not_positive``, ``days_of_week_required``,
+    ``too_many_occurrences``...; the full list is ``core.domain.recurrence.PROBLEMS``) and
+    ``details.field`` the Graph property at fault, so clients can point at it.
+    """
+
+    default_code = "invalid_recurrence"
+    default_message = "The recurrence is not valid."
+
+    def __init__(self, code: str, message: str, *, field: str | None = None, **details: Any) -> None:
+        extra: dict[str, Any] = {"field": field} if field else {}
+        super().__init__(message, code=code, details={**extra, **details})
+
+
 class ParticipantUnreachable(ValidationFailed):
     """Someone's calendar cannot be read, so no honest set of common slots exists (422).
 
@@ -130,6 +153,39 @@ class ParticipantUnreachable(ValidationFailed):
 
     def __init__(self, participants: Sequence[Mapping[str, Any]]) -> None:
         super().__init__(details={"participants": [dict(p) for p in participants]})
+
+
+class IdempotencyKeyReused(ValidationFailed):
+    """The same ``Idempotency-Key`` came back with a different request (422)."""
+
+    default_code = "idempotency_key_reused"
+    default_message = "This Idempotency-Key was already used with a different request; use a new key."
+
+
+class OfferedHoursInvalid(ValidationFailed):
+    """Offered-hours rules that cannot be used (422).
+
+    The code is the first problem's (``inverted_window``, ``overlapping_windows``,
+    ``too_many_windows``, ``invalid_cap``, ...); ``details.fields`` lists every problem
+    as ``{loc, msg, type}`` with ``type`` its own code.
+    """
+
+    default_code = "offered_hours_invalid"
+    default_message = "These offered hours cannot be used; see details.fields."
+
+    def __init__(self, problems: Sequence[Mapping[str, Any]]) -> None:
+        fields = [dict(p) for p in problems]
+        code = str(fields[0].get("type")) if fields else None
+        super().__init__(code=code, details={"fields": fields})
+
+
+class OutsideOfferedHours(ValidationFailed):
+    """A booking at a time someone in it does not offer (422). It never says who or why
+    (outside their windows, too short notice, a cap reached, a buffer), so a booker learns
+    nothing about another person's calendar."""
+
+    default_code = "outside_offered_hours"
+    default_message = "This time is not offered by everyone in the session; choose a time from the free slots."
 
 
 class Unauthenticated(ServiceError):
@@ -192,6 +248,14 @@ class ConcurrencyConflict(Conflict):
     default_message = "Someone else changed this at the same time; reload and try again."
 
 
+class PreconditionFailed(Conflict):
+    """``If-Match`` names a version that is no longer current, or ``If-None-Match: *`` met an existing one (412)."""
+
+    http_status = 412
+    default_code = "precondition_failed"
+    default_message = "This was changed since you read it; reload and try again."
+
+
 class CalendarNotConnected(Conflict):
     """A per-user tenant's user who has not connected their calendar (or must reconnect) (409).
 
@@ -215,6 +279,24 @@ class DirectoryUnreadable(Conflict):
 
     default_code = "directory_not_readable"
     default_message = "The scheduling mailbox cannot list your organisation's users."
+
+
+class SlotTaken(Conflict):
+    """The organizer, a required attendee or the room is busy at the requested time (409).
+
+    ``details.busy`` lists the addresses found busy (the caller's own pairing members and
+    rooms; never what they are busy with). Send ``allowConflicts: true`` to book anyway.
+    """
+
+    default_code = "slot_taken"
+    default_message = "That time is no longer free; pick another time."
+
+
+class IdempotencyKeyInUse(Conflict):
+    """A request with the same ``Idempotency-Key`` is still being processed (409, retry shortly)."""
+
+    default_code = "idempotency_key_in_use"
+    default_message = "A request with this Idempotency-Key is still being processed; retry in a moment."
 
 
 class RateLimited(ServiceError):

@@ -81,6 +81,7 @@ class Session:
     failure_reason: str | None = None
     pairing_id: str | None = None
     calendar_id: str | None = None  # set when booked into a secondary (fallback) calendar
+    allow_conflicts: bool = False  # the requested times may clash (no slot re-check before writing)
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
@@ -103,7 +104,9 @@ class Session:
 
     # --- requested through the API -----------------------------------------------
 
-    def request_reschedule(self, start: datetime, end: datetime, time_zone: str, now: datetime) -> Session:
+    def request_reschedule(
+        self, start: datetime, end: datetime, time_zone: str, now: datetime, *, allow_conflicts: bool = False
+    ) -> Session:
         validate_times(start, end, now)
         if self.status in (SessionStatus.CANCELLED, SessionStatus.FAILED) and self.event_id is None:
             raise Conflict("This session is no longer active.", code="session_not_active")
@@ -120,6 +123,7 @@ class Session:
             version=self.version + 1,
             source=ChangeSource.PLATFORM,
             failure_reason=None,
+            allow_conflicts=allow_conflicts,
             updated_at=now,
         )
 

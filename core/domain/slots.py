@@ -23,6 +23,10 @@ requested IANA zone, that nobody is busy for. Decisions, so callers can rely on 
   constrained by them (Graph omits them for rooms and for mailboxes that never set any).
 * **Notice.** With ``now`` given, slots start no earlier than ``now + min_notice``;
   without it there is no notice rule (the domain never reads the clock itself).
+* **Offered hours** (``Participant.offered``, core/domain/offered_hours.py): a
+  participant with offered intervals is only available inside them (an empty list:
+  never); ``None`` means no such rule. A participant's own buffers widen only their own
+  busy items, on top of the request's (the larger of the two applies).
 
 Internally every instant is an integer of UTC epoch seconds (busy starts rounded down,
 ends up, so rounding can only block more), which keeps the sweep cheap: one sort of
@@ -50,6 +54,7 @@ __all__ = [
     "find_slots",
     "merge_busy",
     "merge_intervals",
+    "offset_segments",
 ]
 
 _DAY = 86_400
@@ -109,12 +114,17 @@ class Participant:
     """One person (or room) whose calendar constrains the slots.
 
     ``id`` is the caller's handle for the participant (an address); it is only carried
-    along. ``working_hours`` None means "no working-hours constraint".
+    along. ``working_hours`` None means "no working-hours constraint". ``offered`` None
+    means "no offered-hours rule"; otherwise the participant is available only inside
+    those intervals. ``buffer_*_minutes`` widen this participant's busy items only.
     """
 
     id: str
     busy: Sequence[BusyInterval] = field(default_factory=tuple)
     working_hours: WorkingHours | None = None
+    offered: Sequence[Interval] | None = None
+    buffer_before_minutes: int = 0
+    buffer_after_minutes: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +208,14 @@ def find_slots(request: SlotRequest, participants: Sequence[Participant]) -> lis
                 available = _intersect(available, hours)
                 if not available:
                     return []
+    for participant in participants:
+        if participant.offered is not None:
+            offered = _merge_spans(
+                (_ceil_seconds(item.start), _floor_seconds(item.end)) for item in participant.offered
+            )
+            available = _intersect(available, offered)
+            if not available:
+                return []
 
     blocked = _blocked_spans(request, participants, earliest, latest)
     free = _subtract(available, blocked, duration)
@@ -205,7 +223,7 @@ def find_slots(request: SlotRequest, participants: Sequence[Participant]) -> lis
         return []
 
     zone = ZoneInfo(request.time_zone)
-    segments = _offset_segments(zone, earliest, latest)
+    segments = offset_segments(zone, earliest, latest)
     starts = _aligned_starts(free, duration, request.step_minutes * 60, segments)
     fromtimestamp = datetime.fromtimestamp
     # Ends usually coincide with later starts (duration a multiple of the step): reuse them.
@@ -227,13 +245,13 @@ def _blocked_spans(
     request: SlotRequest, participants: Sequence[Participant], earliest: int, latest: int
 ) -> list[_Span]:
     """All participants' blocking items, widened by the buffers, sorted and merged."""
-    before = request.buffer_before_minutes * 60
-    after = request.buffer_after_minutes * 60
     # A tuple: membership tests by identity first, cheaper than hashing an enum member.
     blocking = _ALWAYS_BLOCKING + ((FreeBusyStatus.TENTATIVE,) if request.tentative_blocks else ())
     floor, ceil = math.floor, math.ceil
     spans: list[_Span] = []
     for participant in participants:
+        before = max(request.buffer_before_minutes, participant.buffer_before_minutes) * 60
+        after = max(request.buffer_after_minutes, participant.buffer_after_minutes) * 60
         # A slot [s, s+d) conflicts with [bs, be) when s < be + before and s + d > bs - after.
         spans += [
             (floor(item.start.timestamp()) - after, ceil(item.end.timestamp()) + before)
@@ -326,8 +344,23 @@ def _subtract(available: list[_Span], blocked: list[_Span], duration: int) -> li
     return free
 
 
-def _offset_segments(zone: tzinfo, earliest: int, latest: int) -> list[_Segment]:
-    """Stretches of constant UTC offset of the output zone covering [earliest, latest].
+def _merge_spans(spans: Iterable[_Span]) -> list[_Span]:
+    """Sorted union of spans (touching ones joined); empty or reversed spans dropped."""
+    merged: list[_Span] = []
+    for start, end in sorted(spans):
+        if end <= start:
+            continue
+        if merged and start <= merged[-1][1]:
+            if end > merged[-1][1]:
+                merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def offset_segments(zone: tzinfo, earliest: int, latest: int) -> list[_Segment]:
+    """Stretches ``(from, to, offset seconds)`` of constant UTC offset of ``zone`` covering
+    [earliest, latest] (UTC epoch seconds; the last one ends at ``latest + 1``).
 
     The offset is probed every few hours and each change is pinned to the second by
     bisection, so the grid can then be computed with integer arithmetic.

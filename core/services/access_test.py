@@ -10,8 +10,11 @@ stable jittered delay so tenants do not all hit Graph at once). Per run:
 2. getSchedule in groups of 20 addresses, anchored on a reachable mailbox (the admin
    who asked, else a sampled user; a failing anchor is itself a classified result and
    the next candidate takes over);
-3. ``probe_mailboxes`` (``$batch``, 20 per request) only for the users whose schedule
-   came back with an error, which classifies each exactly;
+3. ``probe_mailboxes`` (``$batch``, 20 per request): a REST read of every sampled
+   calendar (``GET /users/{id}/calendar?$select=id``), which classifies each failure exactly
+   and catches what free/busy cannot see: with hybrid free/busy an on-premises mailbox
+   answers getSchedule while the event reads and writes the service needs fail
+   (``MailboxNotEnabledForRESTAPI``), so getSchedule alone is not "accessible";
 4. store the report, move the integration to connected / degraded / failed, alert the
    owner when reachability got worse, and clear alerts when healthy.
 
@@ -21,6 +24,16 @@ and reachable with their own token, ``not_connected`` or ``needs_reconnect``;
 service-account tenants probe each sampled calendar with the scheduling mailbox's token
 (``$batch``), a 403 being ``no_delegate_access``. The connected / degraded / failed
 rules apply to these counts alike.
+
+Graph calls, the floor: for n sampled users, one ``/users`` page (up to 999), ``ceil(n/20)``
+getSchedule calls (20 schedules each, Graph's limit) and ``ceil(n/20)`` ``$batch`` requests (20
+parts each, Graph's limit): ``1 + 2 * ceil(n/20)``, 21 for 200 users, plus one getSchedule per
+anchor that turns out unreachable. Each mailbox needs both answers (free/busy for availability,
+a calendar read for booking), and neither call can carry more than 20.
+
+One test at a time per tenant: ``start`` answers 409 ``access_test_running`` while one runs
+(unless a new consent or connection method makes it moot), so tests cannot be queued without
+end.
 
 The job is idempotent per test id: a redelivered message for a finished test does
 nothing, a running one simply runs again. ``Throttled`` re-enqueues the same message
@@ -79,7 +92,7 @@ from core.names import Queues
 from core.ports import CalendarGateway, Clock, CommandQueue, TableStore, TokenProvider
 from core.services.alerts import OwnerAlerts
 from core.services.identity import GraphIdentities
-from core.services.stores.access_tests import AccessTestStore
+from core.services.stores.access_tests import AccessTestStore, UnreachableMailboxes
 from core.services.stores.codec import Versioned
 from core.services.stores.connections import ConnectionRepository
 from core.services.stores.integrations import IntegrationRepository
@@ -91,6 +104,7 @@ MAX_ANCHOR_ATTEMPTS: Final = 5
 DEFAULT_RETRY_AFTER: Final = 30.0
 LIST_PAGE_SIZE: Final = 999
 _SAVE_ATTEMPTS: Final = 5
+RUNNING_STALE: Final = timedelta(minutes=30)  # a test still "running" after this is considered lost
 _PAUSED: Final = frozenset(
     {IntegrationStatus.NOT_CONFIGURED, IntegrationStatus.CONSENT_PENDING, IntegrationStatus.DISCONNECTED}
 )
@@ -170,6 +184,7 @@ class AccessTestService:
         self.connections = ConnectionRepository(tables)
         self.identities = GraphIdentities(self.integrations, self.connections)
         self.store = AccessTestStore(tables, app_id)
+        self.unreachable = UnreachableMailboxes(tables)
 
     @property
     def gateway(self) -> CalendarGateway:
@@ -179,8 +194,15 @@ class AccessTestService:
 
     # -- API --------------------------------------------------------------------------
 
-    def start(self, tenant_id: str, requested_by: str | None, correlation_id: str | None = None) -> AccessTestReport:
-        """Queue a test now (admin or consent callback); the report shows ``running`` at once."""
+    def start(self, tenant_id: str, requested_by: str | None, correlation_id: str | None = None, *,
+              replace_running: bool = False) -> AccessTestReport:
+        """Queue a test now (admin or consent callback); the report shows ``running`` at once.
+
+        While a test runs another is refused with 409 ``access_test_running`` (tests cannot be
+        queued without end); ``replace_running`` is for a change that makes the running one moot
+        (a new connection method). A test ``running`` for longer than ``RUNNING_STALE`` is
+        considered lost (its worker died; its poison handler may not have run yet).
+        """
         found = self.integrations.get(tenant_id)
         if found is None or found.value.status not in ONBOARDED:
             raise Conflict(
@@ -189,6 +211,11 @@ class AccessTestService:
             )
         if not found.value.enabled:
             raise Conflict("The integration is disabled; enable it to run an access test.", code="integration_disabled")
+        latest = self.store.latest(tenant_id)
+        if (not replace_running and latest is not None and latest.status is RunStatus.RUNNING
+                and self.clock.now() - latest.started_at < RUNNING_STALE):
+            raise Conflict("An access test is already running; its report appears when it finishes.",
+                           code="access_test_running", details={"id": latest.test_id})
         report = AccessTestReport(
             tenant_id=tenant_id,
             test_id=self.new_id(),
@@ -361,7 +388,10 @@ class AccessTestService:
                     probe.failed[user.user_id] = schedule.error_code
 
         outcomes: dict[str, ServiceError | None] = {}
-        to_probe = list(probe.failed)
+        # Every sampled mailbox also gets a REST read of its calendar, in the same $batch as the
+        # failures: free/busy alone calls a hybrid (on-premises) mailbox reachable while the event
+        # reads and writes the service needs fail on it (MailboxNotEnabledForRESTAPI).
+        to_probe = [u.user_id for u in sample if u.user_id not in probe.known]
         if to_probe:
             probe.calls += math.ceil(len(to_probe) / SCHEDULE_BATCH)
             try:
@@ -373,13 +403,17 @@ class AccessTestService:
             uid = user.user_id
             if uid in probe.known:
                 reason = classify(probe.known[uid])
-            elif uid in probe.ok:
-                reason = AccessReason.ACCESSIBLE
             else:
                 error = outcomes.get(uid)
                 if error is not None and is_token_failure(error):
                     raise error
-                reason = self._reason(error, probe.failed.get(uid))
+                if uid in probe.ok:
+                    # Free/busy answered: the calendar read decides (accessible, or e.g. hybrid); a read
+                    # that got no answer (Graph busy) does not overrule free/busy.
+                    transient = classify(error) is AccessReason.TRANSIENT_ERROR
+                    reason = AccessReason.ACCESSIBLE if transient else classify(error)
+                else:
+                    reason = self._reason(error, probe.failed.get(uid))
             results.append(UserResult(uid, user.user_principal_name, reason))
         return results
 
@@ -525,6 +559,8 @@ class AccessTestService:
             )
         elif outcome is IntegrationStatus.CONNECTED:
             self.alerts.resolve(tenant_id, AlertKind.ACCESS_TEST_REGRESSED)
+        # Booking refuses mailboxes found on premises, hybrid or unlicensed at request time.
+        self.unreachable.record(tenant_id, report.users, report.test_id, self.clock.now())
         # The report is written last: once it reads finished, the status and alerts are in place.
         self.store.save(report, etag)
         self.store.point(tenant_id, latest=report.test_id, finished=report.test_id)

@@ -17,6 +17,11 @@ What callers see, by design:
   ``participant_unreachable`` listing every participant and why: an empty slot list
   would wrongly say "no common time".
 
+Offered hours (core/services/offered_hours.py): each participant's rules (their own,
+else the tenant default), the caller's included, limit the slots to times that person
+offers, keep their buffers around their busy items and withdraw days and weeks at
+their caps. Nobody sees why a time is missing: a slot is offered or it is not.
+
 Who may ask: a ``pairingId`` works only for a member of that active pairing (anything
 else is 404 ``pairing_not_found``, so other pairings, in this tenant or another, are
 never revealed); a free list of participants only when the tenant's pairing policy is
@@ -50,18 +55,20 @@ from core.domain.errors import (
     ItemNotFound,
     MailboxUnavailable,
     NotFound,
-    OutsideAppScope,
     ParticipantUnreachable,
     TenantNotOnboarded,
     UserNotFound,
+    ValidationFailed,
 )
 from core.domain.integration import Integration, PairingPolicy
+from core.domain.schedule_codes import MAILBOX_PROBLEMS, schedule_error
 from core.domain.sessions import SessionStatus
 from core.domain.slots import Participant, Slot, SlotRequest, find_slots
 from core.domain.timezones import iana_name
 from core.ports import CalendarGateway, Clock, TableStore
 from core.services.authz import Caller
 from core.services.identity import GraphIdentities
+from core.services.offered_hours import Constraint, OfferedHoursService
 from core.services.stores.connections import ConnectionRepository
 from core.services.stores.integrations import IntegrationRepository
 from core.services.stores.pairings import Pairing, PairingRepository
@@ -85,17 +92,7 @@ MAX_MY_EVENTS: Final = 1_000
 
 OK: Final = "ok"
 UNREACHABLE_CODE: Final = "participant_unreachable"
-# getSchedule's per-schedule responseCode -> the error whose code and message we report.
-_SCHEDULE_ERRORS: Final[dict[str, type[GraphError]]] = {
-    "mailboxnotenabledforrestapi": MailboxUnavailable,
-    "erroraccessdenied": OutsideAppScope,
-    "5009": UserNotFound,
-    "errorinvaliduser": UserNotFound,
-    "errormailrecipientnotfound": UserNotFound,
-    "errornonexistentmailbox": UserNotFound,
-    "noschedulereturned": UserNotFound,
-}
-_MAILBOX_ERRORS = (MailboxUnavailable, OutsideAppScope, UserNotFound)
+_MAILBOX_ERRORS = MAILBOX_PROBLEMS
 _OTHER_REASON: Final = "other"
 _OTHER_MESSAGE: Final = "Microsoft 365 could not give this calendar's free/busy time."
 
@@ -228,9 +225,9 @@ class TtlCache(Generic[K, V]):
 
 def reason_for_schedule(schedule: Schedule) -> tuple[str, str]:
     """``(reason code, plain message)`` for a getSchedule per-schedule error."""
-    cls = _SCHEDULE_ERRORS.get((schedule.error_code or "").lower())
-    if cls is None:
-        return _OTHER_REASON, _OTHER_MESSAGE
+    cls = schedule_error(schedule.error_code)
+    if cls is None or not issubclass(cls, MAILBOX_PROBLEMS):
+        return _OTHER_REASON, _OTHER_MESSAGE  # unknown, or Graph busy for this mailbox: "other"
     return cls.default_code, cls.default_message
 
 
@@ -281,6 +278,21 @@ def _working_hours_view(hours: WorkingHours | None) -> WorkingHoursView | None:
     )
 
 
+def _participant(wanted: _Wanted, schedule: Schedule, rules: Constraint | None) -> Participant:
+    """A participant for the slot engine; with offered hours, their intervals, buffers and (unless the
+    rules stand on their own) working hours."""
+    if rules is None:
+        return Participant(id=str(wanted.address), busy=schedule.busy, working_hours=schedule.working_hours)
+    return Participant(
+        id=str(wanted.address),
+        busy=schedule.busy,
+        working_hours=schedule.working_hours if rules.within_working_hours else None,
+        offered=rules.offered,
+        buffer_before_minutes=rules.buffer_before_minutes,
+        buffer_after_minutes=rules.buffer_after_minutes,
+    )
+
+
 @dataclass
 class _Wanted:
     """One participant to look up: how the caller named them, and their address once known."""
@@ -289,6 +301,7 @@ class _Wanted:
     address: str | None = None
     problem: tuple[str, str] | None = None
     schedule: Schedule | None = field(default=None, repr=False)
+    user_id: str | None = None  # the object id, when known (offered hours are keyed by it)
 
 
 # --- the service -------------------------------------------------------------------------
@@ -306,6 +319,7 @@ class AvailabilityService:
         monotonic: Callable[[], float] = time.monotonic,
         address_ttl: float = ADDRESS_CACHE_SECONDS,
         rooms_ttl: float = ROOMS_CACHE_SECONDS,
+        offered: OfferedHoursService | None = None,
     ) -> None:
         self.gateway = gateway
         self.clock = clock
@@ -315,6 +329,8 @@ class AvailabilityService:
         self.connections = ConnectionRepository(tables)
         self.identities = GraphIdentities(self.integrations, self.connections)
         self._addresses: TtlCache[tuple[str, str], str | None] = TtlCache(address_ttl, monotonic=monotonic)
+        self._ids: TtlCache[tuple[str, str], str] = TtlCache(address_ttl, monotonic=monotonic)
+        self.offered = offered or OfferedHoursService(tables, clock)
         self._rooms: TtlCache[tuple[str, str], tuple[Room, ...]] = TtlCache(rooms_ttl, monotonic=monotonic)
 
     # --- who and how --------------------------------------------------------------------
@@ -365,8 +381,29 @@ class AvailabilityService:
         integration = self._integration(caller)
         who = self._who(integration, caller)
         wanted = self._participants(caller, integration, who, query)
+        return self._free_slots(caller, who, wanted, query)
+
+    def offered_slots(
+        self, caller: Caller, *, start: datetime, end: datetime, duration_minutes: int, time_zone: str
+    ) -> tuple[TimeSlot, ...]:
+        """The caller's own bookable slots: their offered hours minus their busy time and buffers (and
+        outside working hours when their rules say so), i.e. what a partner with a free calendar sees."""
+        integration = self._integration(caller)
+        who = self._who(integration, caller)
+        me = self._resolve(who, caller.object_id)
+        query = AvailabilityQuery(start=start, end=end, duration_minutes=duration_minutes, time_zone=time_zone)
+        return self._free_slots(caller, who, [me], query).slots
+
+    def _free_slots(
+        self, caller: Caller, who: GraphIdentity, wanted: list[_Wanted], query: AvailabilityQuery
+    ) -> FreeSlots:
         step = query.step_minutes or DEFAULT_STEP_MINUTES
-        buffer = timedelta(minutes=query.buffer_minutes)
+        now = self.clock.now()
+        rules = self._offered_hours(who, caller.tenant_id, wanted, query, now)
+        # Busy items up to the widest buffer outside the window still matter.
+        margin = max([query.buffer_minutes]
+                     + [max(c.buffer_before_minutes, c.buffer_after_minutes) for c in rules.values()])
+        buffer = timedelta(minutes=margin)
         self._read_schedules(who, caller, wanted, start=query.start - buffer, end=query.end + buffer, step=step)
         statuses = tuple(
             ParticipantStatus(w.user, w.address, *(w.problem or (OK, None))) for w in wanted
@@ -383,17 +420,42 @@ class AvailabilityService:
             step_minutes=step,
             buffer_before_minutes=query.buffer_minutes,
             buffer_after_minutes=query.buffer_minutes,
-            now=self.clock.now(),
+            now=now,
             working_hours_only=query.working_hours_only,
         )
         people = [
-            Participant(id=str(w.address), busy=w.schedule.busy, working_hours=w.schedule.working_hours)
+            _participant(w, w.schedule, rules.get(w.user_id or ""))
             for w in wanted
             if w.schedule is not None
         ]
         slots = _utc_slots(find_slots(request, people))
         log.info("availability: %d participants, %d slots", len(people), len(slots))
         return FreeSlots(time_zone=query.time_zone, slots=slots, participants=statuses)
+
+    def _offered_hours(
+        self, who: GraphIdentity, tenant_id: str, wanted: list[_Wanted], query: AvailabilityQuery, now: datetime
+    ) -> dict[str, Constraint]:
+        """Each participant's offered-hours constraint, by object id (nothing read in tenants without rules)."""
+        if not self.offered.any_rules(tenant_id):
+            return {}
+        for w in wanted:
+            if w.user_id is None and w.address and w.problem is None:
+                w.user_id = self._id_of(who, w.address)
+        ids = [w.user_id for w in wanted if w.user_id]
+        return self.offered.constraints(tenant_id, ids, query.start, query.end, now)
+
+    def _id_of(self, who: GraphIdentity, address: str) -> str | None:
+        """A participant named by address: their object id (cached), or None when the directory has none
+        (getSchedule then reports the address)."""
+        key = (who.tenant_id, address.lower())
+        cached = self._ids.get(key)
+        if cached is not None:
+            return cached
+        try:
+            user = self.gateway.get_user(who, address)
+        except UserNotFound:
+            return None
+        return self._ids.put(key, user.user_id.lower())
 
     def _participants(
         self, caller: Caller, integration: Integration, who: GraphIdentity, query: AvailabilityQuery
@@ -403,8 +465,8 @@ class AvailabilityService:
             pairing = self._pairing_for(caller, query.pairing_id)
             partner_id, partner_address = pairing.partner_of(caller.object_id)
             return [
-                _Wanted(caller.object_id, pairing.address_of(caller.object_id)),
-                _Wanted(partner_id, partner_address),
+                _Wanted(caller.object_id, pairing.address_of(caller.object_id), user_id=caller.object_id),
+                _Wanted(partner_id, partner_address, user_id=partner_id),
             ]
         if integration.pairing_policy is not PairingPolicy.SAME_TENANT:
             raise Forbidden(
@@ -432,7 +494,7 @@ class AvailabilityService:
             return _Wanted(user_id, None, _reason_for_error(exc))
         if address is None:
             return _Wanted(user_id, None, (MailboxUnavailable.default_code, MailboxUnavailable.default_message))
-        return _Wanted(user_id, address)
+        return _Wanted(user_id, address, user_id=user_id.lower())
 
     def _read_schedules(
         self, who: GraphIdentity, caller: Caller, wanted: list[_Wanted], *, start: datetime, end: datetime, step: int
@@ -540,10 +602,14 @@ class AvailabilityService:
         duration_minutes: int,
         time_zone: str,
     ) -> tuple[RoomSlots, ...]:
-        """Free slots per room (rooms have no working hours); an unreadable room says why."""
+        """Free slots per room (rooms have no working hours); an unreadable room says why.
+
+        Only the tenant's rooms (as ``rooms`` lists them, cached; booking checks the same): any
+        other address is 422 ``room_not_found``, so this route never reads a person's free/busy
+        around the pairing policy."""
         integration = self._integration(caller)
         who = self._who(integration, caller)
-        unique = _unique(rooms)
+        unique = self._known_rooms(caller, _unique(rooms))
         try:
             found = self._schedules(
                 who, self._anchor(who, caller), unique, start=start, end=end, interval=DEFAULT_STEP_MINUTES
@@ -572,6 +638,18 @@ class AvailabilityService:
             slots = find_slots(request, [Participant(id=address, busy=schedule.busy)])
             out.append(RoomSlots(address, _utc_slots(slots)))
         return tuple(out)
+
+    def _known_rooms(self, caller: Caller, addresses: list[str]) -> list[str]:
+        """The addresses as the tenant's room directory spells them; 422 ``room_not_found`` naming the others."""
+        directory = {r.address.lower(): r.address for r in self.rooms(caller)}
+        unknown = [i for i, a in enumerate(addresses) if a.lower() not in directory]
+        if unknown:
+            raise ValidationFailed(
+                "Only meeting rooms of your organisation can be looked up here.", code="room_not_found",
+                details={"fields": [{"loc": ["body", "rooms", i], "msg": "not a room of your organisation",
+                                     "type": "room_not_found"} for i in unknown]},
+            )
+        return [directory[a.lower()] for a in addresses]
 
     # --- the caller's own calendar ------------------------------------------------------
 

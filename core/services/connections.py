@@ -13,14 +13,21 @@ docs/connection-methods.md):
 The sign-in (``start`` then ``callback``):
 
 1. ``start`` asks the ``DelegatedAuthFlow`` port (MSAL's auth code flow with PKCE) for
-   the authorize URL. Its ``state`` is ``<tid>.<32 random bytes>``; the whole flow dict
-   (PKCE verifier, nonce, redirect URI) is kept server-side in ``oauthstates`` under
+   the authorize URL. Its ``state`` is ``<tid>.<32 random bytes>``; the flow dict (PKCE
+   verifier, nonce, raw state, redirect URI) is kept server-side in ``oauthstates`` under
    PartitionKey tid, RowKey SHA-256 of the random part, bound to the caller's (tid,
-   oid), for 10 minutes.
+   oid), for 10 minutes, **sealed** (``Sealer``, AES-GCM, the row key as associated data:
+   storage never holds the verifier or the state readable, and a sealed flow opens only
+   for its own row). For the service account, the mailbox the admin named is resolved to
+   its object id here, through Graph with the tenant identity (the connected scheduling
+   mailbox's token, else the app's own); an unknown mailbox is 422 ``mailbox_not_found``.
+   When neither identity may read the directory (the first connection in a tenant with
+   no application consent), the name itself is kept.
 2. ``callback`` (anonymous browser redirect) deletes that row with its ETag before
    anything acts on it (single use: a replay finds nothing), redeems the code, checks
-   that the account that signed in is the bound caller (per-user) or at least in the
-   caller's tenant (service account), stores the token cache through the port, records
+   that the account that signed in is the bound caller (per-user) or **the mailbox the
+   admin named** (service account: the resolved object id, or else the sign-in name,
+   ``connection_wrong_mailbox`` otherwise), stores the token cache through the port, records
    the connection, and answers with the app URL to redirect to:
    ``?connection=connected`` or ``?connection=error&code=...`` (+ ``adminConsentUrl``
    when the tenant blocks user consent). It never raises for the browser's input and
@@ -34,6 +41,7 @@ when a refresh token dies; sessions keep their last known state meanwhile.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import secrets
@@ -44,20 +52,28 @@ from typing import Any, Final
 from urllib.parse import urlencode, urlparse
 
 from core.domain.aadsts import aadsts_in, consent_error_code
+from core.domain.calendar import GraphIdentity
 from core.domain.commands import AlertKind
 from core.domain.errors import (
     AuthorizationError,
     Conflict,
     DependencyError,
     Forbidden,
+    GraphAuthError,
+    GraphRequestRejected,
+    OutsideAppScope,
+    ServiceAccountNotConnected,
     ServiceError,
+    UnsealFailed,
+    UserNotFound,
     ValidationFailed,
 )
 from core.domain.integration import ConnectionMethod, Integration
 from core.names import user_token_secret_name
-from core.ports import Clock, DelegatedAuthFlow, TableStore
+from core.ports import CalendarGateway, Clock, DelegatedAuthFlow, Sealer, SignedInUser, TableStore
 from core.services.alerts import OwnerAlerts
 from core.services.authz import Caller
+from core.services.identity import GraphIdentities
 from core.services.stores.codec import opt_str
 from core.services.stores.connections import (
     ConnectionPurpose,
@@ -80,6 +96,7 @@ STATE_INVALID: Final = "connection_state_invalid"
 STATE_EXPIRED: Final = "connection_state_expired"
 WRONG_USER: Final = "connection_wrong_user"
 WRONG_TENANT: Final = "connection_tenant_mismatch"
+WRONG_MAILBOX: Final = "connection_wrong_mailbox"
 CHECK_UNAVAILABLE: Final = "connection_check_unavailable"
 ADMIN_CONSENT_REQUIRED: Final = "admin_consent_required"
 # User consent blocked by the tenant: only an admin can grant the delegated permissions.
@@ -136,6 +153,12 @@ class _BoundState:
     purpose: ConnectionPurpose
     flow: dict[str, Any]
     login_hint: str | None
+    mailbox_oid: str | None = None  # service account: the named mailbox's object id, when it could be resolved
+
+
+def _flow_context(tenant_id: str, row_key: str) -> str:
+    """What a pending sign-in's sealed flow is bound to: its own row."""
+    return f"oauthstate:{tenant_id}:{row_key}"
 
 
 SubscriptionRemoval = Callable[[str, str], object]
@@ -152,10 +175,14 @@ class ConnectionService:
         clock: Clock,
         settings: Settings,
         flow: DelegatedAuthFlow,
+        sealer: Sealer,
+        gateway: CalendarGateway | None = None,
         remove_subscriptions: SubscriptionRemoval | None = None,
         random_token: Callable[[int], str] = secrets.token_urlsafe,
     ) -> None:
         self.tables = tables
+        self.sealer = sealer
+        self._gateway = gateway
         self.clock = clock
         self.settings = settings
         self.flow = flow
@@ -165,6 +192,7 @@ class ConnectionService:
         self.random_token = random_token
         self.connections = ConnectionRepository(tables)
         self.integrations = IntegrationRepository(tables)
+        self.identities = GraphIdentities(self.integrations, self.connections)
 
     @property
     def redirect_uri(self) -> str:
@@ -191,11 +219,13 @@ class ConnectionService:
                                        details={"fields": [{"loc": ["body", "mailbox"], "msg": "required",
                                                             "type": "missing"}]})
             login_hint: str | None = mailbox
+            mailbox_oid = self._resolve_mailbox(caller.tenant_id, mailbox)
         else:
             if mailbox:
                 raise ValidationFailed("mailbox is only for connecting the service account.")
             self._require_method(integration, ConnectionMethod.PER_USER)
             login_hint = caller.username  # a hint for Microsoft's page only, never a decision
+            mailbox_oid = None
         if not integration.enabled:
             raise Conflict("Your organisation's administrator has paused the calendar integration.",
                            code="integration_disabled")
@@ -211,10 +241,12 @@ class ConnectionService:
             {
                 "purpose": purpose.state_purpose,
                 "userOid": caller.object_id,
-                "loginHint": login_hint if purpose is ConnectionPurpose.SERVICE_ACCOUNT else None,
+                "loginHint": login_hint.lower() if login_hint and purpose is ConnectionPurpose.SERVICE_ACCOUNT
+                else None,
+                "mailboxOid": mailbox_oid,
                 "createdAt": now,
                 "expiresAt": now + STATE_TTL,
-                "flow": json.dumps(dict(started.flow)),
+                "flow": self.sealer.seal(json.dumps(dict(started.flow)), _flow_context(tenant_id, key)),
             },
         )
         log.info("delegated sign-in started", extra={"tenant": tenant_id, "purpose": purpose.value})
@@ -251,6 +283,9 @@ class ConnectionService:
         if bound.purpose is ConnectionPurpose.SERVICE_ACCOUNT and signed_in_oid == bound.user_id:
             # The admin signed in as themselves rather than as the scheduling mailbox.
             return self._refuse(WRONG_USER, bound.tenant_id)
+        if bound.purpose is ConnectionPurpose.SERVICE_ACCOUNT and not self._is_named_mailbox(bound, signed_in):
+            # Whoever signed in is not the mailbox the admin named: their tokens are never stored.
+            return self._refuse(WRONG_MAILBOX, bound.tenant_id)
 
         now = self.clock.now()
         self.flow.keep(bound.tenant_id, signed_in_oid, signed_in)
@@ -334,6 +369,43 @@ class ConnectionService:
         })
         return f"{self.settings.authority_host}/{tenant_id}/v2.0/adminconsent?{query}"
 
+    def _resolve_mailbox(self, tenant_id: str, mailbox: str) -> str | None:
+        """The named mailbox's object id, read with the tenant identity: the connected scheduling mailbox's
+        token, else the app's own. None when neither may read the directory (the first connection in a
+        tenant without application consent): the callback then matches the sign-in name instead.
+        422 ``mailbox_not_found`` when Graph does not know the mailbox."""
+        if self._gateway is None:
+            return None
+        candidates: list[GraphIdentity] = []
+        with contextlib.suppress(ServiceAccountNotConnected):
+            candidates.append(self.identities.for_tenant(tenant_id))
+        app = GraphIdentities.app_only(tenant_id)
+        if app not in candidates:
+            candidates.append(app)
+        for who in candidates:
+            try:
+                found = self._gateway.get_user(who, mailbox)
+            except UserNotFound as exc:
+                raise ValidationFailed(
+                    "Microsoft 365 knows no mailbox by that name in your organisation.", code="mailbox_not_found",
+                    details={"fields": [{"loc": ["body", "mailbox"], "msg": "no such mailbox",
+                                         "type": "mailbox_not_found"}]},
+                ) from exc
+            except (AuthorizationError, GraphAuthError, OutsideAppScope, GraphRequestRejected) as exc:
+                log.info("service-account mailbox not resolvable with this identity (%s)", exc.code,
+                         extra={"tenant": tenant_id})
+                continue
+            return found.user_id.lower()
+        return None
+
+    @staticmethod
+    def _is_named_mailbox(bound: _BoundState, signed_in: SignedInUser) -> bool:
+        """Is whoever signed in the mailbox the admin named? By object id when it was resolved, else by the
+        sign-in name (the id token's ``preferred_username``, the UPN for work accounts)."""
+        if bound.mailbox_oid:
+            return signed_in.object_id.lower() == bound.mailbox_oid
+        return bool(bound.login_hint) and (signed_in.username or "").lower() == bound.login_hint
+
     def _integration(self, tenant_id: str) -> Integration:
         found = self.integrations.get(tenant_id)
         if found is None:
@@ -363,12 +435,16 @@ class ConnectionService:
             return None, tenant_id, STATE_EXPIRED
         user = row.data.get("userOid")
         try:
-            flow = json.loads(str(row.data.get("flow") or ""))
-        except ValueError:
-            flow = None
+            sealed = str(row.data.get("flow") or "")
+            flow = json.loads(self.sealer.unseal(sealed, _flow_context(tenant_id, row.row_key)))
+        except (UnsealFailed, ValueError):
+            flow = None  # tampered with, sealed for another row, or written before flows were sealed
         if not isinstance(user, str) or not user or not isinstance(flow, dict):
             return None, tenant_id, STATE_INVALID
-        return _BoundState(tenant_id, user.lower(), purpose, flow, opt_str(row.data.get("loginHint"))), tenant_id, None
+        mailbox_oid = opt_str(row.data.get("mailboxOid"))
+        bound = _BoundState(tenant_id, user.lower(), purpose, flow, opt_str(row.data.get("loginHint")),
+                            mailbox_oid.lower() if mailbox_oid else None)
+        return bound, tenant_id, None
 
     def _sign_in_error(self, error: str, description: str | None) -> str:
         code = aadsts_in(description)

@@ -17,6 +17,16 @@ Delivery is at least once, so everything here is idempotent:
   into the newer state and the newer command does the rest. A create whose session was
   cancelled before the event id could be recorded cancels its own orphan event.
 
+Slot re-check: before a create writes a new event (none exists, none was found by its
+transaction id), the organizer's, the attendees' and the room's free/busy over the
+session's times is read again with one ``getSchedule``
+(``core.services.slot_guard.busy_addresses``). Someone busy (and the session's own event,
+made meanwhile by a duplicate delivery, not found by its transaction id) means the session ends
+``failed`` with ``failureReason`` ``"slot_taken"`` (no event, no owner alert: it is the
+user's calendar, not the integration, that said no), unless the session was requested
+with ``allowConflicts``. Throttling and outages during the check defer the command like
+any other call; a mailbox Graph will not give free/busy for does not block the write.
+
 Failures, never silent:
 
 * ``Throttled``, and a ``TransientGraphError`` that carries a retry hint (a Graph or
@@ -65,6 +75,7 @@ from core.names import Queues
 from core.ports import CalendarGateway, Clock, CommandQueue, Sealer, TableStore
 from core.services.alerts import OwnerAlerts
 from core.services.identity import GraphIdentities
+from core.services.slot_guard import SLOT_TAKEN, busy_addresses
 from core.services.stores.codec import Versioned
 from core.services.stores.connections import ConnectionRepository
 from core.services.stores.integrations import IntegrationRepository
@@ -94,6 +105,7 @@ class WriteOutcome(StrEnum):
     MERGED = "merged"  # Outlook changed, but a newer change of the session will finish the job
     DEFERRED = "deferred"  # throttled: re-queued after Retry-After
     FAILED = "failed"  # the session is now failed
+    SLOT_TAKEN = "slot_taken"  # the re-check found someone busy: failed with failureReason slot_taken
 
 
 
@@ -299,6 +311,16 @@ class EventWriter:
             )
             if event is not None:
                 log.info("event write create: found the event of an earlier attempt", extra={"tenant": s.tenant_id})
+        if event is None and not s.allow_conflicts and self._slot_taken(who, s, mailbox):
+            # A duplicate delivery racing this one may have just made the session's own event:
+            # that is not a clash. (Looked up only when something is busy, and only if not yet.)
+            if not lookup:
+                event = self.gateway.find_event_by_transaction_id(
+                    who, mailbox, transaction_id_for(s), s.start - LOOKUP_MARGIN, s.end + LOOKUP_MARGIN
+                )
+            if event is None:
+                self._fail(cmd, SLOT_TAKEN, alert=None)
+                return WriteOutcome.SLOT_TAKEN
         if event is None:
             subject = self._texts(cmd, last_attempt).get("subject") or self.subject_template
             try:
@@ -316,6 +338,25 @@ class EventWriter:
                 event = moved
         join_url = event.join_url
         return self._record_created(who, cmd, read, event, provider if join_url else None, calendar_id=calendar_id)
+
+    def _slot_taken(self, who: GraphIdentity, s: Session, mailbox: str) -> bool:
+        """Is the organizer, an attendee or the room busy at the session's times (one getSchedule)?
+
+        Throttled and transient errors propagate (the command is deferred); any other Graph refusal
+        of the check lets the write go ahead and decide.
+        """
+        addresses = [s.organizer_address, *(a.address for a in s.attendees), *([s.room.address] if s.room else [])]
+        try:
+            busy = busy_addresses(self.gateway, who, mailbox, addresses, start=s.start, end=s.end)
+        except (Throttled, TransientGraphError):
+            raise
+        except GraphError as exc:
+            log.info("event write create: slot re-check not possible (%s); writing", exc.code,
+                     extra={"tenant": s.tenant_id})
+            return False
+        if busy:
+            log.info("event write create: slot taken", extra={"tenant": s.tenant_id, "event": "slot_taken"})
+        return bool(busy)
 
     @staticmethod
     def _new_event(s: Session, subject: str, provider: str | None, calendar_id: str | None) -> NewEvent:

@@ -16,8 +16,17 @@ read the access test. This service owns those steps:
   code, require the returned tenant to equal the state's, then *prove* consent by
   getting an app-only token for the tenant and reading the admin's user object; on
   success the integration becomes ``testing`` and an access test is queued. Always
-  answers with the app URL to redirect to (``?consent=granted`` or
-  ``?consent=error&code=...``), never with the state or Microsoft's text.
+  answers with the app URL to redirect to (``?consent=granted``, ``?consent=verifying``
+  or ``?consent=error&code=...``), never with the state or Microsoft's text.
+- Consent propagation: right after consent Entra ID can refuse the app's first token
+  for a while (AADSTS700016 / 65001; microsoft-graph-docs-contrib issues #7087 and #4160,
+  microsoft-authentication-library-for-dotnet #2612: "retry with back-off"). When the
+  first proof fails that way the callback records consent ``verifying`` and queues a
+  ``verify_consent`` job (``access-tests`` queue) that forgets cached tokens and proves
+  again after 2, 4, 8, 16 s and then every 30 s, for ``PROOF_WINDOW`` (10 minutes) from
+  the callback; only then is it reported as a failure (consent ``pending`` with the code)
+  and the owner alerted. Each step is claimed on the consent row with its ETag, so a
+  redelivered message never forks a second chain or grants twice.
 - ``disconnect`` (DELETE): status ``disconnected``, the tenant's subscriptions and
   secrets deleted, OAuth states and alert/test pointers cleared so a later consent
   starts clean (the configuration itself is kept).
@@ -30,13 +39,13 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final
 from urllib.parse import urlencode
 
 from core.domain.aadsts import consent_error_code
 from core.domain.access_test import AccessTestReport
-from core.domain.commands import AlertKind
+from core.domain.commands import AlertKind, ConsentVerifyCommand
 from core.domain.errors import (
     AuthorizationError,
     Conflict,
@@ -54,7 +63,9 @@ from core.domain.integration import (
     IntegrationStatus,
     PairingPolicy,
 )
-from core.ports import CalendarGateway, Clock, SecretStore, TableStore, TokenProvider
+from core.log import correlation_id
+from core.names import Queues
+from core.ports import CalendarGateway, Clock, CommandQueue, SecretStore, TableStore, TokenProvider
 from core.services.access_test import AccessTestService, update_integration
 from core.services.alerts import OwnerAlerts
 from core.services.identity import GraphIdentities
@@ -76,6 +87,17 @@ TENANT_MISMATCH: Final = "consent_tenant_mismatch"
 CHECK_UNAVAILABLE: Final = "consent_check_unavailable"
 NOT_GRANTED: Final = "consent_failed"
 _REVOKED_REASONS: Final = frozenset({"app_not_in_tenant", "consent_missing", "graph_token_rejected"})
+# Proof failures that can be Entra still propagating a fresh consent (or briefly unavailable).
+PROPAGATING: Final = frozenset({"app_not_in_tenant", "consent_missing", "graph_token_rejected", CHECK_UNAVAILABLE})
+PROOF_WINDOW: Final = timedelta(minutes=10)
+PROOF_DELAYS: Final = (2.0, 4.0, 8.0, 16.0)  # then every PROOF_STEP seconds until the window closes
+PROOF_STEP: Final = 30.0
+VERIFYING: Final = "verifying"
+
+
+def proof_delay(attempt: int) -> float:
+    """Seconds before re-proof ``attempt`` (1-based): 2, 4, 8, 16, then 30 s steps."""
+    return PROOF_DELAYS[attempt - 1] if attempt <= len(PROOF_DELAYS) else PROOF_STEP
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,8 +178,10 @@ class IntegrationService:
         tokens: TokenProvider | None = None,
         delete_subscriptions: SubscriptionCleanup | None = None,
         random_token: Callable[[int], str] = secrets.token_urlsafe,
+        queues: CommandQueue | None = None,
     ) -> None:
         self.tables = tables
+        self.queues = queues if queues is not None else access_tests.queues
         self.clock = clock
         self.settings = settings
         self._gateway = gateway
@@ -235,7 +259,7 @@ class IntegrationService:
             if self.tokens is not None:
                 self.tokens.invalidate(tenant_id)
             if updated.active:
-                self.access_tests.start(tenant_id, actor)
+                self.access_tests.start(tenant_id, actor, replace_running=True)  # the running one tests the old path
         return self.view(tenant_id)
 
     # -- consent ------------------------------------------------------------------------------
@@ -293,11 +317,73 @@ class IntegrationService:
             return self._refuse(TENANT_MISMATCH, tenant_id)
 
         proof = self._prove(tenant_id, admin_oid)
+        if proof in PROPAGATING:
+            return self._start_verifying(tenant_id, admin_oid, proof)
         if proof is not None:
             self._set_consent(tenant_id, "pending", proof)
             self.audit.record(tenant_id, admin_oid, "consent_unproven", {"code": [None, proof]})
             return self._refuse(proof, tenant_id)
+        self._grant(tenant_id, admin_oid)
+        return ConsentOutcome(self._app_url("granted"), True, tenant_id)
 
+    # -- consent propagation ----------------------------------------------------------------
+
+    def verify_consent(self, command: ConsentVerifyCommand) -> str:
+        """One re-proof step (the ``verify_consent`` job): ``granted``, ``retrying``, ``failed`` or ``stale``."""
+        tenant_id, now = command.tenant_id, self.clock.now()
+        if not self.repo.claim_verification(tenant_id, command.step, now):
+            log.info("consent re-proof: stale or duplicate step ignored", extra={"tenant": tenant_id})
+            return "stale"
+        proof = self._prove(tenant_id, command.admin_oid)
+        if proof is None:
+            self._grant(tenant_id, command.admin_oid)
+            log.info("admin consent proven after %d re-proof(s)", command.attempt + 1, extra={"tenant": tenant_id})
+            return "granted"
+        nxt = command.attempt + 1
+        delay = proof_delay(nxt)
+        if proof in PROPAGATING and now + timedelta(seconds=delay) - command.since <= PROOF_WINDOW:
+            self._schedule_proof(ConsentVerifyCommand(tenant_id, command.admin_oid, command.chain, nxt,
+                                                      command.since, command.correlation_id), proof, delay)
+            return "retrying"
+        self._give_up(tenant_id, command.admin_oid, proof, now - command.since)
+        return "failed"
+
+    def on_verify_poison(self, command: ConsentVerifyCommand) -> None:
+        """A re-proof step failed every delivery (storage or the queue kept failing): say so, alert once."""
+        self._give_up(command.tenant_id, command.admin_oid, CHECK_UNAVAILABLE, self.clock.now() - command.since)
+
+    def _start_verifying(self, tenant_id: str, admin_oid: str, proof: str) -> ConsentOutcome:
+        chain = self.random_token(12)
+        first = ConsentVerifyCommand(tenant_id, admin_oid, chain, 1, self.clock.now(), correlation_id.get())
+        self.audit.record(tenant_id, admin_oid, "consent_verifying", {"code": [None, proof]})
+        try:
+            self._schedule_proof(first, proof, proof_delay(1))
+        except ServiceError as exc:
+            log.error("consent re-proof could not be queued", extra={"tenant": tenant_id, "status": exc.code})
+            self._set_consent(tenant_id, "pending", proof)
+            return self._refuse(CHECK_UNAVAILABLE, tenant_id)
+        log.warning("admin consent not yet usable (%s); verifying with back-off", proof, extra={"tenant": tenant_id})
+        return ConsentOutcome(self._app_url(VERIFYING), False, tenant_id, proof)
+
+    def _schedule_proof(self, command: ConsentVerifyCommand, proof: str, delay: float) -> None:
+        """Point the consent row at the next step, then queue it (a lost send leaves a row no message
+        matches: the poison path and the owner's retry cover it)."""
+        self.repo.set_consent(command.tenant_id, VERIFYING, proof, self.clock.now(), verification=command.step)
+        self.queues.send(Queues.ACCESS_TESTS, command.to_message(), delay_seconds=delay)
+
+    def _give_up(self, tenant_id: str, admin_oid: str, proof: str, waited: timedelta) -> None:
+        self._set_consent(tenant_id, "pending", proof)
+        self.audit.record(tenant_id, admin_oid, "consent_unproven", {"code": [None, proof]})
+        minutes = max(1, round(waited.total_seconds() / 60))
+        self.alerts.notify(
+            tenant_id, AlertKind.TOKEN_FAILURE,
+            detail=f"Admin consent was granted, but Microsoft Entra ID still refused the app a token for your "
+                   f"organisation after {minutes} minute(s) ({proof}). Grant consent again from the admin screen.",
+        )
+        log.warning("admin consent could not be proven in time", extra={"tenant": tenant_id, "status": proof})
+
+    def _grant(self, tenant_id: str, admin_oid: str) -> None:
+        """Consent proven: testing, consent granted, alerts cleared, the first access test queued."""
         now = self.clock.now()
 
         def granted(current: Integration) -> Integration:
@@ -314,12 +400,11 @@ class IntegrationService:
         for kind in (AlertKind.CONSENT_REVOKED, AlertKind.TOKEN_FAILURE):
             self.alerts.resolve(tenant_id, kind)
         try:
-            self.access_tests.start(tenant_id, admin_oid)
+            self.access_tests.start(tenant_id, admin_oid, replace_running=True)
         except ServiceError as exc:
             # Consent stands; the admin can start the test again and the timer reruns it.
             log.error("could not queue the first access test", extra={"tenant": tenant_id, "status": exc.code})
         log.info("admin consent granted and proven", extra={"tenant": tenant_id})
-        return ConsentOutcome(self._app_url("granted"), True, tenant_id)
 
     # -- DELETE ---------------------------------------------------------------------------
 

@@ -12,6 +12,14 @@
   timer also keeps subscriptions in step with need, from the same index: a mailbox that
   organizes sessions not yet over gets one (created or replaced when missing or lapsing);
   a mailbox with none left loses its own. ``Reconciler.run`` does all of it inline.
+* Freshness bound: sessions starting within ``NEAR_WINDOW`` (24 h) are re-read by their
+  own timer (``%RECONCILE_NEAR_SCHEDULE%``, every 15 minutes: ``plan(span=NEAR)``, no
+  housekeeping, service-account tenants left to their own poll), and the two-hourly
+  timer plans only the sessions after that (``span=FAR``, with housekeeping). So a
+  change Graph never notified (dropped, or a ``missed`` lifecycle we could not act on)
+  to a session of the next 24 h is applied within one near cycle (15 min plus queue
+  time), and far-future sessions are not re-read that often. Graph cost: one ``$batch``
+  per 20 sessions of one identity per cycle (docs/scaling.md, "Freshness bound").
 * Service-account tenants get no change notifications (Graph does not send them for
   shared calendars to delegated callers), so a second, shorter timer runs ``plan`` for
   them only (``methods``); sessions booked in the scheduling mailbox's "Scheduler"
@@ -19,10 +27,22 @@
 * ``LifecycleWorker`` handles the ``lifecycle`` queue (``reconcile`` messages go to the
   reconciler): ``reauthorizationRequired`` ->
   reauthorize (renew if that fails), ``subscriptionRemoved`` -> recreate then resync,
-  ``missed`` -> resync.
+  ``missed`` -> resync. An item is acted on only when its subscription id and clientState
+  nonce are those of the mailbox's current record (``core/services/client_state.py``): an
+  item about any other subscription, forged with a leaked clientState or replayed, changes
+  nothing and makes no Graph call. Work is deduplicated per mailbox, event and subscription
+  for ``LIFECYCLE_DEDUP`` and resyncs are cooled down per mailbox (``RESYNC_COOLDOWN``: a
+  ``missed`` inside it books one resync for when it ends; more are dropped), both through
+  rows in the ``subscriptions`` table, so every instance shares them.
 
 Re-reading by event id (never a delta query) means there is no delta token to expire:
-a resync is always a full re-read of the sessions that matter.
+a resync is always a full re-read of the sessions that matter. It is also the cheaper
+choice here: a calendarView delta round costs at least one request per organizer
+mailbox per cycle and returns every event of the window with all its properties
+(``$select`` is not supported on calendarView delta: microsoftgraph/microsoft-graph-docs-contrib,
+api-reference/v1.0/api/event-delta.md @ 028b8e35), while a ``$batch`` re-reads 20 sessions,
+of any organizers sharing one identity, for one request and reads only our events'
+metadata. Delta would only win for an organizer with more than 20 sessions in the window.
 """
 
 from __future__ import annotations
@@ -31,6 +51,7 @@ import logging
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any, Final
 
 from core.domain.commands import RECONCILE, AlertKind, LifecycleItem, chunks, lifecycle_message, reconcile_message
@@ -54,7 +75,21 @@ RECENT_PAST: Final = timedelta(hours=1)  # sessions that just started still get 
 RESYNC_AHEAD: Final = timedelta(days=400)
 MAX_ATTEMPTS: Final = 5
 LONGEST_SESSION: Final = timedelta(days=1)  # housekeeping looks this far back for sessions not yet over
+LIFECYCLE_DEDUP: Final = timedelta(minutes=10)  # the same lifecycle work for a subscription, at most once per this
+RESYNC_COOLDOWN: Final = timedelta(minutes=5)  # at most one resync per mailbox per this
 SCHEDULER: Final = "~scheduler"  # grouping key of sessions read from the scheduling mailbox
+NEAR_WINDOW: Final = timedelta(hours=24)  # sessions starting this soon are re-read every near cycle
+# Tenants whose sessions the near timer re-reads: the ones that get change notifications
+# (service-account tenants are polled over the whole window every few minutes anyway).
+NOTIFIED_METHODS: Final = frozenset({ConnectionMethod.DOMAIN_WIDE, ConnectionMethod.PER_USER})
+
+
+class Span(StrEnum):
+    """Which upcoming sessions a plan re-reads (module docstring: freshness bound)."""
+
+    ALL = "all"  # from an hour ago to the end of the window
+    NEAR = "near"  # from an hour ago to NEAR_WINDOW from now
+    FAR = "far"  # from NEAR_WINDOW from now to the end of the window
 
 
 def is_upcoming_need(session: Session, now: datetime) -> bool:
@@ -137,16 +172,19 @@ class Reconciler:
                 continue
             yield tenant_id, integration
 
-    def plan(self, methods: Collection[ConnectionMethod] | None = None) -> ReconcileReport:
+    def plan(self, methods: Collection[ConnectionMethod] | None = None, *, span: Span = Span.ALL,
+             housekeeping: bool = True) -> ReconcileReport:
         """Timer: enqueue the re-reads (one ``reconcile`` message per group of 20) and do housekeeping.
 
-        The timer itself makes no ``$batch`` call: its cost is one index range query per
-        tenant plus the subscription housekeeping, so it fits the function timeout at any size.
+        ``span`` picks the sessions by start (``Span``); ``housekeeping=False`` leaves the
+        subscriptions alone (the near timer). The timer itself makes no ``$batch`` call: its cost
+        is one index range query per tenant plus the housekeeping, so it fits the function
+        timeout at any size.
         """
         total = ReconcileReport()
         for tenant_id, integration in self._tenants(methods):
             try:
-                report = self._plan_tenant(tenant_id, integration)
+                report = self._plan_tenant(tenant_id, integration, span, housekeeping=housekeeping)
             except ServiceError as exc:
                 log.warning("reconciliation planning of a tenant failed: %s", exc.code)
                 total.errors += 1
@@ -156,12 +194,27 @@ class Reconciler:
                  total.tenants, total.queued, total.subscriptions_ensured, total.subscriptions_removed)
         return total
 
-    def _plan_tenant(self, tenant_id: str, integration: Integration) -> ReconcileReport:
+    def plan_near(self) -> ReconcileReport:
+        """The near timer: sessions starting within ``NEAR_WINDOW`` of notified tenants, no housekeeping."""
+        return self.plan(NOTIFIED_METHODS, span=Span.NEAR, housekeeping=False)
+
+    def span_bounds(self, span: Span, now: datetime) -> tuple[datetime, datetime]:
+        """[start, end) of the session starts a span covers."""
+        near = min(now + NEAR_WINDOW, now + self.window)
+        if span is Span.NEAR:
+            return now - RECENT_PAST, near
+        if span is Span.FAR:
+            return near, now + self.window
+        return now - RECENT_PAST, now + self.window
+
+    def _plan_tenant(self, tenant_id: str, integration: Integration, span: Span = Span.ALL, *,
+                     housekeeping: bool = True) -> ReconcileReport:
         report = ReconcileReport(tenants=1)
-        for group in self._groups(tenant_id, integration):
+        for group in self._groups(tenant_id, integration, span):
             self.queues.send(Queues.LIFECYCLE, reconcile_message(tenant_id, group))
             report.queued += 1
-        self._housekeeping(tenant_id, report)
+        if housekeeping:
+            self._housekeeping(tenant_id, report)
         return report
 
     def run(self, methods: Collection[ConnectionMethod] | None = None) -> ReconcileReport:
@@ -198,15 +251,17 @@ class Reconciler:
         self._housekeeping(tenant_id, report)
         return report
 
-    def _groups(self, tenant_id: str, integration: Integration | None) -> list[list[str]]:
+    def _groups(self, tenant_id: str, integration: Integration | None, span: Span = Span.ALL) -> list[list[str]]:
         """Session ids to re-read, in groups of 20 that each take one ``$batch`` (same Graph identity)."""
         if not self.sessions.has_start_index(tenant_id):
             written = self.sessions.backfill_start_index(tenant_id)  # one-off, for data older than the index
             log.info("reconciliation: start index backfilled (%d session(s))", written)
-        now = self.clock.now()
+        start, end = self.span_bounds(span, self.clock.now())
+        if end <= start:
+            return []
         by_who: dict[object, list[str]] = {}
         identity_of = self.identities.for_users(tenant_id, integration=integration)
-        for row in self.sessions.start_index(tenant_id, now - RECENT_PAST, now + self.window):
+        for row in self.sessions.start_index(tenant_id, start, end):
             if not row.tracked:
                 continue
             key: object = SCHEDULER if row.scheduler_calendar else identity_of(row.organizer_id)
@@ -306,7 +361,9 @@ class LifecycleOutcome:
     renewed: int = 0
     recreated: int = 0
     resynced: int = 0
-    ignored: int = 0
+    ignored: int = 0  # not the mailbox's current subscription (old, another mailbox's, forged, replayed)
+    duplicates: int = 0  # the same work done a moment ago, or a resync already booked
+    deferred: int = 0  # a resync booked for when the mailbox's cooldown ends
     retried: int = 0
     reconciled: int = 0  # sessions re-read for a ``reconcile`` message
 
@@ -386,57 +443,81 @@ class LifecycleWorker:
 
     def _one(self, item: LifecycleItem, outcome: LifecycleOutcome) -> None:
         record = self.subscriptions.get(item.tenant_id, item.user_id)
-        current = record is not None and record.subscription_id == item.subscription_id
-        who = self.reconciler.identities.for_user(item.tenant_id, item.user_id,
-                                                  integration=self.reconciler.integration(item.tenant_id))
-        if item.event == "reauthorizationRequired":
-            if not current:
-                # Not (or no longer) ours to keep: make sure it does not linger.
-                if item.subscription_id:
-                    self.gateway.delete_subscription(who, item.subscription_id)
-                outcome.ignored += 1
-                return
-            try:
-                self.gateway.reauthorize_subscription(who, item.subscription_id)
-                outcome.reauthorized += 1
-            except ItemNotFound:
-                self._recreate_and_resync(item, outcome)
-            except DependencyError:
-                raise
-            except ServiceError as exc:
-                log.info("reauthorize refused (%s); renewing instead", exc.code)
-                try:
-                    self.subscriptions.renew_one(item.tenant_id, item.user_id)
-                    outcome.renewed += 1
-                except ItemNotFound:
-                    self._recreate_and_resync(item, outcome)
-            return
-        if item.event == "subscriptionRemoved":
-            if record is not None and not current:
-                outcome.ignored += 1  # an old subscription's removal: the mailbox already has a new one
-                return
-            if record is None:
-                outcome.ignored += 1  # not a mailbox we keep a subscription for (any more)
-                return
-            self._recreate_and_resync(item, outcome)
+        if record is None or record.subscription_id != item.subscription_id or record.nonce != item.nonce:
+            # Not this mailbox's current subscription (an old one, another mailbox's, or an item forged with a
+            # leaked clientState): nothing to do, and never a Graph call on a subscription an item names.
+            outcome.ignored += 1
             return
         if item.event == "missed":
-            if record is None:
-                outcome.ignored += 1
-                return
-            self._resync(item.tenant_id, item.user_id)
-            outcome.resynced += 1
+            self._missed(item, outcome)
             return
-        outcome.ignored += 1
+        if item.event not in ("reauthorizationRequired", "subscriptionRemoved"):
+            outcome.ignored += 1
+            return
+        store, now = self.subscriptions.store, self.reconciler.clock.now()
+        if not store.claim_lifecycle(item.tenant_id, item.user_id, item.event, item.subscription_id, now=now,
+                                     window=LIFECYCLE_DEDUP):
+            outcome.duplicates += 1
+            return
+        try:
+            if item.event == "reauthorizationRequired":
+                self._reauthorize(item, outcome)
+            else:
+                self._recreate_and_resync(item, outcome)
+        except _RetryAs:
+            raise  # the subscription was recreated: only its resync is left, as a "missed" of the new one
+        except Exception:
+            store.release_lifecycle(item.tenant_id, item.user_id, item.event)
+            raise
+
+    def _reauthorize(self, item: LifecycleItem, outcome: LifecycleOutcome) -> None:
+        who = self.reconciler.identities.for_user(item.tenant_id, item.user_id,
+                                                  integration=self.reconciler.integration(item.tenant_id))
+        try:
+            self.gateway.reauthorize_subscription(who, item.subscription_id)
+            outcome.reauthorized += 1
+        except ItemNotFound:
+            self._recreate_and_resync(item, outcome)
+        except DependencyError:
+            raise
+        except ServiceError as exc:
+            log.info("reauthorize refused (%s); renewing instead", exc.code)
+            try:
+                self.subscriptions.renew_one(item.tenant_id, item.user_id)
+                outcome.renewed += 1
+            except ItemNotFound:
+                self._recreate_and_resync(item, outcome)
+
+    def _missed(self, item: LifecycleItem, outcome: LifecycleOutcome) -> None:
+        """Resync now, or once when the mailbox's cooldown ends (booked across instances), or not again."""
+        store = self.subscriptions.store
+        decision, delay = store.resync_slot(item.tenant_id, item.user_id, self.reconciler.clock.now(),
+                                            RESYNC_COOLDOWN)
+        if decision == "later":
+            self.queues.send(Queues.LIFECYCLE, lifecycle_message([item]), delay_seconds=max(1.0, delay))
+            outcome.deferred += 1
+            return
+        if decision == "booked":
+            outcome.duplicates += 1
+            return
+        try:
+            self._resync(item.tenant_id, item.user_id)
+        except (DependencyError, ServiceError):
+            store.resync_failed(item.tenant_id, item.user_id)
+            raise
+        outcome.resynced += 1
 
     def _recreate_and_resync(self, item: LifecycleItem, outcome: LifecycleOutcome) -> None:
         fresh = self.subscriptions.recreate(item.tenant_id, item.user_id)
         outcome.recreated += 1
+        self.subscriptions.store.resynced(item.tenant_id, item.user_id, self.reconciler.clock.now())
         try:
             self._resync(item.tenant_id, item.user_id)
         except DependencyError as exc:
             # The new subscription exists; only the resync is left to retry (as a "missed" of it).
-            raise _RetryAs(LifecycleItem(item.tenant_id, item.user_id, fresh.subscription_id, "missed"), exc) from exc
+            self.subscriptions.store.resync_failed(item.tenant_id, item.user_id)
+            raise _RetryAs(LifecycleItem(item.tenant_id, item.user_id, fresh.subscription_id, "missed",
+                                         nonce=fresh.nonce), exc) from exc
         outcome.resynced += 1
 
     def _resync(self, tenant_id: str, user_id: str) -> None:

@@ -16,10 +16,27 @@ subscription) recreates it and resyncs the mailbox (through the lifecycle queue)
 after ``MAX_ATTEMPTS``, alert the integration owner.
 
 Lifetime: Outlook subscriptions last at most 10,080 minutes (newest docs) or 4,230
-(older docs). Graph refuses (400) an expiry beyond its maximum rather than capping it,
-so the service asks for 10,080, retries once with 4,230 on a 400, remembers what worked
-and always stores the expiry Graph granted. Renew-at is
+(older docs). Graph refuses an expiry beyond its maximum rather than capping it: 400
+``ExtensionError`` "Subscription expiration can only be N minutes in the future."
+(microsoftgraph/microsoft-graph-docs-contrib#7726). Only that answer (the code in any case,
+with the documented message, whose N the gateway puts in ``details``) is a refused lifetime:
+the service retries once with N and keeps N per tenant in the ``~lifetime`` row, so every
+instance and every restart asks for N at once (read through a 10-minute per-process cache);
+after ``RELEARN_AFTER`` (7 days) it asks for the documented maximum again, in case the limit
+was raised. Any other 400 (a URL validation failure, a bad request) is not retried with a
+shorter lifetime. The expiry Graph granted is always what is stored. Renew-at is
 ``granted - max(lifetime / 3, 6 h)``: 56 h early for 7-day subscriptions, 23.5 h for 70.5-hour ones.
+
+A subscription Graph no longer has must not go unnoticed (Graph can drop one without a
+``subscriptionRemoved`` lifecycle event reaching us: a lost POST, an endpoint that was down).
+Every ``AUDIT_MINUTES`` (15) a timer plans one ``audit_subscriptions`` message per tenant (per
+group of 20 mailboxes in per-user tenants); the worker lists what Graph has for each Graph
+identity (``GET /subscriptions``, every page: app-only once per domain-wide tenant, each
+organizer's own token in per-user tenants) and hands every record Graph does not list (or lists
+as expired) to the lifecycle worker as ``subscriptionRemoved``, which recreates it and resyncs
+the mailbox. Records younger than ``AUDIT_MARGIN`` are left for the next round (a listing may
+not show a subscription created a moment ago). Staleness bound: a vanished subscription is
+recreated, and its mailbox re-read, within about 15 minutes plus the queue's latency.
 
 Subscriptions carry a clientState the webhook can check without storage
 (``core/services/client_state.py``). Housekeeping (reconciliation) deletes the
@@ -31,16 +48,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Final
 
 from core.domain.calendar import GraphIdentity, SubscriptionInfo
 from core.domain.commands import (
+    AUDIT_SUBSCRIPTIONS,
     AlertKind,
     LifecycleItem,
     RenewalItem,
+    audit_message,
     backoff_seconds,
     chunks,
     lifecycle_message,
@@ -61,7 +82,7 @@ from core.domain.integration import ONBOARDED, ConnectionMethod, Integration, Sy
 from core.names import Queues
 from core.ports import CalendarGateway, Clock, CommandQueue, TableStore
 from core.services.alerts import OwnerAlerts
-from core.services.client_state import ClientStateKeyCache
+from core.services.client_state import ClientStateKeyCache, new_nonce
 from core.services.identity import GraphIdentities
 from core.services.stores.codec import Versioned
 from core.services.stores.connections import ConnectionRepository
@@ -79,6 +100,11 @@ DEFAULT_HORIZON: Final = timedelta(hours=1)
 DEFAULT_LOOKBACK: Final = timedelta(hours=72)
 GROUP_SIZE: Final = 20
 MAX_ATTEMPTS: Final = 5
+RELEARN_AFTER: Final = timedelta(days=7)  # then ask for the documented maximum again
+LIFETIME_CACHE_SECONDS: Final = 600.0
+AUDIT_MINUTES: Final = 15  # the timer (functions/sync_jobs.py SUBSCRIPTION_AUDIT_SCHEDULE) runs this often
+AUDIT_MARGIN: Final = timedelta(minutes=2)
+MAX_LIFETIME_DETAIL: Final = "max_lifetime_minutes"  # set by the gateway on Graph's documented refusal
 
 
 
@@ -108,6 +134,16 @@ def renew_at(granted: datetime, now: datetime) -> datetime:
 
 
 @dataclass
+class AuditOutcome:
+    listed: int = 0  # GET /subscriptions calls (identities listed)
+    checked: int = 0
+    missing: int = 0
+    too_young: int = 0
+    skipped: int = 0
+    errors: int = 0
+
+
+@dataclass
 class RenewalOutcome:
     renewed: int = 0
     recreated: int = 0
@@ -117,11 +153,6 @@ class RenewalOutcome:
     skipped: int = 0
 
 
-@dataclass
-class _Lifetimes:
-    """What Graph accepts: the documented maximum until a 400 teaches us the older one."""
-
-    current: int = OUTLOOK_MAX_MINUTES
 
 
 class SubscriptionService:
@@ -140,6 +171,7 @@ class SubscriptionService:
         alerts: OwnerAlerts | None = None,
         horizon: timedelta = DEFAULT_HORIZON,
         lookback: timedelta = DEFAULT_LOOKBACK,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = SubscriptionStore(tables)
         self.integrations = IntegrationRepository(tables)
@@ -155,7 +187,9 @@ class SubscriptionService:
         suffix = f"?code={url_code}" if url_code else ""
         self.notification_url = f"{base}/api/graph/notifications{suffix}"
         self.lifecycle_url = f"{base}/api/graph/lifecycle{suffix}"
-        self._lifetimes = _Lifetimes()
+        self._monotonic = monotonic
+        self._lifetimes: dict[str, tuple[float, int]] = {}  # tenant -> (cache expiry, minutes)
+        self._lifetime_lock = threading.Lock()
 
     # --- per mailbox -------------------------------------------------------------------
 
@@ -226,6 +260,86 @@ class SubscriptionService:
             removed += 1
         return removed
 
+    # --- audit against Graph ---------------------------------------------------------------
+
+    def plan_audits(self) -> int:
+        """Timer: one ``audit_subscriptions`` message per tenant with subscriptions (per group of 20 mailboxes in
+        per-user tenants, where each mailbox is its own Graph identity). Returns messages sent."""
+        sent = 0
+        for tenant_id in self.integrations.tenants():
+            integration = self._integration(tenant_id)
+            if integration is None or not integration.active:
+                continue
+            if sync_policy(integration.method).mode is SyncMode.POLLING:
+                continue
+            if integration.method is ConnectionMethod.PER_USER:
+                users = sorted({r.user_id for r in self.store.records(tenant_id)})
+                for group in chunks(users):
+                    self.queues.send(Queues.RENEWALS, audit_message(tenant_id, group))
+                    sent += 1
+            else:
+                self.queues.send(Queues.RENEWALS, audit_message(tenant_id))
+                sent += 1
+        log.info("subscription audit timer: %d message(s)", sent)
+        return sent
+
+    def audit_message(self, message: Mapping[str, Any]) -> AuditOutcome:
+        """Worker: one ``audit_subscriptions`` message (see the module docstring)."""
+        tenant_id = message.get("tenantId")
+        if not isinstance(tenant_id, str) or not tenant_id:
+            raise InvalidMessage("an audit_subscriptions message needs tenantId")
+        users = message.get("users")
+        if users is not None and not (isinstance(users, list) and all(isinstance(u, str) for u in users)):
+            raise InvalidMessage("users must be a list of user ids")
+        return self.audit_tenant(tenant_id.lower(), users, attempt=int(message.get("attempt") or 0))
+
+    def audit_tenant(self, tenant_id: str, users: Sequence[str] | None = None, *, attempt: int = 0) -> AuditOutcome:
+        """Compare the tenant's records (of ``users``, if given) with ``GET /subscriptions`` per Graph identity and
+        queue a recreate-and-resync for each one Graph does not have."""
+        outcome = AuditOutcome()
+        integration = self._integration(tenant_id)
+        if integration is None or not integration.active or sync_policy(integration.method).mode is SyncMode.POLLING:
+            return outcome
+        wanted = {u.lower() for u in users} if users is not None else None
+        by_who: dict[GraphIdentity, list[SubscriptionRecord]] = {}
+        for record in self.store.records(tenant_id):
+            if wanted is None or record.user_id in wanted:
+                by_who.setdefault(self._who(tenant_id, record.user_id, integration), []).append(record)
+        missing: list[LifecycleItem] = []
+        for who, records in by_who.items():
+            started = self.clock.now()
+            try:
+                listed = {s.subscription_id: s for s in self.gateway.list_subscriptions(who)}
+            except Throttled as exc:
+                self.queues.send(Queues.RENEWALS, audit_message(tenant_id, sorted({r.user_id for r in records}),
+                                                                attempt=attempt),
+                                 delay_seconds=float(exc.retry_after or 30))
+                outcome.skipped += len(records)
+                continue
+            except ServiceError as exc:
+                # A per-user token that died is the connection's problem (flagged elsewhere); the next round retries.
+                log.warning("subscription audit: listing failed (%s)", exc.code)
+                outcome.errors += 1
+                continue
+            outcome.listed += 1
+            for record in records:
+                if record.created_at > started - AUDIT_MARGIN:
+                    outcome.too_young += 1
+                    continue
+                outcome.checked += 1
+                found = listed.get(record.subscription_id)
+                if found is None or found.expiration <= started:
+                    missing.append(LifecycleItem(tenant_id, record.user_id, record.subscription_id,
+                                                 "subscriptionRemoved", nonce=record.nonce))
+        for group in chunks(missing):
+            # Recreate + resync in the lifecycle worker, exactly as for a subscriptionRemoved event.
+            self.queues.send(Queues.LIFECYCLE, lifecycle_message(group))
+        outcome.missing = len(missing)
+        if missing:
+            log.warning("subscription audit: %d subscription(s) Graph no longer has; recreating", len(missing),
+                        extra={"tenant": tenant_id})
+        return outcome
+
     # --- renewal -------------------------------------------------------------------------
 
     def plan_renewals(self) -> int:
@@ -244,7 +358,11 @@ class SubscriptionService:
         return sent
 
     def renew_message(self, message: Mapping[str, Any]) -> RenewalOutcome:
-        """Worker: one ``renewals`` message; ``InvalidMessage`` when it names no tenant or its items are broken."""
+        """Worker: one ``renewals`` message; ``InvalidMessage`` when it names no tenant or its items are broken.
+        (``audit_subscriptions`` messages on the same queue go to ``audit_message``.)"""
+        if message.get("kind") == AUDIT_SUBSCRIPTIONS:
+            audit = self.audit_message(message)
+            return RenewalOutcome(recreated=audit.missing, skipped=audit.skipped)
         tenant_id = message.get("tenantId")
         if not isinstance(tenant_id, str) or not tenant_id:
             raise InvalidMessage("a renewals message needs tenantId")
@@ -262,6 +380,7 @@ class SubscriptionService:
             outcome.skipped = len(items)
             return outcome
         current: dict[GraphIdentity, dict[str, tuple[Versioned[SubscriptionRecord], RenewalItem]]] = {}
+        signer = self.keys.require()
         for item in items:
             found = self.store.get(tenant_id, item.user_id)
             if found is None or found.value.subscription_id != item.subscription_id:
@@ -269,11 +388,29 @@ class SubscriptionService:
                     self.store.drop_index(item.bucket, tenant_id, item.user_id)
                 outcome.stale += 1
                 continue
+            if self._rebind(found, signer.key_id):
+                outcome.recreated += 1
+                continue
             who = self._who(tenant_id, found.value.user_id, integration)
             current.setdefault(who, {})[item.subscription_id] = (found, item)
         for who, group in current.items():
             self._renew_for(who, group, attempt, outcome)
         return outcome
+
+    def _rebind(self, found: Versioned[SubscriptionRecord], current_key: str) -> bool:
+        """A subscription whose clientState has no nonce (made before binding) or an older key is replaced by a
+        bound one under the current key instead of renewed (Graph cannot change a clientState). True when
+        replaced; a failure leaves it to the normal renewal, so it never lapses for this."""
+        record = found.value
+        if record.nonce and record.key_id == current_key:
+            return False
+        try:
+            self._create(record.tenant_id, record.user_id, found)
+        except ServiceError as exc:
+            log.warning("could not re-sign a subscription's clientState (%s); renewing it as it is", exc.code)
+            return False
+        log.info("subscription re-created under clientState key %s", current_key)
+        return True
 
     def _renew_for(self, who: GraphIdentity, current: dict[str, tuple[Versioned[SubscriptionRecord], RenewalItem]],
                    attempt: int, outcome: RenewalOutcome) -> None:
@@ -299,7 +436,8 @@ class SubscriptionService:
                 self._store_renewal(found, result, now, minutes)
                 outcome.renewed += 1
             elif isinstance(result, ItemNotFound):
-                removed.append(LifecycleItem(tenant_id, found.value.user_id, sub_id, "subscriptionRemoved"))
+                removed.append(LifecycleItem(tenant_id, found.value.user_id, sub_id, "subscriptionRemoved",
+                                             nonce=found.value.nonce))
             elif isinstance(result, Throttled):
                 throttled.append(item)
                 delay = max(delay, float(result.retry_after or 30))
@@ -344,31 +482,58 @@ class SubscriptionService:
     def _expiry(self, minutes: int) -> datetime:
         return self.clock.now() + timedelta(minutes=minutes) - CLOCK_SKEW
 
-    def _attempts(self) -> tuple[int, ...]:
-        if self._lifetimes.current == OUTLOOK_MAX_MINUTES:
-            return (OUTLOOK_MAX_MINUTES, LEGACY_MAX_MINUTES)
-        return (self._lifetimes.current,)
+    def lifetime_minutes(self, tenant_id: str) -> int:
+        """The lifetime to ask for: what Graph last told this tenant (``~lifetime`` row, cached per process),
+        or the documented maximum when nothing is known or what is known is older than ``RELEARN_AFTER``."""
+        with self._lifetime_lock:
+            cached = self._lifetimes.get(tenant_id)
+            if cached is not None and cached[0] > self._monotonic():
+                return cached[1]
+        learned = self.store.lifetime(tenant_id)
+        fresh = learned is not None and self.clock.now() - learned.learned_at < RELEARN_AFTER
+        minutes = learned.minutes if fresh and learned is not None else OUTLOOK_MAX_MINUTES
+        with self._lifetime_lock:
+            self._lifetimes[tenant_id] = (self._monotonic() + LIFETIME_CACHE_SECONDS, minutes)
+        return minutes
 
-    def _learn(self, minutes: int) -> None:
-        if minutes != self._lifetimes.current:
-            log.info("Graph refused %d-minute subscriptions; using %d minutes from now on",
-                     self._lifetimes.current, minutes)
-            self._lifetimes = _Lifetimes(minutes)
+    def _learn(self, tenant_id: str, asked: int, granted_at: int) -> None:
+        """Graph accepted ``granted_at`` minutes after refusing ``asked``: keep it for every instance."""
+        log.info("Graph refused %d-minute subscriptions for a tenant; using %d minutes from now on", asked,
+                 granted_at)
+        self.store.set_lifetime(tenant_id, granted_at, self.clock.now())
+        with self._lifetime_lock:
+            self._lifetimes[tenant_id] = (self._monotonic() + LIFETIME_CACHE_SECONDS, granted_at)
 
     @staticmethod
     def _refused_lifetime(exc: ServiceError) -> bool:
-        """A 400 for the expiry (not the URL validation, which has its own code)."""
+        """Graph's documented refusal of an expiry beyond its maximum: 400 ``ExtensionError`` (any case) with
+        "Subscription expiration can only be N minutes in the future." (the gateway keeps N in ``details``)."""
         return (
             isinstance(exc, GraphRequestRejected)
             and exc.status in (400, None)
-            and (exc.graph_code or "") != "ValidationError"
+            and (exc.graph_code or "").lower() == "extensionerror"
+            and SubscriptionService._allowed_minutes(exc) is not None
         )
 
-    def _create_at_graph(self, tenant_id: str, user_id: str) -> tuple[SubscriptionInfo, int]:
+    @staticmethod
+    def _allowed_minutes(exc: ServiceError) -> int | None:
+        value = exc.details.get(MAX_LIFETIME_DETAIL)
+        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+    def _shorter(self, exc: ServiceError, asked: int) -> int | None:
+        """The lifetime to retry with after ``exc``, or None when ``exc`` is not a refused lifetime."""
+        if not self._refused_lifetime(exc):
+            return None
+        allowed = self._allowed_minutes(exc)
+        return allowed if allowed is not None and allowed < asked else None
+
+    def _create_at_graph(self, tenant_id: str, user_id: str) -> tuple[SubscriptionInfo, int, str, str]:
+        """Create at Graph; (granted info, lifetime asked, the clientState's nonce, the key id it was signed with)."""
         signer = self.keys.require()
-        client_state = signer.sign(tenant_id, user_id)
-        attempts = self._attempts()
-        for i, minutes in enumerate(attempts):
+        nonce = new_nonce()
+        client_state = signer.sign(tenant_id, user_id, nonce)
+        first = minutes = self.lifetime_minutes(tenant_id)
+        while True:
             try:
                 info = self.gateway.create_subscription(
                     self._who(tenant_id, user_id),
@@ -380,32 +545,36 @@ class SubscriptionService:
                     expiration=self._expiry(minutes),
                 )
             except GraphRequestRejected as exc:
-                if i + 1 < len(attempts) and self._refused_lifetime(exc):
-                    continue
-                raise
-            self._learn(minutes)
-            return info, minutes
-        raise AssertionError("unreachable")  # pragma: no cover
+                shorter = self._shorter(exc, minutes) if minutes == first else None
+                if shorter is None:
+                    raise
+                minutes = shorter
+                continue
+            if minutes != first:
+                self._learn(tenant_id, first, minutes)
+            return info, minutes, nonce, signer.key_id
 
     def _renew_at_graph(self, who: GraphIdentity,
                         sub_ids: Sequence[str]) -> dict[str, tuple[SubscriptionInfo | ServiceError, int]]:
         """Each subscription's renewal result and the lifetime (minutes) that was asked for."""
-        attempts = self._attempts()
-        first = self.gateway.renew_subscriptions(who, [(s, self._expiry(attempts[0])) for s in sub_ids])
-        results = {s: (r, attempts[0]) for s, r in first.items()}
-        refused = [s for s, r in first.items() if isinstance(r, ServiceError) and self._refused_lifetime(r)]
-        if refused and len(attempts) > 1:
-            retry = self.gateway.renew_subscriptions(who, [(s, self._expiry(attempts[1])) for s in refused])
+        asked = self.lifetime_minutes(who.tenant_id)
+        first = self.gateway.renew_subscriptions(who, [(s, self._expiry(asked)) for s in sub_ids])
+        results = {s: (r, asked) for s, r in first.items()}
+        allowed = [m for r in first.values() if isinstance(r, ServiceError) and (m := self._shorter(r, asked))]
+        if allowed:
+            minutes = min(allowed)
+            refused = [s for s, r in first.items() if isinstance(r, ServiceError) and self._shorter(r, asked)]
+            retry = self.gateway.renew_subscriptions(who, [(s, self._expiry(minutes)) for s in refused])
             if any(isinstance(r, SubscriptionInfo) for r in retry.values()):
-                self._learn(attempts[1])
-            results.update({s: (r, attempts[1]) for s, r in retry.items()})
+                self._learn(who.tenant_id, asked, minutes)
+            results.update({s: (r, minutes) for s, r in retry.items()})
         return results
 
     def _create(self, tenant_id: str, user_id: str,
                 found: Versioned[SubscriptionRecord] | None) -> SubscriptionRecord:
         who = self._who(tenant_id, user_id)
         try:
-            info, minutes = self._create_at_graph(tenant_id, user_id)
+            info, minutes, nonce, key_id = self._create_at_graph(tenant_id, user_id)
         except GraphError as exc:
             self.alerts.notify(
                 tenant_id, AlertKind.SUBSCRIPTION_FAILURE,
@@ -417,7 +586,7 @@ class SubscriptionService:
         record = SubscriptionRecord(
             tenant_id=tenant_id, user_id=user_id, subscription_id=info.subscription_id,
             expires_at=info.expiration, renew_at=renew_at(info.expiration, now), created_at=now,
-            lifetime_minutes=minutes,
+            lifetime_minutes=minutes, nonce=nonce, key_id=key_id,
         )
         try:
             self.store.save(record, found)

@@ -42,7 +42,10 @@ class IntegrationBody(RequestBody):
 class ConsentInfo(Reply):
     """Where admin consent stands."""
 
-    status: Literal["none", "pending", "granted", "declined", "revoked"]
+    status: Literal["none", "pending", "verifying", "granted", "declined", "revoked"] = Field(
+        description="verifying: consent was granted at Microsoft's page and the service is proving it while "
+        "Microsoft Entra ID propagates it (up to 10 minutes)."
+    )
     updated_at: datetime | None = None
     error_code: str | None = None
 

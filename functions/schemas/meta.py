@@ -24,6 +24,10 @@ class Error(BaseModel):
 
 
 class Health(BaseModel):
+    """Liveness (``/api/health``: ``checks`` is ``{"process": "ok"}``, nothing else is called) or readiness
+    (``/api/health/ready``: ``tables``, ``queues`` and, when configured, ``keyVault``, each ``ok`` or the failing
+    check's code; the result is at most a few seconds old)."""
+
     model_config = ConfigDict(frozen=True)
 
     status: Literal["ok", "unhealthy"]

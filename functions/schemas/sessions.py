@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Literal, Self
+import base64
+import binascii
+from datetime import UTC, datetime
+from typing import Annotated, Literal, Self
 
-from pydantic import model_validator
+from pydantic import Field, StringConstraints, model_validator
 
 from functions.schemas.common import (
     Comment,
     Email,
     IsoDateTime,
     PathParams,
+    Query,
     Reply,
     RequestBody,
     ResourceId,
     Subject,
     TimeZoneName,
     UserRef,
+    check_window,
 )
 
 MIN_SESSION_MINUTES = 5
@@ -48,6 +52,11 @@ class CreateSessionBody(RequestBody):
     online_meeting: bool = True
     room: Email | None = None
     subject: Subject | None = None
+    allow_conflicts: bool = Field(
+        default=False,
+        description="Book even if the organizer, the partner or the room is busy then (no 409 slot_taken, "
+                    "no slot_taken failure).",
+    )
 
     @model_validator(mode="after")
     def _rules(self) -> Self:
@@ -63,10 +72,55 @@ class RescheduleBody(RequestBody):
     start: IsoDateTime
     end: IsoDateTime
     time_zone: TimeZoneName
+    allow_conflicts: bool = Field(
+        default=False, description="Move even if someone is busy at the new times (no 409 slot_taken).",
+    )
 
     @model_validator(mode="after")
     def _rules(self) -> Self:
         _check_length(self.start, self.end)
+        return self
+
+
+Cursor = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{8,200}$")]
+MAX_LIST_LIMIT = 500
+
+
+def encode_cursor(start: datetime, session_id: str) -> str:
+    """The opaque ``cursor`` of the next page: after this (start, id)."""
+    raw = f"{start.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}~{session_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """(start, session id) of a cursor this service gave; ``ValueError`` for anything else."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise ValueError("not a cursor of this service") from exc
+    when, sep, session_id = raw.partition("~")
+    if not sep or not session_id or len(session_id) > 64:
+        raise ValueError("not a cursor of this service")
+    return datetime.strptime(when, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC), session_id
+
+
+class SessionListQuery(Query):
+    """GET /api/sessions: all optional. Without ``from``/``to``: sessions starting from now for 62 days."""
+
+    from_: IsoDateTime | None = Field(default=None, alias="from",
+                                      description="Start of the window (default: now).")
+    to: IsoDateTime | None = Field(default=None, description="End of the window (default: from + 62 days; at most "
+                                                             "62 days after from).")
+    pairing_id: ResourceId | None = Field(default=None, description="Only this pairing's sessions.")
+    limit: int = Field(default=200, ge=1, le=MAX_LIST_LIMIT, description="Page size (at most 500), earliest first.")
+    cursor: Cursor | None = Field(default=None, description="The X-Next-Cursor of the previous page.")
+
+    @model_validator(mode="after")
+    def _window(self) -> Self:
+        if self.from_ is not None and self.to is not None:
+            check_window(self.from_, self.to)
+        if self.cursor is not None:
+            decode_cursor(self.cursor)
         return self
 
 
@@ -113,7 +167,11 @@ class SessionView(Session):
     """GET /api/sessions/{id}: the contract's session plus what the SPA needs to explain its state."""
 
     pairing_id: str | None = None
-    failure_reason: str | None = None
+    failure_reason: str | None = Field(
+        default=None,
+        description="Why the session failed: \"slot_taken\" when the organizer, an attendee or the room was busy "
+                    "when its event was about to be written; otherwise a plain sentence.",
+    )
     pending_change: Literal["create", "reschedule", "cancel"] | None = None
     online_meeting_unavailable: bool | None = None
     # Booked into the service account's "Scheduler" calendar because it may not write the

@@ -86,6 +86,12 @@ param renewalSchedule string
 @description('NCRONTAB of the reconciliation timer.')
 param reconcileSchedule string
 
+@description('NCRONTAB of the re-read of sessions starting within 24 h.')
+param reconcileNearSchedule string
+
+@description('Comma-separated client ids whose app-only tokens the API accepts (the product server); empty: none.')
+param productServerClientIds string
+
 // Name of the Key Vault secret holding the function key that Graph webhook URLs carry as
 // ?code=. infra/hooks/postdeploy.sh creates it once and registers it as the host key
 // `graph-webhook`; the app reads it through a Key Vault reference, never as plain text.
@@ -211,7 +217,10 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     ACCESS_TEST_SCHEDULE: accessTestSchedule
     RENEWAL_SCHEDULE: renewalSchedule
     RECONCILE_SCHEDULE: reconcileSchedule
+    RECONCILE_NEAR_SCHEDULE: reconcileNearSchedule
     LOG_LEVEL: logLevel
+    // The product server's app-only tokens (azp allow-list).
+    PRODUCT_SERVER_CLIENT_IDS: productServerClientIds
   }
 }
 

@@ -13,11 +13,14 @@
 //   warning and turns that feature off (Azure/azure-functions-host#10995, #10996); its
 //   events feed only the portal's diagnostics, which cannot read them for identity-based
 //   storage anyway (#9569).
-// - Storage Table Data Reader on the ACCOUNT only because the health check pings storage by
-//   listing tables, an account-level read (core/adapters/tables.py, AzureTableStore.ping).
-//   Drop it once that ping reads a provisioned table instead.
-// - Storage Queue Data Contributor stays on the ACCOUNT: the health check lists queues
-//   (account-level) and the host's queue triggers poll each queue and its poison queue.
+//   The readiness check reads one row of the provisioned `integrations` table
+//   (core/adapters/tables.py, AzureTableStore.ping), so no account-level table role is needed.
+// - Storage Queue Data Contributor is on EACH QUEUE the app uses, poison queues included
+//   (queueNames: core.names.Queues.ALL and their -poison queues, all provisioned by
+//   infra/core/storage.bicep): queues are role-assignment scopes. The host's queue triggers
+//   poll and delete in their queue and move failures to its poison queue; the app enqueues
+//   into those queues only; the readiness check reads one queue's properties
+//   (core/adapters/queues.py, AzureCommandQueue.ping). Nothing lists or creates queues.
 // - The deployment package container, when it lives in its own account (networkMode
 //   'ipRules'), gets Storage Blob Data Contributor on that container only.
 @description('Object (principal) id of the app\'s user-assigned identity.')
@@ -28,6 +31,9 @@ param storageAccountName string
 
 @description('Tables the app reads and writes (core.names.Tables.ALL); each gets its own role assignment.')
 param tableNames array
+
+@description('Queues the app and its triggers use, poison queues included; each gets its own role assignment.')
+param queueNames array
 
 @description('Storage account holding the deployment package when it is not storageAccountName (empty: same account, covered by Blob Data Owner).')
 param deploymentStorageAccountName string = ''
@@ -53,12 +59,10 @@ var roles = {
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
   // Reading the deployment package from its own account (networkMode 'ipRules').
   storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
-  // Queue triggers, poison queues, enqueueing commands.
+  // Queue triggers, poison queues, enqueueing commands (per queue).
   storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
   // The service's tables (per table).
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
-  // Listing tables for the health check (account).
-  storageTableDataReader: '76199698-9eea-4c19-bc75-cec21354c6b6'
   // Read and write credentials (refresh tokens, clientState key); no key or certificate rights.
   keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
   // Read-only: resolving the webhook key's Key Vault reference from its own vault.
@@ -80,6 +84,18 @@ resource tables 'Microsoft.Storage/storageAccounts/tableServices/tables@2024-01-
   for tableName in tableNames: {
     parent: tableService
     name: tableName
+  }
+]
+
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2024-01-01' existing = {
+  parent: storage
+  name: 'default'
+}
+
+resource queues 'Microsoft.Storage/storageAccounts/queueServices/queues@2024-01-01' existing = [
+  for queueName in queueNames: {
+    parent: queueService
+    name: queueName
   }
 ]
 
@@ -123,15 +139,17 @@ resource blobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-resource queueContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(storage.id, principalId, roles.storageQueueDataContributor)
-  scope: storage
-  properties: {
-    principalId: principalId
-    principalType: 'ServicePrincipal'
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataContributor)
+resource queueContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for (queueName, i) in queueNames: {
+    name: guid(queues[i].id, principalId, roles.storageQueueDataContributor)
+    scope: queues[i]
+    properties: {
+      principalId: principalId
+      principalType: 'ServicePrincipal'
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataContributor)
+    }
   }
-}
+]
 
 resource tableContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
   for (tableName, i) in tableNames: {
@@ -144,16 +162,6 @@ resource tableContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' =
     }
   }
 ]
-
-resource tableReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(storage.id, principalId, roles.storageTableDataReader)
-  scope: storage
-  properties: {
-    principalId: principalId
-    principalType: 'ServicePrincipal'
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageTableDataReader)
-  }
-}
 
 resource deploymentReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(deploymentStorageAccountName)) {
   name: guid(deploymentContainer.id, principalId, roles.storageBlobDataContributor)

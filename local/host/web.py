@@ -39,6 +39,19 @@ ALL_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 _HOST_HEADER = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
 _TOKEN_LIST = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+(\s*,\s*[A-Za-z0-9!#$%&'*+.^_`|~-]+)*$")
 _HOST_ERROR_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+# The web console's policy, on every static response (files and their 404s), as close to the deployed one
+# (web/staticwebapp.config.json) as a same-origin local console allows: everything it loads or calls is this
+# host (the API, /_dev helpers, the simulator's pages through /_dev/sim).
+CONSOLE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+    "connect-src 'self'; frame-src 'none'; manifest-src 'self'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'; object-src 'none'"
+)
+STATIC_SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
+    ("Content-Security-Policy", CONSOLE_CSP),
+    ("Referrer-Policy", "no-referrer"),
+    ("X-Frame-Options", "DENY"),
+)
 _CONTENT_TYPES = {
     ".js": "text/javascript",
     ".mjs": "text/javascript",
@@ -216,7 +229,13 @@ class HttpFront:
         return Response(response.status, headers, response.body)
 
     def static(self, raw_path: str) -> Response:
-        """A file of the web console (index.html for client-side routes), never outside its folder."""
+        """A file of the web console (index.html for client-side routes), never outside its folder; every answer
+        carries the console's Content-Security-Policy, Referrer-Policy and X-Frame-Options."""
+        found = self._static(raw_path)
+        headers = [(k, v) for k, v in found.headers if k.lower() not in {n.lower() for n, _ in STATIC_SECURITY_HEADERS}]
+        return Response(found.status, [*headers, *STATIC_SECURITY_HEADERS], found.body)
+
+    def _static(self, raw_path: str) -> Response:
         if self.web_dir is None:
             return Response.error(404, "not_found", "No function serves this path.")
         rel = unquote(raw_path)

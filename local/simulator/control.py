@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from local.simulator import events as ev_ops
+from local.simulator import series
 from local.simulator.state import Faults
 from local.simulator.timeutil import BadTime, now_utc, parse_dttz, parse_local
 from local.simulator.web import GraphError, Request, Response, control_error, json_response
@@ -224,15 +225,33 @@ class Control:
                     start, end = parse_local(req.query["from"], UTC), parse_local(req.query["to"], UTC)
                     items = [e for e in items if e.start < end and start < e.end]
                 return json_response(200, [ev_ops.render_event(e, UTC, "UTC") for e in items])
+            if len(rest) == 3 and rest[0] == "events" and rest[2] == "instances" and method == "GET":
+                master = series.resolve(mb, rest[1])
+                if master is None:
+                    return control_error(404, "unknown_event", f"No event {rest[1]!r} in {mb.upn}'s calendar.")
+                found = series.instances(master) if series.is_master(master) else []
+                return json_response(200, [ev_ops.render_event(e, UTC, "UTC") for e in found])
             if len(rest) == 3 and rest[0] == "events" and method == "POST":
-                event = mb.events.get(rest[1])
+                event = series.resolve(mb, rest[1])
                 if event is None:
                     return control_error(404, "unknown_event", f"No event {rest[1]!r} in {mb.upn}'s calendar.")
                 action = rest[2]
                 if action == "move":
                     start, end = _when(body.get("start")), _when(body.get("end"))
-                    ev_ops.move_event(self.state, tenant, mb, event, start=start, end=end)
-                    return json_response(200, ev_ops.render_event(event, UTC, "UTC"))
+                    moved = ev_ops.move_event(self.state, tenant, mb, event, start=start, end=end)
+                    return json_response(200, ev_ops.render_event(moved, UTC, "UTC"))
+                if action == "pattern":
+                    # the organizer edits the whole series in Outlook: a new rule and/or new times
+                    if not series.is_master(event) or not event.is_organizer:
+                        return control_error(400, "not_a_series", "Only the organizer's series master has a pattern.")
+                    patch = {k: body[k] for k in ("recurrence", "start", "end") if k in body}
+                    if not patch:
+                        return control_error(400, "bad_request", "Give recurrence and/or start and end.")
+                    changed = ev_ops.update_event(self.state, tenant, mb, event, patch)
+                    return json_response(200, ev_ops.render_event(changed, UTC, "UTC"))
+                if action == "delete":
+                    ev_ops.delete_event(self.state, tenant, mb, event)
+                    return json_response(200, {"deleted": event.id})
                 if action == "cancel":
                     if event.is_organizer:
                         ev_ops.cancel_event(self.state, tenant, mb, event)

@@ -13,6 +13,12 @@ What Exchange does, reproduced:
 - moving a meeting resets the people's answers and makes rooms decide again;
 - cancelling deletes the organizer's event and marks attendee copies ``isCancelled``
   (rooms drop theirs); declining removes the attendee's copy.
+- recurring series (``series.py``): a room accepts a series only when every occurrence is
+  free (Exchange's default ``MaximumConflictInstances`` 0); moving one occurrence makes an
+  exception, never onto a neighbour's day (400 ``ErrorOccurrenceCrossingBoundary``,
+  api-reference/v1.0/api/event-update.md); cancelling one removes it for the organizer and
+  marks the attendees' occurrence cancelled; an attendee answers or declines one occurrence;
+  the series' attendee answers are per occurrence on the organizer's side.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ import uuid
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
+from core.domain import recurrence as rec
+from local.simulator import series
 from local.simulator.state import Event, Mailbox, SimState, Tenant, new_id
 from local.simulator.timeutil import BadTime, dttz, iso_z, now_utc, overlaps, parse_dttz
 from local.simulator.web import GraphError
@@ -62,9 +70,9 @@ def render_event(ev: Event, tz: tzinfo, tz_name: str) -> dict[str, Any]:
         "isCancelled": ev.is_cancelled,
         "isOrganizer": ev.is_organizer,
         "responseRequested": True,
-        "seriesMasterId": None,
+        "seriesMasterId": ev.series_master_id,
         "showAs": ev.show_as,
-        "type": "singleInstance",
+        "type": "seriesMaster" if series.is_master(ev) else ev.type,
         "webLink": f"https://outlook.office365.com/owa/?itemid={ev.id}&exvsurl=1&path=/calendar/item",
         "onlineMeetingUrl": None,
         "allowNewTimeProposals": True,
@@ -78,7 +86,8 @@ def render_event(ev: Event, tz: tzinfo, tz_name: str) -> dict[str, Any]:
         "end": dttz(ev.end, tz, tz_name),
         "location": location,
         "locations": [location] if location.get("displayName") else [],
-        "recurrence": None,
+        "recurrence": copy.deepcopy(ev.recurrence) if series.is_master(ev) else None,
+        "originalStart": iso_z(ev.original_start) if ev.original_start is not None else None,
         "attendees": copy.deepcopy(ev.attendees),
         "organizer": {"emailAddress": {"name": ev.organizer_name, "address": ev.organizer_address}},
         "onlineMeeting": {"joinUrl": ev.join_url} if ev.join_url else None,
@@ -141,6 +150,14 @@ def create_event(state: SimState, tenant: Tenant, mb: Mailbox, calendar_id: str,
         response="organizer",
     )
     _apply_simple(ev, payload)
+    if payload.get("recurrence") is not None:
+        ev.recurrence = series.parse_rule(payload["recurrence"])
+        if not series.start_date_matches(ev):
+            raise GraphError(
+                400,
+                "ErrorPropertyValidationFailure",
+                "The recurrence range start date must be the date of the event's start in its time zone.",
+            )
     ev.attendees = [_attendee(a) for a in payload.get("attendees") or []]
     if payload.get("isOnlineMeeting"):
         _make_online(ev, mb, payload.get("onlineMeetingProvider"))
@@ -233,17 +250,14 @@ def _make_online(ev: Event, mb: Mailbox, requested: Any) -> None:
 def _room_decisions(tenant: Tenant, ev: Event, addresses: list[str]) -> None:
     """Rooms among ``addresses`` accept if free over the event's time, else decline."""
     wanted = {a.lower() for a in addresses}
+    spans = [(i.start, i.end) for i in series.instances(ev)] if series.is_master(ev) else [(ev.start, ev.end)]
     for att in ev.attendees:
         room = tenant.find(att["emailAddress"]["address"])
         if room is None or not room.is_room or att["emailAddress"]["address"].lower() not in wanted:
             continue
-        free = not any(
-            not other.is_cancelled
-            and other.ical_uid != ev.ical_uid
-            and other.show_as in ("busy", "tentative", "oof")
-            and overlaps(other.start, other.end, ev.start, ev.end)
-            for other in room.events.values()
-        )
+        # A series is accepted only if every occurrence is free (Exchange's default
+        # MaximumConflictInstances 0 declines the whole series on any conflict).
+        free = all(room_free(room, ev.ical_uid, s, e) for s, e in spans)
         att["type"] = "resource"
         att["status"] = {"response": "accepted" if free else "declined", "time": iso_z(now_utc())}
         if free and not ev.location.get("displayName"):
@@ -254,6 +268,14 @@ def _room_decisions(tenant: Tenant, ev: Event, addresses: list[str]) -> None:
                 "uniqueIdType": "directory",
                 "locationEmailAddress": room.upn,
             }
+
+
+def room_free(room: Mailbox, ical_uid: str, start: datetime, end: datetime) -> bool:
+    """Nothing else blocks the room over [start, end) (series occurrences included)."""
+    return not any(
+        not other.is_cancelled and other.ical_uid != ical_uid and other.show_as in ("busy", "tentative", "oof")
+        for other in series.expanded(list(room.events.values()), start, end)
+    )
 
 
 def _copy_in(mb: Mailbox, ical_uid: str) -> Event | None:
@@ -273,7 +295,7 @@ def _sync_attendees(state: SimState, tenant: Tenant, org: Event, *, time_changed
         existing = _copy_in(target, org.ical_uid)
         if target.is_room and att["status"]["response"] == "declined":
             if existing is not None:
-                state.touch(tenant, target, existing, "deleted")
+                _gone(state, tenant, target, existing)
             continue
         if existing is None:
             existing = Event(
@@ -301,17 +323,33 @@ def _sync_attendees(state: SimState, tenant: Tenant, org: Event, *, time_changed
 
 
 def _differs(copy_ev: Event, org: Event) -> bool:
-    return (copy_ev.subject, copy_ev.start, copy_ev.end, copy_ev.location, copy_ev.join_url, copy_ev.is_cancelled) != (
+    return (
+        copy_ev.subject,
+        copy_ev.start,
+        copy_ev.end,
+        copy_ev.location,
+        copy_ev.join_url,
+        copy_ev.is_cancelled,
+        copy_ev.recurrence,
+    ) != (
         org.subject,
         org.start,
         org.end,
         org.location,
         org.join_url,
         org.is_cancelled,
+        org.recurrence,
     )
 
 
 def _mirror(copy_ev: Event, org: Event) -> None:
+    copy_ev.recurrence = copy.deepcopy(org.recurrence)
+    for k, override in org.overrides.items():
+        if override.get("start") is not None:
+            mine = copy_ev.overrides.setdefault(k, {})
+            mine["start"], mine["end"] = override["start"], override["end"]
+    for k in org.deleted:
+        copy_ev.overrides.setdefault(k, {})["cancelled"] = True
     copy_ev.subject, copy_ev.body_html = org.subject, org.body_html
     copy_ev.start, copy_ev.end, copy_ev.start_tz, copy_ev.end_tz = org.start, org.end, org.start_tz, org.end_tz
     copy_ev.is_all_day, copy_ev.sensitivity, copy_ev.importance = org.is_all_day, org.sensitivity, org.importance
@@ -327,6 +365,12 @@ def update_event(state: SimState, tenant: Tenant, mb: Mailbox, ev: Event, payloa
     """PATCH: the organizer's changes reach every attendee; an attendee's edits stay local."""
     if not isinstance(payload, dict):
         raise GraphError(400, "ErrorInvalidRequest", "The request body must be an event.")
+    if ev.series_master_id is not None:
+        return _update_occurrence(state, tenant, mb, ev, payload)
+    if series.is_master(ev) and ev.is_organizer and ({"recurrence", "start", "end"} & set(payload)):
+        return _update_series(state, tenant, mb, ev, payload)
+    if payload.get("recurrence") is not None and ev.is_organizer and not series.is_master(ev):
+        raise GraphError(400, "ErrorInvalidRequest", "A single event cannot be turned into a series here.")
     time_changed = False
     if "start" in payload or "end" in payload:
         merged = {
@@ -367,6 +411,156 @@ def update_event(state: SimState, tenant: Tenant, mb: Mailbox, ev: Event, payloa
     return ev
 
 
+def _new_times(payload: dict[str, Any], ev: Event) -> tuple[datetime, datetime, str, str]:
+    merged = {
+        "start": payload.get("start") or {"dateTime": ev.start.isoformat(), "timeZone": "UTC"},
+        "end": payload.get("end") or {"dateTime": ev.end.isoformat(), "timeZone": "UTC"},
+    }
+    return _times(merged, required=True)
+
+
+def _copies(tenant: Tenant, master: Event) -> list[tuple[Mailbox, Event]]:
+    out = []
+    for att in master.attendees:
+        target = tenant.find(att["emailAddress"]["address"])
+        if target is None or target.id == master.mailbox_id or not target.has_rest_mailbox:
+            continue
+        found = _copy_in(target, master.ical_uid)
+        if found is not None and not found.is_organizer:
+            out.append((target, found))
+    return out
+
+
+def _update_series(state: SimState, tenant: Tenant, mb: Mailbox, master: Event, payload: dict[str, Any]) -> Event:
+    """PATCH on a master: a new pattern or new times drop the exceptions; a new range keeps those inside it."""
+    before = series.instance_ids(master)
+    old_rule = series.rule_of(master)
+    trial = copy.copy(master)
+    if "start" in payload or "end" in payload:
+        trial.start, trial.end, trial.start_tz, trial.end_tz = _new_times(payload, master)
+    if "recurrence" in payload:
+        if payload["recurrence"] is None:
+            raise GraphError(400, "ErrorInvalidRequest", "A series cannot be turned into a single event here.")
+        trial.recurrence = series.parse_rule(payload["recurrence"])
+    if not series.start_date_matches(trial):
+        raise GraphError(
+            400,
+            "ErrorPropertyValidationFailure",
+            "The recurrence range start date must be the date of the event's start in its time zone.",
+        )
+    times_changed = (trial.start, trial.end) != (master.start, master.end)
+    master.start, master.end, master.start_tz, master.end_tz = trial.start, trial.end, trial.start_tz, trial.end_tz
+    master.recurrence = trial.recurrence
+    pattern_changed = series.rule_of(master).pattern != old_rule.pattern or times_changed
+    copies = _copies(tenant, master)
+    if pattern_changed:
+        for event in [master] + [found for _t, found in copies]:
+            event.overrides.clear()
+            event.deleted.clear()
+        for att in master.attendees:
+            att["status"] = {"response": "none", "time": NO_TIME}
+        _room_decisions(tenant, master, [a["emailAddress"]["address"] for a in master.attendees])
+    else:
+        kept = {series.key(o.original_start) for o in series.occurrences(master)}
+        for event in [master] + [found for _t, found in copies]:
+            event.overrides = {k: v for k, v in event.overrides.items() if k in kept}
+            event.deleted &= kept
+    _apply_simple(master, payload)
+    state.touch(tenant, mb, master, "updated")
+    series.retire(state, mb, master, before)
+    for target, found in copies:
+        found_before = series.instance_ids(found)
+        _mirror(found, master)
+        if pattern_changed and not target.is_room:
+            found.response, found.response_time, found.show_as = "notResponded", None, "tentative"
+        state.touch(tenant, target, found, "updated")
+        series.retire(state, target, found, found_before)
+    return master
+
+
+def _update_occurrence(state: SimState, tenant: Tenant, mb: Mailbox, inst: Event, payload: dict[str, Any]) -> Event:
+    """PATCH on an occurrence id: it becomes an exception; the attendees' occurrence follows.
+    Only the times are kept per occurrence here (subject and body changes stay on the series)."""
+    master = mb.events[inst.series_master_id or ""]
+    assert inst.original_start is not None
+    k = series.key(inst.original_start)
+    if "start" not in payload and "end" not in payload:
+        master.overrides.setdefault(k, {})
+        state.touch(tenant, mb, master, "updated")
+        return series.resolve(mb, inst.id) or inst
+    start, end, _tz, _end_tz = _new_times(payload, inst)
+    if not master.is_organizer:
+        mine = master.overrides.setdefault(k, {})
+        mine["start"], mine["end"] = start, end
+        state.touch(tenant, mb, master, "updated")
+        return series.resolve(mb, inst.id) or inst
+    current = [rec.Occurrence(i.original_start or i.start, i.start, i.end) for i in series.instances(master)]
+    if rec.crosses_boundary(current, inst.original_start, start, series.zone_of(master)):
+        raise GraphError(
+            400,
+            "ErrorOccurrenceCrossingBoundary",
+            "Modified occurrence is crossing or overlapping adjacent occurrence.",
+        )
+    time_changed = (start, end) != (inst.start, inst.end)
+    override = master.overrides.setdefault(k, {})
+    override["start"], override["end"] = start, end
+    if time_changed:
+        attendees = copy.deepcopy(override.get("attendees", master.attendees))
+        for att in attendees:
+            att["status"] = {"response": "none", "time": NO_TIME}
+            room = tenant.find(att["emailAddress"]["address"])
+            if room is not None and room.is_room:
+                free = room_free(room, master.ical_uid, start, end)
+                att["status"] = {"response": "accepted" if free else "declined", "time": iso_z(now_utc())}
+        override["attendees"] = attendees
+    state.touch(tenant, mb, master, "updated")
+    statuses = {
+        a["emailAddress"]["address"].lower(): a["status"]["response"]
+        for a in override.get("attendees", master.attendees)
+    }
+    for target, found in _copies(tenant, master):
+        before = series.instance_ids(found)
+        mine = found.overrides.setdefault(k, {})
+        mine["start"], mine["end"] = start, end
+        if target.is_room:
+            if statuses.get(target.upn.lower()) == "declined":
+                found.deleted.add(k)
+            else:
+                found.deleted.discard(k)
+        elif time_changed:
+            mine["response"], mine["showAs"] = "notResponded", "tentative"
+        state.touch(tenant, target, found, "updated")
+        series.retire(state, target, found, before)
+    return series.resolve(mb, inst.id) or inst
+
+
+def cancel_occurrence(state: SimState, tenant: Tenant, mb: Mailbox, inst: Event) -> None:
+    """The organizer cancels one occurrence: gone from the series; attendees see it cancelled, rooms drop it."""
+    master = mb.events[inst.series_master_id or ""]
+    assert inst.original_start is not None
+    k = series.key(inst.original_start)
+    before = series.instance_ids(master)
+    master.deleted.add(k)
+    master.overrides.pop(k, None)
+    state.touch(tenant, mb, master, "updated")
+    series.retire(state, mb, master, before)
+    for target, found in _copies(tenant, master):
+        found_before = series.instance_ids(found)
+        if target.is_room:
+            found.deleted.add(k)
+        else:
+            found.overrides.setdefault(k, {})["cancelled"] = True
+        state.touch(tenant, target, found, "updated")
+        series.retire(state, target, found, found_before)
+
+
+def _gone(state: SimState, tenant: Tenant, mb: Mailbox, ev: Event) -> None:
+    """Delete a stored event; a master's occurrence ids are tombstoned too (calendarView delta)."""
+    before = series.instance_ids(ev)
+    state.touch(tenant, mb, ev, "deleted")
+    series.retire(state, mb, ev, before)
+
+
 # -- cancel / delete / respond --------------------------------------------------------
 def cancel_event(state: SimState, tenant: Tenant, mb: Mailbox, ev: Event) -> None:
     """The organizer cancels: attendees' copies become cancelled, the organizer's event goes."""
@@ -376,17 +570,31 @@ def cancel_event(state: SimState, tenant: Tenant, mb: Mailbox, ev: Event) -> Non
             "ErrorInvalidRequest",
             "Your request can't be completed. You need to be an organizer to cancel a meeting.",
         )
+    if ev.series_master_id is not None:
+        cancel_occurrence(state, tenant, mb, ev)
+        return
     for att in ev.attendees:
         _cancel_copy(state, tenant, att["emailAddress"]["address"], ev.ical_uid)
-    state.touch(tenant, mb, ev, "deleted")
+    _gone(state, tenant, mb, ev)
 
 
 def delete_event(state: SimState, tenant: Tenant, mb: Mailbox, ev: Event) -> None:
     """DELETE: an organizer's delete also cancels the meeting; an attendee's only removes their copy."""
+    if ev.series_master_id is not None:
+        if ev.is_organizer:
+            cancel_occurrence(state, tenant, mb, ev)
+            return
+        master = mb.events[ev.series_master_id]
+        before = series.instance_ids(master)
+        assert ev.original_start is not None
+        master.deleted.add(series.key(ev.original_start))
+        state.touch(tenant, mb, master, "updated")
+        series.retire(state, mb, master, before)
+        return
     if ev.is_organizer:
         for att in ev.attendees:
             _cancel_copy(state, tenant, att["emailAddress"]["address"], ev.ical_uid)
-    state.touch(tenant, mb, ev, "deleted")
+    _gone(state, tenant, mb, ev)
 
 
 def _cancel_copy(state: SimState, tenant: Tenant, address: str, ical_uid: str) -> None:
@@ -397,7 +605,7 @@ def _cancel_copy(state: SimState, tenant: Tenant, address: str, ical_uid: str) -
     if existing is None or existing.is_organizer:
         return
     if target.is_room:
-        state.touch(tenant, target, existing, "deleted")
+        _gone(state, tenant, target, existing)
         return
     existing.is_cancelled = True
     if not existing.subject.startswith("Canceled: "):
@@ -416,10 +624,13 @@ def respond(state: SimState, tenant: Tenant, mb: Mailbox, ev: Event, response: s
     if ev.is_cancelled:
         raise GraphError(400, "ErrorInvalidRequest", "Your request can't be completed. The meeting was cancelled.")
     now = now_utc()
+    if ev.series_master_id is not None:
+        _respond_to_occurrence(state, tenant, mb, ev, response)
+        return
     organizer = tenant.find(ev.organizer_address)
     org_ev = _copy_in(organizer, ev.ical_uid) if organizer is not None else None
     if response == "declined":
-        state.touch(tenant, mb, ev, "deleted")
+        _gone(state, tenant, mb, ev)
     else:
         ev.response, ev.response_time = response, now
         ev.show_as = "busy" if response == "accepted" else "tentative"
@@ -429,6 +640,33 @@ def respond(state: SimState, tenant: Tenant, mb: Mailbox, ev: Event, response: s
             if att["emailAddress"]["address"].lower() in (mb.upn.lower(), mb.mail.lower()):
                 att["status"] = {"response": response, "time": iso_z(now)}
         state.touch(tenant, organizer, org_ev, "updated")
+
+
+def _respond_to_occurrence(state: SimState, tenant: Tenant, mb: Mailbox, inst: Event, response: str) -> None:
+    """An attendee answers one occurrence: declining removes it from their calendar only; the organizer's
+    series shows the answer on that occurrence."""
+    copy_master = mb.events[inst.series_master_id or ""]
+    assert inst.original_start is not None
+    k = series.key(inst.original_start)
+    now = now_utc()
+    before = series.instance_ids(copy_master)
+    if response == "declined":
+        copy_master.deleted.add(k)
+    else:
+        mine = copy_master.overrides.setdefault(k, {})
+        mine["response"], mine["showAs"] = response, "busy" if response == "accepted" else "tentative"
+    state.touch(tenant, mb, copy_master, "updated")
+    series.retire(state, mb, copy_master, before)
+    organizer = tenant.find(copy_master.organizer_address)
+    org_ev = _copy_in(organizer, copy_master.ical_uid) if organizer is not None else None
+    if organizer is None or org_ev is None or not org_ev.is_organizer:
+        return
+    override = org_ev.overrides.setdefault(k, {})
+    attendees = override.setdefault("attendees", copy.deepcopy(org_ev.attendees))
+    for att in attendees:
+        if att["emailAddress"]["address"].lower() in (mb.upn.lower(), mb.mail.lower()):
+            att["status"] = {"response": response, "time": iso_z(now)}
+    state.touch(tenant, organizer, org_ev, "updated")
 
 
 def move_event(state: SimState, tenant: Tenant, mb: Mailbox, ev: Event, *, start: datetime, end: datetime) -> Event:
@@ -450,11 +688,8 @@ def schedule(mb: Mailbox, address: str, *, start: datetime, end: datetime, inter
     items = sorted(
         (
             e
-            for e in mb.events.values()
-            if e.calendar_id == cal
-            and not e.is_cancelled
-            and e.show_as != "free"
-            and overlaps(e.start, e.end, start, end)
+            for e in series.expanded([e for e in mb.events.values() if e.calendar_id == cal], start, end)
+            if not e.is_cancelled and e.show_as != "free"
         ),
         key=lambda e: (e.start, e.end),
     )

@@ -5,8 +5,9 @@ check (signature, expiry, audience, tenant, consent not revoked) -> per-mailbox
 concurrency slot (4, else 429 ``ApplicationThrottled``) -> injected latency ->
 injected throttling / failures -> the handler under the state lock.
 
-Deliberate limits (see README): single-instance events only, ``$filter`` only where
-the service uses it, ``$select`` honoured, ``$orderby``/``$search`` ignored.
+Deliberate limits (see README): ``$filter`` only where the service uses it, ``$select``
+honoured, ``$orderby``/``$search`` ignored. Recurring series are expanded on read
+(``series.py``): calendarView, its delta, getSchedule and ``/events/{id}/instances``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from urllib.parse import urlencode
 import jwt
 
 from local.simulator import events as ev_ops
+from local.simulator import series
 from local.simulator.entra import Entra, Keys
 from local.simulator.notifier import Notifier, is_allowed_url, validate_endpoint
 from local.simulator.state import Calendar, Event, Mailbox, SimState, Subscription, Tenant, new_id
@@ -357,10 +359,13 @@ class Graph:
             _method(req, "GET")
             return self._list_events(req, mb, cal, zone)
         if tail[0] == "events" and len(tail) in (2, 3):
-            found_event = mb.events.get(tail[1])
+            found_event = series.resolve(mb, tail[1])
             if found_event is None:
                 raise GraphError(404, "ErrorItemNotFound", "The specified object was not found in the store.")
             event = found_event
+            if tail[2:] == ["instances"]:
+                _method(req, "GET")
+                return self._instances(req, mb, event, zone)
             if len(tail) == 3:
                 return self._event_action(req, tenant, mb, event, tail[2])
             if req.method == "GET":
@@ -369,8 +374,8 @@ class Graph:
                     200, {"@odata.context": f"{self.root}/$metadata#users('{mb.id}')/events/$entity", **body}, pref
                 )
             if req.method == "PATCH":
-                ev_ops.update_event(self.state, tenant, mb, event, req.json())
-                return json_response(200, ev_ops.render_event(event, tz, tz_name), pref)
+                updated = ev_ops.update_event(self.state, tenant, mb, event, req.json())
+                return json_response(200, ev_ops.render_event(updated, tz, tz_name), pref)
             if req.method == "DELETE":
                 ev_ops.delete_event(self.state, tenant, mb, event)
                 return empty(204)
@@ -441,12 +446,17 @@ class Graph:
         except BadTime as exc:
             raise GraphError(400, "ErrorInvalidParameter", str(exc)) from exc
 
+    def _instances(self, req: Request, mb: Mailbox, event: Event, zone: Zone) -> Response:
+        """GET /events/{id}/instances (api-reference/v1.0/api/event-list-instances.md): a master's
+        occurrences and exceptions in the window; other events have none."""
+        start, end = self._window(req)
+        items = series.instances(event, start, end) if series.is_master(event) else []
+        extra = {"startDateTime": req.query["startDateTime"], "endDateTime": req.query["endDateTime"]}
+        return self._page(req, items, f"users/{mb.id}/events/{event.id}/instances", zone, extra)
+
     def _calendar_view(self, req: Request, mb: Mailbox, cal: Calendar, zone: Zone) -> Response:
         start, end = self._window(req)
-        items = sorted(
-            (e for e in mb.events.values() if e.calendar_id == cal.id and overlaps(e.start, e.end, start, end)),
-            key=lambda e: (e.start, e.id),
-        )
+        items = series.expanded([e for e in mb.events.values() if e.calendar_id == cal.id], start, end)
         extra = {"startDateTime": req.query["startDateTime"], "endDateTime": req.query["endDateTime"]}
         return self._page(req, items, f"users/{mb.id}/calendarView", zone, extra)
 
@@ -466,9 +476,15 @@ class Graph:
             start, end = self._window(req)
             since, cursor, initial = 0, 0, True
         size = prefer_page_size(req.headers.get("prefer")) or _EVENT_PAGE
-        changes: list[tuple[int, str, Event | None]] = [
-            (e.seq, e.id, e) for e in mb.events.values() if e.calendar_id == cal.id and e.seq > cursor
-        ]
+        changes: list[tuple[int, str, Event | None]] = []
+        for e in mb.events.values():
+            if e.calendar_id != cal.id or e.seq <= cursor:
+                continue
+            if series.is_master(e):
+                # a changed series shows as its occurrences in the window (never the master)
+                changes += [(e.seq, i.id, i) for i in series.instances(e, start, end)]
+            else:
+                changes.append((e.seq, e.id, e))
         if not initial:
             changes += [(seq, eid, None) for seq, eid in mb.tombstones if seq > cursor]
         changes.sort(key=lambda c: c[0])
@@ -476,7 +492,7 @@ class Graph:
         last = cursor
         exhausted = True
         for seq, eid, event in changes:
-            if len(out) >= size:
+            if len(out) >= size and seq != last:  # never split one change (a series' occurrences) over pages
                 exhausted = False
                 break
             last = seq

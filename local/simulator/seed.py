@@ -10,11 +10,11 @@ Well-known accounts (see README.md):
   ``alice@contoso.test`` (mentor, Pacific, lunch 12:00-13:00 every weekday),
   ``bob@contoso.test`` (mentee, W. Europe, stand-up 09:00-09:30 every weekday),
   ``onprem1/2@`` (onPremises), ``nolicense1/2@`` (unlicensed),
-  ``scoped1/2/3@`` (outsideScope), ``trent@``/``uma@`` (disabled accounts),
+  ``scoped1/2/3@`` (outsideScope), ``hybrid1/2@`` (hybrid: free/busy yes, REST no),
+  ``trent@``/``uma@`` (disabled accounts),
   ``victor@``/``wendy@`` (Skype for Business only), ``xavier@``/``yvonne@`` (no online
   meeting provider), ``peggy@`` (custom working-hours zone), ``oscar@`` (IANA zone).
-- Fabrikam (``FABRIKAM``, fabrikam.test): ``admin@fabrikam.test`` and 9 more users, plus
-  ``hybrid1/2@fabrikam.test`` (hybrid: free/busy yes, REST no).
+- Fabrikam (``FABRIKAM``, fabrikam.test): ``admin@fabrikam.test`` and 9 more users.
 - Northwind (``NORTHWIND``, northwind.test) and Tailspin (``TAILSPIN``, tailspin.test):
   consent granted, user consent allowed, an admin, a scheduling mailbox
   ``scheduler@`` (the service-account method's mailbox) and 8 more users each, two rooms.
@@ -280,10 +280,9 @@ def seed(state: SimState, *, extra_users: int = 0, today: date | None = None) ->
     fabrikam = _tenant(state, rng, fabrikam_spec, day0)
     # Hybrid mailboxes draw from their own generator, so no earlier id moves. Their calendars
     # live on premises: getSchedule sees them (hybrid free/busy), Graph REST calls do not.
-    # They live in Fabrikam: Contoso's access-test expectations enumerate its kinds.
     hybrid_rng = random.Random(SEED + 3)
     for row in _HYBRID_PEOPLE:
-        _seed_events(state, hybrid_rng, _person(hybrid_rng, fabrikam, row), day0)
+        _seed_events(state, hybrid_rng, _person(hybrid_rng, contoso, row), day0)
     extra_rng = random.Random(SEED + 1)  # load-test users never shift the base seed's ids
     zones = ["Pacific Standard Time", "Eastern Standard Time", "W. Europe Standard Time", "India Standard Time"]
     for i in range(extra_users):

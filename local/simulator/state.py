@@ -83,6 +83,15 @@ class Event:
     created: datetime = field(default_factory=now_utc)
     modified: datetime = field(default_factory=now_utc)
     seq: int = 0
+    # Recurring series (local/simulator/series.py): a master keeps Graph's patternedRecurrence, its
+    # exceptions (by original start, "YYYYmmddTHHMMSSZ") and the occurrences deleted from it.
+    recurrence: dict[str, Any] | None = None
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    deleted: set[str] = field(default_factory=set)
+    # Set only on the transient events that stand for one occurrence or exception.
+    type: str = "singleInstance"
+    series_master_id: str | None = None
+    original_start: datetime | None = None
 
     @property
     def change_key(self) -> str:

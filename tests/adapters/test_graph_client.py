@@ -476,3 +476,22 @@ def test_extension_error_and_codes_are_matched_case_insensitively(
     """errors.md spells extensionError, Graph sends ExtensionError: both classify alike; a 400 stays a rejection
     (the subscription-lifetime refusal must reach the service's fallback as GraphRequestRejected)."""
     assert type(error_from_graph(status, graph_error(code), path)) is expected
+
+
+@pytest.mark.parametrize(
+    ("message", "allowed"),
+    [
+        ("Subscription expiration can only be 4230 minutes in the future.", 4230),
+        ("subscription expiration can only be 10080 minutes in the future", 10080),
+        ("The mailbox is located on premises.", None),
+        ("", None),
+    ],
+)
+def test_the_documented_lifetime_refusal_names_its_minutes_in_details(message: str, allowed: int | None) -> None:
+    """Only Graph's documented "Subscription expiration can only be N minutes" text gives details.max_lifetime_minutes
+    (the number, never the message, is kept): what the subscription service treats as a refused lifetime."""
+    payload = {"error": {"code": "ExtensionError", "message": message}}
+    error = error_from_graph(400, payload, "/subscriptions")
+    assert isinstance(error, GraphRequestRejected)
+    assert error.details.get("max_lifetime_minutes") == allowed
+    assert "message" not in error.details and error.message != message

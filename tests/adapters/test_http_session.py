@@ -14,6 +14,9 @@ BASE = {
     "AZURE_CLIENT_ID": "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb",
     "PUBLIC_BASE_URL": "https://api.example.com",
     "APP_URL": "https://app.example.com",
+    "KEY_VAULT_URI": "https://kv-test.vault.azure.net/",
+    "ACS_ENDPOINT": "https://acs-test.communication.azure.com",
+    "ALERT_SENDER_ADDRESS": "DoNotReply@alerts.example.com",
 }
 
 

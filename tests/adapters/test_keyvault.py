@@ -174,9 +174,10 @@ def test_ping_counts_a_404_as_healthy(store: KeyVaultSecretStore, vault: FakeKey
 
 
 def test_from_settings_requires_a_vault_uri() -> None:
-    """Building the adapter without KEY_VAULT_URI is a configuration error, not a late failure."""
+    """Building the adapter without KEY_VAULT_URI (possible only in local mode) is a configuration error."""
     settings = Settings.from_env(
         {
+            "LOCAL_MODE": "true",
             "AzureWebJobsStorage": "UseDevelopmentStorage=true",
             "ENTRA_CLIENT_ID": "11111111-1111-4111-8111-111111111111",
             "ENTRA_CREDENTIAL": "secret",

@@ -9,6 +9,12 @@ const PARTNER = process.env.PARTNER ?? `bob@${DOMAIN}`;
 
 await main(async () => {
   const { page, close } = await openBrowser();
+  const keys = []; // Idempotency-Key of every booking request the console sends
+  page.on("request", (request) => {
+    if (request.method() === "POST" && new URL(request.url()).pathname === "/api/sessions") {
+      keys.push(request.headers()["idempotency-key"] ?? null);
+    }
+  });
   await signIn(page, { domain: DOMAIN, upn: USER, admin: false });
   await page.waitForURL((url) => url.hash === "#/slots");
   await page.getByRole("heading", { name: "Find a time" }).waitFor();
@@ -58,5 +64,5 @@ await main(async () => {
   check(new Date(session.start).getTime() === new Date(start).getTime(), "the session starts at the chosen slot");
   await screenshot(page, "sessions.png"); // replaced by the Outlook-move test's richer one when that runs
   await close();
-  result({ slotLabel: label, slotStart: start, room: freeRoom, session });
+  result({ slotLabel: label, slotStart: start, room: freeRoom, session, keys });
 });

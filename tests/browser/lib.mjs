@@ -48,7 +48,7 @@ export async function openBrowser({ width = 1100, height = 900 } = {}) {
   const problems = [];
   page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
   page.on("console", (msg) => {
-    if (msg.type() === "error" && !/status of (401|403|404|409|422|501)/.test(msg.text())) problems.push(`console: ${msg.text()}`);
+    if (msg.type() === "error" && !/status of (401|403|404|409|412|422|501)/.test(msg.text())) problems.push(`console: ${msg.text()}`);
   });
   const close = async () => {
     await context.close();

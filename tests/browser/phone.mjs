@@ -9,7 +9,8 @@ await main(async () => {
   const { page, close } = await openBrowser({ width: 360, height: 740 });
   const report = {};
   await signIn(page, { domain: DOMAIN, upn: `admin@${DOMAIN}`, admin: true });
-  for (const hash of ["#/admin", "#/admin/permissions", "#/slots", "#/sessions", "#/connection"]) {
+  for (const hash of ["#/admin", "#/admin/permissions", "#/slots", "#/sessions", "#/connection", "#/offered-hours",
+                      "#/admin/offered-hours"]) {
     await goTo(page, hash);
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     check(overflow <= 0, `${hash} fits 360 px (overflows by ${overflow} px)`);

@@ -55,10 +55,17 @@ def test_msal_is_bundled_but_only_in_a_lazily_loaded_chunk(built: Path) -> None:
 
 
 def test_nothing_is_loaded_from_another_origin(built: Path) -> None:
-    """index.html references only its own files, and its CSP forbids scripts from elsewhere."""
+    """index.html references only its own files, and the CSP it is served with (a header: the Static Web App's
+    config deployed, the local host's locally) forbids scripts from elsewhere."""
+    import json
+
+    from local.host.web import CONSOLE_CSP
+
     html = (built / "index.html").read_text()
     assert not re.search(r'(src|href)="(https?:)?//', html)
-    assert "script-src 'self'" in html
+    deployed = json.loads((ROOT / "web" / "staticwebapp.config.json").read_text())["globalHeaders"]
+    for policy in (deployed["Content-Security-Policy"], CONSOLE_CSP):
+        assert "script-src 'self';" in policy and "default-src 'none'" in policy
 
 
 def test_console_source_type_checks() -> None:

@@ -8,8 +8,9 @@ it saw; these tests check that against the service and the simulator.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -27,6 +28,7 @@ UNREACHABLE_KINDS = {
     "onPremises": "mailbox_on_premises_or_unlicensed",
     "unlicensed": "mailbox_on_premises_or_unlicensed",
     "outsideScope": "outside_app_scope",
+    "hybrid": "mailbox_on_premises_or_unlicensed",
 }
 
 
@@ -59,6 +61,13 @@ def test_admin_wizard_ends_with_the_tenants_real_access_counts(console: Console)
     for row in shown["rows"]:
         assert row["reason"] == UNREACHABLE_KINDS[kinds[row["user"].lower()]], row
         assert len(shown["hints"].get(row["reason"], "")) > 40, f"no remediation hint for {row}"
+    # The out-of-scope remedy shows its PowerShell as copyable code blocks, one step each.
+    scope = shown["commands"]["outside_app_scope"]
+    assert [c["code"].split()[0] for c in scope] == [
+        "Connect-ExchangeOnline", "New-ApplicationAccessPolicy", "Test-ApplicationAccessPolicy",
+        "New-ServicePrincipal", "New-ManagementScope", "New-ManagementRoleAssignment"]
+    assert all("\n" not in c["code"] for c in scope)
+    assert [c["copy"] for c in scope] == [f"Copy command {n}" for n in range(1, len(scope) + 1)]
 
     admin = console.stack.token(f"admin@{DOMAIN}", roles=["Integration.Admin"])
     report = console.stack.call("GET", "/integration/access-tests/latest", admin).json()
@@ -79,6 +88,8 @@ def test_user_books_a_free_slot_and_sees_it_booked(console: Console) -> None:
     session = shown["session"]
     assert session["status"] == "booked"
     assert session["teams"] == 1, "the booked session offers its Teams link"
+    [key] = shown["keys"]  # one booking request, with an Idempotency-Key (a UUID)
+    assert key and len(key) >= 32, shown["keys"]
 
     events = console.stack.control("GET", f"/_sandbox/users/{ALICE}/events")
     event = next((e for e in events if e.get("transactionId") == session["id"]), None)
@@ -126,6 +137,19 @@ def _ical(console: Console, event_id: str) -> str:
     return str(next(e for e in events if e["id"] == event_id)["iCalUId"])
 
 
+def test_a_slot_taken_meanwhile_is_explained_in_the_booking_dialog(console: Console) -> None:
+    """The slot Alice is about to book gets booked elsewhere: the dialog says "Slot taken", and one booking exists."""
+    _needs(console, "onboarded")
+    token = console.stack.token(ALICE)
+    shown = console.run("slot_taken.mjs", DOMAIN=DOMAIN, USER_UPN=ALICE, API_URL=console.stack.api_url,
+                        USER_TOKEN=token)
+    assert "no longer free" in shown["text"]
+    start = _parse(shown["start"])
+    listed = console.stack.call("GET", "/sessions", token,
+                                params={"from": start.isoformat(), "to": (start + timedelta(minutes=1)).isoformat()})
+    assert [s["id"] for s in listed.json()] == [shown["otherId"]]
+
+
 def test_console_never_shows_another_tenants_data(console: Console) -> None:
     """Fabrikam's admin and user, on the tab Alice used, see nothing of Contoso and get 404 for its session."""
     session = _needs(console, "session")
@@ -140,6 +164,29 @@ def test_console_fits_a_phone_and_works_from_the_keyboard(console: Console) -> N
     shown = console.run("phone.mjs", DOMAIN=DOMAIN)
     assert shown["keyboardSignIn"] is True
     assert all(page["overflow"] <= 0 for key, page in shown.items() if key.startswith("#"))
+
+
+def test_mentor_offers_hours_and_the_mentees_slots_respect_them(console: Console) -> None:
+    """Alice offers Tue and Thu 09:00-15:00 on her page (rows added by keyboard, an overlap refused, another tab's
+    change caught as a conflict); Carol's Find a time page then shows only slots inside those hours."""
+    _needs(console, "onboarded")
+    alice = console.stack.token(ALICE)
+    try:
+        shown = console.run("offered_hours.mjs", DOMAIN=DOMAIN, MENTOR=ALICE, MENTEE=BOB, MENTOR_TOKEN=alice,
+                            WINDOW_START="09:00", WINDOW_END="15:00")
+        assert shown["zone"] == "America/Los_Angeles", "the editor starts in Alice's mailbox zone"
+        assert shown["conflict"] is True
+        pacific = ZoneInfo("America/Los_Angeles")
+        for start in shown["slots"]:
+            local = _parse(start).astimezone(pacific)
+            assert local.strftime("%A") in ("Tuesday", "Thursday"), start
+            assert time(9) <= local.time() and (local + timedelta(minutes=30)).time() <= time(15), start
+        assert shown["preview"] and all(day.startswith(("Tue", "Thu")) for day in shown["preview"]), shown["preview"]
+        rules = console.stack.call("GET", "/me/availability-rules", alice).json()
+        assert rules["source"] == "own" and {w["day"] for w in rules["weekly"]} == {"tuesday", "thursday"}
+        assert (rules["maxPerWeek"], rules["bufferAfterMinutes"]) == (10, 5), "the other tab's save was kept"
+    finally:
+        console.stack.call("DELETE", "/me/availability-rules", alice)
 
 
 def test_admin_registers_a_webhook_endpoint_pings_it_and_rotates_its_secret(console: Console) -> None:

@@ -58,6 +58,18 @@ await main(async () => {
       lis.map((li) => [li.getAttribute("data-hint-reason"), li.querySelector(".remedy")?.textContent ?? ""]),
     ),
   );
+  // PowerShell steps: one code block each, each with its own copy button.
+  const commands = Object.fromEntries(
+    await page.locator("[data-hint-reason]").evaluateAll((lis) =>
+      lis.map((li) => [
+        li.getAttribute("data-hint-reason"),
+        [...li.querySelectorAll(".remedy .command")].map((c) => ({
+          code: c.querySelector("pre code")?.textContent ?? "",
+          copy: c.querySelector("button.copy")?.getAttribute("aria-label") ?? "",
+        })),
+      ]),
+    ),
+  );
   await screenshot(page, "wizard-result.png");
 
   await page.getByRole("button", { name: "Done" }).click();
@@ -78,5 +90,5 @@ await main(async () => {
   check(await page.getByRole("rowheader", { name: "Calendars.ReadWrite" }).first().isVisible(), "permissions are listed");
 
   await close();
-  result({ ...counts, rows, hints, status: statusText });
+  result({ ...counts, rows, hints, commands, status: statusText });
 });

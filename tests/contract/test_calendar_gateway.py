@@ -12,19 +12,28 @@ seeded Contoso users; the fake is seeded with the same shapes (``_fake_backend``
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from core.domain.calendar import (
+    EventMetadata,
+    EventType,
     FreeBusyStatus,
     GraphIdentity,
     NewEvent,
+    PatternedRecurrence,
+    RecurrencePattern,
+    RecurrencePatternType,
+    RecurrenceRange,
+    RecurrenceRangeType,
     ResponseType,
     TimeZoneSpec,
     Weekday,
@@ -34,6 +43,7 @@ from core.domain.errors import (
     AuthorizationError,
     GraphConflict,
     GraphRequestRejected,
+    InvalidRecurrence,
     ItemNotFound,
     MailboxUnavailable,
     OutsideAppScope,
@@ -44,6 +54,7 @@ from core.domain.errors import (
 from core.ports import CalendarGateway
 from local.simulator import SimulatorHandle, seed
 from tests.support.fake_graph import (
+    HYBRID,
     ON_PREMISES,
     OUTSIDE_SCOPE,
     SCHEDULE_MAILBOX_UNREACHABLE,
@@ -66,6 +77,7 @@ OTHER_TENANT = seed.FABRIKAM
 ALICE, BOB, CAROL = seed.ALICE, seed.BOB, "carol@contoso.test"
 ON_PREM, UNLICENSED_USER, SCOPED = "onprem1@contoso.test", "nolicense1@contoso.test", "scoped1@contoso.test"
 DISABLED_USER, SKYPE_ONLY = "trent@contoso.test", "victor@contoso.test"
+HYBRID_USER = "hybrid1@contoso.test"
 ROOM, SECOND_ROOM, ROOM_LIST = "room-orca@contoso.test", "room-thames@contoso.test", "rooms-b1@contoso.test"
 UNKNOWN = "nobody@contoso.test"
 MISSING_EVENT = "AAMkADno+such/event0000000000000000000000="
@@ -146,6 +158,7 @@ def _fake_backend() -> Backend:
     fake.add_user(TENANT, ON_PREM, kind=ON_PREMISES)
     fake.add_user(TENANT, UNLICENSED_USER, kind=UNLICENSED)
     fake.add_user(TENANT, SCOPED, kind=OUTSIDE_SCOPE)
+    fake.add_user(TENANT, HYBRID_USER, kind=HYBRID, time_zone="Eastern Standard Time")
     fake.add_user(TENANT, DISABLED_USER, kind="disabled")
     fake.add_user(TENANT, SKYPE_ONLY, providers=("skypeForBusiness",))
     fake.add_room_list(TENANT, ROOM_LIST, "Building 1 Rooms")
@@ -310,6 +323,15 @@ def test_probe_mailboxes_classifies_each_user(backend: Backend) -> None:
     assert isinstance(result[UNLICENSED_USER], MailboxUnavailable)
     assert isinstance(result[SCOPED], OutsideAppScope)
     assert isinstance(result[UNKNOWN], UserNotFound)
+
+
+def test_hybrid_mailbox_has_free_busy_but_no_rest_access(backend: Backend, day: datetime) -> None:
+    """A hybrid (on-premises) mailbox answers getSchedule with its availability while its calendar probe fails."""
+    [hybrid] = backend.gateway.get_schedule(backend.who, ALICE, [HYBRID_USER], day, day + timedelta(days=1))
+    assert hybrid.ok and hybrid.working_hours is not None
+    assert isinstance(backend.gateway.probe_mailboxes(backend.who, [HYBRID_USER])[HYBRID_USER], MailboxUnavailable)
+    with pytest.raises(MailboxUnavailable):
+        backend.gateway.get_calendar(backend.who, HYBRID_USER)
 
 
 def test_token_failure_without_consent_is_an_authorization_error(backend: Backend) -> None:
@@ -771,3 +793,224 @@ def test_creating_a_calendar_whose_name_is_taken_is_a_conflict(backend: Backend,
     backend.gateway.create_calendar(backend.who, CAROL, name)
     with pytest.raises(GraphConflict):
         backend.gateway.create_calendar(backend.who, CAROL, name)
+
+
+# --- recurring series -------------------------------------------------------------------
+# Series span weeks, so each test gets its own stretch of a far year (no other test looks there).
+
+_series_blocks = itertools.count()
+LA = "America/Los_Angeles"
+
+
+@pytest.fixture
+def block() -> date:
+    """A Monday in a 12-week stretch of 2031-2033 that no other test uses."""
+    return date(2031, 1, 6) + timedelta(weeks=12 * next(_series_blocks))
+
+
+def _weekly(first: date, count: int = 6, *, days: tuple[Weekday, ...] = (Weekday.MONDAY,)) -> PatternedRecurrence:
+    return PatternedRecurrence(
+        RecurrencePattern(RecurrencePatternType.WEEKLY, 1, days),
+        RecurrenceRange(RecurrenceRangeType.NUMBERED, first, number_of_occurrences=count),
+    )
+
+
+def _series(first: date, hour: int = 9, *, zone: str = LA, count: int = 6, **fields: Any) -> NewEvent:
+    start = datetime.combine(first, time(hour), tzinfo=ZoneInfo(zone))
+    return NewEvent(
+        subject="Mentoring series",
+        start=start,
+        end=start + timedelta(minutes=45),
+        time_zone=zone,
+        recurrence=_weekly(first, count),
+        **fields,
+    )
+
+
+def _window(first: date, weeks: int = 12) -> tuple[datetime, datetime]:
+    start = datetime.combine(first, time(0), tzinfo=UTC) - timedelta(days=1)
+    return start, start + timedelta(weeks=weeks)
+
+
+def _instances(backend: Backend, user: str, series_id: str, first: date) -> list[EventMetadata]:
+    return list(backend.gateway.list_instances(backend.who, user, series_id, *_window(first)))
+
+
+def _bob_series(backend: Backend, first: date) -> str:
+    """The id of Bob's copy of the series (his only series item in the stretch)."""
+    items = list(backend.gateway.calendar_view(backend.who, BOB, *_window(first)))
+    assert items, "Bob has no copy of the series"
+    meta = backend.gateway.get_event(backend.who, BOB, items[0].event_id)
+    assert meta.series_master_id is not None
+    return meta.series_master_id
+
+
+def test_series_is_created_as_a_master_with_occurrences_at_local_time_across_dst(backend: Backend) -> None:
+    """A weekly series over the US DST change: one master, six occurrences at 09:00 Los Angeles time."""
+    gw, who = backend.gateway, backend.who
+    first = date(2030, 2, 25)  # 10 March 2030 is the spring-forward Sunday in Los Angeles
+    meeting = _series(first, attendees=(BOB,), online_meeting_provider="teamsForBusiness", transaction_id="tx-series-1")
+    created = gw.create_event(who, ALICE, meeting)
+    assert created.join_url is not None and created.transaction_id == "tx-series-1"
+    assert gw.create_event(who, ALICE, meeting).event_id == created.event_id
+    master = gw.get_event(who, ALICE, created.event_id)
+    assert master.type == EventType.SERIES_MASTER
+    assert master.recurrence == meeting.recurrence
+    assert master.series_master_id is None
+    instances = _instances(backend, ALICE, created.event_id, first)
+    assert [i.type for i in instances] == [EventType.OCCURRENCE] * 6
+    assert {i.series_master_id for i in instances} == {created.event_id}
+    assert [i.start.astimezone(ZoneInfo(LA)).time() for i in instances] == [time(9)] * 6
+    assert [i.start.hour for i in instances] == [17, 17, 16, 16, 16, 16]  # UTC: PST then PDT
+    assert [i.original_start for i in instances] == [i.start for i in instances]
+    assert all(i.end - i.start == timedelta(minutes=45) for i in instances)
+    occurrence = gw.get_event(who, ALICE, instances[2].event_id)
+    assert (occurrence.type, occurrence.start, occurrence.series_master_id) == (
+        EventType.OCCURRENCE, instances[2].start, created.event_id
+    )
+    # the attendee's calendar and free/busy show occurrences, never the master
+    bob_view = list(gw.calendar_view(who, BOB, *_window(first)))
+    assert [i.start for i in bob_view] == [i.start for i in instances]
+    [schedule] = gw.get_schedule(who, ALICE, [BOB], instances[0].start - timedelta(hours=1),
+                                 instances[-1].end + timedelta(hours=1))
+    assert [(b.start, b.status) for b in schedule.busy] == [(i.start, FreeBusyStatus.TENTATIVE) for i in instances]
+
+
+def test_series_with_a_room_is_accepted_only_when_every_occurrence_is_free(backend: Backend, block: date) -> None:
+    """The room accepts a free series, and declines a series with one clashing occurrence."""
+    gw, who = backend.gateway, backend.who
+    free = gw.create_event(who, ALICE, _series(block, 8, room=ROOM, room_name="Orca"))
+    answers = {a.address: a.response for a in gw.get_event(who, ALICE, free.event_id).attendees}
+    assert answers[ROOM] == ResponseType.ACCEPTED
+    clash_start = datetime.combine(block + timedelta(weeks=3), time(13), tzinfo=ZoneInfo(LA))
+    gw.create_event(who, CAROL, NewEvent(subject="Taken", start=clash_start, end=clash_start + timedelta(hours=1),
+                                         room=SECOND_ROOM))
+    taken = gw.create_event(who, ALICE, _series(block, 13, room=SECOND_ROOM))
+    answers = {a.address: a.response for a in gw.get_event(who, ALICE, taken.event_id).attendees}
+    assert answers[SECOND_ROOM] == ResponseType.DECLINED
+
+
+def test_moving_one_occurrence_makes_an_exception_and_moves_the_attendees_copy(backend: Backend, block: date) -> None:
+    """PATCH on an occurrence id makes it an exception (original start kept); Bob's occurrence follows."""
+    gw, who = backend.gateway, backend.who
+    created = gw.create_event(who, ALICE, _series(block, attendees=(BOB,)))
+    second = _instances(backend, ALICE, created.event_id, block)[1]
+    new_start = second.start + timedelta(days=1, hours=2)
+    moved = gw.update_event(who, ALICE, second.event_id, new_start, new_start + timedelta(hours=1), time_zone=LA)
+    assert (moved.type, moved.start, moved.original_start) == (EventType.EXCEPTION, new_start, second.start)
+    after = _instances(backend, ALICE, created.event_id, block)
+    assert [i.type for i in after].count(EventType.EXCEPTION) == 1
+    assert [i.start for i in after][1] == new_start
+    bob = {i.original_start: i for i in _instances(backend, BOB, _bob_series(backend, block), block)}
+    assert bob[second.start].start == new_start
+
+
+def test_an_occurrence_cannot_move_onto_a_neighbours_day(backend: Backend, block: date) -> None:
+    """Outlook's rule: moving an occurrence to the next occurrence's day is ErrorOccurrenceCrossingBoundary."""
+    gw, who = backend.gateway, backend.who
+    created = gw.create_event(who, ALICE, _series(block))
+    first, second = _instances(backend, ALICE, created.event_id, block)[:2]
+    with pytest.raises(GraphRequestRejected) as caught:
+        gw.update_event(who, ALICE, first.event_id, second.start + timedelta(hours=3),
+                        second.start + timedelta(hours=4), time_zone=LA)
+    assert caught.value.graph_code == "ErrorOccurrenceCrossingBoundary"
+    assert _instances(backend, ALICE, created.event_id, block)[0].start == first.start
+
+
+def test_cancelling_one_occurrence_removes_it_and_cancels_the_attendees(backend: Backend, block: date) -> None:
+    """The cancelled occurrence leaves the organizer's series; Bob's copy of it shows cancelled."""
+    gw, who = backend.gateway, backend.who
+    created = gw.create_event(who, ALICE, _series(block, attendees=(BOB,)))
+    third = _instances(backend, ALICE, created.event_id, block)[2]
+    gw.cancel_event(who, ALICE, third.event_id, comment="Holiday")
+    remaining = _instances(backend, ALICE, created.event_id, block)
+    assert len(remaining) == 5 and third.start not in [i.start for i in remaining]
+    with pytest.raises(ItemNotFound):
+        gw.get_event(who, ALICE, third.event_id)
+    bob = {i.original_start: i for i in _instances(backend, BOB, _bob_series(backend, block), block)}
+    assert bob[third.start].is_cancelled
+    assert not any(i.is_cancelled for start, i in bob.items() if start != third.start)
+
+
+def test_an_attendee_declining_one_occurrence_shows_on_that_occurrence_only(backend: Backend, block: date) -> None:
+    """Bob declines the fourth occurrence in Outlook: the organizer sees it there, the rest unanswered."""
+    gw, who = backend.gateway, backend.who
+    created = gw.create_event(who, ALICE, _series(block, attendees=(BOB,)))
+    bob_series = _bob_series(backend, block)
+    bob_fourth = _instances(backend, BOB, bob_series, block)[3]
+    backend.outlook.respond(BOB, bob_fourth.event_id, "declined")
+    answers = [
+        {a.address: a.response for a in i.attendees}[BOB] for i in _instances(backend, ALICE, created.event_id, block)
+    ]
+    assert answers == [ResponseType.NONE] * 3 + [ResponseType.DECLINED] + [ResponseType.NONE] * 2
+    assert bob_fourth.original_start not in [i.original_start for i in _instances(backend, BOB, bob_series, block)]
+
+
+def test_changing_the_pattern_drops_the_exceptions(backend: Backend, block: date) -> None:
+    """After a move and a cancel, a new pattern (Tuesdays) regenerates the series with no exception."""
+    gw, who = backend.gateway, backend.who
+    created = gw.create_event(who, ALICE, _series(block, attendees=(BOB,)))
+    instances = _instances(backend, ALICE, created.event_id, block)
+    gw.update_event(who, ALICE, instances[1].event_id, instances[1].start + timedelta(hours=2),
+                    instances[1].end + timedelta(hours=2), time_zone=LA)
+    gw.cancel_event(who, ALICE, instances[4].event_id)
+    tuesday = block + timedelta(days=1)
+    start = datetime.combine(tuesday, time(9), tzinfo=ZoneInfo(LA))
+    rule = _weekly(tuesday, 6, days=(Weekday.TUESDAY,))
+    master = gw.update_series(who, ALICE, created.event_id, recurrence=rule, start=start,
+                              end=start + timedelta(minutes=45), time_zone=LA)
+    assert master.recurrence == rule
+    after = _instances(backend, ALICE, created.event_id, block)
+    assert [i.type for i in after] == [EventType.OCCURRENCE] * 6
+    assert [i.start.astimezone(ZoneInfo(LA)).date() for i in after] == [tuesday + timedelta(weeks=n) for n in range(6)]
+    bob = _instances(backend, BOB, _bob_series(backend, block), block)
+    assert [i.start for i in bob] == [i.start for i in after]
+    assert not any(i.is_cancelled for i in bob)
+
+
+def test_ending_a_series_keeps_earlier_exceptions_and_never_extends_it(backend: Backend, block: date) -> None:
+    """end_series cuts after a date (the exception before it stays); a later date changes nothing."""
+    gw, who = backend.gateway, backend.who
+    created = gw.create_event(who, ALICE, _series(block, attendees=(BOB,)))
+    instances = _instances(backend, ALICE, created.event_id, block)
+    gw.update_event(who, ALICE, instances[1].event_id, instances[1].start + timedelta(hours=1),
+                    instances[1].end + timedelta(hours=1), time_zone=LA)
+    ended = gw.end_series(who, ALICE, created.event_id, block + timedelta(weeks=2))
+    assert ended.recurrence is not None
+    assert ended.recurrence.range.type == RecurrenceRangeType.END_DATE
+    assert ended.recurrence.range.end_date == block + timedelta(weeks=2)
+    after = _instances(backend, ALICE, created.event_id, block)
+    assert [i.type for i in after] == [EventType.OCCURRENCE, EventType.EXCEPTION, EventType.OCCURRENCE]
+    assert len(_instances(backend, BOB, _bob_series(backend, block), block)) == 3
+    again = gw.end_series(who, ALICE, created.event_id, block + timedelta(weeks=8))
+    assert again.recurrence == ended.recurrence
+    with pytest.raises(InvalidRecurrence) as caught:
+        gw.end_series(who, ALICE, created.event_id, block - timedelta(days=1))
+    assert caught.value.code == "end_before_start"
+
+
+def test_cancelling_the_master_cancels_the_whole_series(backend: Backend, block: date) -> None:
+    """Cancel on the master id: the organizer's series is gone, every occurrence of Bob's copy is cancelled."""
+    gw, who = backend.gateway, backend.who
+    created = gw.create_event(who, ALICE, _series(block, attendees=(BOB,)))
+    bob_series = _bob_series(backend, block)
+    gw.cancel_event(who, ALICE, created.event_id)
+    with pytest.raises(ItemNotFound):
+        gw.get_event(who, ALICE, created.event_id)
+    with pytest.raises(ItemNotFound):
+        list(gw.list_instances(who, ALICE, created.event_id, *_window(block)))
+    bob = _instances(backend, BOB, bob_series, block)
+    assert len(bob) == 6 and all(i.is_cancelled for i in bob)
+
+
+def test_an_invalid_rule_is_refused_before_anything_is_sent(backend: Backend, block: date) -> None:
+    """A weekly rule without days is InvalidRecurrence and creates nothing."""
+    bad = PatternedRecurrence(
+        RecurrencePattern(RecurrencePatternType.WEEKLY, 1, ()),
+        RecurrenceRange(RecurrenceRangeType.NUMBERED, block, number_of_occurrences=3),
+    )
+    meeting = dataclasses.replace(_series(block), recurrence=bad)
+    with pytest.raises(InvalidRecurrence) as caught:
+        backend.gateway.create_event(backend.who, ALICE, meeting)
+    assert caught.value.code == "days_of_week_required"
+    assert list(backend.gateway.calendar_view(backend.who, ALICE, *_window(block))) == []

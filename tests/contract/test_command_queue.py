@@ -92,6 +92,17 @@ def test_ping_answers_when_the_queue_service_is_up(queue_pair: tuple[CommandQueu
 # --- Azure adapter only ---
 
 
+def test_ping_reads_one_known_queue_and_never_lists_the_account(azurite: Azurite) -> None:
+    """ping reads the access-tests queue's properties (the identity is granted per queue), never list_queues."""
+    queue = AzureCommandQueue.from_connection_string(azurite.connection_string)
+
+    def forbidden(*_a: object, **_k: object) -> None:
+        raise AssertionError("ping listed the account's queues")
+
+    queue._service.list_queues = forbidden  # type: ignore[method-assign]
+    queue.ping()
+
+
 def test_messages_are_base64_of_compact_utf8_json(azurite: Azurite, unique_name: str) -> None:
     """On the wire a message is base64 of compact UTF-8 JSON: what the Functions queue trigger decodes."""
     AzureCommandQueue.from_connection_string(azurite.connection_string).send(unique_name, COMMAND)

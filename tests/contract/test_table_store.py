@@ -11,6 +11,7 @@ from azure.data.tables import TableClient, TableServiceClient
 from core.adapters.tables import AzureTableStore, ensure_tables
 from core.domain.errors import ConcurrencyConflict, Conflict, NotFound, StorageUnavailable
 from core.domain.keys import MAX_KEY_CHARS
+from core.names import Tables
 from core.ports import Entity, EntityValue, TableStore
 from local.azurite import Azurite, connection_string, free_port
 
@@ -252,6 +253,20 @@ def test_storage_down_is_storage_unavailable() -> None:
             call()
         assert caught.value.__cause__ is not None
     assert time.monotonic() - started < 10
+
+
+def test_ping_reads_a_provisioned_table_and_never_lists_the_account(azurite: Azurite) -> None:
+    """ping reads one row of integrations (the identity's Table Data Contributor is per table): an account-level
+    list_tables would need a role the deployment no longer grants. It answers before the table exists, too."""
+    store = AzureTableStore.from_connection_string(azurite.connection_string)
+
+    def forbidden(*_a: object, **_k: object) -> None:
+        raise AssertionError("ping listed the account's tables")
+
+    store._service.list_tables = forbidden  # type: ignore[method-assign]
+    store.ping()
+    store.upsert(Tables.INTEGRATIONS, Entity("ping-test", "r", {"x": 1}))
+    store.ping()
 
 
 def test_ensure_tables_creates_tables_and_is_idempotent(azurite: Azurite, unique_name: str) -> None:

@@ -23,7 +23,7 @@ from core.settings import Settings
 from local import azurite as azurite_mod
 from local.host import Host, QueueOptions
 from local.simulator import SimulatorHandle, start_simulator
-from local.simulator.state import DEFAULT_CLIENT_ID
+from local.simulator.state import DEFAULT_CLIENT_ID, PRODUCT_SERVER_CLIENT_ID
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL_CLIENT_SECRET = "local-dev-secret"
@@ -130,6 +130,8 @@ def stack_env(sim: SimulatorHandle, host_port: int, storage: str, secrets_dir: P
         "ACCESS_TEST_SCHEDULE": NEVER,
         "RENEWAL_SCHEDULE": NEVER,
         "RECONCILE_SCHEDULE": NEVER,
+        "RECONCILE_NEAR_SCHEDULE": NEVER,
+        "PRODUCT_SERVER_CLIENT_IDS": PRODUCT_SERVER_CLIENT_ID,
         "LOG_LEVEL": "INFO",
     }
 

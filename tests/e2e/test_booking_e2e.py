@@ -100,13 +100,16 @@ def events_of(stack: Stack, user: str, tx: str | None = None) -> list[dict[str, 
     return [e for e in events if tx is None or e.get("transactionId") == tx]
 
 
-def free_slot(stack: Stack, token: str, pairing_id: str, day_offset: int) -> datetime:
+def free_slot(stack: Stack, token: str, pairing_id: str, day_offset: int, *, not_before: datetime | None = None,
+              minutes: int = 30) -> datetime:
     """A slot both members are free in, from the availability route (or a quiet early-morning fallback)."""
     today = date.today()
     day = datetime(today.year, today.month, today.day, tzinfo=UTC) + timedelta(days=day_offset)
+    if not_before is not None:
+        day = max(day, not_before)
     r = stack.call("POST", "/availability", token, {
         "pairingId": pairing_id, "start": day.isoformat(), "end": (day + timedelta(days=3)).isoformat(),
-        "durationMinutes": 30, "timeZone": "UTC",
+        "durationMinutes": minutes, "timeZone": "UTC",
     })
     if r.status_code == 200 and r.json().get("slots"):
         return datetime.fromisoformat(r.json()["slots"][0]["start"].replace("Z", "+00:00"))
@@ -157,7 +160,8 @@ def test_reschedule_and_cancel_from_the_api_reach_the_calendar(contoso: Stack) -
     start = free_slot(stack, alice, pairing_id, day_offset=16)
     sid = book(stack, alice, pairing_id, start)
     wait_status(stack, alice, sid, "booked")
-    moved = start + timedelta(hours=1)
+    # A move the slot re-check accepts: a time both are free (their own sessions included).
+    moved = free_slot(stack, alice, pairing_id, day_offset=16, not_before=start + timedelta(hours=1), minutes=45)
     r = stack.call("PATCH", f"/sessions/{sid}", alice, {"start": moved.isoformat(),
                                                          "end": (moved + timedelta(minutes=45)).isoformat(),
                                                          "timeZone": "UTC"})
@@ -180,8 +184,10 @@ def test_fifty_bookings_under_throttling_and_failures_all_book_without_duplicate
     stack.control("POST", "/_sandbox/faults", {"throttleRate": 0.3, "failRate": 0.05, "retryAfterSeconds": 1})
     try:
         jobs = [(m, pid, base + timedelta(days=i // 5, hours=i % 5)) for i in range(10) for m, pid in pairs]
+        # Fixed times, not searched ones: some fall on the partners' seeded meetings, so the slot
+        # re-check is waived here (this test is about throttling and duplicates; slot_taken has its own).
         with ThreadPoolExecutor(max_workers=5) as pool:
-            sids = list(pool.map(lambda j: (j[0], book(stack, tokens[j[0]], j[1], j[2])), jobs))
+            sids = list(pool.map(lambda j: (j[0], book(stack, tokens[j[0]], j[1], j[2], allowConflicts=True)), jobs))
         assert len(sids) == 50
         for organizer, sid in sids:
             wait_status(stack, tokens[organizer], sid, "booked", timeout=240)

@@ -37,6 +37,7 @@ ALLOWED: Final[dict[str, frozenset[str]]] = {
         "organizerId", "organizerAddress", "attendees", "room", "start", "end", "timeZone", "status", "pendingOp",
         "version", "onlineMeeting", "onlineProvider", "joinUrl", "eventId", "iCalUId", "changeKey", "lastModified",
         "source", "failureReason", "pairingId", "calendarId", "createdAt", "updatedAt",
+        "allowConflicts",  # a flag of the request: no slot re-check before writing
         # the per-user index rows
         "sessionId",
         # the session's event version, and product-event outbox rows (ids, type, time, order, metadata JSON)
@@ -51,23 +52,42 @@ ALLOWED: Final[dict[str, frozenset[str]]] = {
         "updatedAt",
         # registry rows of the tenant's secret NAMES (never values), so disconnect can delete them
         "name",
+        # the consent row: where consent stands, its error code, and the re-proof step while Entra propagates it
+        "errorCode", "verification",
         *OUTBOX,
     }),
     "accesstests": frozenset({
         "accessible", "byReason", "errorCode", "finishedAt", "graphCalls", "hints", "inaccessible", "lastFinished",
         "latest", "requestedBy", "sampled", "startedAt", "status", "userChunks",
         *(f"users{i}" for i in range(64)),  # the per-user results, chunked under the 64 KiB property limit
+        "reason", "testId", "at",  # mailboxes found on premises / hybrid / unlicensed (booking refuses them)
         *OUTBOX,
     }),
     "alerts": frozenset({"detail", "kind", "lastSentAt", "sentAt", "since", "suppressed"}),
-    "audit": frozenset({"action", "actor", "at", "changes"}),
+    "audit": frozenset({"action", "actor", "at", "changes",
+                        # app actions: client id, user acted for, ids involved, outcome (never content)
+                        "appId", "onBehalfOf", "ids", "status", "code"}),
+    # Idempotency-Key records (hashed key in the RowKey): a SHA-256 of the request, state, times and
+    # the route's stored reply to a session write ({id, status}) with its Location.
+    "idempotency": frozenset({"fingerprint", "state", "claimedAt", "expiresAt", "status", "body", "location"}),
+    # Slot claims: [session id, start, end, claimed at] per organizer and day.
+    "slotclaims": frozenset({"claims"}),
     "subscriptions": frozenset({"createdAt", "expiresAt", "failures", "lifetimeMinutes", "renewAt",
-                                "subscriptionId", "userId", "deltaLink", "resource", "status", "tenantId"}),
+                                "subscriptionId", "userId", "deltaLink", "resource", "status", "tenantId",
+                                # the clientState's per-subscription nonce and key id (never the clientState)
+                                "stateNonce", "keyId", "lastError",
+                                # the learned lifetime; lifecycle work done; resync cooldown
+                                "maxMinutes", "learnedAt", "at", "lastAt", "nextAt"}),
     "subscriptionexpiry": frozenset({"subscriptionId", "tenantId", "userId"}),
     "connections": frozenset({"userId", "purpose", "status", "reason", "username", "connectedAt", "updatedAt",
                               "connectedBy", "scope", *OUTBOX}),
-    "oauthstates": frozenset({"adminOid", "purpose", "userOid", "loginHint", "createdAt", "expiresAt", "flow"}),
+    "oauthstates": frozenset({"adminOid", "purpose", "userOid", "loginHint", "mailboxOid", "createdAt", "expiresAt",
+                              "flow"}),  # flow: sealed (AES-GCM), never readable
     "ratelimits": frozenset({"tokens", "at", "updatedAt"}),
+    # offered hours: a zone, minute numbers of windows, dates, limits, who changed them (stores/availability_rules.py)
+    "availabilityrules": frozenset({"timeZone", "weekly", "overrides", "minNoticeMinutes", "bufferBeforeMinutes",
+                                    "bufferAfterMinutes", "maxPerDay", "maxPerWeek", "withinWorkingHours",
+                                    "updatedAt", "updatedBy"}),
     # Events to the product (core/services/stores/webhooks.py). Endpoints: configuration and secret VERSION
     # numbers (the secrets live in the secret store). Deliveries: pending rows (the signed body is the event's
     # metadata JSON), the delivery log (status, latency; never a payload) and endpoint health. Events: 30 days.
@@ -120,14 +140,20 @@ def test_tables_hold_metadata_only_and_no_subject_anywhere(stack: Stack) -> None
     pairing_id = pair(stack, "alice", "bob")
     alice = stack.token(upn("alice"))
     start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=45)
-    sid = book(stack, alice, pairing_id, start, room=ROOM)
+    sid = book(stack, alice, pairing_id, start, room=ROOM, allowConflicts=True)
     wait_status(stack, alice, sid, "booked")
     later = start + timedelta(hours=2)
-    stack.call("PATCH", f"/sessions/{sid}", alice, {"start": later.isoformat(),
-                                                     "end": (later + timedelta(minutes=30)).isoformat(),
-                                                     "timeZone": "UTC"})
+    moved = stack.call("PATCH", f"/sessions/{sid}", alice, {"start": later.isoformat(),
+                                                             "end": (later + timedelta(minutes=30)).isoformat(),
+                                                             "timeZone": "UTC", "allowConflicts": True},
+                       headers={"Idempotency-Key": "metadata-e2e-move"})  # an idempotency record too
+    assert moved.status_code == 202, moved.text
     wait_status(stack, alice, sid, "booked")
-    assert stack.call("DELETE", f"/sessions/{sid}", alice, {"comment": COMMENT}).status_code == 202
+    app = stack.app_token(seed.CONTOSO, ["Sessions.ReadWrite.All"])  # an audited app action
+    assert stack.call("GET", f"/sessions/{sid}", app).status_code == 200
+    assert stack.call("DELETE", f"/sessions/{sid}", app, {"comment": COMMENT},
+                      headers={"X-On-Behalf-Of": upn("alice"), "Idempotency-Key": "metadata-e2e-cancel"}
+                      ).status_code == 202
     wait_status(stack, alice, sid, "cancelled")
     stack.wait_for(lambda: any(r.json()["type"] == "session.cancelled" for r in receiver.delivered()))
     receiver.stop()

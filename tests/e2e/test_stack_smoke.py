@@ -6,8 +6,10 @@ from tests.e2e.conftest import Stack
 
 
 def test_health_is_green_on_the_local_stack(stack: Stack) -> None:
-    """Tables and queues on Azurite are reachable through the host: /api/health answers 200."""
-    response = stack.call("GET", "/health")
+    """The host is live (/api/health) and tables and queues on Azurite are reachable (/api/health/ready: 200)."""
+    live = stack.call("GET", "/health")
+    assert live.status_code == 200 and live.json()["checks"] == {"process": "ok"}
+    response = stack.call("GET", "/health/ready")
     assert response.status_code == 200, response.text
     assert response.json()["checks"] == {"tables": "ok", "queues": "ok"}
 
@@ -17,7 +19,7 @@ def test_simulator_lists_seeded_tenants(stack: Stack) -> None:
     tenants = stack.control("GET", "/_sandbox/tenants")
     assert len(tenants) >= 2
     kinds = {u["kind"] for t in tenants for u in t["users"]}
-    assert {"normal", "onPremises", "unlicensed", "outsideScope"} <= kinds
+    assert {"normal", "onPremises", "unlicensed", "outsideScope", "hybrid"} <= kinds
 
 
 def test_unauthenticated_call_gets_401_envelope(stack: Stack) -> None:

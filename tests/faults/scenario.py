@@ -355,7 +355,8 @@ def run_scenario(plan: FaultPlan, *, progress: Callable[[str], None] = lambda _:
     report = Report(bookings=plan.bookings, changes=min(plan.changes, plan.bookings))
     began = time.monotonic()
     organizers = max(1, min(plan.organizers, plan.bookings))
-    env = {"RECONCILE_SCHEDULE": "*/30 * * * * *", "RENEWAL_SCHEDULE": "0 0 0 1 1 *"}
+    env = {"RECONCILE_SCHEDULE": "*/30 * * * * *", "RECONCILE_NEAR_SCHEDULE": "*/30 * * * * *",
+           "RENEWAL_SCHEDULE": "0 0 0 1 1 *"}
     receiver = product_receiver.FlappingReceiver(fail_rate=plan.receiver_fail_rate).start()
     with ProcessStack.create(work=work, extra_env=env, extra_users=2 * organizers) as stack:
         stack.onboard(seed.CONTOSO, seed.CONTOSO_ADMIN, owner_email="owner@contoso.test")

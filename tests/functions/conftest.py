@@ -20,7 +20,6 @@ from core.bootstrap import Container, set_container
 from core.names import Tables
 from core.ports import Entity
 from core.settings import Settings
-from functions.ratelimit import limiter
 from tests.support.app_client import AppClient
 from tests.support.auth_flow import FakeAuthFlow
 from tests.support.memory import FixedClock, InMemoryCommandQueue, InMemorySecretStore, InMemoryTableStore
@@ -34,6 +33,8 @@ USER_A = "a0000000-0000-4000-8000-000000000001"
 USER_A2 = "a0000000-0000-4000-8000-000000000002"
 USER_B = "b0000000-0000-4000-8000-000000000001"
 KID = "test-key-1"
+PRODUCT_SERVER = "e0000000-0000-4000-8000-00000000000e"  # the product server's client id (allow-listed)
+SPA_CLIENT = "f0000000-0000-4000-8000-00000000000f"  # the SPA's client id (user tokens' azp)
 AUTHORITY = "https://login.microsoftonline.com"
 
 BASE_ENV = {
@@ -42,7 +43,11 @@ BASE_ENV = {
     "ENTRA_CREDENTIAL": "secret",
     "PUBLIC_BASE_URL": "https://func.example.com",
     "APP_URL": "https://app.example.com",
+    "KEY_VAULT_URI": "https://kv-test.vault.azure.net/",
+    "ACS_ENDPOINT": "https://acs-test.communication.azure.com",
+    "ALERT_SENDER_ADDRESS": "DoNotReply@alerts.example.com",
     "ALLOWED_TENANTS": f"{TENANT_A},{TENANT_B},{TENANT_NEW}",
+    "PRODUCT_SERVER_CLIENT_IDS": PRODUCT_SERVER,
 }
 
 
@@ -113,10 +118,13 @@ def claims_for(
     }
     if app:
         claims["idtyp"] = "app"
+        claims["azp"] = PRODUCT_SERVER
         claims.pop("name")
         claims.pop("preferred_username")
-    elif scp is not None:
-        claims["scp"] = scp
+    else:
+        claims["azp"] = SPA_CLIENT
+        if scp is not None:
+            claims["scp"] = scp
     if roles:
         claims["roles"] = roles
     claims.update(overrides)
@@ -177,19 +185,24 @@ def env(jwks: KeySource) -> Iterator[Env]:
     onboard(tables, TENANT_A)
     onboard(tables, TENANT_B, "degraded")
     set_container(container)
-    limiter.reset()
     try:
         yield Env(settings, tables, queues, container, jwks, AppClient(function_app.app))
     finally:
         set_container(None)
-        limiter.reset()
+
+
+def reset_rate_limits(env: Env) -> None:
+    """Empty every rate-limit bucket (the shared table rows and the instance's leases)."""
+    for row in list(env.tables.all(Tables.RATE_LIMITS)):
+        env.tables.delete(Tables.RATE_LIMITS, row.partition_key, row.row_key)
+    env.container.rate_limiter.reset()
 
 
 # Error codes of the authentication/authorization layer (functions/auth.py, core/services/authz.py).
 AUTH_REFUSAL_CODES = frozenset({
     "unauthenticated", "invalid_token", "token_expired", "insufficient_scope", "user_token_required",
     "tenant_not_onboarded", "tenant_not_allowed", "admin_role_required", "pairing_writer_required",
-    "webhook_manager_required",
+    "app_not_allowed", "sessions_role_required", "on_behalf_of_not_allowed", "webhook_manager_required",
 })
 
 

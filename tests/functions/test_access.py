@@ -170,3 +170,39 @@ def test_tenant_gate_forget_takes_effect_immediately() -> None:
     onboard(tables, TENANT_A, "testing")
     gate.forget(TENANT_A)
     assert gate.is_onboarded(TENANT_A.upper())
+
+
+def test_the_product_server_reaches_exactly_the_routes_that_name_an_app_role() -> None:
+    """App-only tokens get past authentication only on pairing writes, the acting session/availability routes and
+    the webhook endpoint routes."""
+    from functions.auth import ACTING_KINDS, APP_KINDS, Auth
+    from functions.endpoint import registered_routes
+
+    reachable = {(s.method, s.route) for s in registered_routes() if s.auth in APP_KINDS}
+    assert reachable == {
+        ("PUT", "pairings/{pairingId}"), ("DELETE", "pairings/{pairingId}"),
+        ("POST", "availability"), ("GET", "rooms"), ("POST", "rooms/availability"),
+        ("POST", "sessions"), ("GET", "sessions"), ("GET", "sessions/{id}"),
+        ("PATCH", "sessions/{id}"), ("DELETE", "sessions/{id}"),
+        ("GET", "me/availability-rules"), ("PUT", "me/availability-rules"), ("DELETE", "me/availability-rules"),
+        ("GET", "me/availability-rules/preview"),
+        ("POST", "webhooks/endpoints"), ("GET", "webhooks/endpoints"), ("GET", "webhooks/endpoints/{endpointId}"),
+        ("PATCH", "webhooks/endpoints/{endpointId}"), ("DELETE", "webhooks/endpoints/{endpointId}"),
+        ("POST", "webhooks/endpoints/{endpointId}/rotate-secret"), ("POST", "webhooks/endpoints/{endpointId}/ping"),
+        ("GET", "webhooks/endpoints/{endpointId}/deliveries"),
+        ("POST", "webhooks/endpoints/{endpointId}/deliveries/{deliveryId}/replay"),
+        ("POST", "webhooks/endpoints/{endpointId}/replay"),
+    }
+    readers = {(s.method, s.route) for s in registered_routes() if s.auth is Auth.SESSION_READER}
+    assert readers == {("GET", "sessions"), ("GET", "sessions/{id}")}
+    assert ACTING_KINDS <= APP_KINDS
+
+
+def test_an_app_acting_for_a_user_of_another_tenant_finds_nothing(env: Env, mint: TokenFactory) -> None:
+    """Naming another tenant's user by object id acts inside the token's tenant only: nothing of theirs is seen."""
+    from tests.functions.conftest import TENANT_B, USER_B
+
+    onboard(env.tables, TENANT_B)
+    token = mint(app=True, roles=["Sessions.ReadWrite.All"], tid=TENANT_A)
+    r = env.client.get("/api/sessions", headers={**bearer(token), "X-On-Behalf-Of": USER_B})
+    assert r.status == 200 and r.json() == []

@@ -133,17 +133,21 @@ def test_rooms_are_listed_with_the_contract_fields(env: Env, mint: TokenFactory,
 
 
 def test_room_availability_gives_slots_per_room(env: Env, mint: TokenFactory, graph: FakeCalendarGateway) -> None:
-    """POST /api/rooms/availability answers {rooms: [{email, slots, status}]}."""
+    """POST /api/rooms/availability answers {rooms: [{email, slots, status}]} for the tenant's rooms only; any
+    other address is 422 room_not_found."""
     graph.add_room(TENANT_A, "board@a.example", "Board Room")
     graph.add_busy(TENANT_A, "board@a.example", MONDAY + timedelta(hours=10), MONDAY + timedelta(hours=12))
     body = {"rooms": ["board@a.example", "ghost@a.example"], "start": "2025-03-03T09:00:00Z",
             "end": "2025-03-03T13:00:00Z", "durationMinutes": 60, "timeZone": "UTC"}
     r = env.client.post("/api/rooms/availability", headers=bearer(mint()), json=body)
+    assert r.status == 422, r.text
+    assert r.json()["error"]["code"] == "room_not_found"
+    assert r.json()["error"]["details"]["fields"][0]["loc"] == ["body", "rooms", 1]
+    r = env.client.post("/api/rooms/availability", headers=bearer(mint()), json={**body, "rooms": ["board@a.example"]})
     assert r.status == 200, r.text
-    board, ghost = r.json()["rooms"]
+    [board] = r.json()["rooms"]
     assert [s["start"] for s in board["slots"]] == ["2025-03-03T09:00:00Z", "2025-03-03T12:00:00Z"]
     assert board["status"] == "ok"
-    assert ghost["slots"] == [] and ghost["status"] == "user_not_found"
 
 
 def test_calendar_settings_show_the_callers_zone_and_hours(

@@ -20,8 +20,7 @@ from schemathesis import GenerationMode
 
 from functions.endpoint import RouteSpec, registered_routes
 from functions.openapi import openapi_document
-from functions.ratelimit import limiter
-from tests.functions.conftest import TENANT_A, Env, TokenFactory, bearer
+from tests.functions.conftest import TENANT_A, Env, TokenFactory, bearer, reset_rate_limits
 from tests.support.fake_graph import FakeCalendarGateway, FakeTokenProvider
 
 SCHEMA = schemathesis.openapi.from_dict(openapi_document())
@@ -77,7 +76,7 @@ def test_generated_requests_never_break_a_route(
     spec = SPECS[key]
     mode = data.draw(st.sampled_from([GenerationMode.POSITIVE, GenerationMode.NEGATIVE]))
     case = data.draw(operation.as_strategy(generation_mode=mode))
-    limiter.reset()
+    reset_rate_limits(env)
     if env.container.graph is None:
         # Features call Microsoft Graph: give them an empty fake tenant so "not configured" is not a 503.
         env.container.graph = FakeCalendarGateway(tokens=FakeTokenProvider([TENANT_A]), clock=env.container.clock)

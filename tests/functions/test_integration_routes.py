@@ -170,7 +170,8 @@ def test_callback_without_state_still_redirects_with_an_error(admin: Admin) -> N
 
 
 def test_access_test_on_demand_is_202_and_latest_is_404_before_any(admin: Admin) -> None:
-    """POST answers 202 {id, status: running}; GET latest is 404 until a test exists; 409 before consent."""
+    """POST answers 202 {id, status: running}; GET latest is 404 until a test exists; 409 before consent and
+    409 access_test_running while one runs."""
     assert admin.call("GET", "/api/integration/access-tests/latest").status == 404
     admin.call("PUT", "/api/integration", BODY)
     early = admin.call("POST", "/api/integration/access-tests")
@@ -180,6 +181,9 @@ def test_access_test_on_demand_is_202_and_latest_is_404_before_any(admin: Admin)
     r = admin.call("POST", "/api/integration/access-tests")
     assert r.status == 202 and r.json()["status"] == "running"
     assert admin.call("GET", "/api/integration/access-tests/latest").json()["id"] == r.json()["id"]
+    again = admin.call("POST", "/api/integration/access-tests")  # while that one runs
+    assert again.status == 409 and again.json()["error"]["code"] == "access_test_running"
+    assert again.json()["error"]["details"] == {"id": r.json()["id"]}
 
 
 def test_revoked_consent_fails_the_tenant_and_mails_the_owner_once(admin: Admin) -> None:

@@ -39,12 +39,57 @@ def test_permissions_list_what_the_app_asks_for_and_why(env: Env) -> None:
     assert "subject" in doc["dataUsage"] and "body" in doc["dataUsage"]
 
 
-def test_health_is_anonymous_and_reports_checks(env: Env) -> None:
-    """GET /api/health answers 200 with the checks when the fakes are reachable."""
-    r = env.client.get("/api/health")
-    assert r.status == 200
-    assert r.json()["status"] == "ok"
+class _Pings:
+    """Counts (and can fail) the dependency pings readiness makes."""
+
+    def __init__(self, env: Env) -> None:
+        self.calls = 0
+        self.fail = False
+        self._tables_ping = env.container.tables.ping
+        env.container.tables.ping = self.ping  # type: ignore[method-assign]
+
+    def ping(self) -> None:
+        from core.domain.errors import StorageUnavailable
+
+        self.calls += 1
+        if self.fail:
+            raise StorageUnavailable()
+        self._tables_ping()
+
+
+@pytest.fixture
+def pings(env: Env) -> _Pings:
+    from functions import health
+
+    health._ready.clear()
+    return _Pings(env)
+
+
+def test_liveness_is_anonymous_and_touches_no_dependency(env: Env, pings: _Pings) -> None:
+    """GET /api/health answers 200 from the process alone: a flood of anonymous probes never reaches storage."""
+    for _ in range(20):
+        r = env.client.get("/api/health")
+        assert r.status == 200 and r.json() == {"status": "ok", "checks": {"process": "ok"}}
     assert r.header("x-correlation-id")
+    assert pings.calls == 0
+
+
+def test_readiness_checks_dependencies_at_most_once_per_cache_period(env: Env, pings: _Pings) -> None:
+    """GET /api/health/ready reports tables and queues; twenty calls within the cache period make one check."""
+    for _ in range(20):
+        r = env.client.get("/api/health/ready")
+        assert r.status == 200
+        assert r.json() == {"status": "ok", "checks": {"tables": "ok", "queues": "ok", "keyVault": "ok"}}
+    assert pings.calls == 1
+
+
+def test_readiness_names_the_failing_check_with_retry_after(env: Env, pings: _Pings) -> None:
+    """Storage down: 503 with the failing check's code and Retry-After."""
+    pings.fail = True
+    r = env.client.get("/api/health/ready")
+    assert r.status == 503 and r.header("Retry-After") == "10"
+    assert r.json() == {"status": "unhealthy",
+                        "checks": {"tables": "storage_unavailable", "queues": "ok", "keyVault": "ok"}}
 
 
 def test_correlation_id_is_echoed_or_created(env: Env) -> None:

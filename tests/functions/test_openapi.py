@@ -23,17 +23,6 @@ if not API_MD.exists():  # the shared specs sit beside the project root
 _ROW = re.compile(r"^\|\s*(GET|POST|PUT|PATCH|DELETE)\s*\|\s*(/api/\S+?)\s*\|", re.MULTILINE)
 
 
-_ADDITION_PREFIX = re.compile(r"`(/api/[A-Za-z0-9/_{}.-]+)`")
-
-
-def addition_prefixes() -> set[str]:
-    """Route prefixes that the contract's "Version 1.1 additions" name in prose (``/api/webhooks/endpoints``...):
-    their routes are detailed in the OpenAPI document, not in the tables."""
-    text = API_MD.read_text(encoding="utf-8")
-    section = text.split("## Version 1.1 additions", 1)[-1].split("\n## ", 1)[0]
-    return set(_ADDITION_PREFIX.findall(section))
-
-
 def contract_routes() -> set[tuple[str, str]]:
     """(METHOD, path) of every route in docs/api.md, without the simulator's control API."""
     text = API_MD.read_text(encoding="utf-8").split("## Local Microsoft 365 simulator", 1)[0]
@@ -61,18 +50,37 @@ def test_every_contract_route_is_documented(document: dict[str, Any]) -> None:
     assert contract_routes() - _documented(document) == set()
 
 
+def additions() -> set[str]:
+    """Paths the contract's "Version 1.1 additions" name (the OpenAPI document is their detailed reference)."""
+    text = API_MD.read_text(encoding="utf-8").split("## Version 1.1 additions", 1)[1].split("\n## ", 1)[0]
+    return set(re.findall(r"`(/api/[^`\s]+)`", text))
+
+
+# Routes that serve a 1.1 addition from beside its path: the admin's side of offered hours; and readiness, split
+# from liveness so anonymous /api/health does no I/O (docs/architecture.md, "Health").
+COMPANIONS = {
+    (method, path)
+    for method in ("GET", "PUT", "DELETE")
+    for path in ("/api/integration/availability-rules/default", "/api/users/{user}/availability-rules")
+} | {("GET", "/api/health/ready")}
+
+
 def test_document_has_nothing_beyond_the_contract(document: dict[str, Any]) -> None:
-    """The document lists no route the contract does not have (a 1.1 addition's routes sit under the
-    prefix the contract names for it)."""
-    prefixes = addition_prefixes()
-    beyond = {(m, p) for m, p in _documented(document) - contract_routes()
-              if not any(p == prefix or p.startswith(prefix + "/") for prefix in prefixes)}
-    assert beyond == set()
+    """The document lists no route the contract does not have (1.1 additions and their companions aside)."""
+    prefixes = additions()
+    assert "/api/me/availability-rules" in prefixes
+    extra = {
+        (method, path)
+        for method, path in _documented(document) - contract_routes()
+        if not any(path == prefix or path.startswith(prefix + "/") for prefix in prefixes)
+    }
+    assert extra - COMPANIONS == set()
+    assert ("GET", "/api/health/ready") in _documented(document)
 
 
 def test_the_webhook_additions_are_all_under_their_contract_prefix(document: dict[str, Any]) -> None:
     """Every webhook-endpoint route is under /api/webhooks/endpoints, which the 1.1 additions name."""
-    assert "/api/webhooks/endpoints" in addition_prefixes()
+    assert "/api/webhooks/endpoints" in additions()
     webhook_paths = {p for _, p in _documented(document) if p.startswith("/api/webhooks")}
     assert webhook_paths and all(p.startswith("/api/webhooks/endpoints") for p in webhook_paths)
 
@@ -144,6 +152,33 @@ def test_document_is_served_anonymously(env: Env) -> None:
     assert r.status == 200
     assert r.content_type.startswith("application/json")
     assert r.json() == openapi_document()
+
+
+def test_product_server_headers_and_fields_are_documented(document: dict[str, Any]) -> None:
+    """Idempotency-Key on session writes, X-On-Behalf-Of where an app may act for a user, paging and allowConflicts."""
+    paths = document["paths"]
+
+    def params(path: str, method: str) -> dict[str, dict[str, Any]]:
+        return {p["name"]: p for p in paths[path][method].get("parameters", [])}
+
+    for path, method in (("/api/sessions", "post"), ("/api/sessions/{id}", "patch"), ("/api/sessions/{id}", "delete")):
+        key = params(path, method)["Idempotency-Key"]
+        assert key["in"] == "header" and key["schema"]["maxLength"] == 255 and not key["required"]
+        assert "Idempotent-Replayed" in paths[path][method]["responses"]["202"]["headers"]
+        assert {"409", "422"} <= set(paths[path][method]["responses"])
+    acting = {(p, m) for p, item in paths.items() for m, op in item.items()
+              if any(x["name"] == "X-On-Behalf-Of" for x in op.get("parameters", []))}
+    assert acting == {("/api/sessions", "post"), ("/api/sessions", "get"), ("/api/sessions/{id}", "get"),
+                      ("/api/sessions/{id}", "patch"), ("/api/sessions/{id}", "delete"),
+                      ("/api/availability", "post"), ("/api/rooms", "get"), ("/api/rooms/availability", "post"),
+                      ("/api/me/availability-rules", "get"), ("/api/me/availability-rules", "put"),
+                      ("/api/me/availability-rules", "delete"), ("/api/me/availability-rules/preview", "get")}
+    assert "X-Next-Cursor" in paths["/api/sessions"]["get"]["responses"]["200"]["headers"]
+    assert {"from", "to", "pairingId", "limit", "cursor"} <= set(params("/api/sessions", "get"))
+    assert not params("/api/sessions", "get")["from"]["required"]
+    schemas = document["components"]["schemas"]
+    assert "allowConflicts" in schemas["CreateSessionBody"]["properties"]
+    assert "allowConflicts" in schemas["RescheduleBody"]["properties"]
 
 
 def test_every_product_event_type_is_published_as_an_openapi_webhook(document: dict[str, Any]) -> None:

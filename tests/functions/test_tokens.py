@@ -271,3 +271,55 @@ def test_claims_are_exposed_with_lowercase_ids(env: Env, mint: TokenFactory) -> 
     assert claims.tenant_id == TENANT_A
     assert claims.scopes == frozenset({"access_as_user"})
     assert not claims.is_app
+
+
+# --- app-only tokens, hardened (issue 17 finding 5) ------------------------------------------------
+
+PAIRING = {"mentor": "a0000000-0000-4000-8000-000000000001", "mentee": "a0000000-0000-4000-8000-000000000002",
+           "active": True}
+
+
+def _put_pairing(env: Env, token: str) -> Any:
+    return env.client.put("/api/pairings/p-1", headers=bearer(token), json=PAIRING)
+
+
+def test_an_id_token_with_neither_scp_nor_idtyp_is_refused(env: Env, mint: TokenFactory) -> None:
+    """A token without scp and without idtyp=app (an ID token's shape) is 401, never taken for an app token.
+
+    Before the fix it passed as app-only, and with a roles claim it could write pairings."""
+    id_token = mint(scp=None, roles=["Pairings.ReadWrite.All"], azp=None)
+    r = _put_pairing(env, id_token)
+    assert r.status == 401 and r.json()["error"]["code"] == "invalid_token"
+    _assert_401(env, mint(scp=None))
+
+
+def test_idtyp_user_without_scp_is_refused(env: Env, mint: TokenFactory) -> None:
+    """idtyp=user with no delegated scopes is not a usable access token."""
+    _assert_401(env, mint(scp=None, idtyp="user"))
+
+
+def test_an_app_token_carrying_scopes_is_refused(env: Env, mint: TokenFactory) -> None:
+    """idtyp=app together with scp is contradictory: 401."""
+    from tests.functions.conftest import PRODUCT_SERVER
+
+    r = _put_pairing(env, mint(scp="access_as_user", idtyp="app", azp=PRODUCT_SERVER,
+                               roles=["Pairings.ReadWrite.All"]))
+    assert r.status == 401 and r.json()["error"]["code"] == "invalid_token"
+
+
+def test_app_tokens_are_accepted_only_from_allow_listed_clients(env: Env, mint: TokenFactory) -> None:
+    """An app token of a client not in PRODUCT_SERVER_CLIENT_IDS (or with no azp) is 403 app_not_allowed."""
+    for azp in ("99999999-0000-4000-8000-000000000099", None):
+        r = _put_pairing(env, mint(app=True, roles=["Pairings.ReadWrite.All"], azp=azp))
+        assert r.status == 403 and r.json()["error"]["code"] == "app_not_allowed", azp
+    env.container.settings = make_settings(PRODUCT_SERVER_CLIENT_IDS="")
+    r = _put_pairing(env, mint(app=True, roles=["Pairings.ReadWrite.All"]))
+    assert r.status == 403 and r.json()["error"]["code"] == "app_not_allowed"
+
+
+def test_v1_appid_names_the_client_when_azp_is_absent(env: Env, mint: TokenFactory) -> None:
+    """The client id is read from azp, or from appid in tokens of v1 shape."""
+    from tests.functions.conftest import PRODUCT_SERVER
+
+    claims = JwtValidator(env.settings, env.jwks).validate(mint(app=True, azp=None, appid=PRODUCT_SERVER.upper()))
+    assert claims.is_app and claims.app_id == PRODUCT_SERVER

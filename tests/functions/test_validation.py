@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
+from core.services.ratelimits import POLICIES
 from functions.http import MAX_BODY_BYTES
-from functions.ratelimit import LIMITS
-from tests.functions.conftest import Env, TokenFactory, bearer, validated
+from tests.functions.conftest import TENANT_A, USER_A, Env, TokenFactory, bearer, validated
 
 SESSION = {
     "pairingId": "p-1",
@@ -188,7 +188,7 @@ def test_query_parameters_are_validated(env: Env, mint: TokenFactory) -> None:
     """?from&to need offsets and a window of at most 62 days; unknown parameters are refused."""
     ok = {"from": "2025-03-01T00:00:00Z", "to": "2025-03-31T00:00:00Z"}
     assert validated(env.client.get("/api/sessions", headers=bearer(mint()), query=ok))
-    for bad in ({"from": "2025-03-01T00:00:00Z"}, {**ok, "to": "2025-05-03T00:00:00Z"},
+    for bad in ({**ok, "limit": "0"}, {**ok, "to": "2025-05-03T00:00:00Z"},
                 {**ok, "from": "2025-03-01"}, {**ok, "sort": "desc"}, {**ok, "from": "1740787200"}):
         fields = _fields(env.client.get("/api/sessions", headers=bearer(mint()), query=bad))
         assert all(f["loc"][0] == "query" for f in fields)
@@ -210,7 +210,7 @@ def test_path_ids_are_validated(env: Env, mint: TokenFactory) -> None:
 
 def test_session_writes_are_rate_limited_per_caller(env: Env, mint: TokenFactory) -> None:
     """After the burst a caller gets 429 with Retry-After; another caller is unaffected."""
-    burst = LIMITS["session_writes"].burst
+    burst = POLICIES["session_writes"].per_caller.burst
     token = mint()
     for _ in range(burst):
         assert validated(_post(env, token, "/api/sessions", SESSION))
@@ -222,16 +222,25 @@ def test_session_writes_are_rate_limited_per_caller(env: Env, mint: TokenFactory
     assert validated(_post(env, other, "/api/sessions", SESSION))
 
 
-def test_rate_limit_refills_over_time() -> None:
-    """A drained bucket allows another request once a refill interval has passed."""
-    from functions.ratelimit import Limit, RateLimiter
+ROOMS = {"rooms": ["board@a.example"], "start": "2025-03-03T09:00:00Z", "end": "2025-03-03T13:00:00Z",
+         "durationMinutes": 60, "timeZone": "UTC"}
 
-    clock = [0.0]
-    limiter = RateLimiter({"w": Limit(burst=2, refill_seconds=3.0)}, monotonic=lambda: clock[0])
-    limiter.take("w", ("t", "o"))
-    limiter.take("w", ("t", "o"))
-    with pytest.raises(Exception) as err:
-        limiter.take("w", ("t", "o"))
-    assert getattr(err.value, "retry_after", None) == 3
-    clock[0] += 3
-    limiter.take("w", ("t", "o"))
+
+@pytest.mark.parametrize(("method", "path", "body"), [
+    ("POST", "/api/availability", AVAILABILITY), ("GET", "/api/rooms", None),
+    ("POST", "/api/rooms/availability", ROOMS),
+    ("GET", "/api/me/events?from=2025-03-03T00:00:00Z&to=2025-03-04T00:00:00Z", None),
+    ("GET", "/api/me/calendar-settings", None),
+])
+def test_graph_reading_routes_are_rate_limited_per_caller(env: Env, mint: TokenFactory, method: str, path: str,
+                                                           body: dict[str, object] | None) -> None:
+    """Every route that reads Microsoft Graph for the caller draws on the caller's graph_reads budget: once it is
+    spent the route answers 429 before any Graph call."""
+    from core.services.authz import Caller
+
+    caller = Caller(TENANT_A, USER_A)
+    for _ in range(POLICIES["graph_reads"].per_caller.burst):
+        env.container.rate_limiter.take("graph_reads", caller)
+    r = env.client.request(method, path, headers=bearer(mint()), json=body)
+    assert r.status == 429, r.text
+    assert r.json()["error"]["code"] == "rate_limited" and int(r.header("Retry-After") or "0") >= 1

@@ -36,13 +36,16 @@ def change(event_id: str, *, tenant: str = TENANT_A, user: str = ORGANIZER, clie
     }
 
 
+NONCE = "n0nce-of-sub-1xx"
+
+
 def lifecycle(event: str, *, tenant: str = TENANT_A, user: str = ORGANIZER,
               client_state: str | None = None) -> dict[str, Any]:
     return {
         "subscriptionId": "sub-1",
         "subscriptionExpirationDateTime": "2025-03-10T09:00:00Z",
         "tenantId": tenant,
-        "clientState": client_state if client_state is not None else SIGNER.sign(tenant, user),
+        "clientState": client_state if client_state is not None else SIGNER.sign(tenant, user, NONCE),
         "lifecycleEvent": event,
     }
 
@@ -144,10 +147,12 @@ def test_lifecycle_events_are_checked_and_enqueued_with_their_mailbox(env: Env) 
     r = env.client.post("/api/graph/lifecycle", json=body)
     assert r.status == 202
     (message,) = env.queues.take(Queues.LIFECYCLE)
+    # The subscription's nonce rides along (never the clientState): the worker matches it to the current record.
     assert message.body["items"] == [
-        {"tenantId": TENANT_A, "userId": ORGANIZER, "subscriptionId": "sub-1", "lifecycleEvent": "subscriptionRemoved"},
+        {"tenantId": TENANT_A, "userId": ORGANIZER, "subscriptionId": "sub-1", "lifecycleEvent": "subscriptionRemoved",
+         "nonce": NONCE},
         {"tenantId": TENANT_B, "userId": ORGANIZER, "subscriptionId": "sub-1",
-         "lifecycleEvent": "reauthorizationRequired"},
+         "lifecycleEvent": "reauthorizationRequired", "nonce": NONCE},
     ]
 
 
@@ -164,3 +169,58 @@ def test_handshake_still_wins_over_processing(env: Env) -> None:
     env.queues.fail_sends = True
     r = env.client.post("/api/graph/notifications", query={"validationToken": "hello"})
     assert (r.status, r.text) == (200, "hello")
+
+
+def test_the_webhook_path_touches_no_table_on_any_post(env: Env) -> None:
+    """Change and lifecycle POSTs (good, forged, unknown-key) make no table call: binding, deduplication and
+    cooldowns are the workers' (the key ring is the only store read, once)."""
+    _install_key(env)
+    tables = env.container.tables
+    calls: list[str] = []
+    for name in ("get", "insert", "update", "upsert", "delete", "query"):
+        original = getattr(tables, name)
+
+        def spy(*args: Any, _name: str = name, _original: Any = original, **kw: Any) -> Any:
+            calls.append(_name)
+            return _original(*args, **kw)
+
+        setattr(tables, name, spy)
+    env.client.post("/api/graph/notifications", json={"value": [change("e1"), change("e2", client_state="2~1~x~y~z")]})
+    env.client.post("/api/graph/lifecycle", json={"value": [lifecycle("missed"), lifecycle("reauthorizationRequired")]})
+    assert calls == []
+
+
+def test_an_item_under_a_key_rotated_elsewhere_gets_503_until_the_ring_reloads(env: Env) -> None:
+    """Another instance rotated the key and signed a new subscription with it: this instance answers 503 (Graph
+    delivers again) while it reloads the ring in the background, then accepts the item."""
+    import time
+
+    from core.services.client_state import ClientStateKeyCache
+
+    _install_key(env)
+    assert env.client.post("/api/graph/notifications", json={"value": [change("e0")]}).status == 202  # ring loaded
+    env.queues.take(Queues.NOTIFICATIONS)
+    rotated = ClientStateKeyCache(env.container.secrets)
+    rotated.rotate()
+    item = change("e1", client_state=rotated.require().sign(TENANT_A, ORGANIZER))
+    first = env.client.post("/api/graph/notifications", json={"value": [item]})
+    assert first.status == 503 and first.header("Retry-After") == "5"
+    keys = env.container.client_state_keys
+    deadline = time.monotonic() + 5
+    while keys.cached is not None and "2" not in keys.cached.key_ids:
+        assert time.monotonic() < deadline, "the ring never reloaded"
+        time.sleep(0.01)
+    assert env.client.post("/api/graph/notifications", json={"value": [item]}).status == 202
+    (message,) = env.queues.take(Queues.NOTIFICATIONS)
+    assert message.body["items"][0]["eventId"] == "e1"
+
+
+def test_an_item_under_any_other_unknown_key_id_is_dropped_as_forged(env: Env) -> None:
+    """Only the next key id (current + 1) can be a rotation not yet loaded; a value naming key 7 is not ours: 202,
+    nothing enqueued, counted as a bad clientState."""
+    _install_key(env)
+    forged = ClientStateSigner(b"attacker-key-0123456789abcdef", "7").sign(TENANT_A, ORGANIZER)
+    before = dropped_counts().get("bad_client_state", 0)
+    r = env.client.post("/api/graph/notifications", json={"value": [change("e1", client_state=forged)]})
+    assert r.status == 202 and env.queues.take(Queues.NOTIFICATIONS) == []
+    assert dropped_counts().get("bad_client_state", 0) == before + 1

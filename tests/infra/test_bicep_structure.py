@@ -195,7 +195,7 @@ def test_role_assignments_are_exactly_what_the_app_needs() -> None:
 def test_role_assignment_names_are_deterministic_per_scope_principal_and_role() -> None:
     """Each assignment is named guid(scope.id, principalId, role), targets that scope, and a service principal."""
     assignments = resources(read("app/rbac.bicep"), "Microsoft.Authorization/roleAssignments@")
-    assert len(assignments) == 9
+    assert len(assignments) == 8
     for symbol, body in assignments.items():
         name = re.search(r"name: guid\((\w+(?:\[i\])?)\.id, principalId, ([\w.]+)\)", body)
         assert name, symbol

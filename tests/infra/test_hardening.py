@@ -66,7 +66,7 @@ def test_every_role_assignment_uses_the_canonical_role_definition_id() -> None:
             assert isinstance(value, Call) and value.name == "subscriptionResourceId", res.symbol
             first = value.args[0]
             assert isinstance(first, Str) and first.literal == "Microsoft.Authorization/roleDefinitions", res.symbol
-    assert found >= 9
+    assert found >= 8
 
 
 def test_key_vault_create_mode_reaches_the_vault() -> None:
@@ -200,6 +200,28 @@ def test_table_contributor_is_scoped_to_each_table_the_app_uses() -> None:
     assert "for tableName in tableNames" in text
     main = _file("main.bicep")
     assert _prop(main.modules["rbac"].object, "params", "tableNames").name == "tableNames"
+
+
+def test_queue_contributor_is_scoped_to_each_queue_and_no_account_table_reader_remains() -> None:
+    """Storage Queue Data Contributor is assigned per queue (a loop over queueNames, poison queues included);
+    no storage data role other than Blob Data Owner is left on the account (the health pings read one table
+    and one queue)."""
+    rbac = _file("app/rbac.bicep")
+    queues = rbac.resources["queues"]
+    assert queues.existing and isinstance(queues.body, For)
+    assignment = rbac.resources["queueContributor"]
+    assert isinstance(assignment.body, For)
+    scope = _prop(assignment.object, "scope")
+    assert isinstance(scope, Index) and isinstance(scope.target, Ident) and scope.target.name == "queues"
+    text = (INFRA / "app" / "rbac.bicep").read_text()
+    assert "storageTableDataReader" not in text and "76199698-9eea-4c19-bc75-cec21354c6b6" not in text
+    for symbol, res in rbac.resources.items():
+        if res.type == "Microsoft.Authorization/roleAssignments":
+            scope_expr = res.object.get("scope")
+            if isinstance(scope_expr, Ident) and scope_expr.name == "storage":
+                assert symbol == "blobOwner", symbol
+    main = _file("main.bicep")
+    assert _prop(main.modules["rbac"].object, "params", "queueNames").name == "queueNames"
 
 
 def test_blob_owner_stays_on_the_account_with_the_reason_given() -> None:

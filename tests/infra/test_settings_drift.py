@@ -57,6 +57,8 @@ DEPLOY_TIME_SAMPLES: dict[str, str] = {
     "ACCESS_TEST_SCHEDULE": "0 0 3 * * *",
     "RENEWAL_SCHEDULE": "0 */30 * * * *",
     "RECONCILE_SCHEDULE": "0 15 */2 * * *",
+    "RECONCILE_NEAR_SCHEDULE": "0 */15 * * * *",
+    "PRODUCT_SERVER_CLIENT_IDS": "77777777-8888-4999-8aaa-bbbbbbbbbbbb",
     "LOG_LEVEL": "INFO",
     "APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=x;IngestionEndpoint=https://x/",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": f"ClientId={_GUID};Authorization=AAD",
@@ -140,3 +142,4 @@ def test_the_table_and_queue_lists_reach_the_storage_module() -> None:
     storage = bicep_text.read("core/storage.bicep")
     assert re.search(r"for\s+tableName\s+in\s+tableNames", storage)
     assert re.search(r"for\s+queueName\s+in\s+queueNames", storage)
+

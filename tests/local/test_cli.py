@@ -67,7 +67,7 @@ def app_env(azurite: Azurite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 @pytest.mark.azurite
 def test_real_function_app_health_is_ok_against_azurite(app_env: dict[str, str], azurite: Azurite) -> None:
-    """The real function_app, discovered from its metadata, answers GET /api/health 200 against Azurite."""
+    """The real function_app, discovered from its metadata, answers GET /api/health/ready 200 against Azurite."""
     import function_app
 
     provision(azurite.connection_string)
@@ -79,6 +79,6 @@ def test_real_function_app_health_is_ok_against_azurite(app_env: dict[str, str],
         storage_connection_string=azurite.connection_string,
         web_dir=ROOT / "no-web-dir-for-this-test",
     ) as host:
-        resp = requests.get(f"{host.api_url}/health", timeout=10)
+        resp = requests.get(f"{host.api_url}/health/ready", timeout=10)
     assert resp.status_code == 200, resp.text
-    assert resp.json()["status"] == "ok"
+    assert resp.json() == {"status": "ok", "checks": {"tables": "ok", "queues": "ok"}}

@@ -248,6 +248,26 @@ def test_client_routes_fall_back_to_index_html(host: Host) -> None:
     assert requests.get(f"{host.url}/missing.js", timeout=5).status_code == 404
 
 
+CONSOLE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+               "connect-src 'self'; frame-src 'none'; manifest-src 'self'; base-uri 'none'; form-action 'self'; "
+               "frame-ancestors 'none'; object-src 'none'")
+
+
+@pytest.mark.parametrize("path", ["/", "/assets/app.js", "/integrations/settings", "/missing.js"])
+def test_every_static_response_carries_the_consoles_security_headers(host: Host, path: str) -> None:
+    """Pages, assets, client routes and static 404s all carry the strict CSP, no-referrer and DENY framing."""
+    resp = requests.get(f"{host.url}{path}", timeout=5)
+    assert resp.headers["Content-Security-Policy"] == CONSOLE_CSP
+    assert resp.headers["Referrer-Policy"] == "no-referrer"
+    assert resp.headers["X-Frame-Options"] == "DENY"
+
+
+def test_the_console_page_carries_no_looser_policy_of_its_own() -> None:
+    """web/index.html has no meta CSP (one looser than the header would only confuse; the header rules)."""
+    html = (Path(__file__).resolve().parents[2] / "web" / "index.html").read_text(encoding="utf-8")
+    assert 'http-equiv="Content-Security-Policy"' not in html
+
+
 @pytest.mark.parametrize("path", ["/../secret.txt", "/%2e%2e/secret.txt", "/assets/..%2f..%2fsecret.txt"])
 def test_static_files_never_escape_the_web_folder(host: Host, path: str) -> None:
     """Directory traversal, raw or percent-encoded, never reads a file outside the folder."""

@@ -15,7 +15,7 @@ from tests.simulator.conftest import Receiver, Sim, event_body, next_weekday, su
 from tests.support.memory import FixedClock, InMemoryCommandQueue, InMemorySecretStore, InMemoryTableStore
 from tests.support.simulator import real_gateway
 
-HYBRID = "hybrid1@fabrikam.test"
+HYBRID = "hybrid1@contoso.test"
 
 
 def _expiry(minutes: float) -> str:
@@ -90,25 +90,25 @@ def test_list_subscriptions_pages_hides_client_state_and_shows_only_this_apps(
     assert {s["id"] for s in first["value"] + second["value"]} == created
 
 
-def test_hybrid_mailbox_has_free_busy_but_no_rest_access(sim: Sim, fabrikam_token: str) -> None:
+def test_hybrid_mailbox_has_free_busy_but_no_rest_access(sim: Sim, contoso_token: str) -> None:
     """A hybrid mailbox's getSchedule answers real availability while its calendar and events are
     MailboxNotEnabledForRESTAPI; the control API lists the kind."""
     tenants = sim.get("/_sandbox/tenants").json()
     kinds = {u["userPrincipalName"]: u["kind"] for t in tenants for u in t["users"]}
     assert kinds[HYBRID] == "hybrid" and kinds["onprem1@contoso.test"] == "onPremises"
     start = next_weekday(1, hour=0)
-    body = {"schedules": [HYBRID, "nolicense1@fabrikam.test"], "availabilityViewInterval": 60,
+    body = {"schedules": [HYBRID, "nolicense1@contoso.test"], "availabilityViewInterval": 60,
             "startTime": {"dateTime": start.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"},
             "endTime": {"dateTime": (start + timedelta(days=5)).strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"}}
-    hybrid, unlicensed = sim.graph("POST", "/users/admin@fabrikam.test/calendar/getSchedule", fabrikam_token,
+    hybrid, unlicensed = sim.graph("POST", "/users/admin@contoso.test/calendar/getSchedule", contoso_token,
                                    json=body).json()["value"]
     assert "error" not in hybrid and hybrid["workingHours"]["daysOfWeek"]
     assert len(hybrid["availabilityView"]) == 5 * 24 and set(hybrid["availabilityView"]) != {"0"}
     assert unlicensed["error"]["responseCode"] == "MailboxNotEnabledForRESTAPI"
     for path in (f"/users/{HYBRID}/calendar", f"/users/{HYBRID}/events", f"/users/{HYBRID}/mailboxSettings"):
-        resp = sim.graph("GET", path, fabrikam_token)
+        resp = sim.graph("GET", path, contoso_token)
         assert (resp.status_code, resp.json()["error"]["code"]) == (404, "MailboxNotEnabledForRESTAPI")
-    write = sim.graph("POST", f"/users/{HYBRID}/events", fabrikam_token, json=event_body(start))
+    write = sim.graph("POST", f"/users/{HYBRID}/events", contoso_token, json=event_body(start))
     assert write.json()["error"]["code"] == "MailboxNotEnabledForRESTAPI"
 
 

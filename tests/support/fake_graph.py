@@ -15,6 +15,14 @@ What Exchange does, reproduced (same as ``local/simulator/events.py``):
 - moving a meeting resets the people's answers and makes rooms decide again;
 - cancelling deletes the organizer's event and marks attendee copies cancelled (rooms drop
   theirs); declining removes the attendee's copy; ``transactionId`` is idempotent per calendar.
+- recurring series (as ``local/simulator/series.py``): a master expands into occurrences with
+  ids derived from the master's id and the original start; the calendar view and free/busy
+  show occurrences; moving one makes an exception (never onto a neighbour's day:
+  ``ErrorOccurrenceCrossingBoundary``); cancelling one removes it for the organizer and marks
+  the attendees' occurrence cancelled; an attendee can answer or decline one occurrence; a
+  room accepts a series only if it is free for every occurrence; changing the pattern or
+  the times drops every exception and cancelled occurrence, ending the range keeps those
+  inside it.
 
 Errors are the ones ``GraphGateway`` raises for the same Graph answers: an unknown user is
 ``UserNotFound``, an on-premises or unlicensed mailbox ``MailboxUnavailable``, a mailbox
@@ -41,11 +49,13 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from dataclasses import replace as dc_replace
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from core.clock import SystemClock
+from core.domain import recurrence as rec
 from core.domain.calendar import (
     AttendeeResponse,
     BatchOutcome,
@@ -57,10 +67,13 @@ from core.domain.calendar import (
     DeltaPage,
     DirectoryUser,
     EventMetadata,
+    EventType,
     FreeBusyStatus,
     GraphIdentity,
     MailboxSettings,
     NewEvent,
+    PatternedRecurrence,
+    RecurrenceRangeType,
     ResponseType,
     Room,
     RoomList,
@@ -77,6 +90,7 @@ from core.domain.errors import (
     GraphConflict,
     GraphError,
     GraphRequestRejected,
+    InvalidRecurrence,
     ItemNotFound,
     MailboxUnavailable,
     OutsideAppScope,
@@ -94,8 +108,13 @@ NORMAL = "normal"
 ON_PREMISES = "onPremises"
 UNLICENSED = "unlicensed"
 OUTSIDE_SCOPE = "outsideScope"
+# Exchange hybrid, mailbox on premises: with hybrid free/busy getSchedule answers its real
+# availability, while every REST call on the mailbox fails with MailboxNotEnabledForRESTAPI
+# (REST for hybrid mailboxes ended March 2023: graph docs concepts/hybrid-rest-support.md), as the
+# simulator's ``hybrid`` kind (local/simulator/state.py).
+HYBRID = "hybrid"
 DISABLED = "disabled"
-MAILBOX_KINDS = (NORMAL, ON_PREMISES, UNLICENSED, OUTSIDE_SCOPE, DISABLED)
+MAILBOX_KINDS = (NORMAL, ON_PREMISES, UNLICENSED, OUTSIDE_SCOPE, HYBRID, DISABLED)
 
 # getSchedule's per-schedule ``responseCode`` values (the call itself stays 200).
 SCHEDULE_UNKNOWN_ADDRESS = "5009"  # "Unable to resolve e-mail address ... to an Active Directory object."
@@ -163,6 +182,28 @@ class _Event:
     join_url: str | None = None
     seq: int = 0
     modified: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # recurring series: the master keeps the rule, its zone, exceptions and deleted occurrences
+    recurrence: PatternedRecurrence | None = None
+    time_zone: str = "UTC"
+    overrides: dict[datetime, _Override] = field(default_factory=dict)
+    deleted: set[datetime] = field(default_factory=set)
+    # set on the transient events that stand for one occurrence
+    type: EventType = EventType.SINGLE_INSTANCE
+    series_master_id: str | None = None
+    original_start: datetime | None = None
+
+
+@dataclass
+class _Override:
+    """What differs for one occurrence: moved times, the organizer's cancel, the attendee's own answer,
+    per-occurrence attendee answers on the organizer's master."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+    cancelled: bool = False
+    response: ResponseType | None = None
+    show_as: FreeBusyStatus | None = None
+    attendees: list[_Attendee] | None = None
 
 
 @dataclass
@@ -188,7 +229,13 @@ class _Mailbox:
 
     @property
     def reachable(self) -> bool:
-        return self.kind not in (ON_PREMISES, UNLICENSED)
+        """Graph REST reaches the mailbox (calendar, events, settings, subscriptions)."""
+        return self.kind not in (ON_PREMISES, UNLICENSED, HYBRID)
+
+    @property
+    def has_free_busy(self) -> bool:
+        """getSchedule answers for it: Exchange Online mailboxes and, through hybrid free/busy, hybrid ones."""
+        return self.reachable or self.kind == HYBRID
 
     def directory_user(self) -> DirectoryUser:
         return DirectoryUser(
@@ -286,6 +333,31 @@ def _overlaps(start: datetime, end: datetime, window_start: datetime, window_end
     return start < window_end and end > window_start
 
 
+_OCCURRENCE_SEP = "_"  # not in standard base64, so a master id never contains it
+_ENDLESS_LIMIT = 800  # occurrences of a noEnd series the fake expands
+
+
+def _occurrence_id(master_id: str, original_start: datetime) -> str:
+    """A stable occurrence id from the master's id and the original start (Exchange's ids carry both)."""
+    return f"{master_id}{_OCCURRENCE_SEP}{original_start.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+
+
+def _split_occurrence_id(event_id: str) -> tuple[str, datetime] | None:
+    master_id, sep, stamp = event_id.rpartition(_OCCURRENCE_SEP)
+    if not sep or not master_id:
+        return None
+    try:
+        return master_id, datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def _occurrences(master: _Event) -> list[rec.Occurrence]:
+    """Every occurrence the master's rule gives (original times), bounded for endless series."""
+    assert master.recurrence is not None
+    return rec.expand(master.recurrence, master.start, master.end, master.time_zone, limit=_ENDLESS_LIMIT)
+
+
 class FakeCalendarGateway:
     """``CalendarGateway`` over in-memory tenants, with seeding, Outlook-side changes and faults.
 
@@ -336,7 +408,7 @@ class FakeCalendarGateway:
     ) -> DirectoryUser:
         """Add a directory user. ``address`` is the UPN; ``mail`` defaults to it (None: no mailbox
         address, so ``list_users`` skips the user). ``kind`` is normal, onPremises, unlicensed,
-        outsideScope, or disabled (a normal mailbox whose account is disabled)."""
+        outsideScope, hybrid, or disabled (a normal mailbox whose account is disabled)."""
         if kind not in MAILBOX_KINDS:
             raise ValueError(f"kind must be one of {MAILBOX_KINDS}")
         with self._lock:
@@ -485,14 +557,25 @@ class FakeCalendarGateway:
             event = self._event(mailbox, event_id)
             if not event.is_organizer:
                 raise GraphRequestRejected("Only the organizer can move a meeting.")
-            self._move(tenant, mailbox, event, _utc(start), _utc(end))
+            if event.series_master_id is not None:
+                self._move_occurrence(tenant, mailbox, event, _utc(start), _utc(end))
+            elif event.recurrence is not None:
+                self._change_series(
+                    tenant, mailbox, event, None, start=_utc(start), end=_utc(end), time_zone=event.time_zone
+                )
+            else:
+                self._move(tenant, mailbox, event, _utc(start), _utc(end))
 
     def cancel_event_as_organizer(self, tenant_id: str, user: str, event_id: str) -> None:
-        """The organizer cancels in Outlook."""
+        """The organizer cancels in Outlook (one occurrence when ``event_id`` names one)."""
         with self._lock:
             tenant = self._tenant(tenant_id)
             mailbox = self._seeded(tenant_id, user)
-            self._cancel(tenant, mailbox, self._event(mailbox, event_id))
+            event = self._event(mailbox, event_id)
+            if event.series_master_id is not None:
+                self._cancel_occurrence(tenant, mailbox, event)
+            else:
+                self._cancel(tenant, mailbox, event)
 
     def delete_event_in_outlook(self, tenant_id: str, user: str, event_id: str) -> None:
         """The user deletes the event in Outlook (an organizer's delete also cancels the meeting)."""
@@ -515,6 +598,10 @@ class FakeCalendarGateway:
             event = self._event(mailbox, event_id)
             if event.is_organizer or event.is_cancelled:
                 raise GraphRequestRejected("Only an attendee can answer a meeting that is not cancelled.")
+            if event.series_master_id is not None:
+                self._respond_to_occurrence(tenant, mailbox, event, answer)
+                return
+            before = self._instance_ids(event)
             if answer == ResponseType.DECLINED:
                 self._remove(mailbox, event)
             else:
@@ -529,6 +616,43 @@ class FakeCalendarGateway:
                     if att.address.lower() in refs:
                         att.response = answer
                 self._touch(organizer, original)
+            if event.recurrence is not None:
+                self._retire(mailbox, event, before)
+
+    def cancel_occurrence_as_organizer(self, tenant_id: str, user: str, occurrence_id: str) -> None:
+        """The organizer deletes one occurrence in Outlook ("cancel this occurrence")."""
+        with self._lock:
+            tenant = self._tenant(tenant_id)
+            mailbox = self._seeded(tenant_id, user)
+            event = self._event(mailbox, occurrence_id)
+            if event.series_master_id is None or not event.is_organizer:
+                raise GraphRequestRejected("Only the organizer can cancel an occurrence of their series.")
+            self._cancel_occurrence(tenant, mailbox, event)
+
+    def change_series_as_organizer(
+        self,
+        tenant_id: str,
+        user: str,
+        series_id: str,
+        *,
+        recurrence: PatternedRecurrence | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> None:
+        """The organizer edits the whole series in Outlook (pattern and/or times)."""
+        with self._lock:
+            tenant = self._tenant(tenant_id)
+            mailbox = self._seeded(tenant_id, user)
+            master = self._series_master(mailbox, series_id)
+            self._change_series(
+                tenant,
+                mailbox,
+                master,
+                recurrence,
+                start=_utc(start) if start is not None else None,
+                end=_utc(end) if end is not None else None,
+                time_zone=master.time_zone,
+            )
 
     def copy_of(self, tenant_id: str, user: str, ical_uid: str) -> str | None:
         """The id of the event with ``ical_uid`` in ``user``'s calendar (an attendee's copy), if any."""
@@ -722,6 +846,8 @@ class FakeCalendarGateway:
         if event.end <= event.start:
             raise ValueError("end must be after start")
         _check_zone(event.time_zone)
+        if event.recurrence is not None:
+            rec.check(event.recurrence, allow_no_end=True)
         _ref(user)
         with self._lock:
             self._enter("create_event", who, f"{user} tx={event.transaction_id}")
@@ -747,7 +873,11 @@ class FakeCalendarGateway:
                 organizer=mailbox.mail or mailbox.upn,
                 attendees=attendees,
                 transaction_id=event.transaction_id,
+                recurrence=event.recurrence,
+                time_zone=event.time_zone,
             )
+            if event.recurrence is not None:
+                self._check_series_start(created)
             if event.online_meeting_provider:
                 created.join_url = self._join_url(mailbox, event.online_meeting_provider)
             self._room_decisions(tenant, created, [a.address for a in attendees])
@@ -778,6 +908,15 @@ class FakeCalendarGateway:
             tenant = self._tenant(who.tenant_id)
             mailbox = self._reachable(who, user)
             event = self._event(mailbox, event_id)
+            if event.series_master_id is not None:
+                self._move_occurrence(tenant, mailbox, event, _utc(start), _utc(end))
+                return self._metadata(self._event(mailbox, event_id))
+            if event.recurrence is not None:
+                return self._metadata(
+                    self._change_series(
+                        tenant, mailbox, event, None, start=_utc(start), end=_utc(end), time_zone=time_zone
+                    )
+                )
             if event.is_organizer:
                 self._move(tenant, mailbox, event, _utc(start), _utc(end))
             else:
@@ -796,7 +935,10 @@ class FakeCalendarGateway:
             if not event.is_organizer:
                 # Graph: 400 ErrorInvalidRequest "You need to be an organizer to cancel a meeting."
                 raise _graph_error(GraphRequestRejected, 400, "ErrorInvalidRequest")
-            self._cancel(tenant, mailbox, event)
+            if event.series_master_id is not None:
+                self._cancel_occurrence(tenant, mailbox, event)
+            else:
+                self._cancel(tenant, mailbox, event)
 
     def delete_event(self, who: GraphIdentity, user: str, event_id: str) -> None:
         _ref(user)
@@ -806,6 +948,89 @@ class FakeCalendarGateway:
             tenant = self._tenant(who.tenant_id)
             mailbox = self._reachable(who, user)
             self._delete(tenant, mailbox, self._event(mailbox, event_id))
+
+    # === recurring series =================================================================
+
+    def list_instances(
+        self, who: GraphIdentity, user: str, series_id: str, start: datetime, end: datetime
+    ) -> Iterator[EventMetadata]:
+        require_aware(start, end)
+        _ref(user)
+        _ref(series_id)
+        with self._lock:
+            self._enter("list_instances", who, f"{user} {series_id}")
+            master = self._event(self._reachable(who, user), series_id)
+            found = [] if master.recurrence is None else self._instances(master, _utc(start), _utc(end))
+            items = [self._metadata(i) for i in found]
+        yield from items
+
+    def update_series(
+        self,
+        who: GraphIdentity,
+        user: str,
+        series_id: str,
+        *,
+        recurrence: PatternedRecurrence | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        time_zone: str = "UTC",
+    ) -> EventMetadata:
+        if (start is None) != (end is None):
+            raise ValueError("start and end change together")
+        if start is not None and end is not None:
+            require_aware(start, end)
+            if end <= start:
+                raise ValueError("end must be after start")
+        if recurrence is None and start is None:
+            raise ValueError("nothing to change: give a recurrence, or start and end")
+        if recurrence is not None:
+            rec.check(recurrence, allow_no_end=True)
+        _check_zone(time_zone)
+        _ref(user)
+        _ref(series_id)
+        with self._lock:
+            self._enter("update_series", who, f"{user} {series_id}")
+            tenant = self._tenant(who.tenant_id)
+            mailbox = self._reachable(who, user)
+            master = self._series_master(mailbox, series_id)
+            changed = self._change_series(
+                tenant,
+                mailbox,
+                master,
+                recurrence,
+                start=_utc(start) if start is not None else None,
+                end=_utc(end) if end is not None else None,
+                time_zone=time_zone,
+            )
+            return self._metadata(changed)
+
+    def end_series(self, who: GraphIdentity, user: str, series_id: str, last_date: date) -> EventMetadata:
+        _ref(user)
+        _ref(series_id)
+        with self._lock:
+            self._enter("end_series", who, f"{user} {series_id} {last_date}")
+            tenant = self._tenant(who.tenant_id)
+            mailbox = self._reachable(who, user)
+            master = self._series_master(mailbox, series_id)
+            rule = master.recurrence
+            assert rule is not None
+            if last_date < rule.range.start_date:
+                raise InvalidRecurrence("end_before_start", rec.PROBLEMS["end_before_start"], field="range.endDate")
+            zone = rule.range.recurrence_time_zone or master.time_zone
+            occurrences = _occurrences(master)
+            if rule.range.type != RecurrenceRangeType.NO_END and occurrences and (
+                rec.on_day(occurrences[-1].start, zone) <= last_date
+            ):
+                return self._metadata(master)
+            ended = dc_replace(
+                rule,
+                range=dc_replace(
+                    rule.range, type=RecurrenceRangeType.END_DATE, end_date=last_date, number_of_occurrences=None
+                ),
+            )
+            return self._metadata(self._change_series(
+                    tenant, mailbox, master, ended, start=None, end=None, time_zone=master.time_zone
+                ))
 
     def get_event(self, who: GraphIdentity, user: str, event_id: str) -> EventMetadata:
         _ref(user)
@@ -856,11 +1081,18 @@ class FakeCalendarGateway:
                 changed = sorted(
                     (e for e in mailbox.events.values() if e.seq > state.since), key=lambda e: (e.seq, e.id)
                 )
+                singles = [e for e in changed if e.recurrence is None]
+                instances = [
+                    i for e in changed if e.recurrence is not None and e.calendar_id == mailbox.calendar_id
+                    for i in self._instances(e, window_start, window_end)
+                ]
                 items = tuple(
-                    self._item(e, False) for e in changed if _overlaps(e.start, e.end, window_start, window_end)
+                    self._item(e, False)
+                    for e in singles + instances
+                    if _overlaps(e.start, e.end, window_start, window_end)
                 )
                 removed = [i for seq, i in mailbox.tombstones if seq > state.since]
-                removed += [e.id for e in changed if not _overlaps(e.start, e.end, window_start, window_end)]
+                removed += [e.id for e in singles if not _overlaps(e.start, e.end, window_start, window_end)]
             else:
                 window_start, window_end = _utc(start), _utc(end)
                 items = tuple(self._item(e, False) for e in self._view(mailbox, window_start, window_end))
@@ -1044,6 +1276,9 @@ class FakeCalendarGateway:
             "delete_event",
             "get_event",
             "find_event_by_transaction_id",
+            "list_instances",
+            "update_series",
+            "end_series",
             "calendar_view",
             "calendar_view_delta",
             "list_room_lists",
@@ -1131,9 +1366,67 @@ class FakeCalendarGateway:
     @staticmethod
     def _event(mailbox: _Mailbox, event_id: str) -> _Event:
         event = mailbox.events.get(event_id)
-        if event is None:
+        if event is not None:
+            return event
+        split = _split_occurrence_id(event_id)
+        master = mailbox.events.get(split[0]) if split else None
+        if split is None or master is None or master.recurrence is None:
             raise _item_not_found()
-        return event
+        for instance in FakeCalendarGateway._instances(master):
+            if instance.original_start == split[1]:
+                return instance
+        raise _item_not_found()
+
+    @staticmethod
+    def _instances(master: _Event, start: datetime | None = None, end: datetime | None = None) -> list[_Event]:
+        """The master's occurrences and exceptions (not the deleted ones) overlapping [start, end)."""
+        out = []
+        for occurrence in _occurrences(master):
+            original = occurrence.original_start
+            if original in master.deleted:
+                continue
+            override = master.overrides.get(original, _Override())
+            instance = _Event(
+                id=_occurrence_id(master.id, original),
+                ical_uid=master.ical_uid,
+                mailbox_id=master.mailbox_id,
+                calendar_id=master.calendar_id,
+                subject=master.subject,
+                start=override.start if override.start is not None else occurrence.start,
+                end=override.end if override.end is not None else occurrence.end,
+                organizer=master.organizer,
+                show_as=override.show_as or master.show_as,
+                is_organizer=master.is_organizer,
+                response=override.response or master.response,
+                attendees=copy.deepcopy(override.attendees if override.attendees is not None else master.attendees),
+                is_cancelled=master.is_cancelled or override.cancelled,
+                join_url=master.join_url,
+                seq=master.seq,
+                modified=master.modified,
+                time_zone=master.time_zone,
+                type=EventType.EXCEPTION if original in master.overrides else EventType.OCCURRENCE,
+                series_master_id=master.id,
+                original_start=original,
+            )
+            if start is None or end is None or _overlaps(instance.start, instance.end, start, end):
+                out.append(instance)
+        return sorted(out, key=lambda e: (e.start, e.id))
+
+    def _master_of(self, mailbox: _Mailbox, instance: _Event) -> _Event:
+        master = mailbox.events.get(instance.series_master_id or "")
+        if master is None:
+            raise _item_not_found()
+        return master
+
+    def _retire(self, mailbox: _Mailbox, master: _Event, before: set[str]) -> None:
+        """Tombstone the occurrence ids of ``master`` that no longer exist (for calendarView delta)."""
+        after = {i.id for i in self._instances(master)} if master.id in mailbox.events else set()
+        for gone in sorted(before - after):
+            self._seq += 1
+            mailbox.tombstones.append((self._seq, gone))
+
+    def _instance_ids(self, master: _Event) -> set[str]:
+        return {i.id for i in self._instances(master)} if master.recurrence is not None else set()
 
     def _touch(self, mailbox: _Mailbox, event: _Event) -> None:
         self._seq += 1
@@ -1142,9 +1435,13 @@ class FakeCalendarGateway:
         mailbox.events[event.id] = event
 
     def _remove(self, mailbox: _Mailbox, event: _Event) -> None:
+        gone = self._instance_ids(event) if event.series_master_id is None else set()
         self._seq += 1
         mailbox.events.pop(event.id, None)
         mailbox.tombstones.append((self._seq, event.id))
+        for occurrence_id in sorted(gone):
+            self._seq += 1
+            mailbox.tombstones.append((self._seq, occurrence_id))
 
     @staticmethod
     def _copy_in(mailbox: _Mailbox, ical_uid: str) -> _Event | None:
@@ -1164,15 +1461,17 @@ class FakeCalendarGateway:
 
     @staticmethod
     def _view(mailbox: _Mailbox, start: datetime, end: datetime) -> list[_Event]:
-        """The default calendar's events (like Graph's /calendarView without a calendar id)."""
-        return sorted(
-            (
-                e
-                for e in mailbox.events.values()
-                if e.calendar_id == mailbox.calendar_id and _overlaps(e.start, e.end, start, end)
-            ),
-            key=lambda e: (e.start, e.end, e.id),
-        )
+        """The default calendar's events (like Graph's /calendarView without a calendar id):
+        single events, and the occurrences and exceptions of series (never the masters)."""
+        found: list[_Event] = []
+        for e in mailbox.events.values():
+            if e.calendar_id != mailbox.calendar_id:
+                continue
+            if e.recurrence is not None:
+                found.extend(FakeCalendarGateway._instances(e, start, end))
+            elif _overlaps(e.start, e.end, start, end):
+                found.append(e)
+        return sorted(found, key=lambda e: (e.start, e.end, e.id))
 
     def _join_url(self, mailbox: _Mailbox, requested: str) -> str | None:
         """Teams/Skype link per the calendar's allowed providers; Exchange falls back to the default."""
@@ -1190,19 +1489,26 @@ class FakeCalendarGateway:
     def _room_decisions(self, tenant: _Tenant, event: _Event, addresses: Iterable[str]) -> None:
         """Rooms among ``addresses`` accept if free over the event's time, else decline."""
         wanted = {a.lower() for a in addresses}
+        spans = (
+            [(i.start, i.end) for i in self._instances(event)]
+            if event.recurrence is not None
+            else [(event.start, event.end)]
+        )
         for att in event.attendees:
             room = tenant.find(att.address)
             if room is None or not room.is_room or att.address.lower() not in wanted:
                 continue
-            free = not any(
-                not other.is_cancelled
-                and other.ical_uid != event.ical_uid
-                and other.show_as in _BLOCKING
-                and _overlaps(other.start, other.end, event.start, event.end)
-                for other in room.events.values()
-            )
+            # A series is accepted only if every occurrence is free (Exchange's default
+            # MaximumConflictInstances 0 declines the whole series on any conflict).
+            free = all(self._room_free(room, event.ical_uid, s, e) for s, e in spans)
             att.is_resource = True
             att.response = ResponseType.ACCEPTED if free else ResponseType.DECLINED
+
+    def _room_free(self, room: _Mailbox, ical_uid: str, start: datetime, end: datetime) -> bool:
+        return not any(
+            not other.is_cancelled and other.ical_uid != ical_uid and other.show_as in _BLOCKING
+            for other in self._view(room, start, end)
+        )
 
     def _sync_attendees(self, tenant: _Tenant, original: _Event, *, time_changed: bool, previous: set[str]) -> None:
         """Create or update every reachable attendee's copy of the organizer's event."""
@@ -1238,6 +1544,13 @@ class FakeCalendarGateway:
 
     @staticmethod
     def _mirror(copy_event: _Event, original: _Event) -> None:
+        copy_event.recurrence, copy_event.time_zone = original.recurrence, original.time_zone
+        for original_start, override in original.overrides.items():
+            if override.start is not None:
+                mine = copy_event.overrides.setdefault(original_start, _Override())
+                mine.start, mine.end = override.start, override.end
+        for original_start in original.deleted:
+            copy_event.overrides.setdefault(original_start, _Override()).cancelled = True
         copy_event.subject = original.subject
         copy_event.start, copy_event.end = original.start, original.end
         copy_event.organizer = original.organizer
@@ -1262,6 +1575,17 @@ class FakeCalendarGateway:
         self._remove(mailbox, event)
 
     def _delete(self, tenant: _Tenant, mailbox: _Mailbox, event: _Event) -> None:
+        if event.series_master_id is not None:
+            if event.is_organizer:
+                self._cancel_occurrence(tenant, mailbox, event)
+                return
+            master = self._master_of(mailbox, event)
+            before = self._instance_ids(master)
+            assert event.original_start is not None
+            master.deleted.add(event.original_start)
+            self._touch(mailbox, master)
+            self._retire(mailbox, master, before)
+            return
         if event.is_organizer:
             for att in event.attendees:
                 self._cancel_copy(tenant, att.address, event.ical_uid)
@@ -1282,13 +1606,184 @@ class FakeCalendarGateway:
             existing.subject = "Canceled: " + existing.subject
         self._touch(target, existing)
 
+    # --- series internals -----------------------------------------------------------------
+
+    def _series_master(self, mailbox: _Mailbox, series_id: str) -> _Event:
+        master = self._event(mailbox, series_id)
+        if master.recurrence is None or master.series_master_id is not None:
+            raise _graph_error(GraphRequestRejected, 400, "ErrorInvalidRequest")
+        if not master.is_organizer:
+            raise _graph_error(GraphRequestRejected, 400, "ErrorInvalidRequest")
+        return master
+
+    @staticmethod
+    def _check_series_start(master: _Event) -> None:
+        """Graph's 400 for a range whose start date is not the event's start date in its zone."""
+        assert master.recurrence is not None
+        zone = master.recurrence.range.recurrence_time_zone or master.time_zone
+        if rec.on_day(master.start, zone) != master.recurrence.range.start_date:
+            raise _graph_error(GraphRequestRejected, 400, "ErrorPropertyValidationFailure")
+
+    def _copies(self, tenant: _Tenant, master: _Event) -> Iterator[tuple[_Mailbox, _Event]]:
+        for att in master.attendees:
+            target = tenant.find(att.address)
+            if target is None or target.user_id == master.mailbox_id or not target.reachable:
+                continue
+            found = self._copy_in(target, master.ical_uid)
+            if found is not None and not found.is_organizer:
+                yield target, found
+
+    def _change_series(
+        self,
+        tenant: _Tenant,
+        mailbox: _Mailbox,
+        master: _Event,
+        recurrence: PatternedRecurrence | None,
+        *,
+        start: datetime | None,
+        end: datetime | None,
+        time_zone: str,
+    ) -> _Event:
+        """PATCH on a master. A new pattern or new times drop every exception and cancelled occurrence
+        ([MS-OXOCAL] 3.1.4.7.3.5: a client that changes the pattern "removes every exception"); a new
+        range alone keeps those still inside it."""
+        assert master.recurrence is not None
+        before = self._instance_ids(master)
+        times_changed = start is not None and end is not None and (start, end) != (master.start, master.end)
+        new_rule = recurrence or master.recurrence
+        pattern_changed = new_rule.pattern != master.recurrence.pattern or times_changed
+        if start is not None and end is not None:
+            master.start, master.end, master.time_zone = start, end, time_zone
+        master.recurrence = new_rule
+        self._check_series_start(master)
+        copies = list(self._copies(tenant, master))
+        if pattern_changed:
+            master.overrides.clear()
+            master.deleted.clear()
+            for _target, found in copies:
+                found.overrides.clear()
+                found.deleted.clear()
+            for att in master.attendees:
+                att.response = ResponseType.NONE
+            self._room_decisions(tenant, master, [a.address for a in master.attendees])
+        else:
+            kept = {o.original_start for o in _occurrences(master)}
+            for event in [master] + [found for _t, found in copies]:
+                event.overrides = {k: v for k, v in event.overrides.items() if k in kept}
+                event.deleted &= kept
+        self._touch(mailbox, master)
+        self._retire(mailbox, master, before)
+        previous = {a.address.lower() for a in master.attendees}
+        for target, found in copies:
+            found_before = self._instance_ids(found)
+            self._mirror(found, master)
+            if pattern_changed and not target.is_room:
+                found.response, found.show_as = ResponseType.NOT_RESPONDED, FreeBusyStatus.TENTATIVE
+            self._touch(target, found)
+            self._retire(target, found, found_before)
+        self._sync_attendees(tenant, master, time_changed=False, previous=previous)
+        return master
+
+    def _move_occurrence(
+        self, tenant: _Tenant, mailbox: _Mailbox, instance: _Event, start: datetime, end: datetime
+    ) -> None:
+        """PATCH on an occurrence id: it becomes an exception; attendees' copies follow."""
+        master = self._master_of(mailbox, instance)
+        original = instance.original_start
+        assert original is not None
+        if not master.is_organizer:
+            mine = master.overrides.setdefault(original, _Override())
+            mine.start, mine.end = start, end
+            self._touch(mailbox, master)
+            return
+        current = [rec.Occurrence(i.original_start or i.start, i.start, i.end) for i in self._instances(master)]
+        if rec.crosses_boundary(current, original, start, master.time_zone):
+            # "Modified occurrence is crossing or overlapping adjacent occurrence." (event-update.md)
+            raise _graph_error(GraphRequestRejected, 400, "ErrorOccurrenceCrossingBoundary")
+        time_changed = (start, end) != (instance.start, instance.end)
+        override = master.overrides.setdefault(original, _Override())
+        override.start, override.end = start, end
+        if time_changed:
+            attendees = copy.deepcopy(override.attendees if override.attendees is not None else master.attendees)
+            for att in attendees:
+                att.response = ResponseType.NONE
+                room = tenant.find(att.address)
+                if room is not None and room.is_room:
+                    free = self._room_free(room, master.ical_uid, start, end)
+                    att.response = ResponseType.ACCEPTED if free else ResponseType.DECLINED
+            override.attendees = attendees
+        self._touch(mailbox, master)
+        statuses = {a.address.lower(): a.response for a in override.attendees or master.attendees}
+        for target, found in self._copies(tenant, master):
+            before = self._instance_ids(found)
+            mine = found.overrides.setdefault(original, _Override())
+            mine.start, mine.end = start, end
+            if target.is_room:
+                if statuses.get(target.upn.lower()) == ResponseType.DECLINED:
+                    found.deleted.add(original)
+                else:
+                    found.deleted.discard(original)
+            elif time_changed:
+                mine.response, mine.show_as = ResponseType.NOT_RESPONDED, FreeBusyStatus.TENTATIVE
+            self._touch(target, found)
+            self._retire(target, found, before)
+
+    def _cancel_occurrence(self, tenant: _Tenant, mailbox: _Mailbox, instance: _Event) -> None:
+        """The organizer cancels one occurrence: gone from their series; attendees see it cancelled,
+        rooms drop it."""
+        master = self._master_of(mailbox, instance)
+        original = instance.original_start
+        assert original is not None
+        before = self._instance_ids(master)
+        master.deleted.add(original)
+        master.overrides.pop(original, None)
+        self._touch(mailbox, master)
+        self._retire(mailbox, master, before)
+        for target, found in self._copies(tenant, master):
+            found_before = self._instance_ids(found)
+            if target.is_room:
+                found.deleted.add(original)
+            else:
+                found.overrides.setdefault(original, _Override()).cancelled = True
+            self._touch(target, found)
+            self._retire(target, found, found_before)
+
+    def _respond_to_occurrence(
+        self, tenant: _Tenant, mailbox: _Mailbox, instance: _Event, answer: ResponseType
+    ) -> None:
+        """An attendee answers one occurrence; declining removes it from their calendar only."""
+        copy_master = self._master_of(mailbox, instance)
+        original = instance.original_start
+        assert original is not None
+        before = self._instance_ids(copy_master)
+        if answer == ResponseType.DECLINED:
+            copy_master.deleted.add(original)
+        else:
+            mine = copy_master.overrides.setdefault(original, _Override())
+            mine.response = answer
+            mine.show_as = FreeBusyStatus.BUSY if answer == ResponseType.ACCEPTED else FreeBusyStatus.TENTATIVE
+        self._touch(mailbox, copy_master)
+        self._retire(mailbox, copy_master, before)
+        organizer = tenant.find(copy_master.organizer)
+        original_master = self._copy_in(organizer, copy_master.ical_uid) if organizer is not None else None
+        if organizer is None or original_master is None or not original_master.is_organizer:
+            return
+        override = original_master.overrides.setdefault(original, _Override())
+        if override.attendees is None:
+            override.attendees = copy.deepcopy(original_master.attendees)
+        refs = {r.lower() for r in (mailbox.upn, mailbox.mail or "", mailbox.user_id)}
+        for att in override.attendees:
+            if att.address.lower() in refs:
+                att.response = answer
+        self._touch(organizer, original_master)
+
     def _schedule(
         self, who: GraphIdentity, tenant: _Tenant, address: str, start: datetime, end: datetime, *, interval: int
     ) -> Schedule:
         mailbox = tenant.find(address)
         if mailbox is None:
             return Schedule(address=address, error_code=SCHEDULE_UNKNOWN_ADDRESS)
-        if not mailbox.reachable:
+        if not mailbox.has_free_busy:
             return Schedule(address=address, error_code=SCHEDULE_MAILBOX_UNREACHABLE)
         if mailbox.kind == OUTSIDE_SCOPE and who.user_id is None:
             return Schedule(address=address, error_code=SCHEDULE_OUTSIDE_SCOPE)
@@ -1325,7 +1820,10 @@ class FakeCalendarGateway:
         if granted <= now:
             raise _graph_error(GraphRequestRejected, 400, "InvalidRequest")
         if granted > now + timedelta(minutes=self.max_subscription_minutes):
-            raise _graph_error(GraphRequestRejected, 400, "ExtensionError")
+            # The gateway keeps the N of the documented message in details (core/adapters/graph/errors.py).
+            refused = _graph_error(GraphRequestRejected, 400, "ExtensionError")
+            refused.details["max_lifetime_minutes"] = self.max_subscription_minutes
+            raise refused
         return granted
 
     def _renew(self, tenant_id: str, subscription_id: str, expiration: datetime) -> SubscriptionInfo:
@@ -1372,6 +1870,11 @@ class FakeCalendarGateway:
             ical_uid=event.ical_uid,
             transaction_id=event.transaction_id,
             join_url=event.join_url,
+            type=EventType.SERIES_MASTER if event.recurrence is not None and event.series_master_id is None
+            else event.type,
+            series_master_id=event.series_master_id,
+            original_start=event.original_start,
+            recurrence=event.recurrence if event.series_master_id is None else None,
         )
 
     @staticmethod

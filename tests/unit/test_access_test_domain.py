@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 
 import pytest
@@ -36,6 +37,7 @@ from core.domain.errors import (
     UserNotFound,
 )
 from core.domain.integration import DEFAULT_SAMPLE_SIZE, MAX_SAMPLE_SIZE, IntegrationStatus
+from core.domain.schedule_codes import SCHEDULE_ERRORS
 
 APP_ID = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -74,13 +76,29 @@ def test_every_probe_outcome_has_one_reason(error: ServiceError | None, reason: 
         ("5009", R.USER_NOT_FOUND),
         ("errorinvaliduser", R.USER_NOT_FOUND),
         ("ErrorServerBusy", R.TRANSIENT_ERROR),
-        ("NoScheduleReturned", R.OTHER),
+        ("NoScheduleReturned", R.USER_NOT_FOUND),
+        ("ErrorMailRecipientNotFound", R.USER_NOT_FOUND),
+        ("MailboxNotSupportedForRESTAPI", R.MAILBOX_ON_PREMISES_OR_UNLICENSED),
         ("something-new", R.OTHER),
     ],
 )
 def test_getschedule_response_codes_are_classified(code: str | None, reason: AccessReason) -> None:
     """getSchedule's per-schedule responseCode (HTTP stays 200) names a reason; unknown codes are 'other'."""
     assert classify_schedule_code(code) is reason
+
+
+@pytest.mark.parametrize("code", [*SCHEDULE_ERRORS, "MAILBOXNOTENABLEDFORRESTAPI", "something-new"])
+def test_access_test_and_availability_read_every_schedule_code_alike(code: str) -> None:
+    """One responseCode table serves both: the access test's reason and availability's participant status agree."""
+    from core.domain.calendar import Schedule
+    from core.services.availability import reason_for_schedule
+
+    status, _ = reason_for_schedule(Schedule(address="x@contoso.test", error_code=code))
+    reason = classify_schedule_code(code)
+    if reason in (R.MAILBOX_ON_PREMISES_OR_UNLICENSED, R.OUTSIDE_APP_SCOPE, R.USER_NOT_FOUND):
+        assert status == reason.value
+    else:
+        assert status == "other"  # availability reports only mailbox problems by name
 
 
 def test_token_failures_are_not_a_mailbox_problem() -> None:
@@ -100,6 +118,24 @@ def test_outside_scope_hint_carries_powershell_for_this_app() -> None:
     assert "-AccessRight RestrictAccess" in hint
     assert f"New-ManagementRoleAssignment -App {APP_ID}" in hint
     assert '"Application Calendars.ReadWrite"' in hint and "-CustomResourceScope" in hint
+
+
+@pytest.mark.parametrize("reason", [R.OUTSIDE_APP_SCOPE, R.NO_DELEGATE_ACCESS])
+def test_powershell_comes_as_one_fenced_block_per_step(reason: R) -> None:
+    """Every command is alone in a ```powershell block, each after its own step sentence; no command hides in prose."""
+    hint = remediation_hint(reason, APP_ID)
+    assert hint is not None
+    blocks = hint.split("\n\n")
+    code = [b for b in blocks if b.startswith("```")]
+    prose = [b for b in blocks if not b.startswith("```")]
+    assert code and all(b.startswith("```powershell\n") and b.endswith("\n```") and b.count("\n") == 2
+                        for b in code)
+    commands = [b.split("\n")[1] for b in code]
+    assert commands[0] == "Connect-ExchangeOnline"
+    assert all(not any(c.split()[0] in p for c in commands) for p in prose)
+    for before, block in itertools.pairwise(blocks):
+        if block.startswith("```"):
+            assert "Step" in before  # each command is one numbered step
 
 
 def test_every_problem_reason_has_a_hint_and_accessible_has_none() -> None:

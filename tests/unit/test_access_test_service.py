@@ -16,6 +16,7 @@ from core.services.integration import IntegrationService
 from core.services.stores.integrations import IntegrationRepository
 from core.settings import Settings
 from tests.support.fake_graph import (
+    HYBRID,
     NORMAL,
     ON_PREMISES,
     OUTSIDE_SCOPE,
@@ -36,11 +37,15 @@ ENV = {
     "ENTRA_CREDENTIAL": "secret",
     "PUBLIC_BASE_URL": "https://func.example.com",
     "APP_URL": "https://app.example.com",
+    "KEY_VAULT_URI": "https://kv-test.vault.azure.net/",
+    "ACS_ENDPOINT": "https://acs-test.communication.azure.com",
+    "ALERT_SENDER_ADDRESS": "DoNotReply@alerts.example.com",
 }
 # The seeded tenant: 6 reachable users (admin included) and one of every unreachable kind.
 SEED = {
     "admin": NORMAL, "alice": NORMAL, "bob": NORMAL, "carol": NORMAL, "dave": NORMAL, "erin": NORMAL,
     "onprem1": ON_PREMISES, "nolicense1": UNLICENSED, "scoped1": OUTSIDE_SCOPE, "scoped2": OUTSIDE_SCOPE,
+    "hybrid1": HYBRID,
 }
 
 
@@ -115,38 +120,45 @@ def test_seeded_tenant_is_classified_user_by_user_and_counts_add_up() -> None:
     assert by_upn["nolicense1@contoso.test"] is AccessReason.MAILBOX_ON_PREMISES_OR_UNLICENSED
     assert by_upn["scoped1@contoso.test"] is AccessReason.OUTSIDE_APP_SCOPE
     assert by_upn["scoped2@contoso.test"] is AccessReason.OUTSIDE_APP_SCOPE
+    # Hybrid: getSchedule answers (hybrid free/busy) but event reads fail, so not accessible.
+    assert by_upn["hybrid1@contoso.test"] is AccessReason.MAILBOX_ON_PREMISES_OR_UNLICENSED
     assert {u for u, r in by_upn.items() if r is AccessReason.ACCESSIBLE} == {
         f"{n}@contoso.test" for n in ("admin", "alice", "bob", "carol", "dave", "erin")
     }
-    assert (report.sampled, report.accessible, report.inaccessible) == (10, 6, 4)
+    assert (report.sampled, report.accessible, report.inaccessible) == (11, 6, 5)
     assert sum(report.by_reason.values()) == report.sampled
     assert w.status() is IntegrationStatus.DEGRADED
+    # Booking refuses the mailboxes found on premises/hybrid/unlicensed (and only those) at request time.
+    from core.services.stores.access_tests import UnreachableMailboxes
+
+    unreachable = UnreachableMailboxes(w.tables)
+    blocked = {u.user_principal_name for u in report.users if unreachable.reason_of(TENANT, u.user_id)}
+    assert blocked == {"onprem1@contoso.test", "nolicense1@contoso.test", "hybrid1@contoso.test"}
 
 
-def test_graph_calls_are_one_listing_one_schedule_per_20_and_probes_only_for_failures() -> None:
-    """45 users cost 1 list + 3 getSchedule + 1 probe batch for the failing ones; healthy users are never probed."""
+def test_graph_calls_are_the_floor_one_listing_and_per_20_one_schedule_and_one_probe() -> None:
+    """45 users cost 1 list + 3 getSchedule + 3 probe batches (every calendar is read): 1 + 2 * ceil(45/20)."""
     w = World()
-    w.seed(users={"admin": NORMAL} | {f"user{i:02d}": NORMAL for i in range(41)}
-           | {"onprem1": ON_PREMISES, "scoped1": OUTSIDE_SCOPE, "nolicense1": UNLICENSED})
+    w.seed(users={"admin": NORMAL} | {f"user{i:02d}": NORMAL for i in range(40)}
+           | {"onprem1": ON_PREMISES, "scoped1": OUTSIDE_SCOPE, "nolicense1": UNLICENSED, "hybrid1": HYBRID})
     w.onboard(access_test_sample_size=45)
     w.tests.start(TENANT, ADMIN_OID)
     [report] = w.run_queued()
     assert report is not None and report.sampled == 45
     assert w.graph.call_count("list_users") == 1
     assert w.graph.call_count("get_schedule") == 3
-    assert w.graph.call_count("probe_mailboxes") == 1
-    assert [c.args for c in w.graph.calls if c.method == "probe_mailboxes"] == ["n=3"]
-    assert report.graph_calls == 5
+    assert [c.args for c in w.graph.calls if c.method == "probe_mailboxes"] == ["n=45"]
+    assert report.graph_calls == 1 + 3 + 3
 
 
-def test_all_reachable_means_connected_without_any_probe() -> None:
-    """A healthy tenant needs no $batch probe at all and becomes connected."""
+def test_healthy_tenant_is_connected_after_one_probe_batch() -> None:
+    """A healthy tenant's calendars are all read in one $batch and it becomes connected."""
     w = World()
     w.seed(users={"admin": NORMAL, "alice": NORMAL, "bob": NORMAL})
     w.onboard(status=IntegrationStatus.TESTING)
     w.tests.start(TENANT, ADMIN_OID)
     w.run_queued()
-    assert w.graph.call_count("probe_mailboxes") == 0
+    assert w.graph.call_count("probe_mailboxes") == 1
     assert w.status() is IntegrationStatus.CONNECTED
 
 
@@ -236,7 +248,9 @@ def test_transient_probe_failure_is_reported_as_transient_not_fatal() -> None:
     w.tests.start(TENANT, None)
     [report] = w.run_queued()
     assert report is not None and report.status is RunStatus.COMPLETED
-    assert report.by_reason[AccessReason.TRANSIENT_ERROR] == 4
+    assert report.by_reason[AccessReason.TRANSIENT_ERROR] == 4  # the four getSchedule failures
+    # Free/busy answered for the other 7 (hybrid1 too): a calendar read that got no answer does not overrule it.
+    assert report.by_reason[AccessReason.ACCESSIBLE] == 7
 
 
 def test_revoked_consent_fails_the_tenant_and_alerts_once_across_reruns() -> None:
@@ -341,3 +355,25 @@ def test_report_with_hundreds_of_users_round_trips_through_storage() -> None:
     assert report is not None and stored.users == report.users and stored.sampled == 500
     row = w.tables.get(Tables.ACCESS_TESTS, TENANT, report.test_id)
     assert row is not None and int(row.data["userChunks"]) > 1  # type: ignore[arg-type]
+
+
+def test_a_second_test_while_one_runs_is_refused_with_409() -> None:
+    """Access tests cannot be queued without end: while one runs, another start is 409 access_test_running naming it;
+    a test stuck "running" for 30 minutes no longer blocks, and a finished one never does."""
+    from core.domain.errors import Conflict
+
+    w = World()
+    w.seed()
+    w.onboard()
+    running = w.tests.start(TENANT, ADMIN_OID)
+    try:
+        w.tests.start(TENANT, ADMIN_OID)
+        raise AssertionError("a second test was queued while one ran")
+    except Conflict as exc:
+        assert (exc.code, exc.details) == ("access_test_running", {"id": running.test_id})
+    assert len(w.queues.pending(Queues.ACCESS_TESTS)) == 1
+    w.clock.advance(minutes=31)
+    stuck_replaced = w.tests.start(TENANT, ADMIN_OID)
+    w.run_queued()
+    assert w.tests.latest(TENANT).test_id == stuck_replaced.test_id and w.tests.latest(TENANT).finished
+    assert w.tests.start(TENANT, ADMIN_OID).status is RunStatus.RUNNING

@@ -16,7 +16,7 @@ from core.adapters.graph.client import GraphClient, RetryPolicy
 from core.adapters.graph.gateway import GraphGateway
 from core.adapters.http import build_session
 from core.domain.calendar import FreeBusyStatus, GraphIdentity, NewEvent, TimeZoneSpec, Weekday, WorkingHours
-from core.domain.errors import Forbidden, NotFound, ParticipantUnreachable
+from core.domain.errors import Forbidden, NotFound, ParticipantUnreachable, ValidationFailed
 from core.domain.integration import Integration, IntegrationStatus, PairingPolicy
 from core.domain.sessions import Session
 from core.services.authz import Caller
@@ -324,13 +324,14 @@ def test_an_unknown_room_list_is_not_found(world: World) -> None:
     assert caught.value.code == "room_list_not_found"
 
 
-def test_room_availability_groups_addresses_by_twenty_and_reports_bad_rooms(world: World) -> None:
-    """25 rooms take two getSchedule calls; a busy room loses that time; an unknown room says why."""
-    for i in range(24):
+def test_room_availability_groups_addresses_by_twenty(world: World) -> None:
+    """25 rooms take two getSchedule calls; a busy room loses that time; addresses come back as the directory
+    spells them."""
+    for i in range(25):
         world.graph.add_room(TENANT, f"room{i}@contoso.example", f"Room {i}")
     busy = (MONDAY + timedelta(hours=10), MONDAY + timedelta(hours=11))
     world.graph.add_busy(TENANT, "room0@contoso.example", *busy)
-    rooms = [f"room{i}@contoso.example" for i in range(24)] + ["ghost-room@contoso.example"]
+    rooms = [f"room{i}@contoso.example" for i in range(24)] + ["ROOM24@contoso.example"]
     result = world.service.room_availability(
         world.mentor, rooms, start=MONDAY + timedelta(hours=9), end=MONDAY + timedelta(hours=12),
         duration_minutes=60, time_zone="UTC",
@@ -339,8 +340,22 @@ def test_room_availability_groups_addresses_by_twenty_and_reports_bad_rooms(worl
     by_room = {r.address: r for r in result}
     assert [s.start.hour for s in by_room["room0@contoso.example"].slots] == [9, 11]
     assert len(by_room["room1@contoso.example"].slots) == 9
-    assert by_room["ghost-room@contoso.example"].status == "user_not_found"
-    assert by_room["ghost-room@contoso.example"].slots == ()
+    assert "room24@contoso.example" in by_room
+
+
+def test_room_availability_refuses_addresses_that_are_not_the_tenants_rooms(world: World) -> None:
+    """A person's address (bypassing the pairing policy) or an unknown one is 422 room_not_found naming each,
+    and no free/busy is read at all."""
+    world.graph.add_room(TENANT, "r1@contoso.example", "Room One")
+    with pytest.raises(ValidationFailed) as caught:
+        world.service.room_availability(
+            world.mentor, ["r1@contoso.example", MENTEE, "ghost-room@contoso.example"],
+            start=MONDAY + timedelta(hours=9), end=MONDAY + timedelta(hours=12), duration_minutes=60,
+            time_zone="UTC",
+        )
+    assert caught.value.code == "room_not_found"
+    assert [f["loc"] for f in caught.value.details["fields"]] == [["body", "rooms", 1], ["body", "rooms", 2]]
+    assert world.graph.call_count("get_schedule") == 0
 
 
 # --- the caller's own calendar ---------------------------------------------------------------

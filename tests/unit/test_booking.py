@@ -13,6 +13,7 @@ from core.domain.integration import PairingPolicy
 from core.domain.sessions import PendingOp, SessionStatus
 from core.names import Queues
 from core.services.booking import BookingRequest
+from core.services.stores.pairings import Pairing, PairingRepository
 from core.services.stores.sessions import SessionRepository
 from tests.unit.test_booking_support import (
     ALICE,
@@ -187,3 +188,57 @@ def test_queue_outage_marks_a_new_session_failed_and_rolls_back_a_change() -> No
         w.booking.cancel(w.caller(), sid)
     s = SessionRepository(w.tables).require(TENANT, sid).value
     assert s.status == SessionStatus.BOOKED and s.pending_op is None and s.version == 1
+
+
+def _hybrid_world(hybrid: str) -> World:
+    """Alice and Bob paired; an access test found ``hybrid`` (Alice or Bob) on an on-premises mailbox."""
+    from core.domain.access_test import AccessReason, UserResult
+    from core.services.stores.access_tests import UnreachableMailboxes
+
+    w = World()
+    results = [UserResult(ALICE_ID, ALICE, AccessReason.ACCESSIBLE), UserResult(BOB_ID, BOB, AccessReason.ACCESSIBLE)]
+    results = [UserResult(r.user_id, r.user_principal_name, AccessReason.MAILBOX_ON_PREMISES_OR_UNLICENSED)
+               if r.user_id == hybrid else r for r in results]
+    UnreachableMailboxes(w.tables).record(TENANT, results, "test1", NOW)
+    return w
+
+
+@pytest.mark.parametrize(("hybrid", "role"), [(ALICE_ID, "organizer"), (BOB_ID, "attendee")])
+def test_booking_a_mailbox_the_access_test_found_on_premises_is_refused_at_request_time(hybrid: str, role: str) -> None:
+    """An organizer or partner whose mailbox is hybrid/on-premises gets 422 mailbox_on_premises_or_unlicensed
+    naming who, and nothing is stored or queued (free/busy may answer for them; event writes never would)."""
+    from core.domain.errors import MailboxUnavailable
+
+    w = _hybrid_world(hybrid)
+    with pytest.raises(MailboxUnavailable) as err:
+        w.book()
+    assert (err.value.http_status, err.value.code) == (422, "mailbox_on_premises_or_unlicensed")
+    assert err.value.details == {"role": role, "userId": hybrid}
+    assert w.queues.pending(Queues.EVENT_WRITES) == []
+
+
+def test_a_later_access_test_that_reaches_the_mailbox_lifts_the_refusal() -> None:
+    """Once a mailbox is migrated and a test reaches it, booking with it works again."""
+    from core.domain.access_test import AccessReason, UserResult
+    from core.services.stores.access_tests import UnreachableMailboxes
+
+    w = _hybrid_world(BOB_ID)
+    UnreachableMailboxes(w.tables).record(TENANT, [UserResult(BOB_ID, BOB, AccessReason.ACCESSIBLE)], "test2", NOW)
+    assert w.book()
+
+
+def test_worker_meeting_an_on_premises_organizer_fails_the_session_with_a_clear_reason() -> None:
+    """Without an access-test record, the worker's MailboxNotEnabledForRESTAPI ends the session failed with a
+    failureReason that says the mailbox is on premises/hybrid or unlicensed (not a generic error)."""
+    from tests.support.fake_graph import HYBRID
+
+    w = World()
+    w.graph.add_user(TENANT, "hank@contoso.test", kind=HYBRID, user_id="a0000000-0000-4000-8000-00000000000e")
+    PairingRepository(w.tables).save(
+        Pairing(TENANT, "p2", "a0000000-0000-4000-8000-00000000000e", "hank@contoso.test", BOB_ID, BOB, True, NOW))
+    sid = w.booking.create(w.caller("a0000000-0000-4000-8000-00000000000e"),
+                           BookingRequest(start=START, end=END, time_zone="UTC", pairing_id="p2")).session_id
+    w.drain()
+    s = SessionRepository(w.tables).require(TENANT, sid).value
+    assert s.status is SessionStatus.FAILED
+    assert s.failure_reason is not None and "on-premises or hybrid" in s.failure_reason

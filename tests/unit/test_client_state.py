@@ -96,3 +96,64 @@ def test_absent_key_is_not_created_by_the_webhook_and_not_reread_in_a_burst() ->
     store.set(SECRET_NAME, "created-by-another-process-0123456789")
     assert cache.signer() is not None
     assert store.reads == 2
+
+
+# --- binding and rotation ------------------------------------------------------------------------
+
+
+def test_value_carries_the_subscriptions_nonce_under_the_mac() -> None:
+    """The nonce is read back with the mailbox; changing it (another subscription's) breaks the MAC."""
+    value = SIGNER.sign(TENANT, USER, "nonce-of-sub-one")
+    checked = SIGNER.check(value, TENANT)
+    assert checked.ok and (checked.user_id, checked.nonce) == (USER, "nonce-of-sub-one")
+    assert not SIGNER.check(value.replace("nonce-of-sub-one", "nonce-of-sub-two"), TENANT).ok
+
+
+def test_rotation_signs_with_a_new_key_and_still_accepts_the_previous_one_only() -> None:
+    """After a rotation new values use the new key id and old values verify; after a second the oldest key is gone
+    (its values name a key id the ring no longer has)."""
+    store = InMemorySecretStore()
+    cache = ClientStateKeyCache(store)
+    first = cache.require().sign(TENANT, USER)
+    assert cache.rotate() == "2"
+    second = cache.require().sign(TENANT, USER)
+    assert second.split("~")[1] == "2"
+    other_process = ClientStateKeyCache(store).signer()
+    assert other_process is not None
+    assert other_process.check(first, TENANT).ok and other_process.check(second, TENANT).ok
+    assert cache.rotate() == "3"
+    signer = ClientStateKeyCache(store).signer()
+    assert signer is not None
+    assert signer.check(first, TENANT).unknown_key and signer.check(second, TENANT).ok
+
+
+def test_a_bare_key_from_before_rings_is_key_one_and_its_version_1_values_still_verify() -> None:
+    """Values of subscriptions made before binding (version 1, no nonce) verify under the old bare key."""
+    import base64
+    import hashlib
+    import hmac
+
+    raw = "a-key-of-sufficient-length-0123456789"
+    mac = base64.urlsafe_b64encode(hmac.digest(raw.encode(), f"1|{TENANT}|{USER}".encode(), hashlib.sha256))
+    legacy = f"1~{USER}~{mac.rstrip(b'=').decode()}"
+    signer = ClientStateKeyCache(InMemorySecretStore({SECRET_NAME: raw})).signer()
+    assert signer is not None
+    checked = signer.check(legacy, TENANT)
+    assert checked.ok and checked.user_id == USER and checked.nonce == ""
+
+
+def test_stale_rings_and_unknown_key_ids_reload_in_the_background_never_inline() -> None:
+    """The webhook's signer() never waits on the store: a stale ring or a new key id starts one background reload
+    (at most one per 30 s), run here by hand."""
+    clock = [0.0]
+    jobs: list[object] = []
+    store = InMemorySecretStore({SECRET_NAME: "a-key-of-sufficient-length-0123456789"})
+    cache = ClientStateKeyCache(store, monotonic=lambda: clock[0], background=jobs.append)
+    assert cache.signer() is not None and store.reads == 1
+    assert cache.reload_soon() is True and cache.reload_soon() is False
+    assert store.reads == 1 and len(jobs) == 1
+    jobs.pop()()  # type: ignore[operator]
+    assert store.reads == 2
+    clock[0] += 601
+    cache.signer()
+    assert store.reads == 2 and len(jobs) == 1

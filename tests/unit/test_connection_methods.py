@@ -335,7 +335,8 @@ def test_service_account_access_test_without_a_mailbox_fails_with_that_reason() 
 
 
 def test_an_older_access_test_finishing_late_does_not_hide_the_newer_one() -> None:
-    """The consent callback's test finishing after the admin started a rerun leaves "latest" on the rerun."""
+    """A test that replaced a running one (a new consent, a method change) stays "latest" when the older one
+    finishes after it."""
     w = _world(ConnectionMethod.PER_USER)
     ids = iter(["older", "newer"])
     service = AccessTestService(tables=w.tables, queues=w.queues, clock=w.clock, gateway=w.graph,
@@ -343,7 +344,7 @@ def test_an_older_access_test_finishing_late_does_not_hide_the_newer_one() -> No
                                 new_id=lambda: next(ids))
     service.start(TENANT, None)
     w.clock.advance(seconds=5)
-    service.start(TENANT, None)
+    service.start(TENANT, None, replace_running=True)
     service.run(AccessTestCommand(TENANT, "older"))
     assert service.latest(TENANT).test_id == "newer"
     service.run(AccessTestCommand(TENANT, "newer"))

@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from core.adapters.sealer import AesGcmSealer
 from core.domain.errors import (
     ConsentMissing,
     Forbidden,
@@ -32,6 +33,7 @@ from core.services.stores.integrations import IntegrationRepository
 from core.services.stores.secrets import TenantSecrets
 from core.settings import Settings
 from tests.support.auth_flow import FakeAuthFlow
+from tests.support.fake_graph import FakeCalendarGateway, FakeTokenProvider
 from tests.support.memory import FixedClock, InMemorySecretStore, InMemoryTableStore
 
 TENANT = "aaaaaaaa-0000-4000-8000-00000000000a"
@@ -39,6 +41,7 @@ OTHER_TENANT = "bbbbbbbb-0000-4000-8000-00000000000b"
 ALICE = "a0000000-0000-4000-8000-000000000001"
 BOB = "a0000000-0000-4000-8000-000000000002"
 MAILBOX = "a0000000-0000-4000-8000-00000000005a"
+CAROL = "a0000000-0000-4000-8000-000000000003"
 NOW = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 APP = "https://app.example.com"
 
@@ -50,21 +53,30 @@ def settings() -> Settings:
         "ENTRA_CREDENTIAL": "secret",
         "PUBLIC_BASE_URL": "https://func.example.com",
         "APP_URL": APP,
+        "KEY_VAULT_URI": "https://kv-test.vault.azure.net/",
+        "ACS_ENDPOINT": "https://acs-test.communication.azure.com",
+        "ALERT_SENDER_ADDRESS": "DoNotReply@alerts.example.com",
     })
 
 
 
 
 class World:
-    def __init__(self, method: ConnectionMethod = ConnectionMethod.PER_USER) -> None:
+    def __init__(self, method: ConnectionMethod = ConnectionMethod.PER_USER, *, app_consent: bool = True) -> None:
         self.tables = InMemoryTableStore()
         self.secrets = InMemorySecretStore()
         self.clock = FixedClock(NOW)
         self.flow = FakeAuthFlow(self.secrets, SignedInUser(TENANT, ALICE, "alice@a.example", '{"cache": "opaque"}'))
         self.removed: list[tuple[str, str]] = []
+        self.tokens = FakeTokenProvider([TENANT] if app_consent else [])
+        self.graph = FakeCalendarGateway(tokens=self.tokens, clock=self.clock)
+        for oid, upn in ((ALICE, "alice@a.example"), (BOB, "bob@a.example"), (MAILBOX, "sched@a.example"),
+                         (CAROL, "carol@a.example")):
+            self.graph.add_user(TENANT, upn, user_id=oid)
+        self.sealer = AesGcmSealer(InMemorySecretStore())  # its key apart from the token caches asserted on
         self.service = ConnectionService(
-            tables=self.tables, clock=self.clock, settings=settings(), flow=self.flow,
-            remove_subscriptions=lambda t, u: self.removed.append((t, u)),
+            tables=self.tables, clock=self.clock, settings=settings(), flow=self.flow, sealer=self.sealer,
+            gateway=self.graph, remove_subscriptions=lambda t, u: self.removed.append((t, u)),
         )
         self.set_method(method)
 
@@ -264,6 +276,57 @@ def test_service_account_callback_records_the_mailbox_not_the_admin() -> None:
     assert w.service.status(user()).connected  # every user of the tenant is served by the mailbox
     identities = GraphIdentities(IntegrationRepository(w.tables), ConnectionRepository(w.tables))
     assert identities.for_user(TENANT, ALICE).user_id == MAILBOX
+
+
+def test_service_account_sign_in_by_anyone_but_the_named_mailbox_is_refused() -> None:
+    """The admin named sched@; Carol signs in on Microsoft's page: connection_wrong_mailbox, nothing stored,
+    because the named mailbox was resolved to its object id at start (Graph, the tenant identity)."""
+    w = World(ConnectionMethod.SERVICE_ACCOUNT)
+    w.flow.signed_in = SignedInUser(TENANT, CAROL, "carol@a.example", "{}")
+    params = w.sign_in(user(BOB, admin=True), purpose=ConnectionPurpose.SERVICE_ACCOUNT, mailbox="sched@a.example")
+    [row] = w.tables.query(Tables.OAUTH_STATES, TENANT)
+    assert row.data["mailboxOid"] == MAILBOX
+    assert outcome_query(w.service.callback(params).redirect_url)["code"] == "connection_wrong_mailbox"
+    assert ConnectionRepository(w.tables).service_account(TENANT) is None
+    assert w.secrets.get(user_token_secret_name(TENANT, CAROL)) is None
+
+
+def test_service_account_mailbox_unknown_to_graph_is_refused_at_start() -> None:
+    """Naming a mailbox Graph cannot resolve is 422 mailbox_not_found before any sign-in begins."""
+    w = World(ConnectionMethod.SERVICE_ACCOUNT)
+    with pytest.raises(ValidationFailed) as caught:
+        w.service.start(user(BOB, admin=True), purpose=ConnectionPurpose.SERVICE_ACCOUNT, mailbox="nobody@a.example")
+    assert caught.value.code == "mailbox_not_found" and w.flow.begun == []
+
+
+def test_without_directory_access_the_sign_in_name_must_be_the_named_mailbox() -> None:
+    """No identity may read the directory yet (no app consent, no mailbox connected): the callback compares the
+    signed-in account's name with the named mailbox instead, case-insensitively."""
+    w = World(ConnectionMethod.SERVICE_ACCOUNT, app_consent=False)
+    w.flow.signed_in = SignedInUser(TENANT, CAROL, "carol@a.example", "{}")
+    params = w.sign_in(user(BOB, admin=True), purpose=ConnectionPurpose.SERVICE_ACCOUNT, mailbox="Sched@a.example")
+    assert outcome_query(w.service.callback(params).redirect_url)["code"] == "connection_wrong_mailbox"
+    w.flow.signed_in = SignedInUser(TENANT, MAILBOX, "SCHED@a.example", "{}")
+    params = w.sign_in(user(BOB, admin=True), purpose=ConnectionPurpose.SERVICE_ACCOUNT, mailbox="sched@a.example")
+    assert w.service.callback(params).connected
+
+
+def test_pending_sign_in_keeps_its_flow_sealed_and_bound_to_its_row() -> None:
+    """The stored flow shows neither the PKCE verifier nor the raw state; moved to another row it does not open."""
+    w = World()
+    url = w.service.start(user())
+    state = w.state_of(url)
+    [row] = w.tables.query(Tables.OAUTH_STATES, TENANT)
+    stored = str(row.data["flow"])
+    assert "v" * 43 not in stored and state not in stored and state.partition(".")[2] not in stored
+    other = w.service.start(user(BOB))
+    others = [r for r in w.tables.query(Tables.OAUTH_STATES, TENANT) if r.row_key != row.row_key]
+    from core.ports import Entity
+
+    w.tables.upsert(Tables.OAUTH_STATES, Entity(TENANT, others[0].row_key, {**others[0].data, "flow": stored}))
+    swapped = w.service.callback(CallbackParams(code="c", state=w.state_of(other)))
+    assert outcome_query(swapped.redirect_url)["code"] == "connection_state_invalid"
+    assert w.service.callback(CallbackParams(code="c", state=state)).connected
 
 
 def test_service_account_sign_in_as_the_admin_themselves_is_refused() -> None:

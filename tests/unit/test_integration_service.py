@@ -7,6 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from core.domain.commands import AlertKind
 from core.domain.errors import Conflict, TransientGraphError
 from core.domain.integration import ConnectionMethod, IntegrationStatus, PairingPolicy
 from core.names import Queues, Tables
@@ -236,25 +237,127 @@ def test_declined_consent_redirects_with_a_clear_code_and_stays_pending() -> Non
     assert w.graph.calls == []
 
 
-def test_consent_that_cannot_be_proven_is_not_accepted() -> None:
-    """admin_consent=True but no app-only token for the tenant: refused with the token error's code."""
+def test_consent_refused_for_good_is_not_accepted() -> None:
+    """admin_consent=True but Entra refuses the app's own credential: refused at once with that code."""
+    from core.domain.errors import CredentialInvalid
+
     w = consent_world()
-    w.tokens.revoke_consent(TENANT)
+    w.tokens.fail_next(CredentialInvalid(aadsts=7000215))
     state = state_of(w.integration.consent_url(TENANT, ADMIN_OID))
     outcome = w.integration.complete_consent(granted(state))
-    assert outcome_of(outcome.redirect_url)["code"] == ["app_not_in_tenant"]
+    assert outcome_of(outcome.redirect_url)["code"] == ["app_credential_invalid"]
     view = w.integration.view(TENANT)
     assert view.integration.status is IntegrationStatus.CONSENT_PENDING
-    assert view.consent.error_code == "app_not_in_tenant"
+    assert view.consent.error_code == "app_credential_invalid"
     assert w.queues.pending(Queues.ACCESS_TESTS) == []
 
 
-def test_entra_outage_during_the_proof_asks_to_try_again() -> None:
-    """A transient failure is not a verdict on consent: consent_check_unavailable."""
+def _verifying(w: World) -> None:
+    """Consent granted at Microsoft's page while Entra has not propagated it yet (AADSTS700016 for now)."""
+    w.tokens.revoke_consent(TENANT)
+    outcome = w.integration.complete_consent(granted(state_of(w.integration.consent_url(TENANT, ADMIN_OID))))
+    assert outcome.redirect_url == "https://app.example.com/?consent=verifying" and not outcome.granted
+
+
+def _run_proofs(w: World) -> list[str]:
+    """Run every queued re-proof as it becomes due (the clock follows the queue's delays)."""
+    from core.domain.commands import ConsentVerifyCommand
+
+    results = []
+    for _ in range(100):
+        pending = w.queues.pending(Queues.ACCESS_TESTS)
+        if [m.body["kind"] for m in pending] != ["verify_consent"]:
+            return results
+        [message] = w.queues.take(Queues.ACCESS_TESTS, include_delayed=True)
+        w.clock.set(message.visible_at)
+        results.append(w.integration.verify_consent(ConsentVerifyCommand.from_message(message.body)))
+    raise AssertionError("the re-proofs never ended")
+
+
+def test_consent_not_yet_propagated_is_verified_with_backoff_then_granted() -> None:
+    """The first token after consent is refused (700016): the callback says verifying, a delayed job re-proves
+    (forgetting cached tokens each time) and, once Entra issues tokens, grants and queues the access test."""
+    w = consent_world()
+    _verifying(w)
+    view = w.integration.view(TENANT)
+    assert view.consent.status == "verifying" and view.integration.status is IntegrationStatus.CONSENT_PENDING
+    [job] = w.queues.pending(Queues.ACCESS_TESTS)
+    assert job.body["kind"] == "verify_consent" and (job.visible_at - w.clock.now()).total_seconds() == 2
+    assert w.alerts_sent() == []
+    from core.domain.commands import ConsentVerifyCommand
+
+    [message] = w.queues.take(Queues.ACCESS_TESTS, include_delayed=True)
+    w.clock.set(message.visible_at)
+    assert w.integration.verify_consent(ConsentVerifyCommand.from_message(message.body)) == "retrying"
+    w.tokens.grant_consent(TENANT)  # Entra caught up
+    invalidated = len(w.tokens.invalidated)
+    assert _run_proofs(w) == ["granted"]
+    assert len(w.tokens.invalidated) > invalidated
+    assert w.status() is IntegrationStatus.TESTING and w.integration.view(TENANT).consent.status == "granted"
+    [test] = w.queues.take(Queues.ACCESS_TESTS, include_delayed=True)
+    assert test.body["kind"] == "access_test" and test.body["requestedBy"] == ADMIN_OID
+
+
+def test_consent_that_never_propagates_fails_after_ten_minutes_with_one_alert() -> None:
+    """Re-proofs after 2, 4, 8, 16 s then every 30 s for 10 minutes; then consent is pending with the code and
+    the owner gets exactly one token_failure alert."""
+    w = consent_world()
+    started = w.clock.now()
+    _verifying(w)
+    delays: list[float] = []
+    last = started
+    results: list[str] = []
+    from core.domain.commands import ConsentVerifyCommand
+
+    while True:
+        taken = w.queues.take(Queues.ACCESS_TESTS, include_delayed=True)
+        if not taken:
+            break
+        [message] = taken
+        delays.append((message.visible_at - last).total_seconds())
+        last = message.visible_at
+        w.clock.set(message.visible_at)
+        results.append(w.integration.verify_consent(ConsentVerifyCommand.from_message(message.body)))
+    assert delays[:5] == [2, 4, 8, 16, 30] and set(delays[4:]) == {30}
+    assert results[-1] == "failed" and set(results[:-1]) == {"retrying"}
+    assert (w.clock.now() - started).total_seconds() <= 600 < (w.clock.now() - started).total_seconds() + 30
+    view = w.integration.view(TENANT)
+    assert (view.consent.status, view.consent.error_code) == ("pending", "app_not_in_tenant")
+    assert [a.kind for a in w.alerts_sent()] == [AlertKind.TOKEN_FAILURE]
+
+
+def test_a_redelivered_reproof_step_neither_forks_nor_grants_twice() -> None:
+    """The same verify_consent message delivered twice: the second is stale, one chain and one access test."""
+    from core.domain.commands import ConsentVerifyCommand
+
+    w = consent_world()
+    _verifying(w)
+    w.tokens.grant_consent(TENANT)
+    [message] = w.queues.take(Queues.ACCESS_TESTS, include_delayed=True)
+    command = ConsentVerifyCommand.from_message(message.body)
+    assert [w.integration.verify_consent(command), w.integration.verify_consent(command)] == ["granted", "stale"]
+    assert [m.body["kind"] for m in w.queues.take(Queues.ACCESS_TESTS, include_delayed=True)] == ["access_test"]
+
+
+def test_a_new_consent_or_a_disconnect_ends_a_running_verification() -> None:
+    """An admin who starts over (new consent link) or disconnects makes the pending re-proof stale."""
+    from core.domain.commands import ConsentVerifyCommand
+
+    w = consent_world()
+    _verifying(w)
+    [message] = w.queues.take(Queues.ACCESS_TESTS, include_delayed=True)
+    w.integration.consent_url(TENANT, ADMIN_OID)
+    assert w.integration.verify_consent(ConsentVerifyCommand.from_message(message.body)) == "stale"
+
+
+def test_entra_outage_during_the_proof_is_verified_again_later() -> None:
+    """A transient failure is not a verdict on consent: the callback answers verifying and re-proves."""
     w = consent_world()
     w.tokens.fail_next(TransientGraphError())
     state = state_of(w.integration.consent_url(TENANT, ADMIN_OID))
-    assert w.integration.complete_consent(granted(state)).code == "consent_check_unavailable"
+    outcome = w.integration.complete_consent(granted(state))
+    assert outcome_of(outcome.redirect_url) == {"consent": ["verifying"]}
+    assert _run_proofs(w) == ["granted"]
 
 
 def test_consent_without_admin_consent_true_is_refused() -> None:

@@ -43,6 +43,9 @@ def settings() -> Settings:
         "ENTRA_CREDENTIAL": "secret",
         "PUBLIC_BASE_URL": "https://func.example.com",
         "APP_URL": "https://app.example.com",
+        "KEY_VAULT_URI": "https://kv-test.vault.azure.net/",
+        "ACS_ENDPOINT": "https://acs-test.communication.azure.com",
+        "ALERT_SENDER_ADDRESS": "DoNotReply@alerts.example.com",
     })
 
 

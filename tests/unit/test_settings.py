@@ -12,6 +12,9 @@ GOOD = {
     "AZURE_CLIENT_ID": "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb",
     "PUBLIC_BASE_URL": "https://api.example.com/",
     "APP_URL": "https://app.example.com",
+    "KEY_VAULT_URI": "https://kv-test.vault.azure.net/",
+    "ACS_ENDPOINT": "https://acs-test.communication.azure.com",
+    "ALERT_SENDER_ADDRESS": "DoNotReply@alerts.example.com",
 }
 
 
@@ -107,3 +110,48 @@ def test_unresolved_key_vault_reference_is_treated_as_unset() -> None:
     env = {**GOOD, "WEBHOOK_URL_CODE": "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/x)"}
     assert Settings.from_env(env).webhook_url_code is None
     assert Settings.from_env({**GOOD, "WEBHOOK_URL_CODE": "abc"}).webhook_url_code == "abc"
+
+
+def test_a_deployment_must_name_its_key_vault_and_mail_service() -> None:
+    """Without LOCAL_MODE=true, a missing KEY_VAULT_URI or ACS_ENDPOINT fails start-up naming each (no silent fallback
+    to local file secrets or the local outbox mailer); ACS needs its sender address too."""
+    bare = {k: v for k, v in GOOD.items() if k not in ("KEY_VAULT_URI", "ACS_ENDPOINT", "ALERT_SENDER_ADDRESS")}
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(bare)
+    text = str(caught.value)
+    assert "KEY_VAULT_URI" in text and "ACS_ENDPOINT" in text and "LOCAL_MODE=true" in text
+    with pytest.raises(SettingsError, match="ALERT_SENDER_ADDRESS"):
+        Settings.from_env({k: v for k, v in GOOD.items() if k != "ALERT_SENDER_ADDRESS"})
+    local = Settings.from_env({**bare, "LOCAL_MODE": "true"})
+    assert local.key_vault_uri is None and local.acs_endpoint is None
+
+
+def test_the_container_never_falls_back_to_local_adapters_in_a_deployment() -> None:
+    """Settings built around the check (not local mode, no vault) still stop build_container with the same message."""
+    from dataclasses import replace
+
+    from core.bootstrap import build_container
+
+    settings = replace(Settings.from_env(GOOD), key_vault_uri=None)
+    with pytest.raises(SettingsError, match="KEY_VAULT_URI"):
+        build_container(settings)
+
+
+def test_product_server_client_ids_default_to_none_accepted() -> None:
+    """Without PRODUCT_SERVER_CLIENT_IDS no app-only token is accepted; with it, the listed ids (lower-cased)."""
+    assert Settings.from_env(GOOD).product_server_client_ids == frozenset()
+    s = Settings.from_env({**GOOD, "PRODUCT_SERVER_CLIENT_IDS": " CCCCCCCC-cccc-4ccc-8ccc-cccccccccccc ,"
+                                                                 "dddddddd-dddd-4ddd-8ddd-dddddddddddd"})
+    assert s.product_server_client_ids == {"cccccccc-cccc-4ccc-8ccc-cccccccccccc",
+                                           "dddddddd-dddd-4ddd-8ddd-dddddddddddd"}
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({**GOOD, "PRODUCT_SERVER_CLIENT_IDS": "my-product-server"})
+    assert "PRODUCT_SERVER_CLIENT_IDS" in str(info.value)
+
+
+def test_near_reconciliation_runs_every_15_minutes_by_default() -> None:
+    """RECONCILE_NEAR_SCHEDULE defaults to every 15 minutes and must be a six-field NCRONTAB."""
+    assert Settings.from_env(GOOD).reconcile_near_schedule == "0 */15 * * * *"
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({**GOOD, "RECONCILE_NEAR_SCHEDULE": "*/15 * * * *"})
+    assert "RECONCILE_NEAR_SCHEDULE" in str(info.value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
@@ -12,8 +13,9 @@ from core.domain.commands import RenewalItem, renewal_message
 from core.domain.errors import GraphRequestRejected, TransientGraphError
 from core.names import Queues, Tables
 from core.ports import Entity
+from core.services.client_state import ClientStateKeyCache
 from core.services.stores.subscriptions import OUTLOOK_MAX_MINUTES, SubscriptionRecord, bucket_of
-from core.services.subscriptions import LEGACY_MAX_MINUTES, MAX_ATTEMPTS, renew_at
+from core.services.subscriptions import LEGACY_MAX_MINUTES, MAX_ATTEMPTS, SubscriptionService, renew_at
 from tests.unit.test_notifications import NOW, T, World
 
 
@@ -66,6 +68,61 @@ def test_refused_maximum_falls_back_to_4230_minutes_and_is_remembered() -> None:
     assert first.expires_at - first.renew_at == timedelta(minutes=LEGACY_MAX_MINUTES - 1) / 3
     w.subs.ensure_for_mailbox(T, w.partner)
     assert w.graph.call_count("create_subscription") == 3
+
+
+def _another_instance(w: World) -> SubscriptionService:
+    """A second process (another Flex instance, or this one restarted) over the same storage and Graph."""
+    return SubscriptionService(w.tables, w.queues, w.graph, w.clock, ClientStateKeyCache(w.secrets),
+                               public_base_url="https://func.example.com")
+
+
+def test_learned_lifetime_is_shared_by_every_instance_and_survives_a_restart() -> None:
+    """What Graph refused is kept per tenant in storage: another instance asks 4,230 minutes at once (one call)."""
+    w = World.make(max_minutes=LEGACY_MAX_MINUTES)
+    w.subs.ensure_for_mailbox(T, w.organizer)
+    w.graph.reset_calls()
+    other = _another_instance(w)
+    record = other.ensure_for_mailbox(T, w.partner)
+    assert record is not None and record.lifetime_minutes == LEGACY_MAX_MINUTES
+    assert w.graph.call_count("create_subscription") == 1
+
+
+def test_learned_lifetime_is_asked_again_at_the_documented_maximum_after_a_week() -> None:
+    """A learned limit older than 7 days is retried at 10,080 minutes, in case Graph raised it."""
+    w = World.make(max_minutes=LEGACY_MAX_MINUTES)
+    w.subs.ensure_for_mailbox(T, w.organizer)
+    w.graph.max_subscription_minutes = OUTLOOK_MAX_MINUTES
+    w.clock.advance(days=8)
+    record = _another_instance(w).ensure_for_mailbox(T, w.partner)
+    assert record is not None and record.lifetime_minutes == OUTLOOK_MAX_MINUTES
+
+
+@pytest.mark.parametrize("code", [
+    "InvalidRequest",  # a malformed request is not about the lifetime
+    "ValidationError",  # the notification URL's handshake failed
+    "ExtensionError",  # without the documented text: ExtensionError also names mailbox problems
+])
+def test_only_the_documented_lifetime_refusal_is_retried_shorter(code: str) -> None:
+    """A 400 that is not Graph's "Subscription expiration can only be N minutes" is raised, never retried shorter."""
+    w = World.make()
+    w.graph.fail_next("create_subscription", GraphRequestRejected(status=400, graph_code=code,
+                                                                  details={"status": 400, "graph_code": code}))
+    with pytest.raises(GraphRequestRejected):
+        w.subs.ensure_for_mailbox(T, w.organizer)
+    assert w.graph.call_count("create_subscription") == 1
+    assert w.subs.store.lifetime(T) is None
+
+
+def test_documented_refusal_in_any_case_retries_with_the_minutes_graph_names() -> None:
+    """"extensionError" (concepts/errors.md spelling) naming 5,000 minutes -> one retry with exactly 5,000."""
+    w = World.make(max_minutes=5000)
+    refusal = GraphRequestRejected(status=400, graph_code="extensionError",
+                                   details={"status": 400, "max_lifetime_minutes": 5000})
+    w.graph.fail_next("create_subscription", refusal)
+    record = w.subs.ensure_for_mailbox(T, w.organizer)
+    assert record is not None and record.lifetime_minutes == 5000
+    learned = w.subs.store.lifetime(T)
+    assert learned is not None and learned.minutes == 5000
 
 
 def test_renew_at_is_well_before_expiry() -> None:
@@ -307,3 +364,91 @@ def test_per_user_tenant_works_with_the_organizers_own_token() -> None:
     assert w.reconciler.run().errors == 0
     w.clock.advance(hours=113)
     assert w.subs.renew_group(T, [RenewalItem(w.organizer, record.subscription_id, record.bucket)]).renewed == 1
+
+
+# --- audit against GET /subscriptions -------------------------------------------------------
+
+
+def _audit(w: World) -> list[dict[str, object]]:
+    """Run the audit timer and its worker; returns the lifecycle items it queued."""
+    for message in w.queues.take(Queues.RENEWALS):
+        w.subs.renew_message(message.body)
+    assert w.subs.plan_audits() >= 0
+    for message in w.queues.take(Queues.RENEWALS):
+        w.subs.renew_message(message.body)
+    return [item for m in w.queues.pending(Queues.LIFECYCLE) for item in m.body["items"]]
+
+
+def test_a_subscription_graph_dropped_silently_is_recreated_and_the_mailbox_resynced() -> None:
+    """Graph lost the subscription without a lifecycle event: the audit (one GET /subscriptions for the tenant)
+    hands it to the lifecycle worker, which recreates it and re-reads the mailbox's sessions."""
+    w = World.make()
+    s = w.book(hours=150)
+    old = w.subs.ensure_for_mailbox(T, w.organizer)
+    assert old is not None
+    w.graph.remove_subscription(T, old.subscription_id)
+    assert s.event_id is not None
+    w.move(s, timedelta(hours=1))  # the change nobody told us about
+    w.clock.advance(minutes=15)
+    w.graph.reset_calls()
+    items = _audit(w)
+    assert [(i["userId"], i["subscriptionId"], i["lifecycleEvent"]) for i in items] == [
+        (w.organizer, old.subscription_id, "subscriptionRemoved")]
+    assert w.graph.call_count("list_subscriptions") == 1
+    for message in w.queues.take(Queues.LIFECYCLE):
+        outcome = w.lifecycle.handle_message(message.body)
+        assert (outcome.recreated, outcome.resynced) == (1, 1)
+    new = w.subs.get(T, w.organizer)
+    assert new is not None and new.subscription_id != old.subscription_id
+    assert [x.subscription_id for x in w.graph.subscriptions_of(T)] == [new.subscription_id]
+    assert w.repo.require(T, s.session_id).value.start == s.start + timedelta(hours=1)
+
+
+def test_healthy_and_brand_new_subscriptions_are_left_alone() -> None:
+    """Subscriptions Graph lists are fine; one created under two minutes ago is not judged yet (listing lag)."""
+    w = World.make()
+    w.subs.ensure_for_mailbox(T, w.organizer)
+    w.clock.advance(minutes=15)
+    young = w.subs.ensure_for_mailbox(T, w.partner)
+    assert young is not None
+    w.graph.remove_subscription(T, young.subscription_id)
+    assert _audit(w) == []
+    w.clock.advance(minutes=3)
+    assert [i["subscriptionId"] for i in _audit(w)] == [young.subscription_id]
+
+
+def test_per_user_tenants_are_listed_with_each_organizers_own_token() -> None:
+    """Delegated GET /subscriptions shows only the signed-in user's: one listing per connected organizer."""
+    from core.domain.integration import ConnectionMethod
+    from tests.support.fake_graph import FakeTokenProvider
+
+    tokens = FakeTokenProvider()
+    w = World.make(tokens=tokens, method=ConnectionMethod.PER_USER)
+    for user in (w.organizer, w.partner):
+        tokens.connect_user(T, user)
+        w.subs.ensure_for_mailbox(T, user)
+    w.clock.advance(minutes=15)
+    lost = w.subs.get(T, w.partner)
+    assert lost is not None
+    w.graph.remove_subscription(T, lost.subscription_id)
+    w.graph.reset_calls()
+    assert [i["userId"] for i in _audit(w)] == [w.partner]
+    listings = [c for c in w.graph.calls if c.method == "list_subscriptions"]
+    assert len(listings) == 2
+
+
+def test_the_audit_timer_runs_every_fifteen_minutes() -> None:
+    """The schedule the staleness bound rests on: consecutive firings are 15 minutes apart."""
+    from datetime import UTC, datetime
+
+    from core.services.subscriptions import AUDIT_MINUTES
+    from functions.sync_jobs import SUBSCRIPTION_AUDIT_SCHEDULE
+    from local.ncrontab import parse
+
+    schedule = parse(SUBSCRIPTION_AUDIT_SCHEDULE)
+    moment = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
+    fires = []
+    for _ in range(8):
+        moment = schedule.next_after(moment)
+        fires.append(moment)
+    assert {(b - a) for a, b in itertools.pairwise(fires)} == {timedelta(minutes=AUDIT_MINUTES)}

@@ -118,6 +118,74 @@ export interface Session {
   onlineMeetingUnavailable?: boolean | null;
 }
 
+/** The error code (409) and failureReason of a slot someone became busy in (docs/product-integration.md). */
+export const SLOT_TAKEN = "slot_taken";
+
+/** A fresh Idempotency-Key (a random UUID). */
+export function newIdempotencyKey(): string {
+  if (typeof crypto.randomUUID === "function") return crypto.randomUUID();
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * One user action's Idempotency-Key: the same key while the user re-submits the same change
+ * (a retry after a network error replays instead of booking twice), a new one when the
+ * change itself differs (the service would refuse a reused key with another body).
+ */
+export class WriteIntent {
+  private key = newIdempotencyKey();
+  private sent: string | null = null;
+
+  keyFor(body: unknown): string {
+    const text = JSON.stringify(body ?? null);
+    if (this.sent !== null && this.sent !== text) this.key = newIdempotencyKey();
+    this.sent = text;
+    return this.key;
+  }
+}
+
+export type DayName = "monday" | "tuesday" | "wednesday" | "thursday" | "friday" | "saturday" | "sunday";
+
+export interface RuleWindow {
+  start: string;
+  end: string;
+  endsNextDay?: boolean;
+}
+
+export interface RuleOverride {
+  date: string;
+  mode: "off" | "replace" | "add";
+  windows?: RuleWindow[];
+}
+
+/** Offered hours as PUT takes them (docs/offered-hours.md). */
+export interface RulesBody {
+  timeZone: string;
+  weekly: (RuleWindow & { day: DayName })[];
+  overrides: RuleOverride[];
+  minNoticeMinutes: number;
+  bufferBeforeMinutes: number;
+  bufferAfterMinutes: number;
+  maxPerDay: number | null;
+  maxPerWeek: number | null;
+  withinWorkingHours: boolean;
+}
+
+/** Offered hours as GET answers them: absent fields when source is "none". */
+export interface AvailabilityRules extends Partial<RulesBody> {
+  source: "own" | "default" | "none";
+  etag?: string | null;
+  updatedAt?: string | null;
+}
+
+export interface OfferedPreview {
+  source: "own" | "default" | "none";
+  timeZone?: string | null;
+  offered: Slot[];
+  slots?: Slot[] | null;
+}
+
 type Listener = (error: ApiError) => void;
 
 export class Api {
@@ -133,10 +201,16 @@ export class Api {
     this.listeners.push(listener);
   }
 
-  async call<T>(method: string, path: string, body?: unknown, options: { anonymous?: boolean } = {}): Promise<T> {
-    const headers: Record<string, string> = { Accept: "application/json" };
+  async call<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    options: { anonymous?: boolean; headers?: Record<string, string>; idempotencyKey?: string } = {},
+  ): Promise<T> {
+    const headers: Record<string, string> = { Accept: "application/json", ...options.headers };
     if (!options.anonymous) headers.Authorization = `Bearer ${await this.auth.token()}`;
     if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (options.idempotencyKey) headers["Idempotency-Key"] = options.idempotencyKey;
     const url = `${this.config.apiBaseUrl}${path}`;
     for (let attempt = 0; ; attempt += 1) {
       let response: globalThis.Response;

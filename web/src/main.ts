@@ -8,6 +8,7 @@ import { loadConfig, type RuntimeConfig } from "./config";
 import { button, focusOn, h, notice, replace } from "./dom";
 import { consentReturned, renderAdmin } from "./pages/admin";
 import { renderConnection } from "./pages/connection";
+import { renderDefaultOfferedHours, renderMyOfferedHours } from "./pages/offered_hours";
 import { renderPermissions } from "./pages/permissions";
 import { renderSessions } from "./pages/sessions";
 import { renderSignIn } from "./pages/signin";
@@ -24,6 +25,8 @@ const ROUTES: Record<string, { title: string; page: Page; admin?: boolean }> = {
   "#/admin/webhooks": { title: "Webhooks", page: renderWebhooks, admin: true },
   "#/slots": { title: "Find a time", page: renderSlots },
   "#/sessions": { title: "My sessions", page: renderSessions },
+  "#/offered-hours": { title: "My offered hours", page: renderMyOfferedHours },
+  "#/admin/offered-hours": { title: "Default offered hours", page: renderDefaultOfferedHours, admin: true },
   "#/connection": { title: "Connection", page: renderConnection },
 };
 const NAV: [string, string, boolean][] = [
@@ -31,7 +34,9 @@ const NAV: [string, string, boolean][] = [
   ["#/admin/webhooks", "Webhooks", true],
   ["#/slots", "Find a time", false],
   ["#/sessions", "My sessions", false],
+  ["#/offered-hours", "My offered hours", false],
   ["#/connection", "Connection", false],
+  ["#/admin/offered-hours", "Default hours", true],
   ["#/admin/permissions", "Permissions", false],
 ];
 

@@ -94,6 +94,24 @@ export const RESPONSES: Record<string, { label: string; tone: "ok" | "warn" | "b
   none: { label: "No answer yet", tone: "neutral" },
 };
 
+/** Why a session failed, in words ("slot_taken" and other codes; a sentence is kept as is). */
+export function failureText(reason: string | null | undefined): string {
+  if (!reason) return "";
+  if (reason === "slot_taken") {
+    return "the time was taken before it reached Outlook: you, your partner or the room now have another meeting then";
+  }
+  return reason.replace(/_/g, " ");
+}
+
+/** The 409 slot_taken answer as a sentence naming who is busy (addresses the caller already knows). */
+export function slotTakenText(details: Record<string, unknown> | undefined, names?: Map<string, string>): string {
+  const busy = Array.isArray(details?.busy) ? (details.busy as unknown[]).map(String) : [];
+  const who = busy.map((a) => names?.get(a.toLowerCase()) ?? a);
+  return who.length
+    ? `That time is no longer free: ${who.join(", ")} ${who.length === 1 ? "has" : "have"} something else then. Pick another time.`
+    : "That time is no longer free. Pick another time.";
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -28,7 +28,10 @@ only be 4230 minutes in the future.", microsoftgraph/microsoft-graph-docs-contri
 the subscription service must see as a refused lifetime.
 
 ``graph_code`` and ``status`` are kept on every ``GraphError``; ``details`` carries
-Graph's ``request-id`` (what Microsoft support asks for), never the message.
+Graph's ``request-id`` (what Microsoft support asks for), never the message. The one thing
+read from a message is the number in that documented lifetime refusal: it becomes
+``details["max_lifetime_minutes"]``, and only an ``ExtensionError`` carrying it is a refused
+lifetime (``core/services/subscriptions.py``).
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ from core.domain.errors import (
 RETRYABLE_STATUSES = frozenset({429, 503, 504})
 _MAILBOX_UNAVAILABLE_CODES = frozenset({"mailboxnotenabledforrestapi", "mailboxnotsupportedforrestapi"})
 _EXTENSION_ERROR = "extensionerror"
+_LIFETIME_REFUSED = re.compile(r"subscription expiration can only be (\d{1,7}) minutes in the future", re.I)
+MAX_LIFETIME_DETAIL = "max_lifetime_minutes"
 _USER_ROOT = re.compile(r"^/users/[^/]+/?$", re.I)
 _USER_CHILD = re.compile(r"^/users/[^/]+/.+", re.I)
 
@@ -154,4 +159,17 @@ def error_from_graph(
         return Throttled(retry_after=retry_after, details=details)
     if status >= 500:
         return TransientGraphError(retry_after=retry_after, details=details)
+    if folded == _EXTENSION_ERROR:
+        allowed = _lifetime_allowed(payload)
+        if allowed is not None:
+            details[MAX_LIFETIME_DETAIL] = allowed
     return make(GraphRequestRejected)
+
+
+def _lifetime_allowed(payload: Any) -> int | None:
+    """The N of "Subscription expiration can only be N minutes in the future." (Graph's refusal of an expiry
+    beyond the maximum, microsoftgraph/microsoft-graph-docs-contrib#7726), else None."""
+    error = payload.get("error") if isinstance(payload, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    match = _LIFETIME_REFUSED.search(message) if isinstance(message, str) else None
+    return int(match.group(1)) if match else None

@@ -10,7 +10,8 @@ in ``GraphClient``.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime
+from dataclasses import replace
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -28,6 +29,8 @@ from core.domain.calendar import (
     GraphIdentity,
     MailboxSettings,
     NewEvent,
+    PatternedRecurrence,
+    RecurrenceRangeType,
     Room,
     RoomList,
     Schedule,
@@ -35,7 +38,11 @@ from core.domain.calendar import (
     check_schedule_request,
     require_aware,
 )
-from core.domain.errors import GraphRequestRejected, ItemNotFound, ServiceError
+from core.domain.errors import GraphRequestRejected, InvalidRecurrence, ItemNotFound, ServiceError
+from core.domain.recurrence import PROBLEMS as RECURRENCE_PROBLEMS
+from core.domain.recurrence import check as check_recurrence
+from core.domain.recurrence import expand, on_day
+from core.domain.recurrence import to_graph as recurrence_to_graph
 
 USER_SELECT = ("id", "displayName", "userPrincipalName", "mail", "accountEnabled")
 CALENDAR_SELECT = ("id", "canEdit", "allowedOnlineMeetingProviders", "defaultOnlineMeetingProvider")
@@ -53,13 +60,34 @@ EVENT_SELECT = (
     "transactionId",
     "onlineMeeting",
     "type",
+    "seriesMasterId",
+    "originalStart",
+    "recurrence",
 )
+# Instances of a series: what the service tracks per occurrence (organizer and attendee answers
+# included, since an attendee can decline one occurrence), never subject or body.
+INSTANCE_SELECT = (
+    "id",
+    "start",
+    "end",
+    "isCancelled",
+    "organizer",
+    "attendees",
+    "changeKey",
+    "lastModifiedDateTime",
+    "iCalUId",
+    "type",
+    "seriesMasterId",
+    "originalStart",
+)
+SERIES_SELECT = ("id", "start", "end", "recurrence", "type", "originalStartTimeZone")
 CALENDAR_VIEW_SELECT = ("id", "start", "end", "showAs", "isCancelled", "transactionId")
 ROOM_SELECT = ("id", "emailAddress", "displayName", "capacity", "building", "floorLabel", "isWheelChairAccessible")
 ROOM_LIST_SELECT = ("id", "emailAddress", "displayName")
 PROBE_SELECT = ("id",)
 
 MAX_CLIENT_STATE = 128
+MAX_EXPANSION = 5000  # occurrences read to find a bounded series' last date (Outlook allows up to 999)
 PLACES_PAGE_SIZE = 100
 VIEW_PAGE_SIZE = 100
 
@@ -234,6 +262,51 @@ class GraphGateway:
             if item.get("transactionId") == transaction_id:
                 return parse.event_metadata(item)
         return None
+
+    # --- recurring series ----------------------------------------------------------------
+
+    def list_instances(
+        self, who: GraphIdentity, user: str, series_id: str, start: datetime, end: datetime
+    ) -> Iterator[EventMetadata]:
+        """GET /users/{id}/events/{id}/instances?startDateTime&endDateTime (api-reference/v1.0/api/
+        event-list-instances.md): occurrences and exceptions of a master, metadata via ``$select``,
+        every ``@odata.nextLink`` followed."""
+        require_aware(start, end)
+        params = _view_params(start, end, INSTANCE_SELECT)
+        path = f"/users/{_seg(user)}/events/{_seg(series_id)}/instances"
+        for item in self._graph.items(who, path, params):
+            yield parse.event_metadata(item)
+
+    def update_series(
+        self,
+        who: GraphIdentity,
+        user: str,
+        series_id: str,
+        *,
+        recurrence: PatternedRecurrence | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        time_zone: str = "UTC",
+    ) -> EventMetadata:
+        """PATCH the master with ``recurrence`` and/or ``start``+``end`` (api-reference/v1.0/api/event-update.md)."""
+        body = series_body(recurrence=recurrence, start=start, end=end, time_zone=time_zone)
+        answer = self._graph.request(who, "PATCH", f"/users/{_seg(user)}/events/{_seg(series_id)}", json=body)
+        return parse.event_metadata(_object(answer.json))
+
+    def end_series(self, who: GraphIdentity, user: str, series_id: str, last_date: date) -> EventMetadata:
+        """Read the master's rule, then PATCH its range to end on ``last_date`` (two calls)."""
+        path = f"/users/{_seg(user)}/events/{_seg(series_id)}"
+        item = _object(self._graph.get(who, path, {"$select": _select(SERIES_SELECT)}))
+        current = parse.event_metadata(item)
+        if current.recurrence is None:
+            raise GraphRequestRejected("This event is not a recurring series.")
+        zone = current.recurrence.range.recurrence_time_zone or _opt_str(item.get("originalStartTimeZone")) or "UTC"
+        current_last = series_last_date(current, zone)
+        if current_last is not None and current_last <= last_date:
+            return current  # it already ends by then: ending it "later" must not extend it
+        ended = ended_recurrence(current.recurrence, last_date)
+        answer = self._graph.request(who, "PATCH", path, json={"recurrence": recurrence_to_graph(ended)})
+        return parse.event_metadata(_object(answer.json))
 
     def calendar_view(
         self, who: GraphIdentity, user: str, start: datetime, end: datetime, *, include_subject: bool = False
@@ -463,7 +536,56 @@ def event_body(event: NewEvent) -> dict[str, Any]:
         body["onlineMeetingProvider"] = event.online_meeting_provider
     if event.transaction_id:
         body["transactionId"] = event.transaction_id
+    if event.recurrence is not None:
+        check_recurrence(event.recurrence, allow_no_end=True)
+        body["recurrence"] = recurrence_to_graph(event.recurrence)
     return body
+
+
+def series_body(
+    *,
+    recurrence: PatternedRecurrence | None,
+    start: datetime | None,
+    end: datetime | None,
+    time_zone: str = "UTC",
+) -> dict[str, Any]:
+    """The PATCH body that changes a series master's rule and/or its times."""
+    if (start is None) != (end is None):
+        raise ValueError("start and end change together")
+    body: dict[str, Any] = {}
+    if start is not None and end is not None:
+        body.update(event_times_body(start, end, time_zone))
+        if end <= start:
+            raise ValueError("end must be after start")
+    if recurrence is not None:
+        check_recurrence(recurrence, allow_no_end=True)
+        body["recurrence"] = recurrence_to_graph(recurrence)
+    if not body:
+        raise ValueError("nothing to change: give a recurrence, or start and end")
+    return body
+
+
+def series_last_date(master: EventMetadata, time_zone: str) -> date | None:
+    """The date (in ``time_zone``) of a bounded series' last occurrence by its rule; None when endless
+    or when the rule cannot be expanded here (an unknown zone name)."""
+    rule = master.recurrence
+    if rule is None or rule.range.type == RecurrenceRangeType.NO_END:
+        return None
+    try:
+        occurrences = expand(rule, master.start, master.end, time_zone, limit=MAX_EXPANSION)
+        return on_day(occurrences[-1].start, time_zone) if occurrences else None
+    except ServiceError:
+        return None
+
+
+def ended_recurrence(recurrence: PatternedRecurrence, last_date: date) -> PatternedRecurrence:
+    """``recurrence`` with its range ending on ``last_date`` (inclusive), pattern untouched."""
+    if last_date < recurrence.range.start_date:
+        raise InvalidRecurrence("end_before_start", RECURRENCE_PROBLEMS["end_before_start"], field="range.endDate")
+    new_range = replace(
+        recurrence.range, type=RecurrenceRangeType.END_DATE, end_date=last_date, number_of_occurrences=None
+    )
+    return replace(recurrence, range=new_range)
 
 
 def event_times_body(start: datetime, end: datetime, time_zone: str = "UTC") -> dict[str, Any]:

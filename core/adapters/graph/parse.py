@@ -17,7 +17,9 @@ from core.domain.calendar import (
     BusyInterval,
     CalendarItem,
     EventMetadata,
+    EventType,
     FreeBusyStatus,
+    PatternedRecurrence,
     ResponseType,
     Schedule,
     SubscriptionInfo,
@@ -26,7 +28,8 @@ from core.domain.calendar import (
     Weekday,
     WorkingHours,
 )
-from core.domain.errors import GraphRequestRejected
+from core.domain.errors import GraphRequestRejected, InvalidRecurrence
+from core.domain.recurrence import from_graph as recurrence_from_graph
 
 _WALL_CLOCK = "%Y-%m-%dT%H:%M:%S"
 
@@ -221,7 +224,32 @@ def event_metadata(value: Mapping[str, Any]) -> EventMetadata:
         ical_uid=_str_or_none(value.get("iCalUId")),
         transaction_id=_str_or_none(value.get("transactionId")),
         join_url=_str_or_none(online.get("joinUrl")) if isinstance(online, Mapping) else None,
+        type=_event_type(value.get("type")),
+        series_master_id=_str_or_none(value.get("seriesMasterId")),
+        original_start=from_date_time_offset(value.get("originalStart")),
+        recurrence=recurrence(value.get("recurrence")),
     )
+
+
+_EVENT_TYPE_BY_LOWER = {t.value.lower(): t for t in EventType}
+
+
+def _event_type(value: Any) -> EventType:
+    """Graph ``eventType``; absent or unknown values read as a single event."""
+    if not isinstance(value, str):
+        return EventType.SINGLE_INSTANCE
+    return _EVENT_TYPE_BY_LOWER.get(value.lower(), EventType.SINGLE_INSTANCE)
+
+
+def recurrence(value: Any) -> PatternedRecurrence | None:
+    """A master's ``patternedRecurrence`` (None on other events, or when Graph sends a shape we cannot
+    read: the event's times stay usable, and the series can still be listed by its instances)."""
+    if not isinstance(value, Mapping):
+        return None
+    try:
+        return recurrence_from_graph(value)
+    except InvalidRecurrence:
+        return None
 
 
 def calendar_item(value: Mapping[str, Any], *, include_subject: bool) -> CalendarItem:

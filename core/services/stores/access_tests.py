@@ -4,11 +4,17 @@ The per-user results are JSON split over ``users<i>`` properties (a string prope
 holds at most 32 K characters); counts, reasons and hints are stored alongside. A save that
 finishes a report writes ``access_test.completed`` to the product in the same transaction
 (outbox rows ``x~...``, ``core/services/stores/outbox.py``).
+
+``UnreachableMailboxes`` keeps one row per mailbox an access test found on premises, hybrid
+or unlicensed (RowKey ``mbx~<objectId>``: reason, test id, time), so booking refuses such a
+mailbox at request time with one point read instead of failing in the worker. A later test
+that finds the mailbox reachable removes its row.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Final
 
@@ -17,10 +23,13 @@ from core.domain.errors import ConcurrencyConflict, NotFound
 from core.domain.product_events import access_test_drafts
 from core.names import Tables
 from core.ports import Entity, EntityValue, TableOp, TableStore
-from core.services.stores.codec import Versioned, as_datetime
+from core.services.stores.codec import END, Versioned, as_datetime
 from core.services.stores.outbox import Outbox, make_events
 
 LATEST_ROW: Final = "latest"
+UNREACHABLE_PREFIX: Final = "mbx~"
+# What booking refuses at request time: Outlook events cannot be read or written in these mailboxes.
+BLOCKING_REASONS: Final = frozenset({AccessReason.MAILBOX_ON_PREMISES_OR_UNLICENSED})
 _CHUNK_CHARS: Final = 30_000  # a Table Storage string property holds at most 64 KiB (32K UTF-16 chars)
 
 def _split(text: str) -> list[str]:
@@ -139,3 +148,35 @@ class AccessTestStore:
     def forget_latest(self, tenant_id: str) -> None:
         """Disconnect: the next consent starts without a previous report to compare with."""
         self.tables.delete(Tables.ACCESS_TESTS, tenant_id, LATEST_ROW)
+
+
+class UnreachableMailboxes:
+    """Mailboxes access tests found unusable for events (see the module docstring)."""
+
+    def __init__(self, tables: TableStore) -> None:
+        self.tables = tables
+
+    def record(self, tenant_id: str, results: Sequence[UserResult], test_id: str, at: datetime) -> None:
+        """Mark the blocking results, unmark sampled users now reachable (one partition read, then writes)."""
+        known = {
+            e.row_key[len(UNREACHABLE_PREFIX):]
+            for e in self.tables.query(Tables.ACCESS_TESTS, tenant_id, row_key_from=UNREACHABLE_PREFIX,
+                                       row_key_to=UNREACHABLE_PREFIX + END)
+        }
+        for result in results:
+            uid = result.user_id.lower()
+            if result.reason in BLOCKING_REASONS:
+                data: dict[str, EntityValue] = {"reason": result.reason.value, "testId": test_id, "at": at}
+                self.tables.upsert(Tables.ACCESS_TESTS, Entity(tenant_id, UNREACHABLE_PREFIX + uid, data))
+            elif result.reason is AccessReason.ACCESSIBLE and uid in known:
+                self.tables.delete(Tables.ACCESS_TESTS, tenant_id, UNREACHABLE_PREFIX + uid)
+
+    def reason_of(self, tenant_id: str, user_id: str) -> AccessReason | None:
+        """The blocking reason recorded for the mailbox, or None (unknown or reachable)."""
+        entity = self.tables.get(Tables.ACCESS_TESTS, tenant_id.lower(), UNREACHABLE_PREFIX + user_id.lower())
+        if entity is None:
+            return None
+        try:
+            return AccessReason(str(entity.data.get("reason")))
+        except ValueError:
+            return None

@@ -33,6 +33,7 @@ class ConsentRecord:
     status: str
     updated_at: datetime | None
     error_code: str | None
+    verification: str | None = None  # "<chain>:<attempt>" the next re-proof message must carry ("verifying")
 # Timers need every tenant; the port reads one partition at a time, so saving an
 # integration also registers its tenant id in this one small partition.
 REGISTRY_PARTITION = "~tenants"
@@ -121,12 +122,28 @@ class IntegrationRepository:
             return None
         d = e.data
         return ConsentRecord(
-            str(d.get("status") or "none"), as_datetime(d.get("updatedAt")), opt_str(d.get("errorCode"))
+            str(d.get("status") or "none"), as_datetime(d.get("updatedAt")), opt_str(d.get("errorCode")),
+            opt_str(d.get("verification")),
         )
 
-    def set_consent(self, tenant_id: str, status: str, error_code: str | None, at: datetime) -> None:
-        data: dict[str, EntityValue] = {"status": status, "errorCode": error_code, "updatedAt": at}
+    def set_consent(self, tenant_id: str, status: str, error_code: str | None, at: datetime,
+                    *, verification: str | None = None) -> None:
+        data: dict[str, EntityValue] = {"status": status, "errorCode": error_code, "updatedAt": at,
+                                        "verification": verification}
         self.tables.upsert(Tables.INTEGRATIONS, Entity(tenant_id, CONSENT_ROW, data))
+
+    def claim_verification(self, tenant_id: str, step: str, at: datetime) -> bool:
+        """Take the re-proof step ``step`` ("<chain>:<attempt>") of a consent being verified, ETag-guarded:
+        False when the row moved on (a duplicate or stale message, a new consent, a disconnect)."""
+        e = self.tables.get(Tables.INTEGRATIONS, tenant_id, CONSENT_ROW)
+        if e is None or e.data.get("status") != "verifying" or e.data.get("verification") != step:
+            return False
+        data = {**e.data, "verification": f"{step}:taken", "updatedAt": at}
+        try:
+            self.tables.update(Tables.INTEGRATIONS, Entity(tenant_id, CONSENT_ROW, data, e.etag))
+        except (ConcurrencyConflict, NotFound):
+            return False
+        return True
 
     def clear_consent(self, tenant_id: str) -> None:
         self.tables.delete(Tables.INTEGRATIONS, tenant_id, CONSENT_ROW)

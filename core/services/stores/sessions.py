@@ -66,6 +66,7 @@ def session_to_entity(s: Session) -> dict[str, EntityValue]:
         "failureReason": s.failure_reason,
         "pairingId": s.pairing_id,
         "calendarId": s.calendar_id,
+        "allowConflicts": True if s.allow_conflicts else None,
         "createdAt": s.created_at,
         "updatedAt": s.updated_at,
     }
@@ -107,6 +108,7 @@ def session_from_entity(tenant_id: str, session_id: str, d: dict[str, EntityValu
         failure_reason=opt_str(d.get("failureReason")),
         pairing_id=opt_str(d.get("pairingId")),
         calendar_id=opt_str(d.get("calendarId")),
+        allow_conflicts=bool(d.get("allowConflicts")),
         created_at=as_datetime(d.get("createdAt")),
         updated_at=as_datetime(d.get("updatedAt")),
     )

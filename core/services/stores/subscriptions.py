@@ -1,10 +1,15 @@
 """Our records of Graph subscriptions, one per watched mailbox, and the renewal index.
 
 Table ``subscriptions``, PartitionKey = tenant id: ``m~<userId>`` (the record: ids and
-times only, never the clientState) and ``id~<subscriptionId>`` (subscription id ->
-mailbox, for lifecycle notifications). Table ``subscriptionexpiry``, PartitionKey =
-the hourly bucket ``yyyyMMddHH`` of the renew-at time, RowKey ``<tenantId>~<userId>``:
-the renewal timer reads only the buckets inside its horizon.
+times only, never the clientState), ``id~<subscriptionId>`` (subscription id ->
+mailbox, for lifecycle notifications) and ``~lifetime`` (the longest lifetime Graph grants
+this tenant's subscriptions, as learned from its refusals, shared by every instance),
+``lc~<userId>~<event>`` (lifecycle work already done for a subscription: duplicates and
+replays within the window are dropped) and ``rs~<userId>`` (the mailbox's last resync and
+the one booked after it: at most one resync per mailbox per cooldown, across instances).
+Table ``subscriptionexpiry``, PartitionKey = the hourly bucket ``yyyyMMddHH`` of the
+renew-at time, RowKey ``<tenantId>~<userId>``: the renewal timer reads only the buckets
+inside its horizon.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from core.domain.commands import RenewalItem
+from core.domain.errors import ConcurrencyConflict, Conflict, NotFound
 from core.names import Tables
 from core.ports import Entity, EntityValue, TableStore
 from core.services.stores.codec import END, Versioned, as_int, require_datetime
@@ -23,6 +29,9 @@ OUTLOOK_MAX_MINUTES: Final = 10080
 
 _MAILBOX_PREFIX: Final = "m~"
 _ID_PREFIX: Final = "id~"
+_LIFECYCLE_PREFIX: Final = "lc~"  # lc~<userId>~<event>: lifecycle work done for a subscription, and when
+_RESYNC_PREFIX: Final = "rs~"  # rs~<userId>: the mailbox's last resync and the one booked after it
+LIFETIME_ROW: Final = "~lifetime"  # the tenant's subscription lifetime Graph allows, as last learned
 
 
 def bucket_of(moment: datetime) -> str:
@@ -43,6 +52,8 @@ class SubscriptionRecord:
     lifetime_minutes: int
     failures: int = 0
     last_error: str | None = None
+    nonce: str = ""  # the subscription's clientState nonce ("" for subscriptions made before binding)
+    key_id: str = ""  # the clientState key it was signed with
 
     @property
     def bucket(self) -> str:
@@ -51,11 +62,32 @@ class SubscriptionRecord:
 
 
 
+@dataclass(frozen=True, slots=True)
+class LearnedLifetime:
+    """The maximum subscription lifetime Graph told us (``minutes``), and when."""
+
+    minutes: int
+    learned_at: datetime
+
+
 class SubscriptionStore:
-    """The three kinds of rows above, kept in step."""
+    """The kinds of rows above, kept in step."""
 
     def __init__(self, tables: TableStore) -> None:
         self.tables = tables
+
+    def lifetime(self, tenant_id: str) -> LearnedLifetime | None:
+        e = self.tables.get(Tables.SUBSCRIPTIONS, tenant_id, LIFETIME_ROW)
+        if e is None:
+            return None
+        minutes, at = e.data.get("maxMinutes"), e.data.get("learnedAt")
+        if not isinstance(minutes, int) or isinstance(minutes, bool) or minutes <= 0 or not isinstance(at, datetime):
+            return None
+        return LearnedLifetime(minutes, at)
+
+    def set_lifetime(self, tenant_id: str, minutes: int, at: datetime) -> None:
+        self.tables.upsert(Tables.SUBSCRIPTIONS, Entity(tenant_id, LIFETIME_ROW,
+                                                        {"maxMinutes": minutes, "learnedAt": at}))
 
     @staticmethod
     def _to_entity(r: SubscriptionRecord, etag: str | None = None) -> Entity:
@@ -68,6 +100,8 @@ class SubscriptionStore:
             "lifetimeMinutes": r.lifetime_minutes,
             "failures": r.failures,
             "lastError": r.last_error,
+            "stateNonce": r.nonce or None,
+            "keyId": r.key_id or None,
         }
         return Entity(r.tenant_id, _MAILBOX_PREFIX + r.user_id, data, etag)
 
@@ -84,7 +118,70 @@ class SubscriptionStore:
             lifetime_minutes=as_int(d.get("lifetimeMinutes"), OUTLOOK_MAX_MINUTES),
             failures=as_int(d.get("failures")),
             last_error=None if d.get("lastError") is None else str(d.get("lastError")),
+            nonce=str(d.get("stateNonce") or ""),
+            key_id=str(d.get("keyId") or ""),
         )
+
+    # --- lifecycle work, shared across instances ------------------------------------------
+
+    def claim_lifecycle(self, tenant_id: str, user_id: str, event: str, subscription_id: str, *, now: datetime,
+                        window: timedelta) -> bool:
+        """Take the ``event`` work for this mailbox's subscription unless it was done within ``window``
+        (ETag-guarded: of two racing workers one wins). False for a duplicate or a replay."""
+        key = f"{_LIFECYCLE_PREFIX}{user_id}~{event}"
+        e = self.tables.get(Tables.SUBSCRIPTIONS, tenant_id, key)
+        if e is not None:
+            at = e.data.get("at")
+            if e.data.get("subscriptionId") == subscription_id and isinstance(at, datetime) and at > now - window:
+                return False
+        entity = Entity(tenant_id, key, {"subscriptionId": subscription_id, "at": now},
+                        None if e is None else e.etag)
+        try:
+            if e is None:
+                self.tables.insert(Tables.SUBSCRIPTIONS, entity)
+            else:
+                self.tables.update(Tables.SUBSCRIPTIONS, entity)
+        except (Conflict, ConcurrencyConflict, NotFound):
+            return False
+        return True
+
+    def release_lifecycle(self, tenant_id: str, user_id: str, event: str) -> None:
+        """The claimed work failed: let its retry through."""
+        self.tables.delete(Tables.SUBSCRIPTIONS, tenant_id, f"{_LIFECYCLE_PREFIX}{user_id}~{event}")
+
+    def resync_slot(self, tenant_id: str, user_id: str, now: datetime, cooldown: timedelta) -> tuple[str, float]:
+        """When this mailbox may be resynced: ``("now", 0)`` (recorded as done now), ``("later", seconds)`` (the
+        cooldown runs; one resync is booked for when it ends) or ``("booked", 0)`` (one is booked already, or
+        another instance just took it: nothing to do)."""
+        key = f"{_RESYNC_PREFIX}{user_id}"
+        e = self.tables.get(Tables.SUBSCRIPTIONS, tenant_id, key)
+        last = e.data.get("lastAt") if e is not None else None
+        booked = e.data.get("nextAt") if e is not None else None
+        if not isinstance(last, datetime) or now >= last + cooldown:
+            decision, data, delay = "now", {"lastAt": now, "nextAt": None}, 0.0
+        elif not isinstance(booked, datetime) or booked < now - cooldown:
+            opens = last + cooldown
+            decision, data, delay = "later", {"lastAt": last, "nextAt": opens}, (opens - now).total_seconds()
+        else:
+            return "booked", 0.0
+        entity = Entity(tenant_id, key, data, None if e is None else e.etag)
+        try:
+            if e is None:
+                self.tables.insert(Tables.SUBSCRIPTIONS, entity)
+            else:
+                self.tables.update(Tables.SUBSCRIPTIONS, entity)
+        except (Conflict, ConcurrencyConflict, NotFound):
+            return "booked", 0.0
+        return decision, delay
+
+    def resynced(self, tenant_id: str, user_id: str, now: datetime) -> None:
+        """A resync that did not go through ``resync_slot`` (after a recreate) starts the cooldown too."""
+        self.tables.upsert(Tables.SUBSCRIPTIONS, Entity(tenant_id, f"{_RESYNC_PREFIX}{user_id}",
+                                                        {"lastAt": now, "nextAt": None}))
+
+    def resync_failed(self, tenant_id: str, user_id: str) -> None:
+        """The resync taken ``now`` failed: its retry may run at once."""
+        self.tables.delete(Tables.SUBSCRIPTIONS, tenant_id, f"{_RESYNC_PREFIX}{user_id}")
 
     def get(self, tenant_id: str, user_id: str) -> Versioned[SubscriptionRecord] | None:
         e = self.tables.get(Tables.SUBSCRIPTIONS, tenant_id, _MAILBOX_PREFIX + user_id)

@@ -15,6 +15,8 @@ interface WizardState {
   sampleSize?: number;
   consentError?: string;
   startTest?: boolean;
+  /** Consent granted at Microsoft's page; the service is still proving it while Entra ID propagates it. */
+  verifying?: boolean;
 }
 
 const STEPS = ["Vendor and owner", "Method", "Authorize", "Test and finish"];
@@ -38,8 +40,9 @@ function saveWizard(tid: string, state: WizardState | null): void {
 /** Back from Microsoft's admin-consent page: the callback appended ?consent=... to the app URL. */
 export function consentReturned(tid: string, outcome: string, code: string | null): void {
   const state = loadWizard(tid) ?? { step: 3, ownerEmail: "", method: "domainWide" };
-  if (outcome === "granted") saveWizard(tid, { ...state, step: 4, consentError: undefined, startTest: false });
-  else saveWizard(tid, { ...state, step: 3, consentError: code || "consent_declined" });
+  if (outcome === "granted") saveWizard(tid, { ...state, step: 4, consentError: undefined, startTest: false, verifying: false });
+  else if (outcome === "verifying") saveWizard(tid, { ...state, step: 4, consentError: undefined, startTest: false, verifying: true });
+  else saveWizard(tid, { ...state, step: 3, consentError: code || "consent_declined", verifying: false });
 }
 
 export async function renderAdmin(ctx: Ctx, main: HTMLElement): Promise<void> {
@@ -95,7 +98,28 @@ function renderWizard(ctx: Ctx, main: HTMLElement, integration: Integration, sta
     saveWizard(tid, null);
     ctx.flash("success", "The calendar integration is set up.");
     ctx.refresh();
-  });
+  }, (code) => go({ ...state, step: 3, verifying: false, consentError: code }));
+}
+
+/**
+ * Consent came back as "verifying": poll the integration until the service has proven it (it
+ * retries for up to 10 minutes while Microsoft Entra ID propagates a fresh consent). Resolves with
+ * null once granted, or the error code when it gave up.
+ */
+async function waitForConsent(ctx: Ctx, area: HTMLElement, alive: () => boolean): Promise<string | null> {
+  const live = h("p", { class: "live", role: "status", "aria-live": "polite" }, "Consent received. Microsoft is activating it for your organisation…");
+  replace(area, h("div", { class: "progress-box" }, h("progress", { "aria-label": "Consent verification" }), live));
+  const started = Date.now();
+  for (;;) {
+    if (!alive()) return null;
+    const integration = await ctx.api.get<Integration>("/integration");
+    const consent = integration.consent;
+    if (consent?.status === "granted") return null;
+    if (consent?.status !== "verifying") return consent?.errorCode || "consent_failed";
+    const seconds = Math.round((Date.now() - started) / 1000);
+    live.textContent = `Consent received. Microsoft is activating it for your organisation; this can take a few minutes (${seconds} s)…`;
+    await sleep(2000);
+  }
 }
 
 function stepVendor(
@@ -285,7 +309,7 @@ function stepAuthorize(ctx: Ctx, body: HTMLElement, state: WizardState, go: (s: 
   );
 }
 
-function stepTest(ctx: Ctx, body: HTMLElement, state: WizardState, done: () => void): void {
+function stepTest(ctx: Ctx, body: HTMLElement, state: WizardState, done: () => void, refused: (code: string) => void): void {
   const area = h("div");
   const doneButton = button("Done", done, { class: "primary", disabled: true });
   const again = button("Run the test again", () => void run(true), { disabled: true });
@@ -302,6 +326,22 @@ function stepTest(ctx: Ctx, body: HTMLElement, state: WizardState, done: () => v
     doneButton.disabled = report === null;
     if (report) focusOn(area.querySelector<HTMLElement>("h3"));
   };
+  if (state.verifying) {
+    void (async () => {
+      try {
+        const code = await waitForConsent(ctx, area, () => alive);
+        if (!alive) return;
+        if (code) refused(code);
+        else {
+          saveWizard(ctx.user.tid, { ...state, verifying: false });
+          void run(false);
+        }
+      } catch (e) {
+        replace(area, notice("error", errorText(e)));
+      }
+    })();
+    return;
+  }
   void run(Boolean(state.startTest));
 }
 
@@ -328,7 +368,12 @@ async function runAccessTest(
       }
     }
     if (start || report === null) {
-      await ctx.api.call("POST", "/integration/access-tests");
+      try {
+        await ctx.api.call("POST", "/integration/access-tests");
+      } catch (e) {
+        // One is already running (another admin, the consent callback, the daily rerun): follow it.
+        if (!(e instanceof ApiError && e.code === "access_test_running")) throw e;
+      }
     }
     const started = Date.now();
     for (;;) {
@@ -388,7 +433,7 @@ function reportView(report: AccessTestReport): HTMLElement {
           "li",
           { "data-hint-reason": reason },
           h("strong", null, `${REASONS[reason] ?? reason} (${users.length})`),
-          h("p", { class: "remedy" }, users.find((u) => u.hint)?.hint ?? "No automatic advice for this case."),
+          remedy(users.find((u) => u.hint)?.hint ?? "No automatic advice for this case."),
         ),
       ),
     ),
@@ -411,6 +456,45 @@ function reportView(report: AccessTestReport): HTMLElement {
     ),
   );
   return h("div", { class: "report" }, parts);
+}
+
+/**
+ * A remediation hint: paragraphs (blank-line separated) and fenced ```powershell blocks, one
+ * command each, shown as code with a copy button (the hint stays plain text: never HTML).
+ */
+export function remedy(hint: string): HTMLElement {
+  const parts: Child[] = [];
+  let step = 0;
+  for (const block of hint.split(/\n{2,}/)) {
+    const fenced = /^```([\w-]*)\n([\s\S]*?)\n?```$/.exec(block.trim());
+    if (!fenced) {
+      parts.push(h("p", null, block.trim()));
+      continue;
+    }
+    step += 1;
+    const command = fenced[2] ?? "";
+    const status = h("span", { class: "copy-status", role: "status", "aria-live": "polite" });
+    const copy = button("Copy", () => void copyText(command, status), { class: "copy", "aria-label": `Copy command ${step}` });
+    parts.push(
+      h(
+        "div",
+        { class: "command", "data-language": fenced[1] || "text" },
+        // Scrolls sideways when long: focusable so keyboard users can scroll it too.
+        h("pre", { tabindex: "0", "aria-label": `Command ${step}` }, h("code", null, command)),
+        h("div", { class: "command-actions" }, copy, status),
+      ),
+    );
+  }
+  return h("div", { class: "remedy" }, parts);
+}
+
+async function copyText(text: string, status: HTMLElement): Promise<void> {
+  try {
+    await navigator.clipboard.writeText(text);
+    status.textContent = "Copied.";
+  } catch {
+    status.textContent = "Select the command and copy it (the browser did not allow copying).";
+  }
 }
 
 function stat(label: string, value: number, id: string): HTMLElement {

@@ -2,10 +2,11 @@
 // reschedule and cancel (organizer only). Polls quickly while a change is pending and
 // slowly otherwise, so moves and answers made in Outlook show up without a reload.
 
+import { ApiError, SLOT_TAKEN, WriteIntent } from "../api";
 import type { Pairing, Session } from "../api";
 import { badge, busy, button, type Child, field, h, notice, replace } from "../dom";
 import { addDays, isoInZone, longDayLabel, minutesBetween, parseYmd, rangeLabel, timeLabel, ymdKey, ymdOf, zonedToDate } from "../time";
-import { type Ctx, errorText, modal, pageHeading, RESPONSES, sleep } from "../ui";
+import { type Ctx, errorText, failureText, modal, pageHeading, RESPONSES, sleep, slotTakenText } from "../ui";
 
 const FAST_MS = 2000;
 const SLOW_MS = 10000;
@@ -156,9 +157,11 @@ function card(ctx: Ctx, s: Session, tz: string, names: Map<string, string>, mess
       s.source === "outlook" ? [" ", badge("Changed in Outlook", "info")] : null,
     ),
     rows.length ? h("dl", { class: "details" }, rows.map(([k, v]) => [h("dt", null, k), h("dd", null, v)])) : null,
-    s.status === "failed"
-      ? notice("error", `This session could not be written to Outlook${s.failureReason ? `: ${s.failureReason.replace(/_/g, " ")}` : ""}.`, s.failureReason === "reconnect_required" ? [" ", h("a", { href: "#/connection" }, "Reconnect your calendar")] : null)
-      : null,
+    s.status === "failed" && s.failureReason === SLOT_TAKEN
+      ? notice("error", h("strong", null, "Slot taken. "), `This session was not booked: ${failureText(s.failureReason)}. `, h("a", { href: "#/slots" }, "Find another time"))
+      : s.status === "failed"
+        ? notice("error", `This session could not be written to Outlook${s.failureReason ? `: ${failureText(s.failureReason)}` : ""}.`, s.failureReason === "reconnect_required" ? [" ", h("a", { href: "#/connection" }, "Reconnect your calendar")] : null)
+        : null,
     canChange
       ? h(
           "div",
@@ -183,6 +186,7 @@ function reschedule(ctx: Ctx, s: Session, tz: string, message: HTMLElement, relo
     );
     const error = h("div");
     const submit = h("button", { type: "submit", class: "primary" }, "Move the session");
+    const intent = new WriteIntent(); // one key per move: a re-submit of the same move never moves twice
     const form = h(
       "form",
       null,
@@ -204,18 +208,19 @@ function reschedule(ctx: Ctx, s: Session, tz: string, message: HTMLElement, relo
       const newStart = zonedToDate(ymd, Number(hm[1]), Number(hm[2]), tz);
       const newEnd = new Date(newStart.getTime() + Number(minutes.value) * 60000);
       void busy(submit, async () => {
+        const body = { start: isoInZone(newStart, tz), end: isoInZone(newEnd, tz), timeZone: tz };
         try {
-          await ctx.api.call("PATCH", `/sessions/${encodeURIComponent(s.id)}`, {
-            start: isoInZone(newStart, tz),
-            end: isoInZone(newEnd, tz),
-            timeZone: tz,
-          });
+          await ctx.api.call("PATCH", `/sessions/${encodeURIComponent(s.id)}`, body, { idempotencyKey: intent.keyFor(body) });
           close();
           replace(message, notice("info", "Moving the session in Outlook…"));
           reload();
           void clearWhenSettled(ctx, s.id, message, "The session was moved.");
         } catch (e) {
-          replace(error, notice("error", errorText(e)));
+          if (e instanceof ApiError && e.code === SLOT_TAKEN) {
+            replace(error, notice("error", h("strong", null, "Slot taken. "), slotTakenText(e.details)));
+          } else {
+            replace(error, notice("error", errorText(e)));
+          }
         }
       });
     });
@@ -228,6 +233,7 @@ function cancel(ctx: Ctx, s: Session, tz: string, message: HTMLElement, reload: 
     const comment = h("textarea", { id: "cancel-comment", rows: "3", maxlength: "1000" });
     const error = h("div");
     const submit = h("button", { type: "submit", class: "danger" }, "Cancel the session");
+    const intent = new WriteIntent();
     const form = h(
       "form",
       null,
@@ -241,7 +247,8 @@ function cancel(ctx: Ctx, s: Session, tz: string, message: HTMLElement, reload: 
       void busy(submit, async () => {
         try {
           const text = comment.value.trim();
-          await ctx.api.call("DELETE", `/sessions/${encodeURIComponent(s.id)}`, text ? { comment: text } : undefined);
+          const body = text ? { comment: text } : undefined;
+          await ctx.api.call("DELETE", `/sessions/${encodeURIComponent(s.id)}`, body, { idempotencyKey: intent.keyFor(body) });
           close();
           replace(message, notice("info", "Cancelling the session in Outlook…"));
           reload();
@@ -262,7 +269,7 @@ async function clearWhenSettled(ctx: Ctx, id: string, message: HTMLElement, done
     try {
       const s = await ctx.api.get<Session>(`/sessions/${encodeURIComponent(id)}`);
       if (!s.pendingChange && s.status !== "pending") {
-        replace(message, s.status === "failed" ? notice("error", `The change failed${s.failureReason ? `: ${s.failureReason.replace(/_/g, " ")}` : ""}.`) : notice("success", done));
+        replace(message, s.status === "failed" ? notice("error", `The change failed${s.failureReason ? `: ${failureText(s.failureReason)}` : ""}.`) : notice("success", done));
         return;
       }
     } catch (e) {

@@ -9,6 +9,7 @@ const KIND_NOTE: Record<string, string> = {
   onPremises: " (on-premises mailbox)",
   unlicensed: " (no licence)",
   outsideScope: " (outside the app's scope)",
+  hybrid: " (hybrid: on-premises mailbox, free/busy only)",
 };
 
 export async function renderSignIn(auth: Auth, main: HTMLElement, done: (user: SignedInUser) => void, note?: string): Promise<void> {

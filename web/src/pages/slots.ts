@@ -1,7 +1,7 @@
 // #/slots: a week of free slots shared with the chosen partner, in the user's time zone, with
 // the user's own calendar as busy blocks, and booking (Teams link toggle, optional room).
 
-import { ApiError } from "../api";
+import { ApiError, SLOT_TAKEN, WriteIntent } from "../api";
 import type { MyEvent, Pairing, Room, Session, Slot } from "../api";
 import { badge, busy, button, type Child, field, focusOn, h, notice, replace } from "../dom";
 import {
@@ -15,7 +15,7 @@ import {
   zonedToDate,
   type Ymd,
 } from "../time";
-import { type Ctx, errorText, modal, pageHeading, sleep } from "../ui";
+import { type Ctx, errorText, failureText, modal, pageHeading, sleep, slotTakenText } from "../ui";
 
 interface Partner {
   key: string;
@@ -285,6 +285,7 @@ function openBooking(ctx: Ctx, slot: Slot, partner: Partner, duration: number, t
     room.setAttribute("aria-describedby", "room-status");
     const error = h("div");
     const submit = h("button", { type: "submit", class: "primary" }, "Book");
+    const intent = new WriteIntent(); // one key per booking: a re-submit after a network error cannot book twice
     const form = h(
       "form",
       null,
@@ -315,12 +316,18 @@ function openBooking(ctx: Ctx, slot: Slot, partner: Partner, duration: number, t
         if (room.value) body.room = room.value;
         if (subject.value.trim()) body.subject = subject.value.trim();
         try {
-          const accepted = await ctx.api.call<{ id: string }>("POST", "/sessions", body);
+          const accepted = await ctx.api.call<{ id: string }>("POST", "/sessions", body, { idempotencyKey: intent.keyFor(body) });
           close();
           await followBooking(ctx, accepted.id, when, partner.label, message);
           await reload();
         } catch (e) {
-          replace(error, notice("error", e instanceof ApiError && e.status === 409 ? `${e.message} Pick another time.` : errorText(e)));
+          if (e instanceof ApiError && e.code === SLOT_TAKEN) {
+            const names = new Map([[partner.email?.toLowerCase() ?? "", partner.label]]);
+            replace(error, notice("error", h("strong", null, "Slot taken. "), slotTakenText(e.details, names)));
+            void reload(); // the free slots changed
+          } else {
+            replace(error, notice("error", e instanceof ApiError && e.status === 409 ? `${e.message} Pick another time.` : errorText(e)));
+          }
         }
       });
     });
@@ -387,8 +394,10 @@ async function followBooking(ctx: Ctx, id: string, when: string, partner: string
         h("a", { href: "#/sessions" }, "See my sessions"),
       ),
     );
+  } else if (session?.status === "failed" && session.failureReason === SLOT_TAKEN) {
+    parts.push(notice("error", h("strong", null, "Slot taken. "), `The session could not be booked: ${failureText(session.failureReason)}. Pick another time.`));
   } else if (session?.status === "failed") {
-    parts.push(notice("error", `The session could not be booked${session.failureReason ? `: ${session.failureReason.replace(/_/g, " ")}` : ""}. Try another time.`));
+    parts.push(notice("error", `The session could not be booked${session.failureReason ? `: ${failureText(session.failureReason)}` : ""}. Try another time.`));
   } else {
     parts.push(notice("info", "Your session is still being booked. ", h("a", { href: "#/sessions" }, "Follow it on My sessions")));
   }
