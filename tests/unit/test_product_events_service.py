@@ -556,3 +556,24 @@ def test_a_stream_is_dispatched_in_version_order_even_when_its_rows_arrive_durin
     w.drain()
     assert [(p["type"], p["data"]["version"]) for p in w.payloads(secret)] == [
         ("session.booked", 2), ("session.rescheduled", 3), ("session.cancelled", 4)]
+
+
+def test_a_booked_session_and_its_start_index_are_written_together() -> None:
+    """The write that books a session carries its start-index row: when that write fails, neither changes, and
+    when it succeeds the index already says booked (the reconciler can always find it)."""
+    w = World()
+    attach_relay(w.tables, None)
+    start = NOW + timedelta(days=1)
+    w.sessions.add(Session(tenant_id=T, session_id="s1", organizer_id="o", organizer_address="a@contoso.test",
+                           attendees=(), start=start, end=start + timedelta(minutes=30), time_zone="UTC"))
+    read = w.sessions.require(T, "s1")
+    done = read.value.mark_created(event_id="ev-1", ical_uid=None, join_url=None, online_provider=None,
+                                   change_key=None, now=NOW)
+    w.tables.fail_session_updates = 1
+    with pytest.raises(StorageUnavailable):
+        w.sessions.save(done, read.etag, previous=read.value)
+    [row] = list(w.sessions.start_index(T, NOW))
+    assert not row.tracked and w.outbox() == []
+    w.sessions.save(done, read.etag, previous=read.value)
+    [row] = list(w.sessions.start_index(T, NOW))
+    assert row.tracked and w.sessions.session_id_for_event(T, "ev-1") == "s1"

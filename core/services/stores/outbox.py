@@ -141,20 +141,21 @@ class Outbox:
     def __init__(self, tables: TableStore) -> None:
         self.tables = tables
 
-    def commit(self, table: str, state: TableOp, events: Sequence[ProductEvent], *, notify: bool = True
-               ) -> Entity | None:
+    def commit(self, table: str, state: TableOp, events: Sequence[ProductEvent], *, notify: bool = True,
+               extra: Sequence[TableOp] = ()) -> Entity | None:
         """Apply ``state`` (one row of the tenant's partition) and insert the events' outbox rows in
-        one transaction; without events, the single write. Returns what ``state`` stored.
+        one transaction (with ``extra`` rows of the same partition the repository keeps in step);
+        without events or extra rows, the single write. Returns what ``state`` stored.
 
         ``notify=False`` leaves telling the relay to the caller (``committed``), for a repository
         that has more rows to write after the state (indexes): the dispatch's storage calls then
         come after them, so a crash right after the commit finds the indexes written.
         """
         tenant_id = state.entity.partition_key
-        if not events:
+        if not events and not extra:
             return self._single(table, state)
-        stored = self.tables.transact(table, tenant_id, [state, *outbox_ops(tenant_id, events)])[0]
-        if notify:
+        stored = self.tables.transact(table, tenant_id, [state, *extra, *outbox_ops(tenant_id, events)])[0]
+        if notify and events:
             self.committed(table, tenant_id, events)
         return stored
 

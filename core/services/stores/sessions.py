@@ -32,10 +32,10 @@ from datetime import UTC, datetime
 
 from core.domain.calendar import ResponseType
 from core.domain.errors import ConcurrencyConflict, NotFound
-from core.domain.product_events import session_drafts
+from core.domain.product_events import ProductEvent, session_drafts
 from core.domain.sessions import AttendeeState, ChangeSource, PendingOp, Session, SessionStatus
 from core.names import Tables
-from core.ports import Entity, EntityValue, TableOp, TableStore
+from core.ports import MAX_TRANSACTION_OPS, Entity, EntityValue, TableOp, TableStore
 from core.services.stores.codec import END, Versioned, as_datetime, as_int, iso_utc, opt_str
 from core.services.stores.outbox import Outbox, make_events
 
@@ -188,25 +188,30 @@ class SessionRepository:
         return found
 
     def add(self, session: Session) -> Versioned[Session]:
-        """Store a new session (with the events it produces, if any) and index it for each participant."""
+        """Store a new session with its index rows (and the events it produces, if any) in one transaction."""
         drafts = session_drafts(None, session, 1)
         data = {**session_to_entity(session), EVENT_VERSION: max(1, len(drafts))}
         events = make_events(session.tenant_id, drafts, session.updated_at or session.created_at)
-        stored = self.outbox.commit(
-            Tables.SESSIONS, TableOp("insert", Entity(session.tenant_id, f"s~{session.session_id}", data)), events,
-            notify=False,
-        )
-        self._index_users(session)
-        self._index_start(session)
-        if events:
-            self.outbox.committed(Tables.SESSIONS, session.tenant_id, events)
+        if session.event_id:
+            self.index_event(session.tenant_id, session.event_id, session.session_id)
+        state = TableOp("insert", Entity(session.tenant_id, f"s~{session.session_id}", data))
+        stored = self._commit(state, events, self._index_ops(None, session))
         return Versioned(session, stored.etag if stored is not None else None)
 
     def save(self, session: Session, etag: str | None, previous: Session | None = None) -> Versioned[Session]:
         """Replace if ``etag`` still matches (``ConcurrencyConflict`` otherwise; ``etag=None`` replaces
         whatever is stored); keeps indexes in step. The product events of the change are derived
         from what is stored now and written in the same transaction, and the event version goes up.
-        ``previous`` is accepted for callers' convenience; the stored row is what counts."""
+        ``previous`` is accepted for callers' convenience; the stored row is what counts.
+
+        The ``u~`` and ``t~`` rows the new state needs are written in the same entity-group
+        transaction as the ``s~`` row (same table and partition), so a crash can never leave a
+        booked session its start index does not know; the ``eventindex`` row (another table) is
+        written first (it maps the session's own event, idempotently); rows the old state no
+        longer needs are deleted after the commit (readers skip stale ones).
+        """
+        if session.event_id and (previous is None or previous.event_id != session.event_id):
+            self.index_event(session.tenant_id, session.event_id, session.session_id)
         for _ in range(_UNCONDITIONAL_ATTEMPTS):
             current = self.tables.get(Tables.SESSIONS, session.tenant_id, f"s~{session.session_id}")
             if current is None:
@@ -220,7 +225,7 @@ class SessionRepository:
             events = make_events(session.tenant_id, drafts, session.updated_at)
             state = TableOp("update", Entity(session.tenant_id, f"s~{session.session_id}", data, current.etag))
             try:
-                stored = self.outbox.commit(Tables.SESSIONS, state, events, notify=False)
+                stored = self._commit(state, events, self._index_ops(stored_prev, session), notify=False)
             except ConcurrencyConflict:
                 if etag is not None:
                     raise
@@ -230,17 +235,37 @@ class SessionRepository:
             raise ConcurrencyConflict()
         previous = stored_prev
         if previous.start != session.start:
-            self._index_users(session)
             self._unindex_users(previous)
-        if _start_rk(previous) != _start_rk(session) or _start_row_data(previous) != _start_row_data(session):
-            self._index_start(session)
-            if _start_rk(previous) != _start_rk(session):
-                self.tables.delete(Tables.SESSIONS, previous.tenant_id, _start_rk(previous))
-        if session.event_id and previous.event_id != session.event_id:
-            self.index_event(session.tenant_id, session.event_id, session.session_id)
-        if events:  # dispatch once the indexes are written (Outbox.commit)
+        if _start_rk(previous) != _start_rk(session):
+            self.tables.delete(Tables.SESSIONS, previous.tenant_id, _start_rk(previous))
+        if events:  # dispatch once every index row is in place (Outbox.commit)
             self.outbox.committed(Tables.SESSIONS, session.tenant_id, events)
         return Versioned(session, stored.etag if stored is not None else None)
+
+    def _index_ops(self, previous: Session | None, s: Session) -> list[TableOp]:
+        """Upserts of the index rows the new state needs and the old one did not have right."""
+        ops: list[TableOp] = []
+        if previous is None or previous.start != s.start:
+            ops += [TableOp("upsert", Entity(s.tenant_id, self._index_rk(uid, s), {"sessionId": s.session_id}))
+                    for uid in sorted(self._user_ids(s))]
+        if previous is None or _start_rk(previous) != _start_rk(s) or _start_row_data(previous) != _start_row_data(s):
+            ops.append(TableOp("upsert", Entity(s.tenant_id, _start_rk(s), _start_row_data(s))))
+        return ops
+
+    def _commit(self, state: TableOp, events: list[ProductEvent], index_ops: list[TableOp], *, notify: bool = True
+                ) -> Entity | None:
+        """State, outbox rows and index rows in one transaction; when they would pass the service's
+        100-operation limit (a very large group), the user-index rows follow the commit instead."""
+        inside, after = index_ops, []
+        if 1 + len(events) + len(index_ops) > MAX_TRANSACTION_OPS:
+            inside = [op for op in index_ops if not op.entity.row_key.startswith("u~")]
+            after = [op for op in index_ops if op.entity.row_key.startswith("u~")]
+        stored = self.outbox.commit(Tables.SESSIONS, state, events, notify=False, extra=inside)
+        for op in after:
+            self.tables.upsert(Tables.SESSIONS, op.entity)
+        if notify and events:
+            self.outbox.committed(Tables.SESSIONS, state.entity.partition_key, events)
+        return stored
 
     def event_version(self, tenant_id: str, session_id: str) -> int:
         """The session's current event version (0 when it has none yet)."""
