@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -150,13 +151,15 @@ class Report:
 
 
 def call(stack: ProcessStack, method: str, path: str, token: str | None, body: Any = None,
-         *, ok: frozenset[int] = frozenset({200, 202, 204}), timeout: float = 240.0) -> requests.Response:
+         *, ok: frozenset[int] = frozenset({200, 202, 204}), timeout: float = 240.0,
+         headers: dict[str, str] | None = None) -> requests.Response:
     """Call the API like a well-behaved client: retry 429/5xx (honouring Retry-After) and refused connections."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            r = stack.call(method, path, token, json=body)
-            if r.status_code in ok or r.status_code not in RETRYABLE:
+            r = stack.call(method, path, token, json=body, headers=headers or {})
+            in_use = r.status_code == 409 and "idempotency_key_in_use" in r.text  # the same request still running
+            if r.status_code in ok or (r.status_code not in RETRYABLE and not in_use):
                 return r
             wait = min(float(r.headers.get("Retry-After", "1") or 1), 5.0)
         except requests.RequestException:
@@ -196,7 +199,9 @@ def book(stack: ProcessStack, token: str, pairing_id: str, start: datetime, minu
     end = start + timedelta(minutes=minutes)
     body = {"pairingId": pairing_id, "start": start.isoformat(), "end": end.isoformat(), "timeZone": "UTC",
             "subject": SUBJECT}
-    r = call(stack, "POST", "/sessions", token, body)
+    # One key for every retry of this booking: a retry whose first attempt was stored (the host was killed
+    # before it answered) gets the original 202 back instead of 409 slot_taken from its own booking.
+    r = call(stack, "POST", "/sessions", token, body, headers={"Idempotency-Key": uuid.uuid4().hex}, timeout=360.0)
     assert r.status_code == 202, r.text
     return str(r.json()["id"])
 
