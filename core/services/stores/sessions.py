@@ -192,10 +192,12 @@ class SessionRepository:
         drafts = session_drafts(None, session, 1)
         data = {**session_to_entity(session), EVENT_VERSION: max(1, len(drafts))}
         events = make_events(session.tenant_id, drafts, session.updated_at or session.created_at)
+        state = TableOp("insert", Entity(session.tenant_id, f"s~{session.session_id}", data))
+        stored = self._commit(state, events, self._index_ops(None, session), notify=False)
         if session.event_id:
             self.index_event(session.tenant_id, session.event_id, session.session_id)
-        state = TableOp("insert", Entity(session.tenant_id, f"s~{session.session_id}", data))
-        stored = self._commit(state, events, self._index_ops(None, session))
+        if events:
+            self.outbox.committed(Tables.SESSIONS, session.tenant_id, events)
         return Versioned(session, stored.etag if stored is not None else None)
 
     def save(self, session: Session, etag: str | None, previous: Session | None = None) -> Versioned[Session]:
@@ -206,12 +208,11 @@ class SessionRepository:
 
         The ``u~`` and ``t~`` rows the new state needs are written in the same entity-group
         transaction as the ``s~`` row (same table and partition), so a crash can never leave a
-        booked session its start index does not know; the ``eventindex`` row (another table) is
-        written first (it maps the session's own event, idempotently); rows the old state no
-        longer needs are deleted after the commit (readers skip stale ones).
+        booked session its start index does not know (the reconciler finds it). The
+        ``eventindex`` row (another table) follows the commit, as before: written earlier, a
+        notification for the new event would meet a session that does not know its event yet.
+        Rows the old state no longer needs are deleted after the commit (readers skip stale ones).
         """
-        if session.event_id and (previous is None or previous.event_id != session.event_id):
-            self.index_event(session.tenant_id, session.event_id, session.session_id)
         for _ in range(_UNCONDITIONAL_ATTEMPTS):
             current = self.tables.get(Tables.SESSIONS, session.tenant_id, f"s~{session.session_id}")
             if current is None:
@@ -234,6 +235,8 @@ class SessionRepository:
         else:
             raise ConcurrencyConflict()
         previous = stored_prev
+        if session.event_id and previous.event_id != session.event_id:
+            self.index_event(session.tenant_id, session.event_id, session.session_id)
         if previous.start != session.start:
             self._unindex_users(previous)
         if _start_rk(previous) != _start_rk(session):
