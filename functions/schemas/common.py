@@ -43,13 +43,23 @@ def _iso_datetime(value: Any) -> Any:
     return text
 
 
+MIN_YEAR: Final = 1900  # times a calendar product books; also keeps UTC conversions of far offsets in range
+MAX_YEAR: Final = 2199
+
+
+def _in_range(value: datetime) -> datetime:
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise ValueError(f"must be a date-time between the years {MIN_YEAR} and {MAX_YEAR}")
+    return value
+
+
 def _iana(value: str) -> str:
     if not is_valid_iana(value):
         raise ValueError("must be an IANA time zone name, like Europe/Paris")
     return value
 
 
-IsoDateTime = Annotated[AwareDatetime, Strict(False), BeforeValidator(_iso_datetime)]
+IsoDateTime = Annotated[AwareDatetime, Strict(False), BeforeValidator(_iso_datetime), AfterValidator(_in_range)]
 TimeZoneName = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_iana)]
 Email = Annotated[str, StringConstraints(min_length=3, max_length=254, pattern=EMAIL_PATTERN)]
 Guid = Annotated[str, StringConstraints(pattern=GUID_PATTERN)]

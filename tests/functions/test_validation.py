@@ -244,3 +244,11 @@ def test_graph_reading_routes_are_rate_limited_per_caller(env: Env, mint: TokenF
     r = env.client.request(method, path, headers=bearer(mint()), json=body)
     assert r.status == 429, r.text
     assert r.json()["error"]["code"] == "rate_limited" and int(r.header("Retry-After") or "0") >= 1
+
+
+def test_far_years_are_422_not_500(env: Env, mint: TokenFactory) -> None:
+    """A window at year 1 with a +14:00 offset (which would overflow a UTC conversion) is refused as invalid."""
+    query = "from=0001-01-01T00:00:00%2B14:00&to=0001-01-02T00:00:00%2B14:00"
+    r = env.client.get(f"/api/sessions?{query}", headers=bearer(mint()))
+    assert r.status == 422
+    assert r.json()["error"]["code"] == "validation_failed"
