@@ -396,6 +396,11 @@ class CalendarGateway(Protocol):
         """Metadata of many (user, event id) pairs via ``$batch``; failures per pair."""
         ...
 
+    def get_users(self, who: GraphIdentity, refs: Sequence[str]) -> dict[str, DirectoryUser | ServiceError]:
+        """Many users by id or UPN/email via ``$batch`` (20 per call), keyed by the ref as given;
+        ``UserNotFound`` (or another error) per ref that does not resolve."""
+        ...
+
     def renew_subscriptions(
         self, who: GraphIdentity, renewals: Sequence[tuple[str, datetime]]
     ) -> dict[str, SubscriptionInfo | ServiceError]:

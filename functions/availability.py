@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # services and schemas load on first use, not at import (cold
     from core.services.availability import TimeSlot
     from functions.schemas.availability import (
         AvailabilityBody,
+        GroupSlot,
         RoomsAvailabilityBody,
         RoomsQuery,
     )
@@ -37,36 +38,64 @@ def slots_out(slots: tuple[TimeSlot, ...]) -> list[Slot]:
 
 
 @endpoint(bp, "POST", "availability", auth=Auth.SESSION_USER, rate_limit=GRAPH_READS, body=M.AvailabilityBody,
-          response=M.Availability, summary="Free slots shared by the caller and a pairing or participants",
+          response=M.Availability,
+          summary="Free slots shared by the caller and a pairing, participants or a group (any-of hosts and rooms)",
           tags=("availability",), extra_statuses=(404,))
 def availability(ctx: RequestContext[AvailabilityBody]) -> Any:
-    """Free/busy only; never another person's event details."""
-    from core.services.availability import AvailabilityQuery
+    """Free/busy only; never another person's event details. A group (attendees, hosts, rooms) reads at most
+    ceil(schedules / 20) getSchedule calls per window and spends one graph_reads token per call."""
+    from core.domain.assignment import RoomChoice
+    from core.domain.sessions import AttendeeType
+    from core.services.availability import AvailabilityQuery, Role
+    from core.services.party import AttendeeRequest
     from functions.schemas.availability import Availability, ParticipantStatus
 
     body = ctx.body
-    result = ctx.container.availability.free_slots(
-        ctx.caller,
-        AvailabilityQuery(
-            start=body.start,
-            end=body.end,
-            duration_minutes=body.duration_minutes,
-            time_zone=body.time_zone,
-            pairing_id=body.pairing_id,
-            participants=tuple(body.participants or ()),
-            step_minutes=body.step_minutes,
-            buffer_minutes=body.buffer_minutes or 0,
-            working_hours_only=body.working_hours_only,
-        ),
+    query = AvailabilityQuery(
+        start=body.start,
+        end=body.end,
+        duration_minutes=body.duration_minutes,
+        time_zone=body.time_zone,
+        pairing_id=body.pairing_id,
+        participants=tuple(body.participants or ()),
+        step_minutes=body.step_minutes,
+        buffer_minutes=body.buffer_minutes or 0,
+        working_hours_only=body.working_hours_only,
+        attendees=tuple(AttendeeRequest(a.user, a.email, None, AttendeeType(a.type)) for a in body.attendees or ()),
+        hosts=tuple(body.hosts or ()),
+        rooms=tuple(body.rooms or ()),
+        room_choice=RoomChoice(body.room_choice or "first"),
+        capacity=body.capacity,
     )
+    for _ in range(query.schedule_calls() - 1):  # the route's own token paid for the first call
+        ctx.container.rate_limiter.take(GRAPH_READS, ctx.caller)
+    result = ctx.container.availability.free_slots(ctx.caller, query)
     return Availability(
         time_zone=result.time_zone,
-        slots=slots_out(result.slots),
+        slots=group_slots_out(result.slots),
         participants=[
-            ParticipantStatus(user=p.user, address=p.address, status=p.status, message=p.message)
+            ParticipantStatus(user=p.user, address=p.address, status=p.status, message=p.message,
+                              role=None if p.role is Role.REQUIRED else p.role.value)
             for p in result.participants
         ],
     )
+
+
+def group_slots_out(slots: tuple[TimeSlot, ...]) -> list[GroupSlot]:
+    from functions.schemas.availability import GroupSlot, SlotAssignment
+
+    out = []
+    for s in slots:
+        assigned = None
+        if s.host is not None or s.room is not None:
+            reason = " ".join(c.reason for c in (s.host, s.room) if c is not None)
+            assigned = SlotAssignment(room=s.room.address if s.room else None,
+                                      host=s.host.user_id if s.host else None,
+                                      host_email=s.host.address if s.host else None, reason=reason)
+        out.append(GroupSlot(start=s.start, end=s.end, optional=list(s.optional) if s.optional is not None else None,
+                             hosts=list(s.hosts) if s.hosts is not None else None,
+                             rooms=list(s.rooms) if s.rooms is not None else None, assigned=assigned))
+    return out
 
 
 @endpoint(bp, "GET", "rooms", auth=Auth.SESSION_USER, rate_limit=GRAPH_READS, query=M.RoomsQuery,

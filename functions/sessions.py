@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # services and schemas load on first use, not at import (cold
     from core.domain.sessions import Session as SessionValue
     from functions.schemas.common import NoQuery
     from functions.schemas.sessions import (
+        Assigned,
         CancelBody,
         CreateSessionBody,
         RescheduleBody,
@@ -51,13 +52,16 @@ def session_view(s: SessionValue) -> SessionView:
     from functions.schemas.sessions import Attendee, RoomBooking, SessionView
 
     return SessionView(
+        assigned=assigned_view(s),
         id=s.session_id,
         status=s.status.value,
         start=s.start,
         end=s.end,
         time_zone=s.time_zone,
         organizer=s.organizer_id,
-        attendees=[Attendee(user=a.user_id or a.address, response=a.response.value) for a in s.attendees],
+        attendees=[Attendee(user=a.user_id or a.address, email=a.address, type=a.type.value,
+                            guest=True if a.guest else None, host=True if a.host else None,
+                            response=a.response.value) for a in s.attendees],
         room=RoomBooking(email=s.room.address, response=s.room.response.value) if s.room else None,
         join_url=s.join_url,
         source=s.source.value,
@@ -70,10 +74,22 @@ def session_view(s: SessionValue) -> SessionView:
     )
 
 
+def assigned_view(s: SessionValue) -> Assigned | None:
+    """What an any-of booking chose (room, host) and why; None for other sessions."""
+    from functions.schemas.sessions import Assigned
+
+    if s.any_of is None:
+        return None
+    host = s.host
+    return Assigned(room=s.room.address if s.room and s.any_of.rooms else None,
+                    host=host.user_id if host else None, host_email=host.address if host else None,
+                    reason=s.any_of.reason)
+
+
 def _accepted(s: SessionValue) -> Reply:
     from functions.schemas.sessions import SessionAccepted
 
-    body = SessionAccepted(id=s.session_id, status=s.status.value)
+    body = SessionAccepted(id=s.session_id, status=s.status.value, assigned=assigned_view(s))
     return Reply(202, body, {"Location": f"/api/sessions/{s.session_id}"})
 
 
@@ -82,15 +98,24 @@ def _accepted(s: SessionValue) -> Reply:
           tags=("sessions",), extra_statuses=(404, 409), idempotent=True)
 def session_create(ctx: RequestContext[CreateSessionBody]) -> Any:
     """Stores a pending session, queues the Outlook write, answers 202 with Location; 409 slot_taken when
-    the organizer, the partner or the room is busy then (unless allowConflicts)."""
+    the organizer, a required attendee or the room is busy then, or no any-of host or room is free (unless
+    allowConflicts). Groups: attendees (colleagues and guests, required or optional), any of hosts, any of
+    rooms; the answer's ``assigned`` says what was chosen and why."""
     b = ctx.body
+    from core.domain.assignment import RoomChoice
+    from core.domain.sessions import AttendeeType
     from core.services.booking import BookingRequest
+    from core.services.party import AttendeeRequest
 
     session = ctx.container.booking.create(
         ctx.caller,
         BookingRequest(start=b.start, end=b.end, time_zone=b.time_zone, pairing_id=b.pairing_id, partner=b.partner,
                        online_meeting=b.online_meeting, room=b.room, subject=b.subject,
-                       allow_conflicts=b.allow_conflicts),
+                       allow_conflicts=b.allow_conflicts,
+                       attendees=tuple(AttendeeRequest(a.user, a.email, a.name, AttendeeType(a.type))
+                                       for a in b.attendees or ()),
+                       hosts=tuple(b.hosts or ()), rooms=tuple(b.rooms or ()),
+                       room_choice=RoomChoice(b.room_choice or "first"), capacity=b.capacity),
     )
     return _accepted(session)
 

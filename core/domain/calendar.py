@@ -319,7 +319,9 @@ class NewEvent:
     """An event to create in the organizer's calendar.
 
     ``start``/``end`` are timezone-aware; they are sent as wall-clock time in ``time_zone``
-    (an IANA name, default UTC). ``attendees`` are people (type required); ``room`` is a
+    (an IANA name, default UTC). ``attendees`` are people of type required,
+    ``optional_attendees`` of type optional; ``attendee_names`` gives display names for
+    some of them (a guest's, which the service never stores); ``room`` is a
     room mailbox added as a resource attendee and as the location. ``transaction_id``
     makes a retried create idempotent. With ``recurrence`` the event is a series master:
     ``start``/``end`` are the first occurrence's, and the range's start date must be
@@ -339,6 +341,8 @@ class NewEvent:
     calendar_id: str | None = None
     allow_new_time_proposals: bool = False
     recurrence: PatternedRecurrence | None = None
+    optional_attendees: tuple[str, ...] = ()  # people invited as type optional
+    attendee_names: tuple[tuple[str, str], ...] = ()  # (address, display name) shown in the invitation (guests)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,8 @@ they get consecutive versions in that order.
     session.failed             the last attempt to write a booking, move or cancellation failed
     session.rescheduled        start/end changed (a platform reschedule applied, or moved in Outlook)
     session.cancelled          cancelled (through the API or in Outlook)
-    session.response_changed   an attendee's or the room's RSVP changed (always observed in Outlook)
+    session.response_changed   an attendee's or the room's RSVP changed (always observed in Outlook);
+                               ``changes`` names each attendee (and the room) whose answer changed
     integration.status_changed the tenant's integration status changed
     connection.needs_reconnect a user's (or the scheduling mailbox's) delegated connection died
     access_test.completed      an access test finished (completed or failed)
@@ -44,7 +45,7 @@ from urllib.parse import urlsplit
 from core.domain.access_test import AccessTestReport, RunStatus
 from core.domain.errors import ValidationFailed
 from core.domain.integration import Integration
-from core.domain.sessions import Session, SessionStatus
+from core.domain.sessions import AttendeeState, Session, SessionStatus
 
 
 class EventType(StrEnum):
@@ -199,7 +200,7 @@ def session_data(s: Session, version: int) -> dict[str, Any]:
         "status": s.status.value,
         "source": s.source.value,
         "version": version,
-        "attendees": [{"user": a.user_id or a.address, "response": a.response.value} for a in s.attendees],
+        "attendees": [_attendee_data(a) for a in s.attendees],
     }
     series = getattr(s, "series_id", None)  # occurrences of a series (API 1.1) carry it
     if series:
@@ -208,9 +209,39 @@ def session_data(s: Session, version: int) -> dict[str, Any]:
         data["room"] = {"email": s.room.address, "response": s.room.response.value}
     if s.pairing_id:
         data["pairingId"] = s.pairing_id
+    if s.any_of is not None:
+        host = s.host
+        data["assigned"] = {k: v for k, v in (("room", s.room.address if s.room else None),
+                                              ("host", host.user_id if host else None),
+                                              ("reason", s.any_of.reason)) if v}
     if s.status is SessionStatus.FAILED and s.failure_reason:
         data["failureReason"] = s.failure_reason
     return data
+
+
+def _attendee_data(a: AttendeeState) -> dict[str, Any]:
+    """One attendee as events carry it: ``user`` (object id; a guest's address), ``email``, ``type``,
+    ``response``; ``guest``/``host`` only when true."""
+    out: dict[str, Any] = {"user": a.user_id or a.address, "email": a.address, "type": a.type.value,
+                           "response": a.response.value}
+    if a.guest:
+        out["guest"] = True
+    if a.host:
+        out["host"] = True
+    return out
+
+
+def response_changes(previous: Session, current: Session) -> list[dict[str, Any]]:
+    """The attendees (and the room) whose answer differs between two states of a session."""
+    before = {a.address.lower(): a.response for a in previous.attendees}
+    out = [{"user": a.user_id or a.address, "email": a.address, "response": a.response.value,
+            "previous": before[a.address.lower()].value}
+           for a in current.attendees if a.address.lower() in before and before[a.address.lower()] != a.response]
+    if previous.room is not None and current.room is not None and previous.room.response != current.room.response \
+            and previous.room.address.lower() == current.room.address.lower():
+        out.append({"room": current.room.address, "email": current.room.address,
+                    "response": current.room.response.value, "previous": previous.room.response.value})
+    return out
 
 
 def session_event_types(previous: Session | None, current: Session) -> list[EventType]:
@@ -257,6 +288,8 @@ def session_drafts(previous: Session | None, current: Session, first_version: in
         data = session_data(current, version)
         if kind is EventType.SESSION_RESPONSE_CHANGED:
             data["source"] = "outlook"
+            if previous is not None:
+                data["changes"] = response_changes(previous, current)
         drafts.append(EventDraft(kind, data, session_stream(current.session_id), version))
     return drafts
 

@@ -8,6 +8,12 @@ from). Never subject, body or any free text.
                 │                                  │
                 └──(last attempt failed)──> failed <┘ (a reschedule or cancel that could not be written)
 
+Groups: a session has one organizer and up to ``MAX_ATTENDEES`` attendees, each
+``required`` or ``optional``; colleagues carry their object id, guests (people outside
+the tenant) only their address (their display name goes to Outlook sealed, never stored).
+A session booked with any-of choices keeps its candidates and reasons (``any_of``,
+core/domain/assignment.py); the chosen host is a required attendee marked ``host``.
+
 Changes requested through the API bump ``version`` and set ``pending_op``; the worker
 carries the version it was asked to apply, so a redelivered or stale command is
 recognised and changes nothing (at-least-once delivery without double effects).
@@ -17,10 +23,12 @@ Changes observed in Outlook are applied only when they are newer than what we kn
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from core.domain.assignment import AnyOf, HostCandidate
 from core.domain.calendar import EventMetadata, ResponseType
 from core.domain.errors import Conflict, Forbidden, ValidationFailed
 
@@ -45,15 +53,51 @@ class ChangeSource(StrEnum):
 
 MAX_SESSION_LENGTH = timedelta(hours=8)
 MIN_SESSION_LENGTH = timedelta(minutes=5)
+# People besides the organizer (docs/product-integration.md "Groups, guests and any-of"): Graph
+# allows 500 attendees per event, but every colleague's free/busy is read (one getSchedule per
+# 20 people and window), every colleague gets a session index row written in the booking's
+# entity-group transaction (100 operations), and the session row keeps them all (64 KiB per
+# property): 50 keeps a booking one transaction and a group's availability 3 calls per window.
+MAX_ATTENDEES = 50
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+# The same address shape the HTTP schemas accept (functions/schemas/common.py EMAIL_PATTERN).
+_EMAIL = re.compile(rf"^[A-Za-z0-9.!#$%&'*+/=?^_`{{|}}~-]{{1,64}}@{_LABEL}(?:\.{_LABEL})+$")
+
+
+def is_email(text: str) -> bool:
+    """An SMTP address as invitations need it (local part @ a dotted domain), at most 254 characters."""
+    return 3 <= len(text) <= 254 and _EMAIL.match(text) is not None
+
+
+class AttendeeType(StrEnum):
+    """Graph ``attendee.type`` for people (rooms are ``resource``)."""
+
+    REQUIRED = "required"
+    OPTIONAL = "optional"
 
 
 @dataclass(frozen=True, slots=True)
 class AttendeeState:
-    """An invited person or room and their latest answer."""
+    """An invited person or room and their latest answer.
+
+    ``user_id`` is set for colleagues (people of the tenant); a ``guest`` is someone from
+    outside it, known by address only, whose calendar is never read. ``host`` marks the
+    attendee the service chose among the session's host candidates.
+    """
 
     address: str
     response: ResponseType = ResponseType.NOT_RESPONDED
     user_id: str | None = None
+    type: AttendeeType = AttendeeType.REQUIRED
+    guest: bool = False
+    host: bool = False
+
+    @property
+    def required(self) -> bool:
+        return self.type is AttendeeType.REQUIRED
+
+    def answered(self, response: ResponseType) -> AttendeeState:
+        return replace(self, response=response)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +126,7 @@ class Session:
     pairing_id: str | None = None
     calendar_id: str | None = None  # set when booked into a secondary (fallback) calendar
     allow_conflicts: bool = False  # the requested times may clash (no slot re-check before writing)
+    any_of: AnyOf | None = None  # the rooms/hosts it may choose from, and why it chose (API 1.1 groups)
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
@@ -97,6 +142,31 @@ class Session:
             return True
         low = address.lower() if address else None
         return any(a.user_id == user_id or (low is not None and a.address.lower() == low) for a in self.attendees)
+
+    @property
+    def host(self) -> AttendeeState | None:
+        """The attendee chosen among the host candidates, if any."""
+        return next((a for a in self.attendees if a.host), None)
+
+    def checked_addresses(self) -> list[str]:
+        """Whose free/busy decides whether the time is still free: the organizer, the required
+        colleagues (the chosen host included) and the room; never optional people or guests."""
+        people = [a.address for a in self.attendees if a.required and not a.guest]
+        return [self.organizer_address, *people, *([self.room.address] if self.room else [])]
+
+    def reassigned(self, now: datetime, *, room: str | None = None, room_reason: str | None = None,
+                   host: HostCandidate | None = None, host_reason: str | None = None) -> Session:
+        """The session with another room and/or host chosen from its candidates (before its event exists)."""
+        assert self.any_of is not None
+        any_of, attendees, chosen_room = self.any_of, self.attendees, self.room
+        if room is not None:
+            chosen_room = AttendeeState(room)
+            any_of = replace(any_of, room_reason=room_reason)
+        if host is not None:
+            attendees = (*(a for a in attendees if not a.host),
+                         AttendeeState(host.address, user_id=host.user_id, host=True))
+            any_of = replace(any_of, host_reason=host_reason)
+        return replace(self, attendees=attendees, room=chosen_room, any_of=any_of, updated_at=now)
 
     def require_organizer(self, user_id: str) -> None:
         if user_id != self.organizer_id:
@@ -215,7 +285,7 @@ class Session:
         if room is not None:
             for a in meta.attendees:
                 if a.address.lower() == room.address.lower():
-                    room = AttendeeState(room.address, a.response, room.user_id)
+                    room = room.answered(a.response)
         changed = replace(changed, attendees=attendees, room=room)
         moved = self.pending_op is None and (meta.start != self.start or meta.end != self.end)
         if moved:
@@ -234,9 +304,7 @@ class Session:
 
 def _merge_responses(current: tuple[AttendeeState, ...], meta: EventMetadata) -> tuple[AttendeeState, ...]:
     by_address = {a.address.lower(): a.response for a in meta.attendees}
-    return tuple(
-        AttendeeState(a.address, by_address.get(a.address.lower(), a.response), a.user_id) for a in current
-    )
+    return tuple(a.answered(by_address.get(a.address.lower(), a.response)) for a in current)
 
 
 def _same_observable(a: Session, b: Session) -> bool:

@@ -37,11 +37,23 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock_time
+from enum import StrEnum
 from typing import Final, Generic, TypeVar
 
+from core.domain.assignment import (
+    MAX_ROOM_CANDIDATES,
+    Choice,
+    HostCandidate,
+    RoomChoice,
+    RoomOption,
+    pick_host,
+    pick_room,
+    rank_rooms,
+)
 from core.domain.calendar import (
     GET_SCHEDULE_MAX_ADDRESSES,
     GET_SCHEDULE_MAX_WINDOW,
+    DirectoryUser,
     GraphIdentity,
     Room,
     Schedule,
@@ -62,13 +74,15 @@ from core.domain.errors import (
 )
 from core.domain.integration import Integration, PairingPolicy
 from core.domain.schedule_codes import MAILBOX_PROBLEMS, schedule_error
-from core.domain.sessions import SessionStatus
+from core.domain.sessions import AttendeeType, SessionStatus
 from core.domain.slots import Participant, Slot, SlotRequest, find_slots
 from core.domain.timezones import iana_name
 from core.ports import CalendarGateway, Clock, TableStore
+from core.services.any_of import AnyOfChooser
 from core.services.authz import Caller
 from core.services.identity import GraphIdentities
 from core.services.offered_hours import Constraint, OfferedHoursService
+from core.services.party import AttendeeRequest, PartyResolver
 from core.services.stores.connections import ConnectionRepository
 from core.services.stores.integrations import IntegrationRepository
 from core.services.stores.pairings import Pairing, PairingRepository
@@ -91,6 +105,9 @@ MAX_CACHE_ENTRIES: Final = 10_000
 MAX_MY_EVENTS: Final = 1_000
 
 OK: Final = "ok"
+GUEST_STATUS: Final = "unknown"
+GUEST_MESSAGE: Final = "A guest from outside your organisation: their calendar is never read."
+MAX_RULE_BUFFER_MINUTES: Final = 120  # offered-hours buffers are at most 2 hours (core/domain/offered_hours.py)
 UNREACHABLE_CODE: Final = "participant_unreachable"
 _MAILBOX_ERRORS = MAILBOX_PROBLEMS
 _OTHER_REASON: Final = "other"
@@ -113,16 +130,48 @@ class AvailabilityQuery:
     step_minutes: int | None = None
     buffer_minutes: int = 0
     working_hours_only: bool = True
+    attendees: tuple[AttendeeRequest, ...] = ()  # a group (core/services/party.py), instead of the above
+    hosts: tuple[str, ...] = ()  # any one of these colleagues
+    rooms: tuple[str, ...] = ()  # any one of these rooms
+    room_choice: RoomChoice = RoomChoice.FIRST
+    capacity: int | None = None
+
+    @property
+    def is_group(self) -> bool:
+        return bool(self.attendees or self.hosts or self.rooms)
+
+    def schedules(self) -> int:
+        """An upper bound of the schedules one answer reads (the caller, people, hosts, rooms)."""
+        people = len(self.participants) + len(self.attendees) + (1 if self.pairing_id else 0)
+        return 1 + people + len(self.hosts) + len(self.rooms)
+
+    def schedule_calls(self) -> int:
+        """getSchedule calls this query costs at most: ceil(schedules / 20) per window under 62 days."""
+        margin = timedelta(minutes=max(self.buffer_minutes, MAX_RULE_BUFFER_MINUTES))
+        windows = len(_windows(self.start - margin, self.end + margin))
+        return windows * -(-self.schedules() // MAX_SCHEDULES_PER_CALL)
+
+
+class Role(StrEnum):
+    """What a participant is to the answer: must be free, shown when free, any one of, never read."""
+
+    REQUIRED = "required"
+    OPTIONAL = "optional"
+    HOST = "host"
+    ROOM = "room"
+    GUEST = "guest"
 
 
 @dataclass(frozen=True, slots=True)
 class ParticipantStatus:
-    """Whether one participant's calendar could be read; ``user`` is how the caller knows them."""
+    """Whether one participant's calendar could be read; ``user`` is how the caller knows them.
+    Guests are ``unknown``: their calendar is never read."""
 
     user: str
     address: str | None
     status: str = OK
     message: str | None = None
+    role: Role = Role.REQUIRED
 
     def as_dict(self) -> dict[str, str]:
         out = {"user": self.user, "status": self.status}
@@ -130,15 +179,24 @@ class ParticipantStatus:
             out["address"] = self.address
         if self.message:
             out["message"] = self.message
+        if self.role is not Role.REQUIRED:
+            out["role"] = self.role.value
         return out
 
 
 @dataclass(frozen=True, slots=True)
 class TimeSlot:
-    """A free interval in UTC (responses add the zone the caller asked for)."""
+    """A free interval in UTC (responses add the zone the caller asked for). For groups: which
+    optional people, candidate hosts and candidate rooms are free then (addresses), and what a
+    booking of this slot would choose (``host``, ``room``) and why."""
 
     start: datetime
     end: datetime
+    optional: tuple[str, ...] | None = None
+    hosts: tuple[str, ...] | None = None
+    rooms: tuple[str, ...] | None = None
+    host: Choice | None = None
+    room: Choice | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +360,14 @@ class _Wanted:
     problem: tuple[str, str] | None = None
     schedule: Schedule | None = field(default=None, repr=False)
     user_id: str | None = None  # the object id, when known (offered hours are keyed by it)
+    role: Role = Role.REQUIRED
+    capacity: int | None = None  # rooms: seats from the room directory
+
+    def status(self) -> ParticipantStatus:
+        if self.role is Role.GUEST:
+            return ParticipantStatus(self.user, self.address, GUEST_STATUS, GUEST_MESSAGE, self.role)
+        status, message = self.problem or (OK, None)
+        return ParticipantStatus(self.user, self.address, status, message, self.role)
 
 
 # --- the service -------------------------------------------------------------------------
@@ -332,6 +398,9 @@ class AvailabilityService:
         self._ids: TtlCache[tuple[str, str], str] = TtlCache(address_ttl, monotonic=monotonic)
         self.offered = offered or OfferedHoursService(tables, clock)
         self._rooms: TtlCache[tuple[str, str], tuple[Room, ...]] = TtlCache(rooms_ttl, monotonic=monotonic)
+        self._directory: TtlCache[tuple[str, str], DirectoryUser] = TtlCache(address_ttl, monotonic=monotonic)
+        self.party = PartyResolver(lambda: self.gateway, self.pairings, cache=self._directory)
+        self.any_of = AnyOfChooser(tables, clock)
 
     # --- who and how --------------------------------------------------------------------
 
@@ -380,6 +449,8 @@ class AvailabilityService:
         """Slots of ``query.duration_minutes`` in which the caller and the others are all free."""
         integration = self._integration(caller)
         who = self._who(integration, caller)
+        if query.is_group:
+            return self._group_slots(caller, integration, who, query)
         wanted = self._participants(caller, integration, who, query)
         return self._free_slots(caller, who, wanted, query)
 
@@ -431,6 +502,106 @@ class AvailabilityService:
         slots = _utc_slots(find_slots(request, people))
         log.info("availability: %d participants, %d slots", len(people), len(slots))
         return FreeSlots(time_zone=query.time_zone, slots=slots, participants=statuses)
+
+    def _group_slots(
+        self, caller: Caller, integration: Integration, who: GraphIdentity, query: AvailabilityQuery
+    ) -> FreeSlots:
+        """Slots for a group (module docstring, "Groups"): every required person free, and when any-of
+        hosts or rooms are asked for, at least one of each; per slot the free optional people, hosts and
+        rooms, and what booking that slot would choose."""
+        people, hosts = self._group_people(caller, integration, who, query)
+        size = len(people) + (1 if hosts else 0)
+        need = query.capacity or size
+        rooms = self._room_candidates(caller, query, need)
+        readable = [w for w in [*people, *hosts, *rooms] if w.role is not Role.GUEST]
+        step = query.step_minutes or DEFAULT_STEP_MINUTES
+        now = self.clock.now()
+        rules = self._offered_hours(who, caller.tenant_id, [w for w in readable if w.role is not Role.ROOM], query, now)
+        margin = max([query.buffer_minutes]
+                     + [max(c.buffer_before_minutes, c.buffer_after_minutes) for c in rules.values()])
+        buffer = timedelta(minutes=margin)
+        self._read_schedules(who, caller, readable, start=query.start - buffer, end=query.end + buffer, step=step)
+        statuses = tuple(w.status() for w in [*people, *hosts, *rooms])
+        required = [w for w in people if w.role is Role.REQUIRED]
+        if any(w.problem is not None for w in required):
+            log.info("availability: a required participant is unreachable")
+            raise ParticipantUnreachable([p.as_dict() for p in statuses])
+        request = SlotRequest(
+            window_start=query.start, window_end=query.end, duration_minutes=query.duration_minutes,
+            time_zone=query.time_zone, step_minutes=step, buffer_before_minutes=query.buffer_minutes,
+            buffer_after_minutes=query.buffer_minutes, now=now, working_hours_only=query.working_hours_only,
+        )
+
+        def free_starts(w: _Wanted) -> set[int]:
+            if w.schedule is None:
+                return set()  # unreadable: never shown as free
+            if w.role is Role.ROOM:
+                person = Participant(id=str(w.address), busy=w.schedule.busy)
+            else:
+                person = _participant(w, w.schedule, rules.get(w.user_id or ""))
+            return {int(slot.start.timestamp()) for slot in find_slots(request, [person])}
+
+        base = find_slots(request, [_participant(w, w.schedule, rules.get(w.user_id or ""))
+                                    for w in required if w.schedule is not None])
+        optional = [w for w in people if w.role is Role.OPTIONAL]
+        sets = {id(w): free_starts(w) for w in [*optional, *hosts, *rooms]}
+        candidates = [HostCandidate(str(w.user_id), str(w.address)) for w in hosts if w.user_id and w.address]
+        options = [RoomOption(str(w.address), w.capacity) for w in rooms if w.address]
+        histories = self.any_of.histories(caller.tenant_id, [c.user_id for c in candidates], query.start,
+                                          query.end) if candidates else {}
+        out: list[TimeSlot] = []
+        for slot in base:
+            at = int(slot.start.timestamp())
+            free_hosts = [w for w in hosts if at in sets[id(w)]]
+            free_rooms = [w for w in rooms if at in sets[id(w)]]
+            if (hosts and not free_hosts) or (rooms and not free_rooms):
+                continue
+            start = slot.start.astimezone(UTC)
+            host = pick_host(candidates, AnyOfChooser.loads(histories, start), start,
+                             {str(w.address).lower() for w in free_hosts}) if hosts else None
+            room = pick_room(options, query.room_choice, need, {str(w.address).lower() for w in free_rooms},
+                             given=len(query.rooms)) if rooms else None
+            out.append(TimeSlot(
+                start, slot.end.astimezone(UTC),
+                optional=tuple(str(w.address) for w in optional if at in sets[id(w)]) if optional else None,
+                hosts=tuple(str(w.address) for w in free_hosts) if hosts else None,
+                rooms=tuple(str(w.address) for w in free_rooms) if rooms else None,
+                host=host, room=room,
+            ))
+        log.info("availability (group): %d people, %d hosts, %d rooms, %d slots", len(people), len(hosts),
+                 len(rooms), len(out))
+        return FreeSlots(time_zone=query.time_zone, slots=tuple(out), participants=statuses)
+
+    def _group_people(
+        self, caller: Caller, integration: Integration, who: GraphIdentity, query: AvailabilityQuery
+    ) -> tuple[list[_Wanted], list[_Wanted]]:
+        """(the caller first, then the people; the host candidates), by the group rules
+        (core/services/party.py) or, for a pairing or participant list with any-of rooms, as before."""
+        if not (query.attendees or query.hosts):
+            return self._participants(caller, integration, who, query), []
+        party = self.party.resolve(caller, integration, who, query.attendees, query.hosts)
+        people = [_Wanted(caller.object_id, party.organizer_address, user_id=caller.object_id)]
+        for i in party.invitees:
+            role = Role.GUEST if i.guest else Role.OPTIONAL if i.type is AttendeeType.OPTIONAL else Role.REQUIRED
+            people.append(_Wanted(i.user_id or i.address, i.address, user_id=i.user_id, role=role))
+        hosts = [_Wanted(h.user_id, h.address, user_id=h.user_id, role=Role.HOST) for h in party.hosts]
+        return people, hosts
+
+    def _room_candidates(self, caller: Caller, query: AvailabilityQuery, need: int) -> list[_Wanted]:
+        """The any-of rooms as the directory spells them, ranked by ``roomChoice`` and without those too small;
+        422 ``too_many_rooms``, ``room_not_found``, ``no_room_fits``."""
+        if not query.rooms:
+            return []
+        if len(query.rooms) > MAX_ROOM_CANDIDATES:
+            raise ValidationFailed(f"At most {MAX_ROOM_CANDIDATES} candidate rooms may be given.",
+                                   code="too_many_rooms", details={"max": MAX_ROOM_CANDIDATES})
+        addresses = self._known_rooms(caller, _unique(query.rooms))
+        capacity = {r.address.lower(): r.capacity for r in self.rooms(caller)}
+        ranked = rank_rooms([RoomOption(a, capacity.get(a.lower())) for a in addresses], query.room_choice, need)
+        if not ranked:
+            raise ValidationFailed(f"None of the rooms seats {need} people.", code="no_room_fits",
+                                   details={"capacity": need})
+        return [_Wanted(r.address, r.address, role=Role.ROOM, capacity=r.capacity) for r in ranked]
 
     def _offered_hours(
         self, who: GraphIdentity, tenant_id: str, wanted: list[_Wanted], query: AvailabilityQuery, now: datetime

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
+from core.domain.assignment import MAX_ROOM_CANDIDATES, AnyOf, HostCandidate, RoomChoice, RoomOption, rank_rooms
 from core.domain.calendar import GraphIdentity, Room
 from core.domain.commands import EventWriteCommand
 from core.domain.errors import (
@@ -53,6 +54,7 @@ from core.domain.errors import (
     GraphError,
     MailboxUnavailable,
     NotFound,
+    OutsideOfferedHours,
     SlotTaken,
     UserNotFound,
     ValidationFailed,
@@ -62,12 +64,14 @@ from core.domain.sessions import AttendeeState, PendingOp, Session, SessionStatu
 from core.log import correlation_id
 from core.names import Queues
 from core.ports import CalendarGateway, Clock, CommandQueue, Sealer, TableStore
+from core.services.any_of import AnyOfChooser
 from core.services.authz import Caller, require_organizer, require_participant, require_sessions_app
 from core.services.event_writer import seal_texts
 from core.services.identity import GraphIdentities
 from core.services.offered_hours import OfferedHoursService
 from core.services.pairings import require_enabled_integration
-from core.services.slot_guard import SlotClaims, busy_addresses, slot_taken
+from core.services.party import AttendeeRequest, Invitee, Party, PartyResolver
+from core.services.slot_guard import SlotClaims, free_busy, slot_taken
 from core.services.stores.access_tests import UnreachableMailboxes
 from core.services.stores.codec import Versioned
 from core.services.stores.connections import ConnectionRepository
@@ -87,7 +91,8 @@ REASON_NOT_QUEUED: Final = "The booking could not be queued; please try again."
 
 @dataclass(frozen=True, slots=True)
 class BookingRequest:
-    """POST /api/sessions as the service sees it: ``pairing_id`` or ``partner`` (id or email)."""
+    """POST /api/sessions as the service sees it: ``pairing_id`` or ``partner`` (id or email), or a
+    group (``attendees`` and/or ``hosts``, core/services/party.py); a ``room`` or any of ``rooms``."""
 
     start: datetime
     end: datetime
@@ -98,6 +103,11 @@ class BookingRequest:
     room: str | None = None
     subject: str | None = None
     allow_conflicts: bool = False
+    attendees: tuple[AttendeeRequest, ...] = ()
+    hosts: tuple[str, ...] = ()
+    rooms: tuple[str, ...] = ()
+    room_choice: RoomChoice = RoomChoice.FIRST
+    capacity: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,8 +164,10 @@ class BookingService:
         self.unreachable = UnreachableMailboxes(tables)
         self._monotonic = monotonic or time.monotonic
         self.offered = offered or OfferedHoursService(tables, clock)
-        self._rooms: dict[str, tuple[float, frozenset[str]]] = {}
+        self._rooms: dict[str, tuple[float, tuple[Room, ...]]] = {}
         self.claims = SlotClaims(tables, clock)
+        self.any_of = AnyOfChooser(tables, clock)
+        self.party = PartyResolver(lambda: self.gateway, self.pairings)
 
     @property
     def gateway(self) -> CalendarGateway:
@@ -173,42 +185,150 @@ class BookingService:
         now = self.clock.now()
         start, end = _seconds(request.start), _seconds(request.end)
         validate_times(start, end, now)
-        partner = self._partner(caller, integration, request)
-        self._require_usable_mailboxes(caller, partner)
-        self.offered.require_offered(caller.tenant_id, [partner.user_id], start, end)
+        party = self._party(caller, integration, request)
+        self._require_usable_mailboxes(caller, party)
+        self.offered.require_offered(caller.tenant_id, party.required_ids, start, end)
+        hosts = self._offered_hosts(caller.tenant_id, party.hosts, start, end)
         room = None
+        directory = self.identities.for_tenant(integration.tenant_id, integration=integration)
         if request.room:
-            room = self._room(self.identities.for_tenant(integration.tenant_id, integration=integration), request.room)
+            room = self._room(directory, request.room)
+        need = request.capacity or party.size
+        rooms = self._room_options(directory, request.rooms, request.room_choice, need) if request.rooms else ()
         session_id = uuid.uuid4().hex
-        addresses = [partner.organizer_address, partner.address, *([room] if room else [])]
-        self._check_slot(who, caller, addresses, start, end, allow_conflicts=request.allow_conflicts)
-        self._claim(caller, partner.organizer_address, session_id, start, end,
+        checked = [party.organizer_address, *party.required_addresses, *([room] if room else [])]
+        candidates = [*(h.address for h in hosts), *(r.address for r in rooms)]
+        free = self._check_slot(who, caller, checked, start, end, allow_conflicts=request.allow_conflicts,
+                                candidates=candidates)
+        self._claim(caller, party.organizer_address, session_id, start, end,
                     allow_conflicts=request.allow_conflicts)
-        session = Session(
-            tenant_id=caller.tenant_id,
-            session_id=session_id,
-            organizer_id=caller.object_id,
-            organizer_address=partner.organizer_address,
-            attendees=(AttendeeState(partner.address, user_id=partner.user_id),),
-            start=start,
-            end=end,
-            time_zone=request.time_zone,
-            room=AttendeeState(room) if room else None,
-            online_meeting=request.online_meeting,
-            pairing_id=partner.pairing_id,
-            allow_conflicts=request.allow_conflicts,
-            created_at=now,
-            updated_at=now,
-        )
-        sealed = seal_texts(self.sealer, session.tenant_id, session.session_id, subject=request.subject)
+        any_of: AnyOf | None = None
+        attendees = tuple(i.state() for i in party.invitees)
         try:
+            if hosts or rooms:
+                any_of, host, room = self._choose(caller, session_id, request, hosts=hosts, rooms=rooms, need=need,
+                                                  start=start, end=end, free=free)
+                if host is not None:
+                    attendees = (*attendees, host)
+            session = Session(
+                tenant_id=caller.tenant_id,
+                session_id=session_id,
+                organizer_id=caller.object_id,
+                organizer_address=party.organizer_address,
+                attendees=attendees,
+                start=start,
+                end=end,
+                time_zone=request.time_zone,
+                room=AttendeeState(room) if room else None,
+                online_meeting=request.online_meeting,
+                pairing_id=party.pairing_id,
+                allow_conflicts=request.allow_conflicts,
+                any_of=any_of,
+                created_at=now,
+                updated_at=now,
+            )
+            sealed = seal_texts(self.sealer, session.tenant_id, session.session_id, subject=request.subject,
+                                names=party.names)
             stored = self.sessions.add(session)
         except Exception:
-            self.claims.release(caller.tenant_id, caller.object_id, session_id, start, end)
+            self._release(caller, session_id, start=start, end=end, any_of=any_of, attendees=attendees, room=room)
             raise
         self._enqueue(stored, PendingOp.CREATE, sealed, undo=None)
         log.info("session requested", extra={"tenant": caller.tenant_id, "event": "session_requested"})
         return stored.value
+
+    def _party(self, caller: Caller, integration: Integration, request: BookingRequest) -> Party:
+        """Who the session invites: the pairing or partner (one required attendee), or the group."""
+        if request.pairing_id is not None or request.partner is not None:
+            partner = self._partner(caller, integration, request)
+            return Party(partner.organizer_address, (Invitee(partner.address, partner.user_id),),
+                         pairing_id=partner.pairing_id)
+        who = self.identities.for_user(caller.tenant_id, caller.object_id, integration=integration)
+        return self.party.resolve(caller, integration, who, request.attendees, request.hosts)
+
+    def _offered_hosts(self, tenant_id: str, hosts: tuple[HostCandidate, ...], start: datetime,
+                       end: datetime) -> tuple[HostCandidate, ...]:
+        """The host candidates whose offered hours hold [start, end) (422 ``outside_offered_hours`` if none)."""
+        if not hosts:
+            return ()
+        offered = []
+        for host in hosts:
+            try:
+                self.offered.require_offered(tenant_id, [host.user_id], start, end)
+            except OutsideOfferedHours:
+                continue
+            offered.append(host)
+        if not offered:
+            raise OutsideOfferedHours()
+        return tuple(offered)
+
+    def _choose(self, caller: Caller, session_id: str, request: BookingRequest, *, hosts: tuple[HostCandidate, ...],
+                rooms: tuple[RoomOption, ...], need: int, start: datetime, end: datetime,
+                free: set[str] | None) -> tuple[AnyOf, AttendeeState | None, str | None]:
+        """Choose (and claim) a host and a room among the candidates; 409 ``slot_taken`` when none is free."""
+        tenant = caller.tenant_id
+        host_choice = room_choice = None
+        if hosts:
+            host_choice = self.any_of.choose_host(tenant, session_id, hosts, start=start, end=end, free=free,
+                                                  allow_conflicts=request.allow_conflicts)
+            if host_choice is None:
+                raise SlotTaken("None of the hosts is free at that time; pick another time.",
+                                details={"busy": [h.address for h in hosts], "anyOf": "hosts"})
+        if rooms:
+            room_choice = self.any_of.choose_room(tenant, session_id, rooms, choice=request.room_choice, need=need,
+                                                  start=start, end=end, free=free,
+                                                  allow_conflicts=request.allow_conflicts)
+            if room_choice is None:
+                if host_choice is not None and host_choice.user_id:
+                    self.any_of.release_host(tenant, host_choice.user_id, session_id, start, end)
+                raise SlotTaken("None of the rooms is free at that time; pick another time.",
+                                details={"busy": [r.address for r in rooms], "anyOf": "rooms"})
+        any_of = AnyOf(rooms=rooms, room_choice=request.room_choice, capacity=need if rooms else None, hosts=hosts,
+                       room_reason=room_choice.reason if room_choice else None,
+                       host_reason=host_choice.reason if host_choice else None)
+        host = None
+        if host_choice is not None:
+            host = AttendeeState(host_choice.address, user_id=host_choice.user_id, host=True)
+        return any_of, host, room_choice.address if room_choice else None
+
+    def _release(self, caller: Caller, session_id: str, *, start: datetime, end: datetime, any_of: AnyOf | None,
+                 attendees: tuple[AttendeeState, ...], room: str | None) -> None:
+        """A booking that was not stored gives back every claim it made (best effort)."""
+        self.claims.release(caller.tenant_id, caller.object_id, session_id, start, end)
+        if any_of is None:
+            return
+        host = next((a for a in attendees if a.host and a.user_id), None)
+        if host is not None and host.user_id:
+            self.any_of.release_host(caller.tenant_id, host.user_id, session_id, start, end)
+        if any_of.rooms and room:
+            self.any_of.release_room(caller.tenant_id, room, session_id, start, end)
+
+    def _room_options(self, who: GraphIdentity, addresses: tuple[str, ...], choice: RoomChoice,
+                      need: int) -> tuple[RoomOption, ...]:
+        """The candidate rooms as the directory spells them, ranked (``rank_rooms``) and without those too
+        small for the party; 422 ``room_not_found``, ``duplicate_room``, ``too_many_rooms``, ``no_room_fits``."""
+        if len(addresses) > MAX_ROOM_CANDIDATES:
+            raise ValidationFailed(f"At most {MAX_ROOM_CANDIDATES} candidate rooms may be given.",
+                                   code="too_many_rooms", details={"max": MAX_ROOM_CANDIDATES})
+        directory = {r.address.lower(): r for r in self._room_directory(who)}
+        seen: set[str] = set()
+        options: list[RoomOption] = []
+        for i, address in enumerate(addresses):
+            known = directory.get(address.strip().lower())
+            if known is None:
+                raise ValidationFailed("No meeting room with that address in your organisation.",
+                                       code="room_not_found",
+                                       details={"fields": [{"loc": ["body", "rooms", i], "msg": "unknown room"}]})
+            if known.address.lower() in seen:
+                raise ValidationFailed("The same room is named twice.", code="duplicate_room",
+                                       details={"fields": [{"loc": ["body", "rooms", i], "msg": "named twice"}]})
+            seen.add(known.address.lower())
+            options.append(RoomOption(known.address, known.capacity))
+        ranked = tuple(rank_rooms(options, choice, need))
+        if not ranked:
+            raise ValidationFailed(f"None of the rooms seats {need} people.", code="no_room_fits",
+                                   details={"capacity": need})
+        return ranked
 
     def _require_writable(self, integration: Integration, organizer: Caller) -> GraphIdentity:
         """Refuse at request time (409) what the worker could not write: a per-user organizer who
@@ -217,20 +337,25 @@ class BookingService:
                                         require_connection=True)
 
     def _check_slot(self, who: GraphIdentity, organizer: Caller, addresses: list[str], start: datetime,
-                    end: datetime, *, allow_conflicts: bool, ignore: tuple[datetime, datetime] | None = None) -> None:
-        """409 ``slot_taken`` when free/busy shows someone busy (one getSchedule). When Graph cannot
-        tell now, the request goes ahead: the worker checks again before writing."""
+                    end: datetime, *, allow_conflicts: bool, ignore: tuple[datetime, datetime] | None = None,
+                    candidates: list[str] | None = None) -> set[str] | None:
+        """409 ``slot_taken`` when free/busy shows one of ``addresses`` busy (one getSchedule per 20
+        addresses, any-of ``candidates`` read in the same calls). Returns the lower-case addresses found
+        free, or None when free/busy was not read: with ``allow_conflicts``, or when Graph cannot tell
+        now (the request goes ahead and the worker checks again before writing)."""
         if allow_conflicts:
-            return
+            return None
         try:
-            busy = busy_addresses(self.gateway, who, who.user_id or organizer.object_id, addresses, start=start,
-                                  end=end, ignore=ignore)
+            states = free_busy(self.gateway, who, who.user_id or organizer.object_id, [*addresses, *(candidates or [])],
+                               start=start, end=end, ignore=ignore)
         except (GraphError, DependencyError, AuthorizationError) as exc:
             log.info("slot check deferred to the worker (%s)", exc.code, extra={"tenant": organizer.tenant_id})
-            return
+            return None
+        busy = [a for a in dict.fromkeys(addresses) if states.get(a.lower()) is False]
         if busy:
             log.info("slot taken at request time", extra={"tenant": organizer.tenant_id, "event": "slot_taken"})
             raise slot_taken(busy)
+        return {address for address, free in states.items() if free}
 
     def _claim(self, organizer: Caller, organizer_address: str, session_id: str, start: datetime, end: datetime,
                *, allow_conflicts: bool) -> None:
@@ -242,13 +367,18 @@ class BookingService:
             log.info("slot claimed by another booking", extra={"tenant": organizer.tenant_id, "event": "slot_taken"})
             raise slot_taken([organizer_address]) from None
 
-    def _require_usable_mailboxes(self, caller: Caller, partner: _Partner) -> None:
-        """422 ``mailbox_on_premises_or_unlicensed`` when an access test found the organizer's or the
-        partner's mailbox on premises (Exchange hybrid), unlicensed or inactive: free/busy may still
-        answer for a hybrid mailbox, but the event could never be written or its answer read."""
-        for role, user_id in (("organizer", caller.object_id), ("attendee", partner.user_id)):
+    def _require_usable_mailboxes(self, caller: Caller, party: Party) -> None:
+        """422 ``mailbox_on_premises_or_unlicensed`` when an access test found the organizer's, a colleague
+        attendee's or a host candidate's mailbox on premises (Exchange hybrid), unlicensed or inactive:
+        free/busy may still answer for a hybrid mailbox, but the event could never be written or its
+        answer read. Guests are not checked (their mailboxes are not the tenant's)."""
+        people = [("organizer", caller.object_id), *(("attendee", uid) for uid in party.colleague_ids),
+                  *(("host", h.user_id) for h in party.hosts)]
+        for role, user_id in people:
             if self.unreachable.reason_of(caller.tenant_id, user_id) is not None:
-                who = "Your" if role == "organizer" else "Your partner's"
+                who = {"organizer": "Your", "attendee": "An attendee's", "host": "A host candidate's"}[role]
+                if role == "attendee" and len(party.invitees) == 1:
+                    who = "Your partner's"
                 raise MailboxUnavailable(
                     f"{who} mailbox is on premises (Exchange hybrid), unlicensed or inactive, so Outlook "
                     "events cannot be written to it through Microsoft Graph. Only Exchange Online mailboxes "
@@ -269,7 +399,7 @@ class BookingService:
             partner_id, partner_address = pairing.partner_of(caller.object_id)
             if pairing.active and ref in (partner_id, partner_address.lower()):
                 return self._from_pairing(caller, pairing)
-        if integration.pairing_policy != PairingPolicy.SAME_TENANT:
+        if integration.pairing_policy != PairingPolicy.SAME_TENANT and not (caller.acting_app or caller.is_admin):
             raise Forbidden("You can only book sessions with someone you are paired with.",
                             code="partner_not_paired")
         who = self.identities.for_user(caller.tenant_id, caller.object_id, integration=integration)
@@ -302,21 +432,19 @@ class BookingService:
 
     def _room(self, who: GraphIdentity, address: str) -> str:
         """The room's address as the tenant's room directory spells it (422 for an unknown room)."""
-        known = self._room_addresses(who)
-        for candidate in known:
-            if candidate.lower() == address.lower():
-                return candidate
+        for candidate in self._room_directory(who):
+            if candidate.address.lower() == address.lower():
+                return candidate.address
         raise ValidationFailed("No meeting room with that address in your organisation.", code="room_not_found",
                                details={"fields": [{"loc": ["body", "room"], "msg": "unknown room"}]})
 
-    def _room_addresses(self, who: GraphIdentity) -> frozenset[str]:
+    def _room_directory(self, who: GraphIdentity) -> tuple[Room, ...]:
         cached = self._rooms.get(who.tenant_id)
         if cached is not None and cached[0] > self._monotonic():
             return cached[1]
-        rooms: list[Room] = self.gateway.list_rooms(who)
-        addresses = frozenset(r.address for r in rooms)
-        self._rooms[who.tenant_id] = (self._monotonic() + ROOMS_CACHE_SECONDS, addresses)
-        return addresses
+        rooms = tuple(self.gateway.list_rooms(who))
+        self._rooms[who.tenant_id] = (self._monotonic() + ROOMS_CACHE_SECONDS, rooms)
+        return rooms
 
     # --- read -------------------------------------------------------------------------
 
@@ -406,10 +534,10 @@ class BookingService:
         current = read.value
         changed = current.request_reschedule(_seconds(start), _seconds(end), time_zone, self.clock.now(),
                                              allow_conflicts=allow_conflicts)
-        self.offered.require_offered(caller.tenant_id, _attendee_ids(current), changed.start, changed.end,
+        required = [a.user_id for a in current.attendees if a.user_id and a.required]
+        self.offered.require_offered(caller.tenant_id, required, changed.start, changed.end,
                                      exclude_session=session_id)
-        addresses = [current.organizer_address, *(a.address for a in current.attendees),
-                     *([current.room.address] if current.room else [])]
+        addresses = current.checked_addresses()  # a move keeps its host and room: they must be free too
         own = (current.start, current.end) if current.event_id else None
         self._check_slot(who, caller, addresses, changed.start, changed.end, allow_conflicts=allow_conflicts,
                          ignore=own)

@@ -54,6 +54,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final
 
+from core.domain.assignment import HostCandidate
 from core.domain.calendar import CreatedEvent, EventMetadata, GraphIdentity, NewEvent, OnlineMeetingProvider
 from core.domain.commands import AlertKind, EventWriteCommand
 from core.domain.errors import (
@@ -74,8 +75,9 @@ from core.domain.sessions import ChangeSource, PendingOp, Session, SessionStatus
 from core.names import Queues
 from core.ports import CalendarGateway, Clock, CommandQueue, Sealer, TableStore
 from core.services.alerts import OwnerAlerts
+from core.services.any_of import AnyOfChooser
 from core.services.identity import GraphIdentities
-from core.services.slot_guard import SLOT_TAKEN, busy_addresses
+from core.services.slot_guard import SLOT_TAKEN, free_busy
 from core.services.stores.codec import Versioned
 from core.services.stores.connections import ConnectionRepository
 from core.services.stores.integrations import IntegrationRepository
@@ -119,10 +121,14 @@ def sealing_context(tenant_id: str, session_id: str) -> str:
 
 
 def seal_texts(
-    sealer: Sealer, tenant_id: str, session_id: str, *, subject: str | None = None, comment: str | None = None
+    sealer: Sealer, tenant_id: str, session_id: str, *, subject: str | None = None, comment: str | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> str | None:
-    """The sealed form of a command's free text, or None when there is none."""
-    texts = {k: v for k, v in (("subject", subject), ("comment", comment)) if v}
+    """The sealed form of a command's free text (subject, comment, guests' display names by
+    address), or None when there is none."""
+    texts: dict[str, Any] = {k: v for k, v in (("subject", subject), ("comment", comment)) if v}
+    if names:
+        texts["names"] = dict(names)
     if not texts:
         return None
     return sealer.seal(json.dumps(texts, ensure_ascii=False), sealing_context(tenant_id, session_id))
@@ -157,6 +163,15 @@ def may_fall_back(method: ConnectionMethod, who: GraphIdentity, session: Session
 def transaction_id_for(session: Session) -> str:
     """Graph ``transactionId`` of the session's event: stable across every retry of its creation."""
     return session.session_id
+
+
+def _clash(s: Session, states: Mapping[str, bool | None]) -> bool:
+    """Is the organizer, a required colleague (the chosen host included) or the room busy?"""
+    return any(states.get(a.lower()) is False for a in s.checked_addresses())
+
+
+def _again(reason: str) -> str:
+    return "Chosen again before the event was written (the first choice was taken meanwhile). " + reason
 
 
 # --- the worker ----------------------------------------------------------------------------
@@ -197,6 +212,7 @@ class EventWriter:
         self._hooked: set[tuple[str, str]] = set()
         self._calendars: dict[tuple[str, str], str] = {}  # (tenant, scheduling mailbox) -> Scheduler calendar
         self._hook_lock = threading.Lock()
+        self.any_of = AnyOfChooser(tables, clock)
 
     # --- entry points -----------------------------------------------------------------
 
@@ -311,7 +327,8 @@ class EventWriter:
             )
             if event is not None:
                 log.info("event write create: found the event of an earlier attempt", extra={"tenant": s.tenant_id})
-        if event is None and not s.allow_conflicts and self._slot_taken(who, s, mailbox):
+        states = self._free_busy(who, s, mailbox) if event is None and not s.allow_conflicts else None
+        if states is not None and _clash(s, states):
             # A duplicate delivery racing this one may have just made the session's own event:
             # that is not a clash. (Looked up only when something is busy, and only if not yet.)
             if not lookup:
@@ -319,18 +336,24 @@ class EventWriter:
                     who, mailbox, transaction_id_for(s), s.start - LOOKUP_MARGIN, s.end + LOOKUP_MARGIN
                 )
             if event is None:
-                self._fail(cmd, SLOT_TAKEN, alert=None)
-                return WriteOutcome.SLOT_TAKEN
+                chosen = self._choose_again(read, states)
+                if chosen is None:
+                    self._fail(cmd, SLOT_TAKEN, alert=None)
+                    return WriteOutcome.SLOT_TAKEN
+                read, s = chosen, chosen.value
         if event is None:
             subject = self._texts(cmd, last_attempt).get("subject") or self.subject_template
+            names = self._names(cmd, last_attempt)
             try:
-                event = self.gateway.create_event(who, mailbox, self._new_event(s, subject, provider, calendar_id))
+                event = self.gateway.create_event(who, mailbox, self._new_event(s, subject, provider, calendar_id,
+                                                                                names))
             except OutsideAppScope:
                 # The mailbox may read the organizer's calendar but not write it.
                 if not fallback or calendar_id is not None:
                     raise
                 mailbox, calendar_id = self._fall_back(who, s)
-                event = self.gateway.create_event(who, mailbox, self._new_event(s, subject, provider, calendar_id))
+                event = self.gateway.create_event(who, mailbox, self._new_event(s, subject, provider, calendar_id,
+                                                                                names))
         if (event.start, event.end) != (s.start, s.end):
             # Graph answered a retried transactionId with the event at the times of an earlier request.
             moved = self._move_if_needed(who, replace(s, calendar_id=calendar_id), event.event_id)
@@ -339,29 +362,73 @@ class EventWriter:
         join_url = event.join_url
         return self._record_created(who, cmd, read, event, provider if join_url else None, calendar_id=calendar_id)
 
-    def _slot_taken(self, who: GraphIdentity, s: Session, mailbox: str) -> bool:
-        """Is the organizer, an attendee or the room busy at the session's times (one getSchedule)?
-
-        Throttled and transient errors propagate (the command is deferred); any other Graph refusal
-        of the check lets the write go ahead and decide.
-        """
-        addresses = [s.organizer_address, *(a.address for a in s.attendees), *([s.room.address] if s.room else [])]
+    def _free_busy(self, who: GraphIdentity, s: Session, mailbox: str) -> dict[str, bool | None] | None:
+        """Free/busy over the session's times of the organizer, the required colleagues, the room and any
+        any-of candidates (one getSchedule per 20). Throttled and transient errors propagate (the command
+        is deferred); any other Graph refusal of the check gives None: the write goes ahead and decides."""
+        addresses = s.checked_addresses()
+        if s.any_of is not None:
+            addresses += [h.address for h in s.any_of.hosts] + [r.address for r in s.any_of.rooms]
         try:
-            busy = busy_addresses(self.gateway, who, mailbox, addresses, start=s.start, end=s.end)
+            return free_busy(self.gateway, who, mailbox, addresses, start=s.start, end=s.end)
         except (Throttled, TransientGraphError):
             raise
         except GraphError as exc:
             log.info("event write create: slot re-check not possible (%s); writing", exc.code,
                      extra={"tenant": s.tenant_id})
-            return False
-        if busy:
+            return None
+
+    def _choose_again(self, read: Versioned[Session], states: dict[str, bool | None]) -> Versioned[Session] | None:
+        """The session with a free host and/or room chosen again from its candidates (saved, and claimed),
+        when only its chosen host or room is taken; None when someone else is busy or no candidate is free."""
+        s = read.value
+        host, room, any_of = s.host, s.room, s.any_of
+        busy = {a.lower() for a in s.checked_addresses() if states.get(a.lower()) is False}
+        replace_host = any_of is not None and bool(any_of.hosts) and host is not None and host.address.lower() in busy
+        replace_room = any_of is not None and bool(any_of.rooms) and room is not None and room.address.lower() in busy
+        fixed = busy - {host.address.lower() if replace_host and host else "", room.address.lower()
+                        if replace_room and room else ""}
+        if any_of is None or fixed or not (replace_host or replace_room):
             log.info("event write create: slot taken", extra={"tenant": s.tenant_id, "event": "slot_taken"})
-        return bool(busy)
+            return None
+        free = {a for a, state in states.items() if state}
+        tenant, sid = s.tenant_id, s.session_id
+        new_host = new_room = None
+        if replace_host and host is not None:
+            others = [h for h in any_of.hosts if h.user_id != host.user_id]
+            new_host = self.any_of.choose_host(tenant, sid, others, start=s.start, end=s.end, free=free)
+            if new_host is None:
+                return None
+        if replace_room and room is not None:
+            others_rooms = [r for r in any_of.rooms if r.address.lower() != room.address.lower()]
+            new_room = self.any_of.choose_room(tenant, sid, others_rooms, choice=any_of.room_choice,
+                                               need=any_of.capacity, start=s.start, end=s.end, free=free)
+            if new_room is None:
+                if new_host is not None and new_host.user_id:
+                    self.any_of.release_host(tenant, new_host.user_id, sid, s.start, s.end)
+                return None
+        changed = s.reassigned(
+            self.clock.now(),
+            room=new_room.address if new_room else None,
+            room_reason=_again(new_room.reason) if new_room else None,
+            host=HostCandidate(new_host.user_id, new_host.address) if new_host and new_host.user_id else None,
+            host_reason=_again(new_host.reason) if new_host else None,
+        )
+        saved = self.sessions.save(changed, read.etag, previous=s)  # a lost race is retried by the host
+        if new_host is not None and host is not None and host.user_id:
+            self.any_of.release_host(tenant, host.user_id, sid, s.start, s.end)
+        if new_room is not None and room is not None:
+            self.any_of.release_room(tenant, room.address, sid, s.start, s.end)
+        log.info("event write create: host or room taken meanwhile; chose again",
+                 extra={"tenant": tenant, "event": "any_of_rechosen"})
+        return saved
 
     @staticmethod
-    def _new_event(s: Session, subject: str, provider: str | None, calendar_id: str | None) -> NewEvent:
-        """The event to create; in the Scheduler calendar the organizer is invited like the partner."""
-        attendees = tuple(a.address for a in s.attendees)
+    def _new_event(s: Session, subject: str, provider: str | None, calendar_id: str | None,
+                   names: tuple[tuple[str, str], ...] = ()) -> NewEvent:
+        """The event to create; in the Scheduler calendar the organizer is invited like the partner.
+        Optional attendees go as type optional; guests' display names (sealed) label their invitations."""
+        attendees = tuple(a.address for a in s.attendees if a.required)
         if calendar_id is not None:
             attendees = (s.organizer_address, *attendees)
         return NewEvent(
@@ -369,6 +436,8 @@ class EventWriter:
             start=s.start,
             end=s.end,
             attendees=attendees,
+            optional_attendees=tuple(a.address for a in s.attendees if not a.required),
+            attendee_names=names,
             time_zone=s.time_zone,
             room=s.room.address if s.room else None,
             online_meeting_provider=provider,
@@ -565,6 +634,17 @@ class EventWriter:
 
     def _texts(self, cmd: EventWriteCommand, last_attempt: bool) -> dict[str, str]:
         """The command's sealed subject/comment; empty when absent or unreadable (never fatal)."""
+        return {k: v for k, v in self._opened(cmd, last_attempt).items() if isinstance(k, str) and isinstance(v, str)}
+
+    def _names(self, cmd: EventWriteCommand, last_attempt: bool) -> tuple[tuple[str, str], ...]:
+        """Guests' display names from the sealed texts, as (address, name)."""
+        names = self._opened(cmd, last_attempt).get("names")
+        if not isinstance(names, dict):
+            return ()
+        return tuple((k, v) for k, v in names.items() if isinstance(k, str) and isinstance(v, str) and v)
+
+    def _opened(self, cmd: EventWriteCommand, last_attempt: bool) -> dict[str, Any]:
+        """The command's sealed texts, opened; empty when absent or unreadable (never fatal)."""
         if not cmd.sealed:
             return {}
         try:
@@ -579,7 +659,7 @@ class EventWriter:
             return {}
         if not isinstance(opened, dict):
             return {}
-        return {k: v for k, v in opened.items() if isinstance(k, str) and isinstance(v, str)}
+        return opened
 
     def _first_booking(self, s: Session) -> None:
         """Tell the subscription service about an organizer's first booking (once per process)."""

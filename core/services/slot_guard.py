@@ -3,8 +3,9 @@
 Two questions, asked before a booking (or a move) is accepted and again before its
 event is written:
 
-* **Free/busy** (``busy_addresses``): one ``getSchedule`` for the organizer, the
-  attendees and the room over exactly the session's times. A blocking item (busy, out
+* **Free/busy** (``busy_addresses``, ``free_busy``): one ``getSchedule`` per 20 addresses
+  for the organizer, the required colleagues and the room (and a group's candidate hosts
+  and rooms) over exactly the session's times. A blocking item (busy, out
   of office, unknown, tentative: the slot engine's rule, ``core.domain.slots.blocks``)
   overlapping the times makes that address busy. When a session is *moved*, its own
   event is still in those calendars at the old times: one item per address exactly at
@@ -27,7 +28,7 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Final
 
-from core.domain.calendar import GraphIdentity
+from core.domain.calendar import GET_SCHEDULE_MAX_ADDRESSES, GraphIdentity
 from core.domain.errors import ConcurrencyConflict, Conflict, NotFound, SlotTaken
 from core.domain.sessions import PendingOp, SessionStatus
 from core.domain.slots import blocks
@@ -53,22 +54,39 @@ def busy_addresses(
     end: datetime,
     ignore: tuple[datetime, datetime] | None = None,
 ) -> list[str]:
-    """The addresses (of ``addresses``) with a blocking item in [start, end): one getSchedule call."""
+    """The addresses (of ``addresses``) with a blocking item in [start, end): one getSchedule call per 20."""
+    states = free_busy(gateway, who, anchor, addresses, start=start, end=end, ignore=ignore)
+    return [a for a in dict.fromkeys(a for a in addresses if a) if states.get(a.lower()) is False]
+
+
+def free_busy(
+    gateway: CalendarGateway,
+    who: GraphIdentity,
+    anchor: str,
+    addresses: Sequence[str],
+    *,
+    start: datetime,
+    end: datetime,
+    ignore: tuple[datetime, datetime] | None = None,
+) -> dict[str, bool | None]:
+    """Lower-case address -> True (free over [start, end)), False (busy) or None (Graph gave no
+    schedule for it); getSchedule in groups of 20 (a group with its candidate hosts and rooms)."""
     unique = list(dict.fromkeys(a for a in addresses if a))
-    if not unique:
-        return []
-    taken = []
-    for schedule in gateway.get_schedule(who, anchor, unique, start, end, interval_minutes=CHECK_INTERVAL_MINUTES):
-        if not schedule.ok:
-            continue
-        items = list(schedule.busy)
-        if ignore is not None:
-            own = next((i for i in items if (i.start, i.end) == ignore), None)
-            if own is not None:
-                items.remove(own)
-        if any(blocks(i.status) and i.start < end and start < i.end for i in items):
-            taken.append(schedule.address)
-    return taken
+    states: dict[str, bool | None] = {}
+    for first in range(0, len(unique), GET_SCHEDULE_MAX_ADDRESSES):
+        group = unique[first:first + GET_SCHEDULE_MAX_ADDRESSES]
+        for schedule in gateway.get_schedule(who, anchor, group, start, end, interval_minutes=CHECK_INTERVAL_MINUTES):
+            if not schedule.ok:
+                states.setdefault(schedule.address.lower(), None)
+                continue
+            items = list(schedule.busy)
+            if ignore is not None:
+                own = next((i for i in items if (i.start, i.end) == ignore), None)
+                if own is not None:
+                    items.remove(own)
+            busy = any(blocks(i.status) and i.start < end and start < i.end for i in items)
+            states[schedule.address.lower()] = not busy
+    return states
 
 
 def slot_taken(busy: Sequence[str]) -> SlotTaken:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import Field, model_validator
 
@@ -18,15 +18,28 @@ from functions.schemas.common import (
     UserRef,
     check_window,
 )
+from functions.schemas.sessions import MAX_LISTED, AttendeeIn
 
 Duration = Annotated[int, Field(ge=5, le=480, description="Minutes.")]
 
 
 class AvailabilityBody(RequestBody):
-    """POST /api/availability: give ``pairingId`` or ``participants`` (the caller is always included)."""
+    """POST /api/availability: give ``pairingId``, ``participants`` or a group (``attendees`` and/or ``hosts``);
+    ``rooms`` (any one of them) goes with any of these or alone. The caller is always included."""
 
     pairing_id: ResourceId | None = None
     participants: Annotated[list[UserRef], Field(min_length=1, max_length=19)] | None = None
+    attendees: Annotated[list[AttendeeIn], Field(max_length=MAX_LISTED)] | None = Field(
+        default=None, description="A group (at most 50): required people must be free; for each slot the answer "
+                                  "lists the optional people who are free; guests are never read (status unknown).")
+    hosts: Annotated[list[UserRef], Field(min_length=1, max_length=MAX_LISTED)] | None = Field(
+        default=None, description="Any one of these colleagues (at most 10) must be free; each slot lists the free "
+                                  "ones and the one a booking would choose.")
+    rooms: Annotated[list[Email], Field(min_length=1, max_length=MAX_LISTED)] | None = Field(
+        default=None, description="Any one of these rooms (at most 20) must be free; each slot lists the free ones "
+                                  "and the one a booking would choose.")
+    room_choice: Literal["first", "bestFit"] | None = None
+    capacity: Annotated[int, Field(ge=1, le=1000)] | None = None
     start: IsoDateTime
     end: IsoDateTime
     duration_minutes: Duration
@@ -37,8 +50,15 @@ class AvailabilityBody(RequestBody):
 
     @model_validator(mode="after")
     def _rules(self) -> Self:
-        if (self.pairing_id is None) == (self.participants is None):
-            raise ValueError("give exactly one of pairingId or participants")
+        group = self.attendees is not None or self.hosts is not None
+        given = (self.pairing_id is not None) + (self.participants is not None) + group
+        if given > 1 or (given == 0 and self.rooms is None):
+            raise ValueError("give exactly one of pairingId, participants, or attendees and/or hosts (rooms may go "
+                             "with any of them or alone)")
+        if group and not (self.attendees or self.hosts):
+            raise ValueError("give at least one attendee or host")
+        if self.rooms is None and (self.room_choice is not None or self.capacity is not None):
+            raise ValueError("roomChoice and capacity go with rooms")
         check_window(self.start, self.end)
         if (self.end - self.start).total_seconds() < self.duration_minutes * 60:
             raise ValueError("the window is shorter than durationMinutes")
@@ -50,7 +70,7 @@ ParticipantState = Annotated[
     Field(
         description=(
             "ok, or why the calendar could not be read: mailbox_on_premises_or_unlicensed, "
-            "outside_app_scope, user_not_found, other."
+            "outside_app_scope, user_not_found, other; unknown for a guest (never read)."
         ),
         examples=["ok", "mailbox_on_premises_or_unlicensed", "outside_app_scope", "user_not_found"],
     ),
@@ -70,6 +90,28 @@ class ParticipantStatus(Reply):
     address: str | None = None
     status: ParticipantState
     message: str | None = None
+    role: Literal["optional", "host", "room", "guest"] | None = Field(
+        default=None, description="Absent for required people. An optional person, host or room whose calendar "
+                                  "cannot be read is reported here and never shown free; a guest is always "
+                                  "\"unknown\".")
+
+
+class SlotAssignment(Reply):
+    """What booking this slot would choose among the any-of hosts and rooms, and why."""
+
+    room: str | None = None
+    host: str | None = Field(default=None, description="The host's Entra object id.")
+    host_email: str | None = None
+    reason: str | None = None
+
+
+class GroupSlot(Slot):
+    """A free slot; for groups also who and what is free then (email addresses)."""
+
+    optional: list[str] | None = Field(default=None, description="The optional people free for this slot.")
+    hosts: list[str] | None = Field(default=None, description="The candidate hosts free for this slot.")
+    rooms: list[str] | None = Field(default=None, description="The candidate rooms free for this slot, best first.")
+    assigned: SlotAssignment | None = None
 
 
 class Availability(Reply):
@@ -81,7 +123,7 @@ class Availability(Reply):
     """
 
     time_zone: str
-    slots: list[Slot]
+    slots: list[GroupSlot]
     participants: list[ParticipantStatus] = Field(default_factory=list)
 
 

@@ -145,7 +145,30 @@ class DeliveryPage(Reply):
 
 class AttendeeResponse(Reply):
     user: str = Field(description="Entra object id, or the email address of a guest.")
+    email: str | None = Field(default=None, description="The attendee's email address.")
+    type: Literal["required", "optional"] = "required"
+    guest: bool | None = Field(default=None, description="True for someone from outside the tenant (invited only; "
+                                                         "their calendar is never read).")
+    host: bool | None = Field(default=None, description="True for the host the service chose among candidates.")
     response: Response
+
+
+class ResponseChange(Reply):
+    """One answer that changed (session.response_changed): an attendee's (``user``) or the room's (``room``)."""
+
+    user: str | None = None
+    room: str | None = None
+    email: str
+    response: Response
+    previous: Response
+
+
+class Assigned(Reply):
+    """What the service chose for a session booked with any-of rooms or hosts, and why."""
+
+    room: str | None = None
+    host: str | None = Field(default=None, description="The chosen host's Entra object id.")
+    reason: str | None = None
 
 
 class RoomResponse(Reply):
@@ -167,6 +190,9 @@ class SessionEventData(Reply):
     attendees: list[AttendeeResponse]
     room: RoomResponse | None = None
     pairing_id: str | None = None
+    assigned: Assigned | None = None
+    changes: list[ResponseChange] | None = Field(default=None, description="Only on session.response_changed: "
+                                                                           "whose answer changed.")
     failure_reason: str | None = Field(default=None, description="Only on session.failed.")
 
 

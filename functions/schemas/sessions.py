@@ -41,11 +41,52 @@ class SessionPath(PathParams):
     id: ResourceId
 
 
+# Structural bounds only: the product's limits (50 attendees, 10 hosts, 20 rooms) are checked by the
+# service with their own 422 codes (too_many_attendees...); these keep a request body bounded.
+MAX_LISTED = 500  # Graph's limit of attendees per event
+DisplayName = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
+class AttendeeIn(RequestBody):
+    """One person to invite: ``user`` (a colleague: object id or email/UPN) or ``email`` (anyone: a
+    colleague when the directory knows the address, otherwise a guest from outside the organisation).
+    ``name`` is a guest's display name for the Outlook invitation: sent to Outlook only, never stored."""
+
+    user: UserRef | None = None
+    email: Annotated[str, StringConstraints(min_length=1, max_length=254)] | None = Field(
+        default=None, json_schema_extra={"format": "email"},
+        description="An email address (422 invalid_attendee_email when it is not one).")
+    name: DisplayName | None = Field(default=None, description="A guest's display name (Outlook only; never stored).")
+    type: Literal["required", "optional"] = Field(
+        default="required", description="required: must be free for the slot; optional: invited, shown when free.")
+
+    @model_validator(mode="after")
+    def _one(self) -> Self:
+        if (self.user is None) == (self.email is None):
+            raise ValueError("give exactly one of user or email")
+        return self
+
+
 class CreateSessionBody(RequestBody):
-    """POST /api/sessions: give ``pairingId`` or ``partner``. ``subject`` goes to Outlook and is never stored."""
+    """POST /api/sessions: give ``pairingId``, ``partner``, or a group (``attendees`` and/or ``hosts``).
+    ``subject`` goes to Outlook and is never stored. Groups, guests and any-of rooms/hosts:
+    docs/product-integration.md "Groups, guests and any-of"."""
 
     pairing_id: ResourceId | None = None
     partner: UserRef | None = None
+    attendees: Annotated[list[AttendeeIn], Field(max_length=MAX_LISTED)] | None = Field(
+        default=None, description="People besides the organizer (at most 50): colleagues and guests, each "
+                                  "required or optional.")
+    hosts: Annotated[list[UserRef], Field(min_length=1, max_length=MAX_LISTED)] | None = Field(
+        default=None, description="Any one of these colleagues (at most 10): the service chooses the free one with "
+                                  "the fewest sessions around the slot; they become a required attendee.")
+    rooms: Annotated[list[Email], Field(min_length=1, max_length=MAX_LISTED)] | None = Field(
+        default=None, description="Any one of these rooms (at most 20), chosen by roomChoice.")
+    room_choice: Literal["first", "bestFit"] | None = Field(
+        default=None, description="first (default): the first free room in the order given; bestFit: the free room "
+                                  "with the smallest capacity that seats the party.")
+    capacity: Annotated[int, Field(ge=1, le=1000)] | None = Field(
+        default=None, description="Seats needed (default: the organizer, the attendees and one host).")
     start: IsoDateTime
     end: IsoDateTime
     time_zone: TimeZoneName
@@ -60,8 +101,15 @@ class CreateSessionBody(RequestBody):
 
     @model_validator(mode="after")
     def _rules(self) -> Self:
-        if (self.pairing_id is None) == (self.partner is None):
-            raise ValueError("give exactly one of pairingId or partner")
+        group = self.attendees is not None or self.hosts is not None
+        if (self.pairing_id is not None) + (self.partner is not None) + group != 1:
+            raise ValueError("give exactly one of pairingId, partner, or attendees and/or hosts")
+        if group and not (self.attendees or self.hosts):
+            raise ValueError("give at least one attendee or host")
+        if self.room is not None and self.rooms is not None:
+            raise ValueError("give room or rooms, not both")
+        if self.rooms is None and (self.room_choice is not None or self.capacity is not None):
+            raise ValueError("roomChoice and capacity go with rooms")
         _check_length(self.start, self.end)
         return self
 
@@ -130,15 +178,30 @@ class CancelBody(RequestBody):
     comment: Comment | None = None
 
 
+class Assigned(Reply):
+    """What the service chose among any-of rooms and hosts, and why."""
+
+    room: str | None = Field(default=None, description="The chosen room's email address.")
+    host: str | None = Field(default=None, description="The chosen host's Entra object id.")
+    host_email: str | None = None
+    reason: str | None = Field(default=None, description="Why: the rule and the counts that decided (no content).")
+
+
 class SessionAccepted(Reply):
     """202 for a session write: the change is queued; poll GET /api/sessions/{id}."""
 
     id: str
     status: Literal["pending", "booked", "cancelled", "failed"] = "pending"
+    assigned: Assigned | None = Field(default=None, description="Only for bookings with any-of rooms or hosts.")
 
 
 class Attendee(Reply):
-    user: str
+    user: str = Field(description="Entra object id of a colleague; a guest's email address.")
+    email: str | None = None
+    type: Literal["required", "optional"] = "required"
+    guest: bool | None = Field(default=None, description="True for a guest from outside the organisation (invited "
+                                                         "only; their free/busy is never read).")
+    host: bool | None = Field(default=None, description="True for the host chosen among the candidates.")
     response: Response
 
 
@@ -173,6 +236,7 @@ class SessionView(Session):
                     "when its event was about to be written; otherwise a plain sentence.",
     )
     pending_change: Literal["create", "reschedule", "cancel"] | None = None
+    assigned: Assigned | None = None
     online_meeting_unavailable: bool | None = None
     # Booked into the service account's "Scheduler" calendar because it may not write the
     # organizer's own (service-account method, no delegate right).

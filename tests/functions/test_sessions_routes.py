@@ -58,7 +58,8 @@ def test_book_then_read_as_organizer_and_attendee(env: Env, mint: TokenFactory) 
         doc = got.json()
         assert doc["status"] == "booked" and doc["joinUrl"] and doc["source"] == "platform"
         assert doc["start"] == "2025-03-04T09:00:00Z" and doc["timeZone"] == "Europe/Paris"
-        assert doc["organizer"] == USER_A and doc["attendees"] == [{"user": USER_A2, "response": "notResponded"}]
+        assert doc["organizer"] == USER_A and doc["attendees"] == [
+            {"user": USER_A2, "email": "ben@contoso.example", "type": "required", "response": "notResponded"}]
     assert len(graph.events_of(TENANT_A, "ann@contoso.example")) == 1
     listed = env.client.get("/api/sessions", headers=bearer(mint(oid=USER_A2)),
                             query={"from": "2025-03-04T00:00:00Z", "to": "2025-03-05T00:00:00Z"})

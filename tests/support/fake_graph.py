@@ -161,6 +161,8 @@ class _Attendee:
     address: str
     is_resource: bool
     response: ResponseType = ResponseType.NONE
+    type: str = "required"  # attendee.type: required, optional or resource
+    name: str | None = None  # emailAddress.name as sent (a guest's display name)
 
 
 @dataclass
@@ -619,6 +621,24 @@ class FakeCalendarGateway:
             if event.recurrence is not None:
                 self._retire(mailbox, event, before)
 
+    def respond_as_guest(self, tenant_id: str, organizer: str, event_id: str, address: str,
+                         response: ResponseType | str) -> None:
+        """A guest (outside the tenant) answers the invitation by email: only the organizer's event changes."""
+        answer = ResponseType(response)
+        with self._lock:
+            mailbox = self._seeded(tenant_id, organizer)
+            event = self._event(mailbox, event_id)
+            for att in event.attendees:
+                if att.address.lower() == address.lower():
+                    att.response = answer
+            self._touch(mailbox, event)
+
+    def attendees_of(self, tenant_id: str, user: str, event_id: str) -> list[tuple[str, str, str | None]]:
+        """(address, type, display name as sent) of each attendee of ``user``'s event, rooms included."""
+        with self._lock:
+            event = self._event(self._seeded(tenant_id, user), event_id)
+            return [(a.address, a.type, a.name) for a in event.attendees]
+
     def cancel_occurrence_as_organizer(self, tenant_id: str, user: str, occurrence_id: str) -> None:
         """The organizer deletes one occurrence in Outlook ("cancel this occurrence")."""
         with self._lock:
@@ -770,6 +790,20 @@ class FakeCalendarGateway:
                 raise _user_not_found()
             return mailbox.directory_user()
 
+    def get_users(self, who: GraphIdentity, refs: Sequence[str]) -> dict[str, DirectoryUser | ServiceError]:
+        unique = list(dict.fromkeys(refs))
+        for ref in unique:
+            _ref(ref)
+        out: dict[str, DirectoryUser | ServiceError] = {}
+        with self._lock:
+            for start in range(0, len(unique), 20):  # one $batch per 20 parts
+                group = unique[start:start + 20]
+                self._enter("get_users", who, f"n={len(group)}")
+                for ref in group:
+                    mailbox = self._tenant(who.tenant_id).find(ref)
+                    out[ref] = mailbox.directory_user() if mailbox is not None else _user_not_found()
+        return out
+
     # === calendars and schedules =========================================================
 
     def get_calendar(self, who: GraphIdentity, user: str) -> CalendarInfo:
@@ -859,9 +893,12 @@ class FakeCalendarGateway:
             tx_key = f"{calendar_id}|{event.transaction_id}" if event.transaction_id else None
             if tx_key and (existing := mailbox.events.get(mailbox.transactions.get(tx_key, ""))) is not None:
                 return self._created(existing)
-            attendees = [_Attendee(address=a, is_resource=False) for a in event.attendees]
+            names = {a.lower(): n for a, n in event.attendee_names}
+            attendees = [_Attendee(address=a, is_resource=False, name=names.get(a.lower())) for a in event.attendees]
+            attendees += [_Attendee(address=a, is_resource=False, type="optional", name=names.get(a.lower()))
+                          for a in event.optional_attendees]
             if event.room:
-                attendees.append(_Attendee(address=event.room, is_resource=True))
+                attendees.append(_Attendee(address=event.room, is_resource=True, type="resource"))
             created = _Event(
                 id=self._new_id("AAMkAD"),
                 ical_uid=self._new_ical_uid(),

@@ -58,7 +58,8 @@ def test_the_booking_worker_creating_the_event_is_session_booked() -> None:
     assert draft.data == {
         "sessionId": "s1", "tenantId": T, "organizer": "org-oid", "start": "2026-11-24T08:00:00.000Z",
         "end": "2026-11-24T08:30:00.000Z", "timeZone": "Europe/Paris", "status": "booked", "source": "platform",
-        "version": 7, "attendees": [{"user": "bob-oid", "response": "notResponded"}],
+        "version": 7,
+        "attendees": [{"user": "bob-oid", "email": "bob@contoso.test", "type": "required", "response": "notResponded"}],
         "room": {"email": "oak@contoso.test", "response": "notResponded"}, "pairingId": "p-1",
     }
 

@@ -462,6 +462,18 @@ class GraphGateway:
             out[ref] = _outcome(outcome, parse.event_metadata)
         return out
 
+    def get_users(self, who: GraphIdentity, refs: Sequence[str]) -> dict[str, DirectoryUser | ServiceError]:
+        """Many users by id or UPN in ``$batch`` groups of 20 (a group booking's attendees in one call)."""
+        unique = list(dict.fromkeys(refs))
+        requests = [
+            BatchRequest(id=str(i), method="GET", url=f"/users/{_seg(ref)}?$select={_select(USER_SELECT)}")
+            for i, ref in enumerate(unique)
+        ]
+        out: dict[str, DirectoryUser | ServiceError] = {}
+        for ref, outcome in zip(unique, self._graph.batch(who, requests), strict=True):
+            out[ref] = _outcome(outcome, _directory_user)
+        return out
+
     def renew_subscriptions(
         self, who: GraphIdentity, renewals: Sequence[tuple[str, datetime]]
     ) -> dict[str, SubscriptionInfo | ServiceError]:
@@ -510,9 +522,17 @@ def event_body(event: NewEvent) -> dict[str, Any]:
     require_aware(event.start, event.end)
     if event.end <= event.start:
         raise ValueError("end must be after start")
-    attendees: list[dict[str, Any]] = [
-        {"emailAddress": {"address": address}, "type": "required"} for address in event.attendees
-    ]
+    names = {address.lower(): name for address, name in event.attendee_names}
+
+    def person(address: str, kind: str) -> dict[str, Any]:
+        email = {"address": address}
+        if names.get(address.lower()):
+            email["name"] = names[address.lower()]
+        return {"emailAddress": email, "type": kind}
+
+    # attendee.type: required, optional or resource (api-reference/v1.0/resources/attendee.md)
+    attendees: list[dict[str, Any]] = [person(a, "required") for a in event.attendees]
+    attendees += [person(a, "optional") for a in event.optional_attendees]
     body: dict[str, Any] = {
         "subject": event.subject,
         "start": parse.to_date_time_time_zone(event.start, event.time_zone),

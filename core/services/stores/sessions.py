@@ -18,6 +18,12 @@ same transaction as the ``s~`` row (``core/services/stores/outbox.py``). ``event
 the ``s~`` row is the session's event version: it increases with every saved change, and
 the events of a save carry the versions it took, so receivers can drop stale deliveries.
 
+Attendees are stored as a JSON list of ``[address, response, userId]`` (a required colleague,
+the only kind before groups) or ``[address, response, userId, type, guest, host]``; rows
+written before groups read as required colleagues. A session with any-of choices keeps its
+candidates and the reasons of its choices in ``anyOf`` (JSON). Guests' display names are
+never stored.
+
 The ``eventindex`` table maps a Graph event id to its session (RowKey = event id,
 encoded by the adapter), which lets a change notification for an untracked event
 cost one point read and zero Graph calls.
@@ -29,11 +35,13 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
+from core.domain.assignment import AnyOf, HostCandidate, RoomChoice, RoomOption
 from core.domain.calendar import ResponseType
 from core.domain.errors import ConcurrencyConflict, NotFound
 from core.domain.product_events import ProductEvent, session_drafts
-from core.domain.sessions import AttendeeState, ChangeSource, PendingOp, Session, SessionStatus
+from core.domain.sessions import AttendeeState, AttendeeType, ChangeSource, PendingOp, Session, SessionStatus
 from core.names import Tables
 from core.ports import MAX_TRANSACTION_OPS, Entity, EntityValue, TableOp, TableStore
 from core.services.stores.codec import END, Versioned, as_datetime, as_int, iso_utc, opt_str
@@ -43,11 +51,49 @@ EVENT_VERSION = "eventVersion"  # the s~ row's event version (module docstring)
 _UNCONDITIONAL_ATTEMPTS = 5
 
 
+def attendee_to_json(a: AttendeeState) -> list[Any]:
+    """``[address, response, userId]`` for a required colleague (the form every row had before groups);
+    ``[address, response, userId, type, guest, host]`` otherwise. No display name: guests' names
+    travel sealed to Outlook only."""
+    short: list[Any] = [a.address, a.response.value, a.user_id]
+    if a.type is AttendeeType.REQUIRED and not a.guest and not a.host:
+        return short
+    return [*short, a.type.value, a.guest, a.host]
+
+
+def attendee_from_json(item: list[Any]) -> AttendeeState:
+    address, response, user_id = item[0], item[1], item[2]
+    kind = AttendeeType(item[3]) if len(item) > 3 and item[3] else AttendeeType.REQUIRED
+    return AttendeeState(str(address), ResponseType(response), user_id, kind,
+                         guest=bool(item[4]) if len(item) > 4 else False,
+                         host=bool(item[5]) if len(item) > 5 else False)
+
+
+def any_of_to_json(a: AnyOf) -> str:
+    return json.dumps({
+        "rooms": [[r.address, r.capacity] for r in a.rooms], "roomChoice": a.room_choice.value, "capacity": a.capacity,
+        "hosts": [[h.user_id, h.address] for h in a.hosts], "roomReason": a.room_reason, "hostReason": a.host_reason,
+    }, separators=(",", ":"))
+
+
+def any_of_from_json(raw: str) -> AnyOf:
+    d = json.loads(raw)
+    capacity = d.get("capacity")
+    return AnyOf(
+        rooms=tuple(RoomOption(str(addr), int(cap) if cap is not None else None) for addr, cap in d.get("rooms") or ()),
+        room_choice=RoomChoice(d.get("roomChoice") or RoomChoice.FIRST.value),
+        capacity=int(capacity) if capacity is not None else None,
+        hosts=tuple(HostCandidate(str(uid), str(addr)) for uid, addr in d.get("hosts") or ()),
+        room_reason=d.get("roomReason"),
+        host_reason=d.get("hostReason"),
+    )
+
+
 def session_to_entity(s: Session) -> dict[str, EntityValue]:
     return {
         "organizerId": s.organizer_id,
         "organizerAddress": s.organizer_address,
-        "attendees": json.dumps([[a.address, a.response.value, a.user_id] for a in s.attendees]),
+        "attendees": json.dumps([attendee_to_json(a) for a in s.attendees]),
         "room": json.dumps([s.room.address, s.room.response.value]) if s.room else None,
         "start": s.start.astimezone(UTC),
         "end": s.end.astimezone(UTC),
@@ -67,15 +113,14 @@ def session_to_entity(s: Session) -> dict[str, EntityValue]:
         "pairingId": s.pairing_id,
         "calendarId": s.calendar_id,
         "allowConflicts": True if s.allow_conflicts else None,
+        "anyOf": any_of_to_json(s.any_of) if s.any_of is not None else None,
         "createdAt": s.created_at,
         "updatedAt": s.updated_at,
     }
 
 
 def session_from_entity(tenant_id: str, session_id: str, d: dict[str, EntityValue]) -> Session:
-    attendees = tuple(
-        AttendeeState(addr, ResponseType(resp), uid) for addr, resp, uid in json.loads(str(d["attendees"]))
-    )
+    attendees = tuple(attendee_from_json(item) for item in json.loads(str(d["attendees"])))
     room_raw = d.get("room")
     room = None
     if room_raw:
@@ -109,6 +154,7 @@ def session_from_entity(tenant_id: str, session_id: str, d: dict[str, EntityValu
         pairing_id=opt_str(d.get("pairingId")),
         calendar_id=opt_str(d.get("calendarId")),
         allow_conflicts=bool(d.get("allowConflicts")),
+        any_of=any_of_from_json(str(d["anyOf"])) if d.get("anyOf") else None,
         created_at=as_datetime(d.get("createdAt")),
         updated_at=as_datetime(d.get("updatedAt")),
     )
