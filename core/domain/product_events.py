@@ -43,6 +43,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from core.domain.access_test import AccessTestReport, RunStatus
+from core.domain.calendar import ResponseType
 from core.domain.errors import ValidationFailed
 from core.domain.integration import Integration
 from core.domain.sessions import AttendeeState, Session, SessionStatus
@@ -231,13 +232,20 @@ def _attendee_data(a: AttendeeState) -> dict[str, Any]:
     return out
 
 
+def _answer(response: ResponseType) -> ResponseType:
+    """``none`` (the organizer's copy before any answer) and ``notResponded`` both mean "no answer yet"."""
+    return ResponseType.NOT_RESPONDED if response is ResponseType.NONE else response
+
+
 def response_changes(previous: Session, current: Session) -> list[dict[str, Any]]:
     """The attendees (and the room) whose answer differs between two states of a session."""
     before = {a.address.lower(): a.response for a in previous.attendees}
     out = [{"user": a.user_id or a.address, "email": a.address, "response": a.response.value,
             "previous": before[a.address.lower()].value}
-           for a in current.attendees if a.address.lower() in before and before[a.address.lower()] != a.response]
-    if previous.room is not None and current.room is not None and previous.room.response != current.room.response \
+           for a in current.attendees
+           if a.address.lower() in before and _answer(before[a.address.lower()]) != _answer(a.response)]
+    if previous.room is not None and current.room is not None \
+            and _answer(previous.room.response) != _answer(current.room.response) \
             and previous.room.address.lower() == current.room.address.lower():
         out.append({"room": current.room.address, "email": current.room.address,
                     "response": current.room.response.value, "previous": previous.room.response.value})
@@ -272,8 +280,8 @@ def session_event_types(previous: Session | None, current: Session) -> list[Even
 
 
 def _responses(s: Session) -> tuple[tuple[str, str], ...]:
-    answers = tuple((a.address.lower(), a.response.value) for a in s.attendees)
-    room = ((s.room.address.lower(), s.room.response.value),) if s.room is not None else ()
+    answers = tuple((a.address.lower(), _answer(a.response).value) for a in s.attendees)
+    room = ((s.room.address.lower(), _answer(s.room.response).value),) if s.room is not None else ()
     return answers + room
 
 
