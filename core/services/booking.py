@@ -2,7 +2,13 @@
 
 The caller books as the organizer of their own event, the partner is a required
 attendee (so the organizer sees the RSVP and manages the invite in Outlook), an
-optional room is a resource attendee. Nothing is written to Outlook here: each change
+optional room is a resource attendee. A group session (API 1.1) invites up to 50
+people instead, colleagues and guests, each required or optional
+(``core/services/party.py``: resolution, limits, pairing policy), and may leave the
+room and one host to the service: any of ``rooms`` (``first`` or ``bestFit`` for the
+party's size) and any of ``hosts`` (the free one with the fewest sessions around the
+slot), chosen and claimed here (``core/services/any_of.py``) and chosen again by the
+worker when taken meanwhile; the booking answer says what was chosen and why. Nothing is written to Outlook here: each change
 is validated, stored on the session (``pending_op`` + a new ``version``) with its ETag,
 and queued as an ``EventWriteCommand`` for the event-write worker
 (``core/services/event_writer.py``), which answers 202 at once and survives Graph
@@ -16,9 +22,11 @@ gets 404, not 403, so a session id reveals nothing to strangers. Changes are for
 organizer only (attendees 403). A change racing another one loses with 409.
 
 Slot taken: unless the request says ``allowConflicts``, a booking or a move first reads
-the organizer's, the attendees' and the room's free/busy for exactly those times (one
-``getSchedule``) and answers 409 ``slot_taken`` when one of them is busy (a move ignores
-its own event); then it claims the organizer's time range (``core/services/slot_guard.py``),
+the organizer's, the required colleagues' (the chosen host included) and the room's
+free/busy for exactly those times (one ``getSchedule`` per 20 addresses, with any-of
+candidates in the same calls) and answers 409 ``slot_taken`` when one of them is busy,
+or when no candidate host or room is free (a move ignores its own event, and keeps its
+host and room); optional people and guests never take a slot; then it claims the organizer's time range (``core/services/slot_guard.py``),
 so two requests racing for the same slot cannot both pass before either event exists.
 When Graph cannot answer now (throttled, down, a mailbox it cannot read) the request is
 accepted and the event-write worker makes the same check before writing.
@@ -189,12 +197,15 @@ class BookingService:
         self._require_usable_mailboxes(caller, party)
         self.offered.require_offered(caller.tenant_id, party.required_ids, start, end)
         hosts = self._offered_hosts(caller.tenant_id, party.hosts, start, end)
-        room = None
-        directory = self.identities.for_tenant(integration.tenant_id, integration=integration)
-        if request.room:
-            room = self._room(directory, request.room)
+        room: str | None = None
+        rooms: tuple[RoomOption, ...] = ()
         need = request.capacity or party.size
-        rooms = self._room_options(directory, request.rooms, request.room_choice, need) if request.rooms else ()
+        if request.room or request.rooms:
+            directory = self.identities.for_tenant(integration.tenant_id, integration=integration)
+            if request.room:
+                room = self._room(directory, request.room)
+            else:
+                rooms = self._room_options(directory, request.rooms, request.room_choice, need)
         session_id = uuid.uuid4().hex
         checked = [party.organizer_address, *party.required_addresses, *([room] if room else [])]
         candidates = [*(h.address for h in hosts), *(r.address for r in rooms)]
