@@ -26,6 +26,11 @@ made meanwhile by a duplicate delivery, not found by its transaction id) means t
 user's calendar, not the integration, that said no), unless the session was requested
 with ``allowConflicts``. Throttling and outages during the check defer the command like
 any other call; a mailbox Graph will not give free/busy for does not block the write.
+Optional attendees and guests are never checked. A session booked with any-of hosts or
+rooms reads its other candidates in the same calls: when only its chosen host or room
+was taken meanwhile, another free candidate is chosen (by the same rules, and claimed),
+saved on the session with the reason, and written instead; ``slot_taken`` only when no
+candidate is left.
 
 Failures, never silent:
 
