@@ -8,16 +8,18 @@ people instead, colleagues and guests, each required or optional
 room and one host to the service: any of ``rooms`` (``first`` or ``bestFit`` for the
 party's size) and any of ``hosts`` (the free one with the fewest sessions around the
 slot), chosen and claimed here (``core/services/any_of.py``) and chosen again by the
-worker when taken meanwhile; the booking answer says what was chosen and why. Nothing is written to Outlook here: each change
-is validated, stored on the session (``pending_op`` + a new ``version``) with its ETag,
-and queued as an ``EventWriteCommand`` for the event-write worker
+worker when taken meanwhile; the booking answer says what was chosen and why.
+
+Nothing is written to Outlook here: each change is validated, stored on the session
+(``pending_op`` + a new ``version``) with its ETag, and queued as an ``EventWriteCommand`` for the event-write worker
 (``core/services/event_writer.py``), which answers 202 at once and survives Graph
 throttling and outages.
 
 Who may book with whom follows the tenant's pairing policy: ``registered`` allows a
 partner only inside an active pairing of the caller (anything else is 404
-``pairing_not_found`` / 403 ``partner_not_paired``), ``sameTenant`` any colleague Graph
-can resolve. Reads are for the organizer and the attendees; anyone else in the tenant
+``pairing_not_found`` / 403 ``partner_not_paired``) unless the product's server or an
+admin books, ``sameTenant`` any colleague Graph can resolve; groups and guests follow
+the same rule (``core/services/party.py``). Reads are for the organizer and the attendees; anyone else in the tenant
 gets 404, not 403, so a session id reveals nothing to strangers. Changes are for the
 organizer only (attendees 403). A change racing another one loses with 409.
 
@@ -26,7 +28,8 @@ the organizer's, the required colleagues' (the chosen host included) and the roo
 free/busy for exactly those times (one ``getSchedule`` per 20 addresses, with any-of
 candidates in the same calls) and answers 409 ``slot_taken`` when one of them is busy,
 or when no candidate host or room is free (a move ignores its own event, and keeps its
-host and room); optional people and guests never take a slot; then it claims the organizer's time range (``core/services/slot_guard.py``),
+host and room); optional people and guests never take a slot. Then it claims the
+organizer's time range (``core/services/slot_guard.py``), and the chosen host's and room's,
 so two requests racing for the same slot cannot both pass before either event exists.
 When Graph cannot answer now (throttled, down, a mailbox it cannot read) the request is
 accepted and the event-write worker makes the same check before writing.

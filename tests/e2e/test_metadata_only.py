@@ -28,6 +28,7 @@ from tests.support.receiver import Receiver
 OUTBOX: Final = ("eventId", "type", "occurredAt", "stream", "seq", "data")
 SYSTEM: Final = frozenset({"PartitionKey", "RowKey", "Timestamp", "_rawPartitionKey", "_rawRowKey"})
 COMMENT = sentinel("Confidential comment: metadata e2e")
+GUEST_NAME = sentinel("Guest display name: metadata e2e")
 
 # Per table: the properties allowed, all of them ids, times, statuses, counts, addresses or
 # configuration. Never a subject, body, location text or comment.
@@ -38,6 +39,9 @@ ALLOWED: Final[dict[str, frozenset[str]]] = {
         "version", "onlineMeeting", "onlineProvider", "joinUrl", "eventId", "iCalUId", "changeKey", "lastModified",
         "source", "failureReason", "pairingId", "calendarId", "createdAt", "updatedAt",
         "allowConflicts",  # a flag of the request: no slot re-check before writing
+        # any-of rooms/hosts: candidate addresses and ids, room capacities, the rule, and the generated reason of
+        # each choice (addresses, counts, rule names; never a guest's display name, which is never stored)
+        "anyOf",
         # the per-user index rows
         "sessionId",
         # the session's event version, and product-event outbox rows (ids, type, time, order, metadata JSON)
@@ -156,6 +160,19 @@ def test_tables_hold_metadata_only_and_no_subject_anywhere(stack: Stack) -> None
                       ).status_code == 202
     wait_status(stack, alice, sid, "cancelled")
     stack.wait_for(lambda: any(r.json()["type"] == "session.cancelled" for r in receiver.delivered()))
+    # A group with a named guest and any-of rooms (booked by the product's server): the guest's display name
+    # goes to Outlook only, never to a table, an event to the product or a message left in a queue.
+    panel = stack.call("POST", "/sessions", app, {
+        "start": (start + timedelta(hours=5)).isoformat(), "end": (start + timedelta(hours=6)).isoformat(),
+        "timeZone": "UTC", "allowConflicts": True, "attendees": [
+            {"user": upn("bob")}, {"user": upn("carol"), "type": "optional"},
+            {"email": "guest.metadata@example.org", "name": GUEST_NAME}],
+        "rooms": [ROOM, "room-thames@contoso.test"], "roomChoice": "bestFit"},
+        headers={"X-On-Behalf-Of": upn("alice")})
+    assert panel.status_code == 202, panel.text
+    wait_status(stack, alice, panel.json()["id"], "booked")
+    stack.wait_for(lambda: sum(r.json()["type"] == "session.booked" for r in receiver.delivered()) >= 2)
+    assert not [r for r in receiver.delivered() if find_leaks(r.body.decode("utf-8", "replace"))]
     receiver.stop()
 
     tables = _entities(stack)
