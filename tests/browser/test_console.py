@@ -14,8 +14,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from core.bootstrap import get_container
+from core.names import Tables
+from core.ports import Entity, TableStore
 from local.simulator.seed import CONTOSO
 from tests.browser.conftest import Console
+from tests.log_guard import sentinel
 from tests.support.receiver import Receiver
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
@@ -30,6 +34,11 @@ UNREACHABLE_KINDS = {
     "outsideScope": "outside_app_scope",
     "hybrid": "mailbox_on_premises_or_unlicensed",
 }
+
+
+def bootstrap_tables() -> TableStore:
+    """The running stack's table store (the console fixture installs its container)."""
+    return get_container().tables
 
 
 def _tenant(console: Console, tenant_id: str) -> dict[str, Any]:
@@ -209,3 +218,37 @@ def test_admin_registers_a_webhook_endpoint_pings_it_and_rotates_its_secret(cons
     assert endpoint["enabled"] is True and endpoint["previousSecretValidUntil"]
     assert "secret" not in endpoint
     assert console.stack.call("DELETE", f"/webhooks/endpoints/{shown['endpointId']}", admin).status_code == 204
+
+
+def test_a_recruiter_books_a_panel_with_a_guest_and_any_of_rooms(console: Console) -> None:
+    """Book a group (tenant on sameTenant, as a recruiting organisation sets it): two interviewers, an optional
+    observer, an outside candidate with a display name and any of three rooms; the slot lists the free rooms and
+    optional people, the booking names the chosen room, My sessions shows each attendee's RSVP and marks; Outlook
+    has the guest's name, the service never stores it."""
+    _needs(console, "onboarded")
+    tables = bootstrap_tables()
+    found = tables.get(Tables.INTEGRATIONS, CONTOSO, "integration")
+    assert found is not None
+    policy = found.data.get("pairingPolicy", "registered")
+    tables.upsert(Tables.INTEGRATIONS, Entity(CONTOSO, "integration", {**found.data, "pairingPolicy": "sameTenant"}))
+    guest_name = sentinel("Jordan Candidate, browser guest")
+    try:
+        shown = console.run("group.mjs", DOMAIN=DOMAIN, RECRUITER=f"laura@{DOMAIN}", GUEST_NAME=guest_name)
+    finally:
+        now = tables.get(Tables.INTEGRATIONS, CONTOSO, "integration")
+        assert now is not None
+        tables.upsert(Tables.INTEGRATIONS, Entity(CONTOSO, "integration", {**now.data, "pairingPolicy": policy}))
+    session = shown["session"]
+    assert session["status"] == "booked" and "smallest free room" in session["reason"]
+    [body] = shown["bodies"]
+    assert body["roomChoice"] == "bestFit" and body["rooms"] == shown["ticked"]
+    assert {"email": "jordan.candidate@example.org", "name": guest_name, "type": "required"} in body["attendees"]
+    laura = console.stack.token(f"laura@{DOMAIN}")
+    doc = console.stack.call("GET", f"/sessions/{session['id']}", laura).json()
+    assert doc["room"]["email"] in shown["ticked"] and doc["assigned"]["room"] == doc["room"]["email"]
+    event = next(e for e in console.stack.control("GET", f"/_sandbox/users/laura@{DOMAIN}/events")
+                 if e.get("transactionId") == session["id"])
+    names = {a["emailAddress"]["address"].lower(): a["emailAddress"].get("name") for a in event["attendees"]}
+    assert names["jordan.candidate@example.org"] == guest_name
+    for row in tables.query(Tables.SESSIONS, CONTOSO):
+        assert guest_name not in repr(row.data)

@@ -90,6 +90,31 @@ export interface Slot {
   end: string;
 }
 
+/** What a booking chose (or would choose) among any-of rooms and hosts, and why. */
+export interface Assigned {
+  room?: string | null;
+  host?: string | null;
+  hostEmail?: string | null;
+  reason?: string | null;
+}
+
+/** A slot of a group's availability: who and what is free then (email addresses). */
+export interface GroupSlot extends Slot {
+  optional?: string[] | null;
+  hosts?: string[] | null;
+  rooms?: string[] | null;
+  assigned?: Assigned | null;
+}
+
+export interface SessionAttendee {
+  user: string;
+  email?: string | null;
+  type?: "required" | "optional";
+  guest?: boolean | null;
+  host?: boolean | null;
+  response: Response;
+}
+
 export interface Room {
   email: string;
   displayName: string;
@@ -107,7 +132,7 @@ export interface Session {
   end: string;
   timeZone: string;
   organizer: string;
-  attendees: { user: string; response: Response }[];
+  attendees: SessionAttendee[];
   room?: { email: string; response: Response } | null;
   joinUrl?: string | null;
   source: "platform" | "outlook";
@@ -116,6 +141,7 @@ export interface Session {
   failureReason?: string | null;
   pendingChange?: "create" | "reschedule" | "cancel" | null;
   onlineMeetingUnavailable?: boolean | null;
+  assigned?: Assigned | null;
 }
 
 /** The error code (409) and failureReason of a slot someone became busy in (docs/product-integration.md). */

@@ -8,6 +8,7 @@ import { loadConfig, type RuntimeConfig } from "./config";
 import { button, focusOn, h, notice, replace } from "./dom";
 import { consentReturned, renderAdmin } from "./pages/admin";
 import { renderConnection } from "./pages/connection";
+import { renderGroup } from "./pages/group";
 import { renderDefaultOfferedHours, renderMyOfferedHours } from "./pages/offered_hours";
 import { renderPermissions } from "./pages/permissions";
 import { renderSessions } from "./pages/sessions";
@@ -24,6 +25,7 @@ const ROUTES: Record<string, { title: string; page: Page; admin?: boolean }> = {
   "#/admin/permissions": { title: "Permissions", page: renderPermissions },
   "#/admin/webhooks": { title: "Webhooks", page: renderWebhooks, admin: true },
   "#/slots": { title: "Find a time", page: renderSlots },
+  "#/group": { title: "Book a group", page: renderGroup },
   "#/sessions": { title: "My sessions", page: renderSessions },
   "#/offered-hours": { title: "My offered hours", page: renderMyOfferedHours },
   "#/admin/offered-hours": { title: "Default offered hours", page: renderDefaultOfferedHours, admin: true },
@@ -33,6 +35,7 @@ const NAV: [string, string, boolean][] = [
   ["#/admin", "Integration", true],
   ["#/admin/webhooks", "Webhooks", true],
   ["#/slots", "Find a time", false],
+  ["#/group", "Book a group", false],
   ["#/sessions", "My sessions", false],
   ["#/offered-hours", "My offered hours", false],
   ["#/connection", "Connection", false],

@@ -1,4 +1,5 @@
-// #/sessions: the caller's sessions with the partner's RSVP and the room's answer, Teams link,
+// #/sessions: the caller's sessions with each attendee's RSVP (optional, guest and host marked),
+// the room's answer and why an any-of room or host was chosen, Teams link,
 // reschedule and cancel (organizer only). Polls quickly while a change is pending and
 // slowly otherwise, so moves and answers made in Outlook show up without a reload.
 
@@ -119,7 +120,7 @@ function card(ctx: Ctx, s: Session, tz: string, names: Map<string, string>, mess
   const end = new Date(s.end);
   const organizer = s.organizer === ctx.user.oid;
   const [statusText, statusTone] = STATUS_BADGE[s.status] ?? [s.status, "neutral"];
-  const who = (user: string) => names.get(user) ?? user;
+  const who = (user: string, email?: string | null) => names.get(user) ?? email ?? user;
   const others = s.attendees.filter((a) => a.user !== ctx.user.oid);
   const me = s.attendees.find((a) => a.user === ctx.user.oid);
   const response = (r: string) => {
@@ -129,10 +130,18 @@ function card(ctx: Ctx, s: Session, tz: string, names: Map<string, string>, mess
   const rows: [string, Child][] = [];
   if (!organizer) rows.push(["Organizer", who(s.organizer)]);
   for (const a of organizer ? others : others.filter((a) => a.user !== s.organizer)) {
-    rows.push([organizer ? "With" : "Also invited", [h("span", { class: "person" }, who(a.user)), " ", h("span", { class: "rsvp" }, response(a.response))]]);
+    const marks: Child[] = [
+      a.type === "optional" ? [" ", badge("Optional", "neutral")] : null,
+      a.guest ? [" ", badge("Guest", "info")] : null,
+      a.host ? [" ", badge("Host", "info")] : null,
+    ];
+    rows.push([organizer ? "With" : "Also invited",
+      h("span", { class: "attendee", "data-email": a.email ?? a.user }, h("span", { class: "person" }, who(a.user, a.email)), marks, " ",
+        h("span", { class: "rsvp" }, response(a.response)))]);
   }
   if (me) rows.push(["Your answer", response(me.response)]);
   if (s.room) rows.push(["Room", [s.room.email, " ", h("span", { class: "room-rsvp" }, response(s.room.response))]]);
+  if (s.assigned?.reason) rows.push(["Chosen", h("span", { class: "assigned-reason" }, s.assigned.reason)]);
   if (s.joinUrl) {
     rows.push(["Online", h("a", { href: s.joinUrl, target: "_blank", rel: "noopener noreferrer" }, "Join the Teams meeting")]);
   } else if (s.onlineMeetingUnavailable) {
