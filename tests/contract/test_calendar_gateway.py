@@ -277,6 +277,18 @@ def test_get_user_of_unknown_address_raises_user_not_found(backend: Backend) -> 
         backend.gateway.get_user(backend.who, UNKNOWN)
 
 
+def test_get_users_resolves_many_refs_in_batches_and_reports_each_unknown_one(backend: Backend) -> None:
+    """Ids, UPNs and unknown addresses (more than one $batch of 20) each get their user or UserNotFound."""
+    refs = [seed.ALICE_ID, BOB, CAROL.upper(), UNKNOWN, *(f"nobody{n}@contoso.test" for n in range(20))]
+    found = backend.gateway.get_users(backend.who, refs)
+    assert set(found) == set(refs)
+    alice, bob, carol = (found[r] for r in refs[:3])
+    assert not isinstance(alice, Exception) and alice.mail == ALICE
+    assert not isinstance(bob, Exception) and bob.user_id == backend.gateway.get_user(backend.who, BOB).user_id
+    assert not isinstance(carol, Exception) and carol.mail == CAROL
+    assert all(isinstance(found[r], UserNotFound) for r in refs[3:])
+
+
 # --- calendars, mailbox settings, reachability ------------------------------------------
 
 
@@ -381,6 +393,18 @@ def test_get_schedule_with_unreachable_anchor_raises(backend: Backend, day: date
 
 
 # --- events ----------------------------------------------------------------------------
+
+
+def test_a_group_event_invites_optional_people_and_guests_outside_the_tenant(backend: Backend, day: datetime) -> None:
+    """Required, optional and guest attendees (with a display name) are all on the organizer's event; a colleague
+    gets a copy whatever their type; a guest gets none (their mailbox is not the tenant's)."""
+    gw, who = backend.gateway, backend.who
+    guest = "jordan.candidate@example.org"
+    created = gw.create_event(who, ALICE, _meeting(day, 14, attendees=(BOB, guest), optional_attendees=(CAROL,),
+                                                   attendee_names=((guest, "Jordan Candidate"),)))
+    listed = {a.address.lower(): a.response for a in gw.get_event(who, ALICE, created.event_id).attendees}
+    assert listed == {BOB: ResponseType.NONE, guest: ResponseType.NONE, CAROL: ResponseType.NONE}
+    assert len(_copy_in(gw, who, CAROL, day)) == 1 and len(_copy_in(gw, who, BOB, day)) == 1
 
 
 def test_create_event_gives_the_attendee_a_not_responded_copy(backend: Backend, day: datetime) -> None:
