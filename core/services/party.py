@@ -206,6 +206,11 @@ class PartyResolver:
                    *, guest_ok: bool) -> DirectoryUser | None:
         """The directory user, or None for a guest (an email the directory does not know)."""
         if isinstance(found, DirectoryUser):
+            if not found.account_enabled:  # a room mailbox, or someone who left: never invited as a person
+                raise ValidationFailed("This is not an active user of your organisation (a room goes in room or "
+                                       "rooms).", code="user_not_found",
+                                       details={"fields": [_field(where, index, key, "not an active user",
+                                                                  "user_not_found")]})
             if not found.mail:
                 raise ValidationFailed("This colleague has no mailbox.", code="user_without_mailbox",
                                        details={"fields": [_field(where, index, key, "no mailbox",

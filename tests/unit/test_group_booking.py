@@ -152,9 +152,11 @@ def test_rows_written_before_groups_read_as_required_colleagues() -> None:
     ([AttendeeRequest(user=ALICE_ID)], "organizer_as_attendee"),
     ([AttendeeRequest(email=ALICE.upper())], "organizer_as_attendee"),
     ([AttendeeRequest(user="nobody@contoso.test")], "user_not_found"),
+    ([AttendeeRequest(email=BIG)], "user_not_found"),  # a room mailbox is not a person (disabled account)
 ])
 def test_bad_attendees_are_422_with_a_clear_code(attendees: list[AttendeeRequest], code: str) -> None:
-    """Too many, a bad address, the same person twice (id or email, any case), the organizer, an unknown colleague."""
+    """Too many, a bad address, the same person twice (id or email, any case), the organizer, an unknown colleague,
+    a room named as a person."""
     w = group_world()
     with pytest.raises(ValidationFailed) as err:
         book(w, attendees=tuple(attendees))
