@@ -73,6 +73,7 @@ from core.domain.errors import (
     ValidationFailed,
 )
 from core.domain.integration import Integration, PairingPolicy
+from core.domain.offered_hours import MAX_BUFFER_MINUTES
 from core.domain.schedule_codes import MAILBOX_PROBLEMS, schedule_error
 from core.domain.sessions import AttendeeType, SessionStatus
 from core.domain.slots import Participant, Slot, SlotRequest, find_slots
@@ -107,7 +108,6 @@ MAX_MY_EVENTS: Final = 1_000
 OK: Final = "ok"
 GUEST_STATUS: Final = "unknown"
 GUEST_MESSAGE: Final = "A guest from outside your organisation: their calendar is never read."
-MAX_RULE_BUFFER_MINUTES: Final = 120  # offered-hours buffers are at most 2 hours (core/domain/offered_hours.py)
 UNREACHABLE_CODE: Final = "participant_unreachable"
 _MAILBOX_ERRORS = MAILBOX_PROBLEMS
 _OTHER_REASON: Final = "other"
@@ -147,7 +147,7 @@ class AvailabilityQuery:
 
     def schedule_calls(self) -> int:
         """getSchedule calls this query costs at most: ceil(schedules / 20) per window under 62 days."""
-        margin = timedelta(minutes=max(self.buffer_minutes, MAX_RULE_BUFFER_MINUTES))
+        margin = timedelta(minutes=max(self.buffer_minutes, MAX_BUFFER_MINUTES))  # the widest buffer a rule may add
         windows = len(_windows(self.start - margin, self.end + margin))
         return windows * -(-self.schedules() // MAX_SCHEDULES_PER_CALL)
 
