@@ -322,6 +322,9 @@ class EventWriter:
                 self._fail(cmd, SLOT_TAKEN, alert=None)
                 return WriteOutcome.SLOT_TAKEN
         if event is None:
+            # Watch the organizer's mailbox before the event exists, so a change made in Outlook the
+            # moment it appears is notified too (after the write, such a change could slip through).
+            self._first_booking(s)
             subject = self._texts(cmd, last_attempt).get("subject") or self.subject_template
             try:
                 event = self.gateway.create_event(who, mailbox, self._new_event(s, subject, provider, calendar_id))
