@@ -55,7 +55,7 @@ from zoneinfo import ZoneInfo
 
 from core.domain.calendar import Weekday
 from core.domain.errors import OfferedHoursInvalid, UnknownTimeZone
-from core.domain.slots import Interval, offset_segments
+from core.domain.slots import Interval, merge_spans, offset_segments
 from core.domain.timezones import is_valid_iana
 
 __all__ = [
@@ -345,18 +345,6 @@ def _day_of_wall(wall: int) -> date:
     return date.fromordinal(wall // _DAY + _EPOCH_ORDINAL)
 
 
-def _merge(spans: Iterable[Span]) -> list[Span]:
-    merged: list[Span] = []
-    for start, end in sorted(spans):
-        if end <= start:
-            continue
-        if merged and start <= merged[-1][1]:
-            if end > merged[-1][1]:
-                merged[-1] = (merged[-1][0], end)
-        else:
-            merged.append((start, end))
-    return merged
-
 
 def _subtract(spans: list[Span], holes: list[Span]) -> list[Span]:
     """Sorted disjoint ``spans`` minus sorted disjoint ``holes``."""
@@ -393,7 +381,7 @@ def _wall_spans(rules: OfferedHours, first: date, last: date) -> list[Span]:
                     end = clip_at  # the next date has its own override: it owns its whole date
                 spans.append((base + window.start * 60, end))
         day += one
-    return _merge(spans)
+    return merge_spans(spans)
 
 
 def _capped_wall_spans(rules: OfferedHours, zone: tzinfo, booked_starts: Iterable[int]) -> list[Span]:
@@ -409,7 +397,7 @@ def _capped_wall_spans(rules: OfferedHours, zone: tzinfo, booked_starts: Iterabl
         for d, n in per_day.items():
             per_week[d - timedelta(days=d.weekday())] += n
         holes += [(_wall_base(w), _wall_base(w) + _WEEK) for w, n in per_week.items() if n >= rules.max_per_week]
-    return _merge(holes)
+    return merge_spans(holes)
 
 
 def offered_spans(

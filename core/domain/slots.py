@@ -210,7 +210,7 @@ def find_slots(request: SlotRequest, participants: Sequence[Participant]) -> lis
                     return []
     for participant in participants:
         if participant.offered is not None:
-            offered = _merge_spans(
+            offered = merge_spans(
                 (_ceil_seconds(item.start), _floor_seconds(item.end)) for item in participant.offered
             )
             available = _intersect(available, offered)
@@ -344,7 +344,7 @@ def _subtract(available: list[_Span], blocked: list[_Span], duration: int) -> li
     return free
 
 
-def _merge_spans(spans: Iterable[_Span]) -> list[_Span]:
+def merge_spans(spans: Iterable[_Span]) -> list[_Span]:
     """Sorted union of spans (touching ones joined); empty or reversed spans dropped."""
     merged: list[_Span] = []
     for start, end in sorted(spans):

@@ -347,6 +347,9 @@ class EventWriter:
                     return WriteOutcome.SLOT_TAKEN
                 read, s = chosen, chosen.value
         if event is None:
+            # Watch the organizer's mailbox before the event exists, so a change made in Outlook the
+            # moment it appears is notified too (after the write, such a change could slip through).
+            self._first_booking(s)
             subject = self._texts(cmd, last_attempt).get("subject") or self.subject_template
             names = self._names(cmd, last_attempt)
             try:

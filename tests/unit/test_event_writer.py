@@ -115,6 +115,17 @@ def test_first_booking_calls_the_subscription_hook_once_per_organizer() -> None:
     assert w.hooked == [(TENANT, "a0000000-0000-4000-8000-000000000001")]
 
 
+def test_the_organizers_mailbox_is_watched_before_the_event_is_created() -> None:
+    """The subscription hook runs before the Graph create, so an Outlook change right after creation is notified."""
+    w = World()
+    events_when_hooked: list[int] = []
+    w.writer.on_first_booking = lambda t, u: events_when_hooked.append(w.graph.call_count("create_event"))
+    w.book()
+    w.drain()
+    assert events_when_hooked == [0]
+    assert w.graph.call_count("create_event") == 1
+
+
 # --- at least once, without duplicates ---------------------------------------------------
 
 
