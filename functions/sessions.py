@@ -9,6 +9,11 @@ reveals nothing. Changes are organizer-only (attendees 403). A change that races
 one answers 409; a slot someone is busy in answers 409 ``slot_taken`` (unless
 ``allowConflicts``).
 
+Groups (API 1.1): ``attendees`` (colleagues and guests, required or optional), any of
+``hosts``, any of ``rooms``; the 202 and GET carry ``assigned`` (what was chosen and why) and
+every attendee's type, guest and host marks and answer (docs/product-integration.md
+"Groups, guests and any-of").
+
 The product's server calls the same routes with an app-only token (Sessions.ReadWrite.All)
 and ``X-On-Behalf-Of: <user>``; that user is then the caller and the organizer
 (``Auth.SESSION_USER``). Reads also work for the app as itself across its tenant
