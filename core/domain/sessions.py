@@ -84,6 +84,11 @@ class Session:
     allow_conflicts: bool = False  # the requested times may clash (no slot re-check before writing)
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    # An occurrence of a series (core/domain/series.py): its series, the start the pattern gave it
+    # (which identifies it in Outlook even after a move) and what happened to it as part of the series.
+    series_id: str | None = None
+    original_start: datetime | None = None
+    series_note: str | None = None
 
     # --- questions ---------------------------------------------------------------
 
