@@ -167,6 +167,7 @@ class Series:
     requested: Segment | None = None  # a pending reschedule: the rule and times asked for
     split_from: datetime | None = None  # ... from this occurrence on (original start); None: the whole master
     cancel_from: date | None = None  # cancelled from this date on (series zone); pending while op is cancel
+    cancel_all: bool = False  # the cancel asked for is "the whole series" (a running one keeps its past)
     note: str | None = None
     change_key: str | None = None
     last_modified: datetime | None = None
@@ -231,14 +232,16 @@ class Series:
         return replace(self, pending_op=SeriesOp.RESCHEDULE, requested=target, split_from=split_from,
                        version=self.version + 1, source=ChangeSource.PLATFORM, failure_reason=None, updated_at=now)
 
-    def request_cancel(self, from_date: date | None, now: datetime) -> Series:
-        """Cancel from ``from_date`` (series zone) on; None: every occurrence that has not started."""
+    def request_cancel(self, from_date: date | None, now: datetime, *, whole: bool = False) -> Series:
+        """Cancel from ``from_date`` (series zone) on (None: every occurrence); ``whole``: the caller cancels
+        the series, which then ends ``cancelled`` even when its started occurrences are kept."""
         if self.status == SeriesStatus.CANCELLED and self.pending_op is None:
             raise Conflict("This series is already cancelled.", code="series_cancelled")
         if self.pending_op is not None and self.pending_op != SeriesOp.CREATE:
             raise Conflict("A change of this series is still being written to Outlook; try again shortly.",
                            code="series_change_pending")
-        return replace(self, pending_op=SeriesOp.CANCEL, cancel_from=from_date, version=self.version + 1,
+        return replace(self, pending_op=SeriesOp.CANCEL, cancel_from=from_date, cancel_all=whole or from_date is None,
+                       version=self.version + 1,
                        source=ChangeSource.PLATFORM, failure_reason=None, updated_at=now)
 
     # --- applied by the worker ---------------------------------------------------------

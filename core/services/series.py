@@ -621,7 +621,7 @@ class SeriesService:
         first = on_day(s.start, s.time_zone)
         if effective is not None and effective <= first:
             effective = None
-        changed = s.request_cancel(effective, now)
+        changed = s.request_cancel(effective, now, whole=from_date is None)
         saved = self.series.save(changed, read.etag)
         sealed = seal_texts(self.sealer, s.tenant_id, s.series_id, comment=comment)
         self._enqueue(saved, SeriesOp.CANCEL, sealed, undo=s)

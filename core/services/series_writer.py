@@ -479,7 +479,7 @@ class SeriesWriter:
                                              on_day(r.original_start or r.start, s.time_zone)) < from_date:
                 continue
             self._save_row(row, lambda cur: cur.mark_cancelled(now))
-        if from_date is None:
+        if from_date is None or s.cancel_all:
             return self._save_current(cmd, read, lambda cur, t: cur.mark_cancelled(t))
         return self._save_current(cmd, read, lambda cur, t: cur.mark_booked(t))
 
