@@ -408,7 +408,7 @@ class SeriesWriter:
             ended = replace(old, recurrence=meta.recurrence or _ended(old, last_date))
             read = self._save_progress(cmd, read, lambda cur: cur.with_segment(old_index, ended)
                                        .with_segment(old_index + 1, target))
-            self._cancel_moved_past(who, read.value, old_index, split_from)
+            self._cancel_moved_past(who, read.value, old_index, split_from, old.last_end())
         s = read.value
         index = len(s.segments) - 1
         duration = s.segments[index - 1].duration
@@ -430,14 +430,16 @@ class SeriesWriter:
         self._materialize(who, read, index, rows=rows, in_scope=lambda _r: True, reset=True, duration=duration)
         return self._save_current(cmd, read, lambda cur, now: cur.mark_booked(now))
 
-    def _cancel_moved_past(self, who: GraphIdentity, s: Series, index: int, cut: datetime) -> None:
-        """Exceptions of an ended master moved past its new end (Exchange keeps them): cancel them too."""
+    def _cancel_moved_past(self, who: GraphIdentity, s: Series, index: int, cut: datetime, until: datetime) -> None:
+        """Exceptions of an ended master moved past its new end (Exchange keeps them): cancel them too.
+        ``until`` is where the master ended before (the window must end after it starts: Graph refuses
+        an empty one)."""
         segment = s.segments[index]
         if segment.master_event_id is None:
             return
         try:
             for instance in list(self.gateway.list_instances(who, s.organizer_address, segment.master_event_id,
-                                                             cut, segment.last_end() + INSTANCE_MARGIN)):
+                                                             cut, max(until, cut) + INSTANCE_MARGIN)):
                 if instance.start >= cut:
                     self._cancel_in_outlook(who, s.organizer_address, instance.event_id, None)
         except ItemNotFound:
@@ -468,7 +470,8 @@ class SeriesWriter:
             ended = replace(segment, master_event_id=master_id,
                             recurrence=meta.recurrence or _ended(segment, from_date - timedelta(days=1)))
             read = self._save_progress(cmd, read, _with_segment(index, ended))
-            self._cancel_moved_past(who, read.value, index, at_wall_time(from_date, time(0), segment.time_zone))
+            self._cancel_moved_past(who, read.value, index, at_wall_time(from_date, time(0), segment.time_zone),
+                                    segment.last_end())
         now = self.clock.now()
         s = read.value
         for row in self.sessions.occurrences(s.tenant_id, s.series_id):

@@ -303,3 +303,26 @@ def test_a_monthly_last_friday_series_round_trips_through_outlook() -> None:
     assert [r.start.day for r in w.rows(sid)] == [27, 24, 29, 26]
     assert w.graph.get_event(GraphIdentity(TENANT), ALICE, w.master(sid)).recurrence == rule
     assert w.get(sid).pending_op is None and w.get(sid).status is SeriesStatus.BOOKED
+
+
+def test_every_instances_window_the_worker_asks_for_ends_after_it_starts() -> None:
+    """Cancelling from a date and splitting a running series read instances past the old end: never an empty
+    or inverted window (Graph refuses one)."""
+    w = SeriesWorld()
+    windows: list[tuple[Any, Any]] = []
+    real = w.graph.list_instances
+
+    def spy(who: Any, user: str, series_id: str, start: Any, end: Any) -> Any:
+        windows.append((start, end))
+        return real(who, user, series_id, start, end)
+
+    w.graph.list_instances = spy  # type: ignore[method-assign]
+    sid = w.book_series()
+    w.drain()
+    w.series.cancel(w.caller(), sid, week(9)[0].date())
+    w.drain()
+    w.clock.advance(weeks=2, days=1, hours=3)
+    thursday = week(3)[0] + timedelta(days=2)
+    w.series.reschedule(w.caller(), sid, thursday, thursday + LENGTH)
+    w.drain()
+    assert len(windows) >= 4 and all(start < end for start, end in windows)
