@@ -173,3 +173,28 @@ def test_the_product_server_books_and_reads_a_series_for_a_user(env: Env, mint: 
     assert env.client.get(f"/api/series/{sid}", headers=bearer(app)).status == 200
     cancel = env.client.delete(f"/api/series/{sid}", headers={**bearer(app), "X-On-Behalf-Of": USER_A})
     assert cancel.status == 202
+
+
+def test_odd_rules_are_422_never_500(env: Env, mint: TokenFactory) -> None:
+    """Unknown day names, indexes, zones, huge numbers and far dates are each a 422 with a code, on both routes."""
+    _setup(env, mint)
+    pattern, rng = RECURRENCE["pattern"], RECURRENCE["range"]
+    odd = [
+        {**RECURRENCE, "pattern": {**pattern, "daysOfWeek": ["funday"]}},
+        {**RECURRENCE, "pattern": {**pattern, "index": "sixth"}},
+        {**RECURRENCE, "pattern": {**pattern, "firstDayOfWeek": "x"}},
+        {**RECURRENCE, "pattern": {**pattern, "interval": 10**12}},
+        {**RECURRENCE, "pattern": {"type": "absoluteMonthly", "dayOfMonth": 10**9}},
+        {**RECURRENCE, "range": {**rng, "recurrenceTimeZone": "Not/AZone"}},
+        {**RECURRENCE, "range": {**rng, "numberOfOccurrences": 10**15}},
+        {**RECURRENCE, "range": {"type": "endDate", "startDate": "2025-03-04", "endDate": "9999-12-31"}},
+        {**RECURRENCE, "range": {**rng, "startDate": "0001-01-01"}},
+        {**RECURRENCE, "range": {**rng, "startDate": "not a date"}},
+        {"pattern": pattern},
+    ]
+    for recurrence in odd:
+        for path, body in (("/api/sessions", {**BODY, "recurrence": recurrence}),
+                           ("/api/availability/series", {**BODY, "recurrence": recurrence})):
+            body = {k: v for k, v in body.items() if not (path.endswith("series") and k == "subject")}
+            r = env.client.post(path, headers=bearer(mint()), json=body)
+            assert r.status == 422 and r.json()["error"]["code"], (path, recurrence, r.status, r.text)
