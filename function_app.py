@@ -14,6 +14,7 @@ from functions import (
     offered_hours,
     pairings,
     product_webhooks,
+    series,
     sessions,
     sync_jobs,
     webhooks,
@@ -21,7 +22,7 @@ from functions import (
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 for blueprint in (health, meta, integration, connections, pairings, availability, sessions, webhooks, offered_hours,
-                  product_webhooks):
+                  product_webhooks, series):
     app.register_functions(blueprint.bp)
 app.register_functions(event_jobs.bp)
 app.register_functions(integration_jobs.bp)

@@ -58,6 +58,8 @@ if TYPE_CHECKING:  # ports are types only; services are imported when first buil
     from core.services.ratelimits import RateLimiter
     from core.services.reconcile import LifecycleWorker, Reconciler
     from core.services.request_cleanup import RequestStateCleanup
+    from core.services.series import SeriesService
+    from core.services.series_writer import SeriesWriter
     from core.services.stores.audit import AuditTrail
     from core.services.subscriptions import SubscriptionService
     from core.services.tenancy import TenantGate
@@ -277,6 +279,21 @@ class Container:
         from core.services.booking import BookingService
 
         return BookingService(self.graph, self.tables, self.queues, self.clock, self.sealer)
+
+    @service
+    def series(self) -> SeriesService:
+        from core.services.series import SeriesService
+
+        return SeriesService(self.booking, self.tables, self.queues, self.clock, self.sealer)
+
+    @service
+    def series_writer(self) -> SeriesWriter:
+        from core.services.series_writer import SeriesWriter
+
+        return SeriesWriter(
+            self.gateway, self.tables, self.queues, self.clock, self.sealer, alerts=self.owner_alerts,
+            on_first_booking=self.subscriptions.ensure_for_mailbox,
+        )
 
     @service
     def availability(self) -> AvailabilityService:

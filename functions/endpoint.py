@@ -417,7 +417,9 @@ def _run_idempotent(spec: RouteSpec, handler: Callable[[Any], Handled], ctx: Req
     req = ctx.request
     outcome = service.begin(
         Scope(caller.tenant_id, caller.object_id, caller.acting_app), key,
-        fingerprint(spec.method, spec.route, dict(req.route_params), req.get_body()),
+        # the query string is part of "the same request" too (DELETE /api/series/{id}?from=...)
+        fingerprint(spec.method, spec.route, {**dict(req.route_params), **{f"?{k}": v for k, v in req.params.items()}},
+                    req.get_body()),
     )
     if not isinstance(outcome, Claim):
         headers = {REPLAYED_HEADER: "true"}

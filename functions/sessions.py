@@ -19,6 +19,11 @@ and ``X-On-Behalf-Of: <user>``; that user is then the caller and the organizer
 (``Auth.SESSION_USER``). Reads also work for the app as itself across its tenant
 (``Auth.SESSION_READER``): one session by id, or lists by window or pairing. Writes take
 an ``Idempotency-Key`` (``idempotent=True``: the route framework handles it).
+
+A body with a ``recurrence`` books a series (API 1.1, ``functions/series.py`` for the series
+routes): one Outlook series; the 202's ``id`` is the series id (``seriesId`` says so,
+``Location: /api/series/{id}``). Occurrences are sessions carrying ``seriesId``: they list
+here, and ``PATCH``/``DELETE /api/sessions/{occurrenceId}`` change one occurrence alone.
 """
 
 from __future__ import annotations
@@ -76,6 +81,9 @@ def session_view(s: SessionValue) -> SessionView:
         pending_change=s.pending_op.value if s.pending_op else None,
         online_meeting_unavailable=True if online_meeting_unavailable(s) else None,
         scheduler_fallback=True if s.calendar_id else None,
+        series_id=s.series_id,
+        original_start=s.original_start,
+        series_note=s.series_note,
     )
 
 
@@ -89,6 +97,27 @@ def assigned_view(s: SessionValue) -> Assigned | None:
     return Assigned(room=s.room.address if s.room and s.any_of.rooms else None,
                     host=host.user_id if host else None, host_email=host.address if host else None,
                     reason=s.any_of.reason)
+
+
+def _book_series(ctx: RequestContext[CreateSessionBody]) -> Reply:
+    """POST /api/sessions with a recurrence: one Outlook series (core/services/series.py); 202 with the series id."""
+    from core.domain.recurrence import from_graph
+    from core.domain.series import OnConflict
+    from core.services.series import SeriesRequest
+    from functions.schemas.sessions import SessionAccepted
+
+    b = ctx.body
+    assert b.recurrence is not None
+    on_conflict = OnConflict(b.on_conflict) if b.on_conflict else (
+        OnConflict.BOOK_ANYWAY if b.allow_conflicts else OnConflict.FAIL)
+    series = ctx.container.series.book(
+        ctx.caller,
+        SeriesRequest(start=b.start, end=b.end, time_zone=b.time_zone, recurrence=from_graph(b.recurrence.graph_json()),
+                      pairing_id=b.pairing_id, partner=b.partner, room=b.room, online_meeting=b.online_meeting,
+                      subject=b.subject, on_conflict=on_conflict),
+    )
+    body = SessionAccepted(id=series.series_id, status=series.status.value, series_id=series.series_id)
+    return Reply(202, body, {"Location": f"/api/series/{series.series_id}"})
 
 
 def _accepted(s: SessionValue) -> Reply:
@@ -107,6 +136,8 @@ def session_create(ctx: RequestContext[CreateSessionBody]) -> Any:
     allowConflicts). Groups: attendees (colleagues and guests, required or optional), any of hosts, any of
     rooms; the answer's ``assigned`` says what was chosen and why."""
     b = ctx.body
+    if b.recurrence is not None:
+        return _book_series(ctx)
     from core.domain.assignment import RoomChoice
     from core.domain.sessions import AttendeeType
     from core.services.booking import BookingRequest

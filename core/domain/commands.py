@@ -13,6 +13,7 @@ cancel comment) travels sealed (``EventWriteCommand.sealed``).
 
     queue            kinds
     event-writes     event_write          EventWriteCommand
+                     series_write         SeriesWriteCommand (a series' master: create, reschedule, cancel)
     notifications    notifications        ChangeItem (one webhook POST's checked items)
     lifecycle        lifecycle, reconcile LifecycleItem; session ids re-read with one $batch
     renewals         renew_subscriptions  RenewalItem (up to 20 of one tenant)
@@ -36,6 +37,7 @@ from enum import StrEnum
 from typing import Any, Final, TypeVar
 
 from core.domain.errors import InvalidMessage
+from core.domain.series import SeriesOp
 from core.domain.sessions import PendingOp
 
 T = TypeVar("T")
@@ -43,6 +45,7 @@ T = TypeVar("T")
 GROUP_SIZE: Final = 20  # Graph's $batch limit: one message's work is one $batch
 
 EVENT_WRITE: Final = "event_write"
+SERIES_WRITE: Final = "series_write"
 NOTIFICATIONS: Final = "notifications"
 LIFECYCLE: Final = "lifecycle"
 RECONCILE: Final = "reconcile"
@@ -120,6 +123,49 @@ class EventWriteCommand:
         return cls(
             tenant_id=tenant,
             session_id=session,
+            op=op,
+            version=version,
+            correlation_id=str(message.get("correlationId") or "-"),
+            sealed=sealed if isinstance(sealed, str) else None,
+            deferrals=deferrals if isinstance(deferrals, int) and not isinstance(deferrals, bool) else 0,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesWriteCommand:
+    """One queued change of a series: apply ``op`` as of series ``version`` (versioned like sessions)."""
+
+    tenant_id: str
+    series_id: str
+    op: SeriesOp
+    version: int
+    correlation_id: str = "-"
+    sealed: str | None = None
+    deferrals: int = 0
+
+    def to_message(self) -> dict[str, Any]:
+        return envelope(SERIES_WRITE, tenant_id=self.tenant_id, correlation_id=self.correlation_id,
+                        seriesId=self.series_id, op=self.op.value, version=self.version, sealed=self.sealed,
+                        deferrals=self.deferrals or None)
+
+    @classmethod
+    def from_message(cls, message: Mapping[str, Any]) -> SeriesWriteCommand:
+        """Parse a queued series command; ``InvalidMessage`` when it is not one."""
+        if message.get("kind") != SERIES_WRITE:
+            raise InvalidMessage("not a series_write command")
+        tenant, series, version = message.get("tenantId"), message.get("seriesId"), message.get("version")
+        if not isinstance(tenant, str) or not isinstance(series, str) or not tenant or not series:
+            raise InvalidMessage("tenantId and seriesId are required")
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise InvalidMessage("version must be a positive integer")
+        try:
+            op = SeriesOp(str(message.get("op")))
+        except ValueError as exc:
+            raise InvalidMessage("op is not a series change") from exc
+        sealed, deferrals = message.get("sealed"), message.get("deferrals", 0)
+        return cls(
+            tenant_id=tenant,
+            series_id=series,
             op=op,
             version=version,
             correlation_id=str(message.get("correlationId") or "-"),

@@ -20,6 +20,10 @@ they get consecutive versions in that order.
     session.cancelled          cancelled (through the API or in Outlook)
     session.response_changed   an attendee's or the room's RSVP changed (always observed in Outlook);
                                ``changes`` names each attendee (and the room) whose answer changed
+    series.booked              a series' Outlook master exists and its occurrences are tracked
+    series.failed              writing a series (or a change of it) failed for good
+    series.rescheduled         a series' rule or times changed (through the API, or edited in Outlook)
+    series.cancelled           a series was cancelled: ``scope`` ``all``, or ``from`` a date on
     integration.status_changed the tenant's integration status changed
     connection.needs_reconnect a user's (or the scheduling mailbox's) delegated connection died
     access_test.completed      an access test finished (completed or failed)
@@ -46,6 +50,8 @@ from core.domain.access_test import AccessTestReport, RunStatus
 from core.domain.calendar import ResponseType
 from core.domain.errors import ValidationFailed
 from core.domain.integration import Integration
+from core.domain.recurrence import to_graph as recurrence_to_graph
+from core.domain.series import Series, SeriesOp, SeriesStatus
 from core.domain.sessions import AttendeeState, Session, SessionStatus
 
 
@@ -55,6 +61,10 @@ class EventType(StrEnum):
     SESSION_RESCHEDULED = "session.rescheduled"
     SESSION_CANCELLED = "session.cancelled"
     SESSION_RESPONSE_CHANGED = "session.response_changed"
+    SERIES_BOOKED = "series.booked"
+    SERIES_FAILED = "series.failed"
+    SERIES_RESCHEDULED = "series.rescheduled"
+    SERIES_CANCELLED = "series.cancelled"
     INTEGRATION_STATUS_CHANGED = "integration.status_changed"
     CONNECTION_NEEDS_RECONNECT = "connection.needs_reconnect"
     ACCESS_TEST_COMPLETED = "access_test.completed"
@@ -64,6 +74,7 @@ class EventType(StrEnum):
 # What an endpoint may subscribe to (``ping`` is only ever sent on request, to the endpoint asked).
 SUBSCRIBABLE: Final = tuple(t for t in EventType if t is not EventType.PING)
 SESSION_TYPES: Final = frozenset(t for t in EventType if t.value.startswith("session."))
+SERIES_TYPES: Final = frozenset(t for t in EventType if t.value.startswith("series."))
 
 # --- limits (documented in docs/product-integration.md; 422 with the code named here) ---------
 MAX_ENDPOINTS_PER_TENANT: Final = 20  # too_many_endpoints
@@ -203,9 +214,12 @@ def session_data(s: Session, version: int) -> dict[str, Any]:
         "version": version,
         "attendees": [_attendee_data(a) for a in s.attendees],
     }
-    series = getattr(s, "series_id", None)  # occurrences of a series (API 1.1) carry it
-    if series:
-        data["seriesId"] = str(series)
+    if s.series_id:  # occurrences of a series (API 1.1) carry it
+        data["seriesId"] = s.series_id
+        if s.original_start is not None:
+            data["originalStart"] = iso_z(s.original_start)
+        if s.series_note:
+            data["seriesNote"] = s.series_note
     if s.room is not None:
         data["room"] = {"email": s.room.address, "response": s.room.response.value}
     if s.pairing_id:
@@ -299,6 +313,75 @@ def session_drafts(previous: Session | None, current: Session, first_version: in
             if previous is not None:
                 data["changes"] = response_changes(previous, current)
         drafts.append(EventDraft(kind, data, session_stream(current.session_id), version))
+    return drafts
+
+
+def series_stream(series_id: str) -> str:
+    return f"r:{series_id}"
+
+
+def series_data(s: Series, version: int) -> dict[str, Any]:
+    """A series' metadata as events carry it (the shape of GET /api/series/{id} without the occurrences)."""
+    current = s.current
+    data: dict[str, Any] = {
+        "seriesId": s.series_id,
+        "tenantId": s.tenant_id,
+        "organizer": s.organizer_id,
+        "start": iso_z(current.start),
+        "end": iso_z(current.end),
+        "timeZone": current.time_zone,
+        "recurrence": recurrence_to_graph(current.recurrence),
+        "status": s.status.value,
+        "source": s.source.value,
+        "version": version,
+        "attendees": [{"user": a.user_id or a.address, "response": a.response.value} for a in s.attendees],
+    }
+    if s.room is not None:
+        data["room"] = {"email": s.room.address, "response": s.room.response.value}
+    if s.pairing_id:
+        data["pairingId"] = s.pairing_id
+    if s.status is SeriesStatus.FAILED and s.failure_reason:
+        data["failureReason"] = s.failure_reason
+    if s.note:
+        data["seriesNote"] = s.note
+    if s.skipped:
+        data["skipped"] = [iso_z(moment) for moment in s.skipped]
+    if s.cancel_from is not None and s.pending_op is None:
+        data["cancelledFrom"] = s.cancel_from.isoformat()
+    return data
+
+
+def series_event_types(previous: Series | None, current: Series) -> list[EventType]:
+    """The series events one saved change produces (requested changes produce nothing until applied)."""
+    prev_status = previous.status if previous is not None else None
+    status = current.status
+    if status is SeriesStatus.BOOKED and prev_status is not SeriesStatus.BOOKED:
+        return [EventType.SERIES_BOOKED]
+    if status is SeriesStatus.FAILED and prev_status is not SeriesStatus.FAILED:
+        return [EventType.SERIES_FAILED]
+    if status is SeriesStatus.CANCELLED and prev_status is not SeriesStatus.CANCELLED:
+        return [EventType.SERIES_CANCELLED]
+    if previous is None or status is not SeriesStatus.BOOKED or current.pending_op is not None:
+        return []
+    if previous.pending_op is SeriesOp.CANCEL or (current.cancel_from != previous.cancel_from
+                                                  and current.cancel_from is not None):
+        return [EventType.SERIES_CANCELLED]  # cancelled from a date on: the series runs until then
+    rules = [(g.recurrence, g.start, g.end) for g in current.segments]
+    if previous.pending_op is SeriesOp.RESCHEDULE or rules != [(g.recurrence, g.start, g.end)
+                                                                 for g in previous.segments]:
+        return [EventType.SERIES_RESCHEDULED]
+    return []
+
+
+def series_drafts(previous: Series | None, current: Series, first_version: int) -> list[EventDraft]:
+    """The drafts of ``series_event_types``; ``series.cancelled`` says its ``scope`` (``all`` or ``from``)."""
+    drafts: list[EventDraft] = []
+    for offset, kind in enumerate(series_event_types(previous, current)):
+        version = first_version + offset
+        data = series_data(current, version)
+        if kind is EventType.SERIES_CANCELLED:
+            data["scope"] = "all" if current.status is SeriesStatus.CANCELLED else "from"
+        drafts.append(EventDraft(kind, data, series_stream(current.series_id), version))
     return drafts
 
 

@@ -129,6 +129,11 @@ class Session:
     any_of: AnyOf | None = None  # the rooms/hosts it may choose from, and why it chose (API 1.1 groups)
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    # An occurrence of a series (core/domain/series.py): its series, the start the pattern gave it
+    # (which identifies it in Outlook even after a move) and what happened to it as part of the series.
+    series_id: str | None = None
+    original_start: datetime | None = None
+    series_note: str | None = None
 
     # --- questions ---------------------------------------------------------------
 

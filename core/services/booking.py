@@ -548,6 +548,7 @@ class BookingService:
         current = read.value
         changed = current.request_reschedule(_seconds(start), _seconds(end), time_zone, self.clock.now(),
                                              allow_conflicts=allow_conflicts)
+        self._series_guard(current, changed.start)
         required = [a.user_id for a in current.attendees if a.user_id and a.required]
         self.offered.require_offered(caller.tenant_id, required, changed.start, changed.end,
                                      exclude_session=session_id)
@@ -567,6 +568,7 @@ class BookingService:
         integration = require_enabled_integration(self.integrations, caller.tenant_id)
         read = self._for_organizer(caller, session_id)
         self._require_writable(integration, caller)
+        self._series_guard(read.value, None)
         changed = read.value.request_cancel(self.clock.now())
         saved = self.sessions.save(changed, read.etag, previous=read.value)
         sealed = seal_texts(self.sealer, changed.tenant_id, changed.session_id, comment=comment)
@@ -599,6 +601,31 @@ class BookingService:
             except Exception:  # the 503 below is what matters to the caller
                 log.warning("session could not be restored after a queue outage", extra={"tenant": s.tenant_id})
             raise
+
+    # --- shared with series (core/services/series.py): the same rules as one session ------------------
+
+    def writable_identity(self, integration: Integration, organizer: Caller) -> GraphIdentity:
+        """The organizer's Graph identity for writes (409 when they must connect first)."""
+        return self._require_writable(integration, organizer)
+
+    def resolve_partner(self, caller: Caller, integration: Integration, request: BookingRequest) -> _Partner:
+        """The partner by the tenant's pairing policy, and whether both mailboxes can take part."""
+        partner = self._partner(caller, integration, request)
+        self._require_usable_mailboxes(caller, Party(partner.organizer_address,
+                                                     (Invitee(partner.address, partner.user_id),)))
+        return partner
+
+    def room_address(self, integration: Integration, room: str) -> str:
+        """The room as the tenant's room directory spells it (422 ``room_not_found``)."""
+        return self._room(self.identities.for_tenant(integration.tenant_id, integration=integration), room)
+
+    def _series_guard(self, occurrence: Session, new_start: datetime | None) -> None:
+        """An occurrence of a series changes only while its series is not being changed, and moves
+        only within its neighbours' days (core/services/series_sync.py)."""
+        if occurrence.series_id:
+            from core.services.series_sync import check_occurrence_change
+
+            check_occurrence_change(self.tables, occurrence, new_start)
 
 
 def online_meeting_unavailable(session: Session) -> bool:

@@ -10,6 +10,10 @@ and enqueues one ``notifications`` message per POST:
 
 * looks the event id up in the event -> session index: an event that is not one of our
   sessions costs that one table read and **zero** Graph calls;
+* a series master (its index row names a ``seriesId``; Graph names the master for a change of
+  any occurrence: a decline, a move, a deleted occurrence, a new pattern) re-reads that series
+  once per message (``SeriesSync.refresh``: the master and its ``/instances``), as does an
+  occurrence that was deleted or is no longer found by its id;
 * for a tracked event, ``deleted`` cancels the session (source ``outlook``); otherwise it
   reads the event's metadata (one ``get_event``, or one ``$batch`` of up to 20 for several
   events of a tenant in the message; an event named twice is read once) and folds it in
@@ -48,9 +52,11 @@ from core.names import Queues
 from core.ports import CalendarGateway, Clock, CommandQueue, TableStore
 from core.services.alerts import OwnerAlerts
 from core.services.identity import GraphIdentities
+from core.services.series_sync import SeriesSync
 from core.services.stores.codec import Versioned
 from core.services.stores.connections import ConnectionRepository
 from core.services.stores.integrations import IntegrationRepository
+from core.services.stores.series import SeriesRepository, index_entry
 from core.services.stores.sessions import SessionRepository
 
 log = logging.getLogger(__name__)
@@ -94,6 +100,9 @@ class SyncReport:
     failed: dict[str, ServiceError] = field(default_factory=dict)
     throttled: Throttled | None = None
     unread: list[str] = field(default_factory=list)  # not tried: a group was throttled first
+    # Series to re-read whole: an occurrence Graph no longer knows by its id (deleted, or its series got a
+    # new pattern and every occurrence a new id): (tenant id, series id), for SeriesSync.refresh.
+    series: set[tuple[str, str]] = field(default_factory=set)
 
     def merge(self, other: SyncReport) -> None:
         self.read += other.read
@@ -102,6 +111,7 @@ class SyncReport:
         self.failed.update(other.failed)
         self.throttled = self.throttled or other.throttled
         self.unread.extend(other.unread)
+        self.series |= other.series
 
 
 class SessionSync:
@@ -195,6 +205,9 @@ class SessionSync:
                 if result is None:
                     continue
                 report.read += 1
+                if isinstance(result, ItemNotFound) and s.series_id:
+                    report.series.add((s.tenant_id, s.series_id))  # the series decides (SeriesSync.refresh)
+                    continue
                 outcome = self.observe(s, result, current.get(s.session_id) if current else None)
                 if outcome is None:
                     assert isinstance(result, ServiceError)
@@ -246,6 +259,8 @@ class NotificationWorker:
         self.alerts = alerts or OwnerAlerts(tables, queues, clock)
         self.identities = GraphIdentities(self.integrations, ConnectionRepository(tables))
         self.sync = SessionSync(self.sessions, gateway, clock, self.identities)
+        self.series = SeriesRepository(tables)
+        self.series_sync = SeriesSync(tables, gateway, clock, self.identities)
 
     def handle_message(self, message: Mapping[str, Any]) -> NotificationOutcome:
         attempt = int(message.get("attempt") or 0)
@@ -259,6 +274,7 @@ class NotificationWorker:
         active: dict[str, Integration | None] = {}
         deleted: dict[tuple[str, str], tuple[ChangeItem, Versioned[Session]]] = {}
         to_read: dict[tuple[str, str], tuple[ChangeItem, Versioned[Session]]] = {}
+        series: dict[tuple[str, str], ChangeItem] = {}  # series to re-read whole, and an item that named each
         seen: set[tuple[str, str]] = set()
         for item in items:
             key = (item.tenant_id, item.event_id)
@@ -267,12 +283,24 @@ class NotificationWorker:
                     deleted[key] = to_read.pop(key)
                 continue
             seen.add(key)
-            found = self.sessions.by_event(item.tenant_id, item.event_id)
+            session_id, series_id = index_entry(self.sessions.tables, item.tenant_id, item.event_id)
+            if series_id is not None:  # a series master: Graph names it for any occurrence's change
+                if not self._series_of(item, series_id):
+                    outcome.untracked += 1
+                elif not self._active(item.tenant_id, active):
+                    outcome.skipped += 1
+                else:
+                    series.setdefault((item.tenant_id, series_id), item)
+                continue
+            found = self.sessions.get(item.tenant_id, session_id) if session_id else None
             if found is None or found.value.organizer_id.lower() != item.user_id.lower():
                 outcome.untracked += 1
                 continue
             if not self._active(item.tenant_id, active):
                 outcome.skipped += 1
+                continue
+            if found.value.series_id and item.change_type == "deleted":
+                series.setdefault((item.tenant_id, found.value.series_id), item)  # deleted, or a new pattern
                 continue
             (deleted if item.change_type == "deleted" else to_read)[key] = (item, found)
 
@@ -300,6 +328,31 @@ class NotificationWorker:
         retry = [item_of[sid] for sid in report.unread]
         throttled = report.throttled
         definite: dict[str, list[ServiceError]] = {}
+        by_series = {found.value.series_id: item for item, found in to_read.values() if found.value.series_id}
+        for tenant_id, series_id in sorted(report.series):
+            named = by_series.get(series_id)
+            if named is not None:
+                series.setdefault((tenant_id, series_id), named)
+        for (tenant_id, series_id), item in series.items():
+            if throttled is not None:
+                retry.append(item)
+                continue
+            try:
+                refreshed = self.series_sync.refresh(tenant_id, series_id)
+            except Throttled as slow:
+                throttled = slow
+                retry.append(item)
+                continue
+            except DependencyError:
+                retry.append(item)
+                continue
+            except ServiceError as failure:
+                definite.setdefault(tenant_id, []).append(failure)
+                continue
+            folded = refreshed.folded
+            changes = folded.created + folded.changed + folded.cancelled
+            outcome.changed += changes
+            outcome.unchanged += not changes
         for sid, exc in report.failed.items():
             if isinstance(exc, DependencyError):  # throttled or transient: try again later
                 retry.append(item_of[sid])
@@ -320,6 +373,11 @@ class NotificationWorker:
         return outcome
 
     # --- internals -------------------------------------------------------------------
+
+    def _series_of(self, item: ChangeItem, series_id: str) -> bool:
+        """Is this a series the notified mailbox organizes?"""
+        found = self.series.get(item.tenant_id, series_id)
+        return found is not None and found.value.organizer_id.lower() == item.user_id.lower()
 
     def _active(self, tenant_id: str, cache: dict[str, Integration | None]) -> bool:
         """Is the tenant's integration enabled and onboarded (read once per message)?"""

@@ -288,6 +288,33 @@ class OfferedHoursService:
                          extra={"tenant": tenant_id, "event": "outside_offered_hours"})
                 raise OutsideOfferedHours()
 
+    def occurrences_offered(
+        self, tenant_id: str, user_id: str, spans: Sequence[tuple[datetime, datetime]], *,
+        exclude_series: str | None = None,
+    ) -> list[bool] | None:
+        """A series' occurrences (in order) against one person's rules: whether each is offered (notice,
+        caps counting the earlier occurrences of the same series, buffers around their other sessions).
+        None when no rules bind the person. ``exclude_series`` is a series being rescheduled: its own
+        occurrences neither count nor block. One read of the person's sessions over the whole span."""
+        if not spans or not self.rules.has_any(tenant_id):
+            return None
+        rules = self.effective(tenant_id, user_id.lower())
+        if rules is None:
+            return None
+        now = self.clock.now()
+        low, high = min(s for s, _ in spans), max(e for _, e in spans)
+        others = [s for s in self._counted_sessions(tenant_id, user_id.lower(), low, high, None)
+                  if exclude_series is None or s.series_id != exclude_series]
+        booked = [s.start for s in others]
+        taken = [(s.start, s.end) for s in others]
+        out = []
+        for start, end in spans:
+            ok = covers(rules, start, end, now=now, booked_starts=booked) and clear_of_buffers(rules, start, end, taken)
+            out.append(ok)
+            if ok:
+                booked.append(start)
+        return out
+
     def preview(self, tenant_id: str, user_id: str, start: datetime, end: datetime) -> Preview:
         """The offered time of the user's rules over [start, end] (notice and caps applied)."""
         view = self.view(tenant_id, user_id)

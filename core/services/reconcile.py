@@ -20,6 +20,13 @@
   to a session of the next 24 h is applied within one near cycle (15 min plus queue
   time), and far-future sessions are not re-read that often. Graph cost: one ``$batch``
   per 20 sessions of one identity per cycle (docs/scaling.md, "Freshness bound").
+* Series: occurrences are sessions, so the same ``$batch`` groups re-read them by id (the
+  fewest calls: 20 occurrences of any series per request, instead of one ``/instances`` call
+  per series). An occurrence Graph no longer finds by its id means its series changed shape
+  (an occurrence deleted, or a new pattern or times: every occurrence gets a new id) and that
+  series is re-read whole (``SeriesSync.refresh``: its master and ``/instances``, two calls),
+  never cancelled blindly. A resync re-reads every series of the mailbox whole (a missed
+  notification may have carried a new pattern or a longer range).
 * Service-account tenants get no change notifications (Graph does not send them for
   shared calendars to delegated callers), so a second, shorter timer runs ``plan`` for
   them only (``methods``); sessions booked in the scheduling mailbox's "Scheduler"
@@ -63,6 +70,7 @@ from core.ports import CalendarGateway, Clock, CommandQueue, TableStore
 from core.services.alerts import OwnerAlerts
 from core.services.identity import GraphIdentities
 from core.services.notifications import SessionSync, SyncReport, is_active
+from core.services.series_sync import SeriesSync
 from core.services.stores.connections import ConnectionRepository
 from core.services.stores.integrations import IntegrationRepository
 from core.services.stores.sessions import SessionRepository
@@ -144,6 +152,7 @@ class Reconciler:
         self.connections = ConnectionRepository(tables)
         self.identities = GraphIdentities(self.integrations, self.connections)
         self.sync = SessionSync(self.sessions, gateway, clock, self.identities)
+        self.series_sync = SeriesSync(tables, gateway, clock, self.identities)
 
     def integration(self, tenant_id: str) -> Integration | None:
         found = self.integrations.get(tenant_id)
@@ -160,8 +169,41 @@ class Reconciler:
             if s.organizer_id.lower() == user_id.lower() and not s.calendar_id
         ]
         report = self.sync.refresh(tenant_id, sessions, self.integration(tenant_id))
+        # Series are re-read whole after a gap: a missed notification may have carried a new pattern or range.
+        report.series |= {(tenant_id, s.series_id) for s in sessions if s.series_id and s.event_id}
+        self._refresh_series(tenant_id, sessions, report)
         log.info("resync of a mailbox: %d read, %d changed, %d failed", report.read, report.changed, len(report.failed))
         return report
+
+    def _refresh_series(self, tenant_id: str, sessions: Sequence[Session], report: SyncReport) -> None:
+        """Re-read the series a sync found gaps in (``report.series``): the master and its instances.
+
+        Reconciliation re-reads occurrences by id in the ``$batch`` groups of every session (the
+        fewest calls); a series is read whole only when an occurrence is no longer found by its id
+        (deleted in Outlook, or a new pattern gave every occurrence a new id), two calls then.
+        Failures are reported under one of the series' occurrences, for the retry.
+        """
+        first: dict[str, str] = {}
+        for s in sessions:
+            if s.series_id:
+                first.setdefault(s.series_id, s.session_id)
+        for tid, series_id in sorted(report.series):
+            if tid != tenant_id:
+                continue
+            if report.throttled is not None:
+                report.unread.append(first.get(series_id, series_id))
+                continue
+            try:
+                done = self.series_sync.refresh(tenant_id, series_id)
+            except Throttled as exc:
+                report.throttled = exc
+                report.unread.append(first.get(series_id, series_id))
+                continue
+            except ServiceError as exc:
+                report.failed[first.get(series_id, series_id)] = exc
+                continue
+            report.changed += done.folded.created + done.folded.changed + done.folded.cancelled
+        report.series = {k for k in report.series if k[0] != tenant_id}
 
     def _tenants(self, methods: Collection[ConnectionMethod] | None) -> Iterator[tuple[str, Integration]]:
         for tenant_id in list(self.integrations.tenants()):
@@ -278,6 +320,7 @@ class Reconciler:
         if report.throttled is None:
             report.merge(self._refresh_scheduler_calendar(tenant_id, [s for s in sessions if s.calendar_id],
                                                           integration))
+        self._refresh_series(tenant_id, sessions, report)
         return report
 
     def handle_message(self, message: Mapping[str, Any]) -> SyncReport:

@@ -18,7 +18,10 @@ event is written:
   the second request finds the first one's claim and is refused. Claims are released
   lazily: a claim whose session is cancelled, failed, being cancelled, or was moved
   away from those times stops counting; a claim whose session is not stored (or not
-  saved) yet holds for ``GRACE``, so a request still in flight keeps its hold.
+  saved) yet holds for ``GRACE``, so a request still in flight keeps its hold. A series claims
+  each occurrence under the id its occurrence row will have (``<seriesId>-<start>``): until
+  the worker has read the rows back from Outlook, such a claim holds while its series is
+  being booked (core/services/series.py: why per occurrence and not per span).
 """
 
 from __future__ import annotations
@@ -30,9 +33,11 @@ from typing import Final
 
 from core.domain.calendar import GET_SCHEDULE_MAX_ADDRESSES, GraphIdentity
 from core.domain.errors import ConcurrencyConflict, Conflict, NotFound, SlotTaken
+from core.domain.series import SeriesOp, SeriesStatus, series_of_session_id
 from core.domain.sessions import PendingOp, SessionStatus
 from core.domain.slots import blocks
 from core.ports import CalendarGateway, Clock, TableStore
+from core.services.stores.series import SeriesRepository
 from core.services.stores.sessions import SessionRepository
 from core.services.stores.slot_claims import SlotClaim, SlotClaimStore, claim_days
 
@@ -169,9 +174,24 @@ class SlotClaims:
                 continue
         log.warning("a slot claim could not be released (kept changing); it lapses with its session")
 
+    def _series_holds(self, tenant_id: str, session_id: str) -> bool | None:
+        """An occurrence of a series whose row is not written yet (rows are read back from Outlook after
+        the master): held while its series is still being booked; None when no series is stored (yet)."""
+        series_id = series_of_session_id(session_id)
+        if series_id is None:
+            return None
+        found = SeriesRepository(self.sessions.tables).get(tenant_id, series_id)
+        if found is None:
+            return None
+        return found.value.status is SeriesStatus.PENDING and found.value.pending_op is SeriesOp.CREATE
+
     def _live(self, tenant_id: str, claim: SlotClaim, now: datetime) -> bool:
         """Does this claim still hold its times? (module docstring: lazy release)"""
         found = self.sessions.get(tenant_id, claim.session_id)
+        if found is None:
+            held = self._series_holds(tenant_id, claim.session_id)
+            if held is not None:
+                return held
         if found is not None:
             s = found.value
             final = s.status in (SessionStatus.CANCELLED, SessionStatus.FAILED) and s.pending_op is None

@@ -7,8 +7,8 @@ published, as OpenAPI 3.1 ``webhooks`` (functions/openapi.py), and describe exac
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Literal
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
@@ -29,6 +29,7 @@ Description = Annotated[
 ]
 EventTypeName = Literal[
     "session.booked", "session.failed", "session.rescheduled", "session.cancelled", "session.response_changed",
+    "series.booked", "series.failed", "series.rescheduled", "series.cancelled",
     "integration.status_changed", "connection.needs_reconnect", "access_test.completed", "ping",
 ]
 Response = Literal["none", "organizer", "tentativelyAccepted", "accepted", "declined", "notResponded"]
@@ -194,6 +195,32 @@ class SessionEventData(Reply):
     changes: list[ResponseChange] | None = Field(default=None, description="Only on session.response_changed: "
                                                                            "whose answer changed.")
     failure_reason: str | None = Field(default=None, description="Only on session.failed.")
+    original_start: datetime | None = Field(default=None, description="An occurrence of a series: where its "
+                                            "pattern put it (it identifies the occurrence after a move).")
+    series_note: str | None = Field(default=None, description="An occurrence: skipped_clash, or "
+                                    "exceptions_reset_by_pattern_change.")
+
+
+class SeriesEventData(Reply):
+    series_id: str
+    tenant_id: str
+    organizer: str = Field(description="The organizer's Entra object id.")
+    start: datetime = Field(description="The first occurrence of the current rule.")
+    end: datetime
+    time_zone: str
+    recurrence: dict[str, Any] = Field(description="Graph patternedRecurrence of the current Outlook series.")
+    status: Literal["pending", "booked", "cancelled", "failed"]
+    source: Literal["platform", "outlook"]
+    version: int = Field(description="Increases with every change of this series: discard what is not newer.")
+    attendees: list[AttendeeResponse] = Field(description="Answers to the whole series.")
+    room: RoomResponse | None = None
+    pairing_id: str | None = None
+    failure_reason: str | None = Field(default=None, description="Only on series.failed.")
+    series_note: str | None = None
+    skipped: list[datetime] | None = Field(default=None, description="Occurrences booked cancelled (skipClashing).")
+    cancelled_from: date | None = Field(default=None, description="Cancelled from this date on (series zone).")
+    scope: Literal["all", "from"] | None = Field(default=None, description="series.cancelled: the whole series, "
+                                                 "or from cancelledFrom on.")
 
 
 class IntegrationStatusData(Reply):
@@ -243,6 +270,13 @@ class SessionWebhook(_Payload):
     data: SessionEventData
 
 
+class SeriesWebhook(_Payload):
+    """Body of series.* deliveries; each occurrence's own changes arrive as session.* with seriesId."""
+
+    type: Literal["series.booked", "series.failed", "series.rescheduled", "series.cancelled"]
+    data: SeriesEventData
+
+
 class IntegrationStatusWebhook(_Payload):
     type: Literal["integration.status_changed"]
     data: IntegrationStatusData
@@ -267,6 +301,8 @@ class PingWebhook(_Payload):
 WEBHOOKS: tuple[tuple[tuple[str, ...], type[Reply], str], ...] = (
     (("session.booked", "session.failed", "session.rescheduled", "session.cancelled", "session.response_changed"),
      SessionWebhook, "A session changed (booked, failed, moved, cancelled, or an RSVP)"),
+    (("series.booked", "series.failed", "series.rescheduled", "series.cancelled"),
+     SeriesWebhook, "A series changed (booked, failed, new times or rule, cancelled)"),
     (("integration.status_changed",), IntegrationStatusWebhook, "The organisation's integration status changed"),
     (("connection.needs_reconnect",), ReconnectWebhook, "A delegated calendar connection must be renewed"),
     (("access_test.completed",), AccessTestWebhook, "An access test finished"),

@@ -23,13 +23,14 @@ from functions.schemas.common import (
     UserRef,
     check_window,
 )
+from functions.schemas.recurrence import Recurrence
 
 MIN_SESSION_MINUTES = 5
 MAX_SESSION_MINUTES = 480
 Response = Literal["none", "organizer", "tentativelyAccepted", "accepted", "declined", "notResponded"]
 
 
-def _check_length(start: datetime, end: datetime) -> None:
+def check_length(start: datetime, end: datetime) -> None:
     minutes = (end - start).total_seconds() / 60
     if minutes < MIN_SESSION_MINUTES or minutes > MAX_SESSION_MINUTES:
         raise ValueError(
@@ -98,6 +99,18 @@ class CreateSessionBody(RequestBody):
         description="Book even if the organizer, the partner or the room is busy then (no 409 slot_taken, "
                     "no slot_taken failure).",
     )
+    recurrence: Recurrence | None = Field(
+        default=None,
+        description="Book a series (API 1.1): one Outlook series from start/end (the first occurrence), in "
+                    "timeZone; the reply's id is then the series id (Location /api/series/{id}).",
+    )
+    on_conflict: Literal["fail", "skipClashing", "bookAnyway"] | None = Field(
+        default=None,
+        description="A series only: occurrences someone is busy in (or outside the partner's offered hours) "
+                    "refuse the series (fail, the default; 409 slot_taken with details.occurrences), become "
+                    "cancelled occurrences (skipClashing) or are booked anyway (bookAnyway; allowConflicts: "
+                    "true means the same). Offered hours still bind with bookAnyway (422 outside_offered_hours).",
+    )
 
     @model_validator(mode="after")
     def _rules(self) -> Self:
@@ -110,7 +123,12 @@ class CreateSessionBody(RequestBody):
             raise ValueError("give room or rooms, not both")
         if self.rooms is None and (self.room_choice is not None or self.capacity is not None):
             raise ValueError("roomChoice and capacity go with rooms")
-        _check_length(self.start, self.end)
+        check_length(self.start, self.end)
+        if self.recurrence is not None and (group or self.rooms is not None):
+            raise ValueError("a series takes pairingId or partner and at most one room: attendees, hosts "
+                             "and rooms are for single sessions")
+        if self.on_conflict is not None and self.recurrence is None:
+            raise ValueError("onConflict applies to a series: give a recurrence")
         return self
 
 
@@ -126,7 +144,7 @@ class RescheduleBody(RequestBody):
 
     @model_validator(mode="after")
     def _rules(self) -> Self:
-        _check_length(self.start, self.end)
+        check_length(self.start, self.end)
         return self
 
 
@@ -188,11 +206,13 @@ class Assigned(Reply):
 
 
 class SessionAccepted(Reply):
-    """202 for a session write: the change is queued; poll GET /api/sessions/{id}."""
+    """202 for a session write: the change is queued; poll GET /api/sessions/{id} (a series: GET /api/series/{id},
+    ``id`` is then the series id and ``seriesId`` says so)."""
 
     id: str
     status: Literal["pending", "booked", "cancelled", "failed"] = "pending"
     assigned: Assigned | None = Field(default=None, description="Only for bookings with any-of rooms or hosts.")
+    series_id: str | None = None
 
 
 class Attendee(Reply):
@@ -241,3 +261,7 @@ class SessionView(Session):
     # Booked into the service account's "Scheduler" calendar because it may not write the
     # organizer's own (service-account method, no delegate right).
     scheduler_fallback: bool | None = None
+    series_id: str | None = Field(default=None, description="An occurrence of this series (GET /api/series/{id}).")
+    original_start: datetime | None = Field(default=None, description="An occurrence: where the pattern put it.")
+    series_note: str | None = Field(default=None, description="An occurrence: skipped_clash or "
+                                    "exceptions_reset_by_pattern_change (see GET /api/series/{id}).")

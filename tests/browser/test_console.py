@@ -252,3 +252,26 @@ def test_a_recruiter_books_a_panel_with_a_guest_and_any_of_rooms(console: Consol
     assert names["jordan.candidate@example.org"] == guest_name
     for row in tables.query(Tables.SESSIONS, CONTOSO):
         assert guest_name not in repr(row.data)
+
+
+def test_a_pair_books_a_twelve_week_cadence_and_sees_it_as_one_series(console: Console) -> None:
+    """Alice repeats a slot weekly for 12 sessions: every date is checked first, one series master lands in her
+    Outlook calendar, and My sessions shows one series card that expands to its sessions."""
+    _needs(console, "onboarded")
+    shown = console.run("series.mjs", DOMAIN=DOMAIN, USER_UPN=ALICE)
+    [key] = shown["keys"]
+    assert key and len(key) >= 32
+    body = shown["body"]
+    assert body["recurrence"]["pattern"]["type"] == "weekly"
+    assert body["recurrence"]["range"] == {"type": "numbered", "startDate": body["recurrence"]["range"]["startDate"],
+                                           "numberOfOccurrences": 12}
+    series_id = shown["seriesId"]
+    doc = console.stack.call("GET", f"/series/{series_id}", console.stack.token(ALICE)).json()
+    assert doc["status"] == "booked" and len(doc["occurrences"]) == 12
+    assert doc["occurrences"][0]["start"] == shown["start"].replace(".000Z", "Z")
+    masters = [e for e in console.stack.control("GET", f"/_sandbox/users/{ALICE}/events")
+               if e.get("transactionId") == series_id]
+    assert len(masters) == 1 and masters[0]["type"] == "seriesMaster"
+    in_window = [o for o in doc["occurrences"] if o["status"] == "booked"]
+    assert 1 <= shown["shown"] <= len(in_window)
+    console.stack.call("DELETE", f"/series/{series_id}", console.stack.token(ALICE))  # leave Alice's weeks free

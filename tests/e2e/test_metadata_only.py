@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -20,7 +21,7 @@ from azure.storage.queue import QueueServiceClient
 from core.names import Queues, Tables
 from local.simulator import seed
 from tests.e2e.conftest import Stack
-from tests.e2e.test_booking_e2e import ROOM, book, ensure_contoso, pair, upn, wait_status
+from tests.e2e.test_booking_e2e import ROOM, SUBJECT, book, ensure_contoso, pair, upn, wait_status
 from tests.log_guard import find_leaks, sentinel
 from tests.support.receiver import Receiver
 
@@ -29,6 +30,15 @@ OUTBOX: Final = ("eventId", "type", "occurredAt", "stream", "seq", "data")
 SYSTEM: Final = frozenset({"PartitionKey", "RowKey", "Timestamp", "_rawPartitionKey", "_rawRowKey"})
 COMMENT = sentinel("Confidential comment: metadata e2e")
 GUEST_NAME = sentinel("Guest display name: metadata e2e")
+# A series row: ids, addresses, responses, the rule (Graph patternedRecurrence JSON: days, intervals, dates, counts)
+# and first-occurrence times per Outlook series master ("segments"), status and the pending change's times/dates.
+SERIES: Final = frozenset({
+    "organizerId", "organizerAddress", "attendees", "room", "segments", "status", "pendingOp", "version",
+    "onlineMeeting", "onlineProvider", "joinUrl", "source", "failureReason", "pairingId", "onConflict", "skipped",
+    "slotChecked", "requested", "splitFrom", "cancelFrom", "cancelAll", "seriesNote", "changeKey", "lastModified",
+    "createdAt", "updatedAt", "eventVersion",
+})
+SEGMENT_KEYS: Final = frozenset({"recurrence", "start", "end", "timeZone", "masterEventId", "iCalUId"})
 
 # Per table: the properties allowed, all of them ids, times, statuses, counts, addresses or
 # configuration. Never a subject, body, location text or comment.
@@ -46,8 +56,13 @@ ALLOWED: Final[dict[str, frozenset[str]]] = {
         "sessionId",
         # the session's event version, and product-event outbox rows (ids, type, time, order, metadata JSON)
         "eventVersion", *OUTBOX,
+        # occurrences of a series: the series id, where its pattern put the occurrence, what happened to it
+        "seriesId", "originalStart", "seriesNote",
+        # series rows r~ (core/services/stores/series.py): SERIES below
+        *SERIES,
     }),
-    "eventindex": frozenset({"sessionId"}),
+    # a series master's event id -> its series
+    "eventindex": frozenset({"sessionId", "seriesId"}),
     "pairings": frozenset({"mentorId", "mentorAddress", "menteeId", "menteeAddress", "active", "updatedAt",
                            "pairingId"}),
     "integrations": frozenset({
@@ -133,6 +148,24 @@ def _queued_texts(stack: Stack) -> list[str]:
     return texts
 
 
+def _book_and_cut_a_series(stack: Stack, token: str, pairing_id: str, start: datetime) -> str:
+    """A 3-week series with a room and a subject, then cancelled from its last week with a comment."""
+    local = start.date()
+    body = {"pairingId": pairing_id, "start": start.isoformat(), "end": (start + timedelta(minutes=30)).isoformat(),
+            "timeZone": "UTC", "subject": SUBJECT, "room": ROOM, "onConflict": "bookAnyway",
+            "recurrence": {"pattern": {"type": "weekly", "daysOfWeek": [start.strftime("%A").lower()]},
+                           "range": {"type": "numbered", "startDate": local.isoformat(), "numberOfOccurrences": 3}}}
+    r = stack.call("POST", "/sessions", token, body)
+    assert r.status_code == 202, r.text
+    series_id = str(r.json()["seriesId"])
+    stack.wait_for(lambda: stack.call("GET", f"/series/{series_id}", token).json()["status"] == "booked", timeout=60)
+    cut = stack.call("DELETE", f"/series/{series_id}", token, {"comment": COMMENT,
+                                                               "from": (local + timedelta(days=14)).isoformat()})
+    assert cut.status_code == 202, cut.text
+    stack.wait_for(lambda: stack.call("GET", f"/series/{series_id}", token).json().get("cancelledFrom"), timeout=60)
+    return series_id
+
+
 def test_tables_hold_metadata_only_and_no_subject_anywhere(stack: Stack) -> None:
     """Every stored property is allow-listed; subjects and comments appear in no table and no queued message."""
     ensure_contoso(stack)
@@ -159,6 +192,7 @@ def test_tables_hold_metadata_only_and_no_subject_anywhere(stack: Stack) -> None
                       headers={"X-On-Behalf-Of": upn("alice"), "Idempotency-Key": "metadata-e2e-cancel"}
                       ).status_code == 202
     wait_status(stack, alice, sid, "cancelled")
+    series_id = _book_and_cut_a_series(stack, alice, pairing_id, start + timedelta(days=1))
     stack.wait_for(lambda: any(r.json()["type"] == "session.cancelled" for r in receiver.delivered()))
     # A group with a named guest and any-of rooms (booked by the product's server): the guest's display name
     # goes to Outlook only, never to a table, an event to the product or a message left in a queue.
@@ -171,7 +205,10 @@ def test_tables_hold_metadata_only_and_no_subject_anywhere(stack: Stack) -> None
         headers={"X-On-Behalf-Of": upn("alice")})
     assert panel.status_code == 202, panel.text
     wait_status(stack, alice, panel.json()["id"], "booked")
-    stack.wait_for(lambda: sum(r.json()["type"] == "session.booked" for r in receiver.delivered()) >= 2)
+    panel_id = panel.json()["id"]
+    stack.wait_for(lambda: any(r.json()["type"] == "session.booked" and r.json()["data"].get("sessionId") == panel_id
+                               for r in receiver.delivered()))
+    stack.wait_for(lambda: any(r.json()["type"] == "series.cancelled" for r in receiver.delivered()))
     assert not [r for r in receiver.delivered() if find_leaks(r.body.decode("utf-8", "replace"))]
     receiver.stop()
 
@@ -192,6 +229,10 @@ def test_tables_hold_metadata_only_and_no_subject_anywhere(stack: Stack) -> None
                 if isinstance(value, str) and find_leaks(value):
                     leaks.append(f"{table}.{name}")
     assert unexpected == {}, f"properties outside the allow-list: {unexpected}"
+    series_rows = [e for e in tables["sessions"] if e["RowKey"] == f"r~{series_id}"]
+    assert series_rows and set(series_rows[0]) - SYSTEM <= SERIES
+    for segment in json.loads(series_rows[0]["segments"]):
+        assert set(segment) <= SEGMENT_KEYS and set(segment["recurrence"]) == {"pattern", "range"}
     assert leaks == []
     assert [t for t in _queued_texts(stack) if find_leaks(t)] == []
     raw_secret = secret.removeprefix("whsec_")

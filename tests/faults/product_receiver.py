@@ -127,17 +127,30 @@ class ProductReport:
         ]
 
 
+def series_key(series_id: str) -> str:
+    """How a series' events are keyed beside sessions' (their own ordered stream)."""
+    return f"r:{series_id}"
+
+
+def _stream_of(data: dict[str, Any]) -> str | None:
+    if data.get("sessionId"):
+        return str(data["sessionId"])
+    return series_key(str(data["seriesId"])) if data.get("seriesId") else None
+
+
 def produced_session_events(tables: TableStore, tenant_id: str, since: datetime) -> dict[str, dict[str, Any]]:
-    """Session events the service logged for the tenant since ``since``: event id -> {sessionId, version}."""
+    """Session and series events the service logged for the tenant since ``since``: event id -> {sessionId,
+    version} (a series' events under ``series_key``)."""
     out: dict[str, dict[str, Any]] = {}
     for e in tables.query(Tables.PRODUCT_EVENTS, tenant_id):
         occurred = e.data.get("occurredAt")
-        if not str(e.data.get("type", "")).startswith("session.") or not isinstance(occurred, datetime):
+        kind = str(e.data.get("type", ""))
+        if not kind.startswith(("session.", "series.")) or not isinstance(occurred, datetime):
             continue
         if occurred < since:
             continue
         body = json.loads(str(e.data.get("body")))
-        out["evt_" + e.row_key[2:]] = {"sessionId": body["data"]["sessionId"], "version": body["data"]["version"]}
+        out["evt_" + e.row_key[2:]] = {"sessionId": _stream_of(body["data"]), "version": body["data"]["version"]}
     return out
 
 
@@ -159,7 +172,7 @@ def check(receiver: FlappingReceiver, secret: str, tables: TableStore, *, tenant
     for item in receiver.receiver.delivered():  # each one verified with the secret when it arrived
         payload = json.loads(item.body)
         data = payload.get("data") or {}
-        sid, version = data.get("sessionId"), data.get("version")
+        sid, version = _stream_of(data), data.get("version")
         if sid is None or version is None:
             continue
         if item.webhook_id in seen:

@@ -25,11 +25,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fail-rate", type=float, default=0.05)
     p.add_argument("--doomed", type=int, default=2, help="bookings made while Graph is down beyond the retry budget")
     p.add_argument("--settle-timeout", type=float, default=900.0)
+    p.add_argument("--series", type=int, default=10, help="weekly series booked beside the sessions")
+    p.add_argument("--series-weeks", type=int, default=12)
     args = p.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # still tear the stack down (host, Azurite)
     plan = FaultPlan(bookings=args.bookings, changes=args.changes, organizers=args.organizers,
                      outage_seconds=args.outage_seconds, throttle_rate=args.throttle_rate, fail_rate=args.fail_rate,
-                     doomed=args.doomed, settle_timeout=args.settle_timeout)
+                     doomed=args.doomed, settle_timeout=args.settle_timeout, series=args.series,
+                     series_weeks=args.series_weeks)
     began = time.monotonic()
     report = run_scenario(plan, progress=lambda m: print(f"[{time.monotonic() - began:6.1f}s] {m}", flush=True))
     print("\n".join(report.lines()))

@@ -19,14 +19,18 @@ simulator in this process):
 5. Failures must be visible: ``doomed`` bookings whose organizers are outside the app's
    allowed scope (Outlook answers 403 for good) must end ``failed``, and the owner must
    get exactly one alert per kind, however many sessions failed.
+   Series (``series``, weekly, ``series_weeks`` long) are booked beside the first sessions, so
+   the host kill meets their writes too; during the Outlook changes each gets a decline of its
+   second occurrence by the partner and a move of its third by the organizer.
 6. The product hears about all of it: a webhook endpoint registered right after onboarding
    points at a flapping receiver (30 % 5xx, one long outage during the Outlook changes;
    ``tests/faults/product_receiver.py``). Every session event the service logged must have
    been answered 2xx, each session's versions in order, duplicates only as the same
    ``webhook-id`` again, and each session's newest event must show its final state.
 
-Checks (``Report``): each session in its expected final state (``lost`` counts
-mismatches: a booking not booked, an Outlook change not reflected); duplicates = events
+Checks (``Report``): each session and series in its expected final state (``lost`` counts
+mismatches: a booking not booked, an Outlook change not reflected, an occurrence not where
+Outlook has it); duplicates = events (series: masters, per ``transactionId``)
 beyond one per ``transactionId`` in organizers' calendars, and beyond one copy per
 ``iCalUId`` in partners' calendars; owner alerts per (tenant, kind) in the outbox.
 """
@@ -78,6 +82,8 @@ class FaultPlan:
     settle_timeout: float = 300.0
     receiver_fail_rate: float = 0.3
     receiver_outage_seconds: float = 15.0
+    series: int = 2  # weekly series booked beside the sessions (each: one decline and one move in Outlook)
+    series_weeks: int = 4
 
     @property
     def graph_faults(self) -> dict[str, Any]:
@@ -103,9 +109,26 @@ class Expected:
 
 
 @dataclass
+class ExpectedSeries:
+    """What one series must look like at the end: its occurrences' times, the partner's answers, sources."""
+
+    series_id: str
+    organizer: str
+    partner: str
+    token: str
+    starts: list[datetime]
+    minutes: int = 30
+    declined: int | None = None  # the occurrence (0-based) the partner declined in Outlook
+    moved: int | None = None  # the occurrence the organizer moved in Outlook
+    partner_id: str = ""
+
+
+@dataclass
 class Report:
     """The outcome of a run (``ok`` is the pass/fail verdict)."""
 
+    series: int = 0
+    series_occurrences: int = 0
     bookings: int = 0
     changes: int = 0
     settled_booked: int = 0
@@ -134,6 +157,7 @@ class Report:
     def lines(self) -> list[str]:
         return [
             f"bookings {self.bookings}, Outlook-side changes {self.changes}, in {self.seconds:.0f} s",
+            f"series {self.series} ({self.series_occurrences} occurrences, a decline and a move in Outlook each)",
             f"booked after faults {self.settled_booked}, failed {self.settled_failed}",
             f"lost (sessions not in their expected final state): {len(self.lost)}",
             f"duplicate events: {self.duplicates}",
@@ -206,6 +230,43 @@ def book(stack: ProcessStack, token: str, pairing_id: str, start: datetime, minu
     r = call(stack, "POST", "/sessions", token, body, headers={"Idempotency-Key": uuid.uuid4().hex}, timeout=360.0)
     assert r.status_code == 202, r.text
     return str(r.json()["id"])
+
+
+def book_series(stack: ProcessStack, token: str, pairing_id: str, start: datetime, weeks: int) -> str:
+    """A weekly series (bookAnyway, like the sessions' allowConflicts), one Idempotency-Key for all its retries."""
+    body = {"pairingId": pairing_id, "start": start.isoformat(), "end": (start + timedelta(minutes=30)).isoformat(),
+            "timeZone": "UTC", "subject": SUBJECT, "onConflict": "bookAnyway",
+            "recurrence": {"pattern": {"type": "weekly", "daysOfWeek": [start.strftime("%A").lower()]},
+                           "range": {"type": "numbered", "startDate": start.date().isoformat(),
+                                     "numberOfOccurrences": weeks}}}
+    r = call(stack, "POST", "/sessions", token, body, headers={"Idempotency-Key": uuid.uuid4().hex}, timeout=360.0)
+    assert r.status_code == 202, r.text
+    return str(r.json()["seriesId"])
+
+
+def series_doc(stack: ProcessStack, e: ExpectedSeries) -> dict[str, Any]:
+    r = call(stack, "GET", f"/series/{e.series_id}", e.token, ok=frozenset({200}))
+    assert r.status_code == 200, r.text
+    doc: dict[str, Any] = r.json()
+    return doc
+
+
+def series_mismatch(doc: dict[str, Any], e: ExpectedSeries) -> str | None:
+    """Why GET /series/{id} is not what ``e`` expects (booked, every occurrence where and as it should be)."""
+    if doc.get("status") != "booked" or "pendingChange" in doc:
+        return f"status {doc.get('status')} {doc.get('pendingChange', '')}"
+    occurrences = doc.get("occurrences") or []
+    if len(occurrences) != len(e.starts):
+        return f"{len(occurrences)} occurrences != {len(e.starts)}"
+    for n, (o, start) in enumerate(zip(occurrences, e.starts, strict=True)):
+        if o.get("status") != "booked" or _utc(o["start"]) != start:
+            return f"occurrence {n + 1}: {o.get('status')} {o.get('start')} != booked {start.isoformat()}"
+        answer = next((a.get("response") for a in o.get("attendees") or []), None)
+        if (n == e.declined) != (answer == "declined"):
+            return f"occurrence {n + 1}: partner response {answer}"
+        if n == e.moved and o.get("source") != "outlook":
+            return f"occurrence {n + 1}: source {o.get('source')} != outlook"
+    return None
 
 
 def session_doc(stack: ProcessStack, e: Expected) -> dict[str, Any]:
@@ -356,6 +417,70 @@ def outlook_change(stack: ProcessStack, e: Expected, kind: str) -> None:
     e.change = kind
 
 
+def series_settled(stack: ProcessStack, series: list[ExpectedSeries], timeout: float) -> None:
+    """Until no series is pending (its master written and its occurrences read back)."""
+    deadline = time.monotonic() + timeout
+    left = list(series)
+    while left and time.monotonic() < deadline:
+        left = [e for e in left if series_doc(stack, e).get("status") == "pending"]
+        if left:
+            time.sleep(1.0)
+
+
+def series_outlook_changes(stack: ProcessStack, e: ExpectedSeries) -> None:
+    """The partner declines the second occurrence and the organizer moves the third by two hours, in Outlook."""
+    master = _event_of(stack, e.organizer, transaction_id=e.series_id)
+    assert master is not None, f"no master for series {e.series_id}"
+    copy = _event_of(stack, e.partner, ical_uid=str(master.get("iCalUId")))
+    assert copy is not None, f"no partner copy of series {e.series_id}"
+    theirs = sorted(control(stack, "GET", f"/_sandbox/users/{e.partner}/events/{copy['id']}/instances"),
+                    key=lambda i: i["originalStart"])
+    control(stack, "POST", f"/_sandbox/users/{e.partner}/events/{theirs[1]['id']}/respond", {"response": "declined"})
+    e.declined = 1
+    mine = sorted(control(stack, "GET", f"/_sandbox/users/{e.organizer}/events/{master['id']}/instances"),
+                  key=lambda i: i["originalStart"])
+    e.starts[2] += timedelta(hours=2)
+    control(stack, "POST", f"/_sandbox/users/{e.organizer}/events/{mine[2]['id']}/move",
+            {"start": e.starts[2].isoformat(), "end": (e.starts[2] + timedelta(minutes=e.minutes)).isoformat()})
+    e.moved = 2
+
+
+def converge_series(stack: ProcessStack, series: list[ExpectedSeries], timeout: float,
+                    progress: Callable[[str], None] = lambda _: None) -> list[str]:
+    """Wait until every series matches; the remaining mismatches when time runs out."""
+    deadline = time.monotonic() + timeout
+    why: dict[str, str] = {}
+    left = list(series)
+    while left:
+        still = []
+        for e in left:
+            problem = series_mismatch(series_doc(stack, e), e)
+            if problem is not None:
+                why[e.series_id] = f"series {e.series_id}: {problem}"
+                still.append(e)
+        left = still
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(2.0)
+    if left:
+        progress(f"{len(left)} series not as expected")
+    return [why[e.series_id] for e in left]
+
+
+def count_series_duplicates(stack: ProcessStack, series: list[ExpectedSeries]) -> int:
+    """Masters beyond one per series in organizers' calendars, copies beyond one in partners'."""
+    extra = 0
+    for e in series:
+        mine = [ev for ev in control(stack, "GET", f"/_sandbox/users/{e.organizer}/events")
+                if ev.get("transactionId") == e.series_id]
+        extra += max(0, len(mine) - 1)
+        if mine:
+            theirs = [ev for ev in control(stack, "GET", f"/_sandbox/users/{e.partner}/events")
+                      if ev.get("iCalUId") == mine[0].get("iCalUId")]
+            extra += max(0, len(theirs) - 1)
+    return extra
+
+
 def run_scenario(plan: FaultPlan, *, progress: Callable[[str], None] = lambda _: None,
                  work: Path | None = None) -> Report:
     """Run ``plan`` on a fresh process stack and return the report (the stack is torn down)."""
@@ -393,8 +518,19 @@ def run_scenario(plan: FaultPlan, *, progress: Callable[[str], None] = lambda _:
             return Expected(sid, organizer, partner, tokens[organizer], start, start + timedelta(minutes=30),
                             partner_id=ids[partner.lower()])
 
+        series: list[ExpectedSeries] = []
+
+        def one_series(i: int) -> ExpectedSeries:
+            organizer, partner, pairing_id = pairs[i % organizers]
+            start = base + timedelta(hours=12, minutes=45 * i)
+            sid = book_series(stack, tokens[organizer], pairing_id, start, plan.series_weeks)
+            return ExpectedSeries(sid, organizer, partner, tokens[organizer],
+                                  [start + timedelta(weeks=n) for n in range(plan.series_weeks)],
+                                  partner_id=ids[partner.lower()])
+
         half = plan.bookings // 2
         with ThreadPoolExecutor(max_workers=8) as pool:
+            series_futures = [pool.submit(one_series, i) for i in range(plan.series)]
             sessions += pool.map(one, range(half))
             if plan.kill_host:
                 time.sleep(1.0)  # event writes in flight
@@ -408,12 +544,16 @@ def run_scenario(plan: FaultPlan, *, progress: Callable[[str], None] = lambda _:
                 sessions += [f.result() for f in pending]
             else:
                 sessions += pool.map(one, range(half, plan.bookings))
+            series += [f.result() for f in series_futures]
+        report.series = len(series)
+        report.series_occurrences = len(series) * plan.series_weeks
         if plan.outage_seconds:
             # Outage with the token cached, as it is on a warm instance (a cold one: see the closing note).
             wait_one_booked(stack, sessions)
             control(stack, "POST", "/_sandbox/faults", {**plan.graph_faults, "outageSeconds": plan.outage_seconds})
             progress(f"Graph outage for {plan.outage_seconds} s")
         statuses = wait_settled(stack, sessions, plan.settle_timeout)
+        series_settled(stack, series, plan.settle_timeout)
         report.settled_booked = sum(1 for s in statuses.values() if s == "booked")
         report.settled_failed = sum(1 for s in statuses.values() if s == "failed")
         progress(f"bookings settled: {Counter(statuses.values())}")
@@ -435,6 +575,10 @@ def run_scenario(plan: FaultPlan, *, progress: Callable[[str], None] = lambda _:
                 stack.start_azurite()
                 report.azurite_restarts += 1
                 progress("Azurite started again")
+            if n == third:
+                for s_expected in series:
+                    series_outlook_changes(stack, s_expected)
+                progress(f"Outlook: a decline and a move in each of {len(series)} series")
             if n == 2 * third and plan.kill_host:
                 stack.kill_host()
                 report.host_kills += 1
@@ -446,7 +590,8 @@ def run_scenario(plan: FaultPlan, *, progress: Callable[[str], None] = lambda _:
         # -- convergence -------------------------------------------------------------------------
         control(stack, "POST", "/_sandbox/faults", {})
         report.lost = converge(stack, sessions, plan.settle_timeout, progress)
-        report.duplicates = count_duplicates(stack, sessions)
+        report.lost += converge_series(stack, series, plan.settle_timeout, progress)
+        report.duplicates = count_duplicates(stack, sessions) + count_series_duplicates(stack, series)
         report.graph_status = dict(Counter(int(r["status"]) for r in stack.graph_requests(since=seq)))
         progress(f"converged: {len(report.lost)} lost, {report.duplicates} duplicates")
 
@@ -460,7 +605,7 @@ def run_scenario(plan: FaultPlan, *, progress: Callable[[str], None] = lambda _:
             outage.join()
         report.product = product_events_converge(stack, receiver, secret, since=events_since,
                                                  sessions=sessions + report_doomed, timeout=plan.settle_timeout,
-                                                 progress=progress)
+                                                 progress=progress, series=series)
         receiver.stop()
         logs = stack.host_log()
         report.log_leaks = logs.count(SUBJECT) + len(JWT_PATTERN.findall(logs))
@@ -472,9 +617,14 @@ def run_scenario(plan: FaultPlan, *, progress: Callable[[str], None] = lambda _:
 
 def product_events_converge(stack: ProcessStack, receiver: product_receiver.FlappingReceiver, secret: str, *,
                             since: datetime, sessions: list[Expected], timeout: float,
-                            progress: Callable[[str], None]) -> product_receiver.ProductReport:
-    """Wait until the product received every session event (or time runs out); the comparison."""
+                            progress: Callable[[str], None],
+                            series: list[ExpectedSeries] | None = None) -> product_receiver.ProductReport:
+    """Wait until the product received every session and series event (or time runs out); the comparison."""
     final = {e.session_id: session_doc(stack, e) for e in sessions}
+    for e in series or []:
+        doc = series_doc(stack, e)
+        final[product_receiver.series_key(e.series_id)] = doc
+        final.update({o["id"]: o for o in doc["occurrences"]})
     deadline = time.monotonic() + timeout
     while True:
         found = product_receiver.check(receiver, secret, stack.tables, tenant_id=seed.CONTOSO, since=since,

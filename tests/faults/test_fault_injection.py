@@ -6,6 +6,8 @@ arrives twice, Azurite is stopped and started and the host process is SIGKILLed 
 with work in flight (see ``tests/faults/scenario.py`` for the timeline). Then two
 bookings Outlook refuses for good (organizers outside the app's scope) must fail visibly.
 The product's webhook receiver flaps (30 % 5xx) and is down once for 15 s meanwhile.
+Two weekly series (4 weeks each) are booked with the first sessions (the host kill meets their
+writes in flight) and each gets a decline and a move of one occurrence in Outlook.
 """
 
 from __future__ import annotations
@@ -38,8 +40,15 @@ def test_every_session_ends_in_its_expected_state(report: Report) -> None:
 
 
 def test_no_event_is_duplicated(report: Report) -> None:
-    """One event per session in the organizer's calendar and one copy in the partner's, despite retries and kills."""
+    """One event per session (one master per series) in the organizer's calendar and one copy in the partner's,
+    despite retries and kills."""
     assert report.duplicates == 0
+
+
+def test_series_keep_every_occurrence_change(report: Report) -> None:
+    """Both series booked through the kill, each occurrence where Outlook has it, the decline and the move kept."""
+    assert report.series == 2 and report.series_occurrences == 8
+    assert not [x for x in report.lost if x.startswith("series ")]
 
 
 def test_faults_really_happened(report: Report) -> None:

@@ -184,6 +184,8 @@ def test_the_product_server_reaches_exactly_the_routes_that_name_an_app_role() -
         ("POST", "availability"), ("GET", "rooms"), ("POST", "rooms/availability"),
         ("POST", "sessions"), ("GET", "sessions"), ("GET", "sessions/{id}"),
         ("PATCH", "sessions/{id}"), ("DELETE", "sessions/{id}"),
+        ("POST", "availability/series"), ("GET", "series"), ("GET", "series/{id}"), ("PATCH", "series/{id}"),
+        ("DELETE", "series/{id}"),
         ("GET", "me/availability-rules"), ("PUT", "me/availability-rules"), ("DELETE", "me/availability-rules"),
         ("GET", "me/availability-rules/preview"),
         ("POST", "webhooks/endpoints"), ("GET", "webhooks/endpoints"), ("GET", "webhooks/endpoints/{endpointId}"),
@@ -194,7 +196,7 @@ def test_the_product_server_reaches_exactly_the_routes_that_name_an_app_role() -
         ("POST", "webhooks/endpoints/{endpointId}/replay"),
     }
     readers = {(s.method, s.route) for s in registered_routes() if s.auth is Auth.SESSION_READER}
-    assert readers == {("GET", "sessions"), ("GET", "sessions/{id}")}
+    assert readers == {("GET", "sessions"), ("GET", "sessions/{id}"), ("GET", "series/{id}")}
     assert ACTING_KINDS <= APP_KINDS
 
 

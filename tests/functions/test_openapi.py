@@ -56,13 +56,17 @@ def additions() -> set[str]:
     return set(re.findall(r"`(/api/[^`\s]+)`", text))
 
 
-# Routes that serve a 1.1 addition from beside its path: the admin's side of offered hours; and readiness, split
-# from liveness so anonymous /api/health does no I/O (docs/architecture.md, "Health").
+# Routes that serve a 1.1 addition from beside its path: the admin's side of offered hours; readiness, split
+# from liveness so anonymous /api/health does no I/O (docs/architecture.md, "Health"); and the series resource
+# of "Sessions may carry a recurrence" (docs/product-integration.md, "Recurring sessions").
 COMPANIONS = {
     (method, path)
     for method in ("GET", "PUT", "DELETE")
     for path in ("/api/integration/availability-rules/default", "/api/users/{user}/availability-rules")
-} | {("GET", "/api/health/ready")}
+} | {("GET", "/api/health/ready")} | {
+    ("POST", "/api/availability/series"), ("GET", "/api/series"), ("GET", "/api/series/{id}"),
+    ("PATCH", "/api/series/{id}"), ("DELETE", "/api/series/{id}"),
+}
 
 
 def test_document_has_nothing_beyond_the_contract(document: dict[str, Any]) -> None:
@@ -172,7 +176,9 @@ def test_product_server_headers_and_fields_are_documented(document: dict[str, An
                       ("/api/sessions/{id}", "patch"), ("/api/sessions/{id}", "delete"),
                       ("/api/availability", "post"), ("/api/rooms", "get"), ("/api/rooms/availability", "post"),
                       ("/api/me/availability-rules", "get"), ("/api/me/availability-rules", "put"),
-                      ("/api/me/availability-rules", "delete"), ("/api/me/availability-rules/preview", "get")}
+                      ("/api/me/availability-rules", "delete"), ("/api/me/availability-rules/preview", "get"),
+                      ("/api/availability/series", "post"), ("/api/series", "get"), ("/api/series/{id}", "get"),
+                      ("/api/series/{id}", "patch"), ("/api/series/{id}", "delete")}
     assert "X-Next-Cursor" in paths["/api/sessions"]["get"]["responses"]["200"]["headers"]
     assert {"from", "to", "pairingId", "limit", "cursor"} <= set(params("/api/sessions", "get"))
     assert not params("/api/sessions", "get")["from"]["required"]

@@ -1441,6 +1441,7 @@ class FakeCalendarGateway:
                 seq=master.seq,
                 modified=master.modified,
                 time_zone=master.time_zone,
+                transaction_id=master.transaction_id,  # occurrences show their master's (as the simulator's do)
                 type=EventType.EXCEPTION if original in master.overrides else EventType.OCCURRENCE,
                 series_master_id=master.id,
                 original_start=original,

@@ -55,7 +55,10 @@ def test_weekly_occurrences_keep_wall_time_weekday_and_duration(  # noqa: PLR091
     tz = ZoneInfo(zone)
     start = datetime.combine(first, wall, tzinfo=tz)
     pattern = RecurrencePattern(RecurrencePatternType.WEEKLY, interval, (day,))
-    occurrences = expand(_series(first, pattern, count), start, start + duration, zone)
+    # Real (UTC) duration: an aware datetime plus a timedelta adds wall time, which is not the
+    # event's length when the first occurrence spans a DST change.
+    end = (start.astimezone(UTC) + duration).astimezone(tz)
+    occurrences = expand(_series(first, pattern, count), start, end, zone)
     assert len(occurrences) == count
     for n, occurrence in enumerate(occurrences):
         local = occurrence.start.astimezone(tz)

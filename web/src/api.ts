@@ -142,6 +142,10 @@ export interface Session {
   pendingChange?: "create" | "reschedule" | "cancel" | null;
   onlineMeetingUnavailable?: boolean | null;
   assigned?: Assigned | null;
+  /** An occurrence of a series (GET /series/{id}). */
+  seriesId?: string | null;
+  originalStart?: string | null;
+  seriesNote?: string | null;
 }
 
 /** The error code (409) and failureReason of a slot someone became busy in (docs/product-integration.md). */

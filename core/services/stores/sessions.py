@@ -116,6 +116,9 @@ def session_to_entity(s: Session) -> dict[str, EntityValue]:
         "anyOf": any_of_to_json(s.any_of) if s.any_of is not None else None,
         "createdAt": s.created_at,
         "updatedAt": s.updated_at,
+        # occurrences of a series (left out for lone sessions)
+        **({"seriesId": s.series_id, "originalStart": s.original_start, "seriesNote": s.series_note}
+           if s.series_id else {}),
     }
 
 
@@ -157,6 +160,9 @@ def session_from_entity(tenant_id: str, session_id: str, d: dict[str, EntityValu
         any_of=any_of_from_json(str(d["anyOf"])) if d.get("anyOf") else None,
         created_at=as_datetime(d.get("createdAt")),
         updated_at=as_datetime(d.get("updatedAt")),
+        series_id=opt_str(d.get("seriesId")),
+        original_start=as_datetime(d.get("originalStart")),
+        series_note=opt_str(d.get("seriesNote")),
     )
 
 
@@ -175,6 +181,7 @@ class StartIndexRow:
     tracked: bool  # has an event and is not final: worth re-reading
     open: bool  # not finally cancelled/failed: its organizer still needs a subscription until it ends
     scheduler_calendar: bool  # booked in the scheduling mailbox's calendar (read from there)
+    series_id: str | None = None  # an occurrence of this series
 
 
 def _start_rk(s: Session) -> str:
@@ -191,6 +198,7 @@ def _start_row_data(s: Session) -> dict[str, EntityValue]:
         "pendingOp": s.pending_op.value if s.pending_op else None,
         "eventId": s.event_id,
         "calendarId": s.calendar_id,
+        **({"seriesId": s.series_id} if s.series_id else {}),
     }
 
 
@@ -211,6 +219,7 @@ def _start_row(e: Entity) -> StartIndexRow:
         tracked=booked and not final,
         open=not (cancelled or failed_unbooked),
         scheduler_calendar=bool(d.get("calendarId")),
+        series_id=opt_str(d.get("seriesId")),
     )
 
 
@@ -406,8 +415,20 @@ class SessionRepository:
         self.tables.upsert(Tables.EVENT_INDEX, Entity(tenant_id, event_id, {"sessionId": session_id}))
 
     def session_id_for_event(self, tenant_id: str, event_id: str) -> str | None:
+        """The session an event id stands for (None for untracked events and for series masters,
+        whose index rows name a ``seriesId`` instead: core/services/stores/series.py)."""
         e = self.tables.get(Tables.EVENT_INDEX, tenant_id, event_id)
-        return None if e is None else str(e.data["sessionId"])
+        return None if e is None else opt_str(e.data.get("sessionId"))
+
+    def occurrences(self, tenant_id: str, series_id: str) -> list[Versioned[Session]]:
+        """The occurrence rows of a series (ids ``<seriesId>-...``: one range query), by original start."""
+        out = []
+        for e in self.tables.query(Tables.SESSIONS, tenant_id, row_key_from=f"s~{series_id}-",
+                                   row_key_to=f"s~{series_id}-{END}"):
+            s = session_from_entity(tenant_id, e.row_key[2:], dict(e.data))
+            if s.series_id == series_id:
+                out.append(Versioned(s, e.etag))
+        return sorted(out, key=lambda v: (v.value.original_start or v.value.start, v.value.session_id))
 
     def by_event(self, tenant_id: str, event_id: str) -> Versioned[Session] | None:
         sid = self.session_id_for_event(tenant_id, event_id)

@@ -7,6 +7,7 @@ import { ApiError, SLOT_TAKEN, WriteIntent } from "../api";
 import type { Pairing, Session } from "../api";
 import { badge, busy, button, type Child, field, h, notice, replace } from "../dom";
 import { addDays, isoInZone, longDayLabel, minutesBetween, parseYmd, rangeLabel, timeLabel, ymdKey, ymdOf, zonedToDate } from "../time";
+import { type SeriesSummary, seriesCard } from "../series";
 import { type Ctx, errorText, failureText, modal, pageHeading, RESPONSES, sleep, slotTakenText } from "../ui";
 
 const FAST_MS = 2000;
@@ -57,8 +58,12 @@ export async function renderSessions(ctx: Ctx, main: HTMLElement): Promise<void>
   const load = async (announce: boolean) => {
     if (timer !== undefined) clearTimeout(timer);
     let sessions: Session[] = [];
+    let series: SeriesSummary[] = [];
     try {
-      sessions = await ctx.api.get<Session[]>(`/sessions?${new URLSearchParams({ from: from.toISOString(), to: to.toISOString() })}`);
+      [sessions, series] = await Promise.all([
+        ctx.api.get<Session[]>(`/sessions?${new URLSearchParams({ from: from.toISOString(), to: to.toISOString() })}`),
+        ctx.api.get<SeriesSummary[]>("/series").catch(() => [] as SeriesSummary[]),
+      ]);
     } catch (e) {
       if (!alive) return;
       replace(list, notice("error", errorText(e)));
@@ -66,18 +71,22 @@ export async function renderSessions(ctx: Ctx, main: HTMLElement): Promise<void>
       return;
     }
     if (!alive) return;
-    const next = JSON.stringify(sessions.map((s) => [s.id, s.status, s.start, s.end, s.attendees, s.room, s.pendingChange, s.source]));
+    const next = JSON.stringify([
+      sessions.map((s) => [s.id, s.status, s.start, s.end, s.attendees, s.room, s.pendingChange, s.source, s.seriesNote]),
+      series.map((r) => [r.id, r.status, r.pendingChange, r.cancelledFrom, r.recurrence]),
+    ]);
     if (next !== signature) {
       const focusKey = (document.activeElement as HTMLElement | null)?.dataset?.focusKey;
       const first = signature === "";
       signature = next;
-      renderList(ctx, list, sessions, tz, names, message, () => void load(true));
+      renderList(ctx, list, sessions, tz, names, message, () => void load(true), series);
       if (focusKey) list.querySelector<HTMLElement>(`[data-focus-key="${CSS.escape(focusKey)}"]`)?.focus();
       if (!first) live.textContent = "Your sessions were updated.";
     } else if (announce) {
       live.textContent = "No changes.";
     }
-    const pending = sessions.some((s) => s.status === "pending" || s.pendingChange);
+    const pending = sessions.some((s) => s.status === "pending" || s.pendingChange)
+      || series.some((r) => r.status === "pending" || r.pendingChange);
     timer = window.setTimeout(() => void load(false), pending ? FAST_MS : SLOW_MS);
   };
   await load(false);
@@ -91,16 +100,30 @@ function renderList(
   names: Map<string, string>,
   message: HTMLElement,
   reload: () => void,
+  series: SeriesSummary[] = [],
 ): void {
   const now = Date.now();
+  // Occurrences of a series show inside their series' card (expand to see them), not one by one.
+  const inSeries = new Map<string, Session[]>();
+  for (const s of sessions) if (s.seriesId) inSeries.set(s.seriesId, [...(inSeries.get(s.seriesId) ?? []), s]);
+  const who = (user: string) => names.get(user) ?? user;
+  const shown = series.filter((r) => r.status !== "cancelled" || inSeries.has(r.id));
+  const seriesCards = shown.map((r) =>
+    h("li", null, seriesCard(ctx, r, (inSeries.get(r.id) ?? []).sort((a, b) => a.start.localeCompare(b.start)), tz, who,
+      (o, extra) => card(ctx, o, tz, names, message, reload, extra), message, reload)),
+  );
+  sessions = sessions.filter((s) => !s.seriesId || !series.some((r) => r.id === s.seriesId));
   const sorted = [...sessions].sort((a, b) => a.start.localeCompare(b.start));
   const upcoming = sorted.filter((s) => s.status !== "cancelled" && new Date(s.end).getTime() >= now);
   const other = sorted.filter((s) => !upcoming.includes(s));
   const parts: Child[] = [];
+  if (seriesCards.length) parts.push(h("ul", { class: "session-list series-list", "aria-label": "Series" }, seriesCards));
   parts.push(
     upcoming.length
       ? h("ul", { class: "session-list", "aria-label": "Upcoming sessions" }, upcoming.map((s) => h("li", null, card(ctx, s, tz, names, message, reload))))
-      : h("p", null, "No upcoming sessions. ", h("a", { href: "#/slots" }, "Find a time")),
+      : seriesCards.length
+        ? null
+        : h("p", null, "No upcoming sessions. ", h("a", { href: "#/slots" }, "Find a time")),
   );
   if (other.length) {
     parts.push(
@@ -115,7 +138,7 @@ function renderList(
   replace(list, parts);
 }
 
-function card(ctx: Ctx, s: Session, tz: string, names: Map<string, string>, message: HTMLElement, reload: () => void): HTMLElement {
+function card(ctx: Ctx, s: Session, tz: string, names: Map<string, string>, message: HTMLElement, reload: () => void, extra: Child = null): HTMLElement {
   const start = new Date(s.start);
   const end = new Date(s.end);
   const organizer = s.organizer === ctx.user.oid;
@@ -150,7 +173,7 @@ function card(ctx: Ctx, s: Session, tz: string, names: Map<string, string>, mess
   const canChange = organizer && (s.status === "booked" || s.status === "pending") && end.getTime() > Date.now();
   return h(
     "article",
-    { class: `session session-${s.status}`, "data-session-id": s.id, "data-status": s.status, "data-start": s.start, "data-end": s.end, "aria-labelledby": `s-${s.id}` },
+    { class: `session session-${s.status}`, "data-session-id": s.id, "data-series-id": s.seriesId ?? null, "data-status": s.status, "data-start": s.start, "data-end": s.end, "aria-labelledby": `s-${s.id}` },
     h(
       "h2",
       { id: `s-${s.id}`, class: "session-title" },
@@ -164,6 +187,8 @@ function card(ctx: Ctx, s: Session, tz: string, names: Map<string, string>, mess
       badge(statusText, statusTone),
       s.pendingChange && s.status !== "pending" ? [" ", badge(s.pendingChange === "cancel" ? "Cancelling…" : "Updating…", "info")] : null,
       s.source === "outlook" ? [" ", badge("Changed in Outlook", "info")] : null,
+      s.seriesNote === "skipped_clash" ? [" ", badge("Skipped: not free", "neutral")] : null,
+      s.seriesNote === "exceptions_reset_by_pattern_change" ? [" ", badge("Own change dropped by a new series pattern", "warn")] : null,
     ),
     rows.length ? h("dl", { class: "details" }, rows.map(([k, v]) => [h("dt", null, k), h("dd", null, v)])) : null,
     s.status === "failed" && s.failureReason === SLOT_TAKEN
@@ -176,7 +201,8 @@ function card(ctx: Ctx, s: Session, tz: string, names: Map<string, string>, mess
           "div",
           { class: "actions" },
           button("Reschedule", () => reschedule(ctx, s, tz, message, reload), { "data-focus-key": `${s.id}:reschedule`, "aria-label": `Reschedule the session on ${longDayLabel(start, tz)} at ${timeLabel(start, tz)}` }),
-          button("Cancel session", () => cancel(ctx, s, tz, message, reload), { class: "danger", "data-focus-key": `${s.id}:cancel`, "aria-label": `Cancel the session on ${longDayLabel(start, tz)} at ${timeLabel(start, tz)}` }),
+          button(s.seriesId ? "Cancel this one" : "Cancel session", () => cancel(ctx, s, tz, message, reload), { class: "danger", "data-focus-key": `${s.id}:cancel`, "aria-label": `Cancel the session on ${longDayLabel(start, tz)} at ${timeLabel(start, tz)}` }),
+          extra,
         )
       : null,
   );

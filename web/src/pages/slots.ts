@@ -15,6 +15,7 @@ import {
   zonedToDate,
   type Ymd,
 } from "../time";
+import { followSeries, type OnConflict, renderCheck, repeatControls, type SeriesCheck } from "../series";
 import { type Ctx, errorText, failureText, modal, pageHeading, sleep, slotTakenText } from "../ui";
 
 interface Partner {
@@ -274,9 +275,9 @@ function rooms(ctx: Ctx): Promise<Room[]> {
 }
 
 function openBooking(ctx: Ctx, slot: Slot, partner: Partner, duration: number, tz: string, message: HTMLElement, reload: () => Promise<void>): void {
-  const start = new Date(slot.start);
-  const end = new Date(slot.end);
-  const when = `${longDayLabel(start, tz)}, ${rangeLabel(start, end, tz)}`;
+  let start = new Date(slot.start);
+  let end = new Date(slot.end);
+  let when = `${longDayLabel(start, tz)}, ${rangeLabel(start, end, tz)}`;
   modal("Book a session", (close) => {
     const teams = h("input", { type: "checkbox", id: "teams", name: "teams", checked: true });
     const subject = h("input", { type: "text", id: "subject", name: "subject", maxlength: "255", value: "Mentoring session" });
@@ -285,45 +286,93 @@ function openBooking(ctx: Ctx, slot: Slot, partner: Partner, duration: number, t
     room.setAttribute("aria-describedby", "room-status");
     const error = h("div");
     const submit = h("button", { type: "submit", class: "primary" }, "Book");
+    const whenText = h("strong", null, when);
     const intent = new WriteIntent(); // one key per booking: a re-submit after a network error cannot book twice
+    // A series: the dates are checked first (which clash, with whom), then booked with the chosen handling.
+    let checked: string | null = null;
+    let onConflict: OnConflict = "fail";
+    const checkBox = h("div", { class: "series-check", "aria-live": "polite" });
+    const resetCheck = () => {
+      checked = null;
+      replace(checkBox);
+      submit.textContent = repeat.read() ? "Check the dates" : "Book";
+    };
+    const repeat = repeatControls(start, tz, resetCheck);
     const form = h(
       "form",
       null,
-      h("p", { class: "when" }, h("strong", null, when), h("br"), `with ${partner.label}`),
+      h("p", { class: "when" }, whenText, h("br"), `with ${partner.label}`),
       field("Title in Outlook", subject, "Sent to Outlook only; the service does not store it."),
       h("div", { class: "choice" }, teams, h("label", { for: "teams" }, "Add a Microsoft Teams meeting link")),
       field("Room (optional)", room),
       roomStatus,
+      repeat.nodes,
+      checkBox,
       error,
       h("div", { class: "actions" }, button("Cancel", close), submit),
     );
     void roomAvailability(ctx, room, roomStatus, slot, duration, tz);
     room.addEventListener("change", () => {
+      resetCheck();
       const option = room.selectedOptions[0];
       roomStatus.textContent = room.value ? option?.dataset.state === "free" ? "This room is free at that time." : option?.dataset.state === "busy" ? "This room is busy at that time." : "" : "";
     });
+    const moveTo = (newStart: string) => {
+      start = new Date(newStart);
+      end = new Date(start.getTime() + (new Date(slot.end).getTime() - new Date(slot.start).getTime()));
+      when = `${longDayLabel(start, tz)}, ${rangeLabel(start, end, tz)}`;
+      whenText.textContent = when;
+      resetCheck();
+      submit.click();
+    };
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       void busy(submit, async () => {
         const body: Record<string, unknown> = {
-          start: slot.start,
-          end: slot.end,
+          start: start.toISOString(),
+          end: end.toISOString(),
           timeZone: tz,
           onlineMeeting: teams.checked,
         };
         if (partner.pairingId) body.pairingId = partner.pairingId;
         else body.partner = partner.email;
         if (room.value) body.room = room.value;
+        const recurrence = repeat.read();
+        const problem = repeat.error();
+        if (problem) {
+          replace(error, notice("error", problem));
+          return;
+        }
+        if (recurrence) {
+          body.recurrence = recurrence;
+          const key = JSON.stringify(body);
+          if (checked !== key) {
+            try {
+              const { onlineMeeting: _teams, ...asked } = body; // the check takes the series, not the meeting options
+              const check = await ctx.api.call<SeriesCheck>("POST", "/availability/series", asked);
+              renderCheck(checkBox, check, tz, (c) => (onConflict = c), moveTo);
+              checked = key;
+              replace(error);
+              submit.textContent = `Book ${check.occurrences.length - (check.clashing && onConflict === "skipClashing" ? check.clashing : 0)} sessions`;
+            } catch (e) {
+              replace(error, notice("error", errorText(e)));
+            }
+            return;
+          }
+          body.onConflict = onConflict;
+        }
         if (subject.value.trim()) body.subject = subject.value.trim();
         try {
-          const accepted = await ctx.api.call<{ id: string }>("POST", "/sessions", body, { idempotencyKey: intent.keyFor(body) });
+          const accepted = await ctx.api.call<{ id: string; seriesId?: string | null }>("POST", "/sessions", body, { idempotencyKey: intent.keyFor(body) });
           close();
-          await followBooking(ctx, accepted.id, when, partner.label, message);
+          if (accepted.seriesId) await followSeries(ctx, accepted.seriesId, message, `your series from ${when} with ${partner.label}`);
+          else await followBooking(ctx, accepted.id, when, partner.label, message);
           await reload();
         } catch (e) {
           if (e instanceof ApiError && e.code === SLOT_TAKEN) {
             const names = new Map([[partner.email?.toLowerCase() ?? "", partner.label]]);
             replace(error, notice("error", h("strong", null, "Slot taken. "), slotTakenText(e.details, names)));
+            resetCheck();
             void reload(); // the free slots changed
           } else {
             replace(error, notice("error", e instanceof ApiError && e.status === 409 ? `${e.message} Pick another time.` : errorText(e)));
