@@ -84,7 +84,7 @@ from core.services.pairings import require_enabled_integration
 from core.services.party import AttendeeRequest, Invitee, Party, PartyResolver
 from core.services.slot_guard import SlotClaims, free_busy, slot_taken
 from core.services.stores.access_tests import UnreachableMailboxes
-from core.services.stores.codec import Versioned
+from core.services.stores.codec import Versioned, on_latest
 from core.services.stores.connections import ConnectionRepository
 from core.services.stores.integrations import IntegrationRepository
 from core.services.stores.pairings import Pairing, PairingRepository
@@ -541,7 +541,13 @@ class BookingService:
     def reschedule(self, caller: Caller, session_id: str, start: datetime, end: datetime, time_zone: str,
                    *, allow_conflicts: bool = False) -> Session:
         """Move a session (organizer only); the Outlook update is queued. 409 ``slot_taken`` when the
-        new times are not free (the session's own event ignored) unless ``allow_conflicts``."""
+        new times are not free (the session's own event ignored) unless ``allow_conflicts``. Made on the
+        latest version of the session (``on_latest``)."""
+        return on_latest(lambda: self._reschedule(caller, session_id, start, end, time_zone,
+                                                  allow_conflicts=allow_conflicts))
+
+    def _reschedule(self, caller: Caller, session_id: str, start: datetime, end: datetime, time_zone: str,
+                    *, allow_conflicts: bool) -> Session:
         integration = require_enabled_integration(self.integrations, caller.tenant_id)
         read = self._for_organizer(caller, session_id)
         who = self._require_writable(integration, caller)
@@ -564,7 +570,11 @@ class BookingService:
         return saved.value
 
     def cancel(self, caller: Caller, session_id: str, comment: str | None = None) -> Session:
-        """Cancel a session (organizer only); Outlook's cancellation reaches the attendees."""
+        """Cancel a session (organizer only); Outlook's cancellation reaches the attendees. Made on the
+        latest version of the session (``on_latest``)."""
+        return on_latest(lambda: self._cancel(caller, session_id, comment))
+
+    def _cancel(self, caller: Caller, session_id: str, comment: str | None) -> Session:
         integration = require_enabled_integration(self.integrations, caller.tenant_id)
         read = self._for_organizer(caller, session_id)
         self._require_writable(integration, caller)

@@ -90,7 +90,7 @@ from core.services.event_writer import seal_texts
 from core.services.offered_hours import OfferedHoursService
 from core.services.pairings import require_enabled_integration
 from core.services.slot_guard import SlotClaims
-from core.services.stores.codec import Versioned
+from core.services.stores.codec import Versioned, on_latest
 from core.services.stores.integrations import IntegrationRepository
 from core.services.stores.series import SeriesRepository
 from core.services.stores.sessions import SessionRepository
@@ -530,7 +530,15 @@ class SeriesService:
     def reschedule(self, caller: Caller, series_id: str, start: datetime, end: datetime, *,
                    time_zone: str | None = None, recurrence: PatternedRecurrence | None = None,
                    allow_conflicts: bool = False, subject: str | None = None) -> Series:
-        """New times and/or a new rule from the first occurrence that has not started on (module docstring)."""
+        """New times and/or a new rule from the first occurrence that has not started on (module docstring);
+        made on the latest version of the series (``on_latest``)."""
+        return on_latest(lambda: self._reschedule(caller, series_id, start, end, time_zone=time_zone,
+                                                  recurrence=recurrence, allow_conflicts=allow_conflicts,
+                                                  subject=subject))
+
+    def _reschedule(self, caller: Caller, series_id: str, start: datetime, end: datetime, *,
+                    time_zone: str | None, recurrence: PatternedRecurrence | None,
+                    allow_conflicts: bool, subject: str | None) -> Series:
         integration = require_enabled_integration(self.integrations, caller.tenant_id)
         read = self._for_organizer(caller, series_id)
         who = self.booking.writable_identity(integration, caller)
@@ -594,7 +602,11 @@ class SeriesService:
 
     def cancel(self, caller: Caller, series_id: str, from_date: date | None = None,
                comment: str | None = None) -> Series:
-        """Cancel every occurrence not yet started, or those from ``from_date`` (series zone) on."""
+        """Cancel every occurrence not yet started, or those from ``from_date`` (series zone) on; made on
+        the latest version of the series (``on_latest``)."""
+        return on_latest(lambda: self._cancel(caller, series_id, from_date, comment))
+
+    def _cancel(self, caller: Caller, series_id: str, from_date: date | None, comment: str | None) -> Series:
         integration = require_enabled_integration(self.integrations, caller.tenant_id)
         read = self._for_organizer(caller, series_id)
         self.booking.writable_identity(integration, caller)

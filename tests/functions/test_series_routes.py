@@ -198,3 +198,17 @@ def test_odd_rules_are_422_never_500(env: Env, mint: TokenFactory) -> None:
             body = {k: v for k, v in given.items() if not (path.endswith("series") and k == "subject")}
             r = env.client.post(path, headers=bearer(mint()), json=body)
             assert r.status == 422 and r.json()["error"]["code"], (path, recurrence, r.status, r.text)
+
+
+def test_a_group_or_any_of_rooms_with_a_recurrence_is_422(env: Env, mint: TokenFactory) -> None:
+    """A series is one pairing or partner and at most one room: attendees, hosts or any-of rooms with a recurrence
+    are refused with a clear message, nothing is queued."""
+    _setup(env, mint)
+    single = {k: v for k, v in SERIES.items() if k != "pairingId"}
+    for extra in ({"attendees": [{"user": USER_A2}]}, {"hosts": [USER_A2]}):
+        r = _book(env, mint, {**single, **extra})
+        assert r.status == 422 and r.json()["error"]["code"] == "validation_failed", r.text
+        assert "a series takes pairingId or partner" in r.text
+    r = _book(env, mint, {**SERIES, "rooms": ["room-1@a.example"]})
+    assert r.status == 422 and "a series takes pairingId or partner" in r.text, r.text
+    assert env.queues.pending(Queues.EVENT_WRITES) == []

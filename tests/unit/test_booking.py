@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
+from core.domain.calendar import ResponseType
 from core.domain.commands import EventWriteCommand
 from core.domain.errors import ConcurrencyConflict, Forbidden, NotFound, StorageUnavailable, ValidationFailed
 from core.domain.integration import PairingPolicy
 from core.domain.sessions import PendingOp, SessionStatus
 from core.names import Queues
 from core.services.booking import BookingRequest
+from core.services.stores.codec import CHANGE_ATTEMPTS
 from core.services.stores.pairings import Pairing, PairingRepository
 from core.services.stores.sessions import SessionRepository
 from tests.unit.test_booking_support import (
@@ -161,15 +164,62 @@ def test_reschedule_and_cancel_queue_versioned_commands() -> None:
     assert cmds[1].sealed and "comment" not in cmds[1].sealed
 
 
-def test_a_change_racing_another_gets_409() -> None:
-    """Two API changes from the same stale read: the ETag loser gets ConcurrencyConflict (409)."""
+def test_a_change_racing_another_is_made_on_the_latest_version() -> None:
+    """A cancel read before a racing reschedule saved: the cancel is re-read and made on the moved session
+    (both commands queued, in version order), never a 409 for a change nobody asked to compare."""
     w = World()
     sid = w.book()
+    w.drain()
     w.tables.before_session_update.append(
         lambda: w.booking.reschedule(w.caller(), sid, START + timedelta(hours=3), END + timedelta(hours=3), "UTC")
     )
+    cancelled = w.booking.cancel(w.caller(), sid)
+    assert cancelled.status == SessionStatus.CANCELLED or cancelled.pending_op == PendingOp.CANCEL
+    cmds = [EventWriteCommand.from_message(m.body) for m in w.queues.pending(Queues.EVENT_WRITES)]
+    assert [(c.op, c.version) for c in cmds] == [(PendingOp.RESCHEDULE, 2), (PendingOp.CANCEL, 3)]
+
+
+def test_a_background_sync_between_read_and_save_does_not_fail_the_user_s_change() -> None:
+    """Outlook's answer recorded by the notification worker while the organizer moves the session: the move
+    is re-applied on the row with the answer, and the answer is kept."""
+    w = World()
+    sid = w.book()
+    w.drain()
+    repo = SessionRepository(w.tables)
+
+    def bob_accepts() -> None:
+        found = repo.require(TENANT, sid)
+        s = found.value
+        answered = replace(s, attendees=tuple(replace(a, response=ResponseType.ACCEPTED) for a in s.attendees))
+        repo.save(answered, found.etag, previous=s)
+
+    w.tables.before_session_update.append(bob_accepts)
+    moved = w.booking.reschedule(w.caller(), sid, START + timedelta(hours=1), END + timedelta(hours=1), "UTC")
+    assert moved.start == START + timedelta(hours=1)
+    stored = repo.require(TENANT, sid).value
+    assert stored.pending_op == PendingOp.RESCHEDULE and stored.start == START + timedelta(hours=1)
+    assert [a.response for a in stored.attendees] == [ResponseType.ACCEPTED]
+
+
+def test_a_session_that_keeps_changing_gets_409_after_a_few_attempts() -> None:
+    """Re-reading is bounded: a row changed before every save is ConcurrencyConflict (409) after four tries."""
+    w = World()
+    sid = w.book()
+    w.drain()
+    repo = SessionRepository(w.tables)
+
+    def touch() -> None:  # another writer's save (its own update must not run the hooks still queued)
+        queued = list(w.tables.before_session_update)
+        w.tables.before_session_update.clear()
+        found = repo.require(TENANT, sid)
+        repo.save(replace(found.value, updated_at=found.value.updated_at), found.etag, previous=found.value)
+        w.tables.before_session_update.extend(queued)
+
+    w.tables.before_session_update.extend([touch] * CHANGE_ATTEMPTS)
     with pytest.raises(ConcurrencyConflict):
         w.booking.cancel(w.caller(), sid)
+    assert w.tables.before_session_update == []
+    assert repo.require(TENANT, sid).value.pending_op is None
 
 
 def test_queue_outage_marks_a_new_session_failed_and_rolls_back_a_change() -> None:

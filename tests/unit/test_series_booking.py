@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import date, timedelta
 
 import pytest
@@ -13,6 +14,7 @@ from core.domain.calendar import (
     RecurrencePatternType,
     RecurrenceRange,
     RecurrenceRangeType,
+    ResponseType,
     Weekday,
     WeekIndex,
 )
@@ -27,11 +29,12 @@ from core.domain.errors import (
 )
 from core.domain.offered_hours import DateOverride, OfferedHours, OverrideMode, WeeklyWindow, Window
 from core.domain.recurrence import schedule_calls
-from core.domain.series import OnConflict, SeriesOp, SeriesStatus
+from core.domain.series import OnConflict, Series, SeriesOp, SeriesStatus
 from core.names import Queues
 from core.services.authz import Caller
 from core.services.offered_hours import OfferedHoursService
 from core.services.series import ROLE_ATTENDEE, ROLE_ORGANIZER, ROLE_ROOM
+from core.services.stores.codec import Versioned
 from tests.unit.test_booking_support import ALICE, ALICE_ID, BOB, BOB_ID, CAROL_ID, ROOM, SUBJECT, TENANT
 from tests.unit.test_series_support import FIRST, LENGTH, SeriesWorld, week, weekly
 
@@ -280,3 +283,31 @@ def test_the_queue_down_fails_a_new_series_with_503() -> None:
     w.queues.send = original  # type: ignore[method-assign]
     [series] = w.series.list_for(w.caller())
     assert series.status is SeriesStatus.FAILED and series.pending_op is None and series.failure_reason
+
+
+def test_a_series_change_racing_a_sync_back_from_outlook_is_made_on_the_latest_version() -> None:
+    """Outlook's answer to the series recorded (the sync saves the series row) between the organizer's read and
+    save: the cancel is read again and made on the answered row, no 409, the answer kept."""
+    w = SeriesWorld()
+    sid = w.book_series()
+    w.drain()
+    repo = w.series.series
+    real_save = repo.save
+    raced: list[bool] = []
+
+    def save_after_a_sync(series: Series, etag: str | None) -> Versioned[Series]:
+        if not raced:
+            raced.append(True)
+            found = repo.require(TENANT, sid)
+            answered = replace(found.value, attendees=tuple(
+                replace(a, response=ResponseType.ACCEPTED) for a in found.value.attendees))
+            real_save(answered, found.etag)
+        return real_save(series, etag)
+
+    repo.save = save_after_a_sync  # type: ignore[method-assign]
+    cancelled = w.series.cancel(w.caller(), sid)
+    assert raced and cancelled.pending_op is SeriesOp.CANCEL
+    stored = w.get(sid)
+    assert stored.pending_op is SeriesOp.CANCEL and [a.response for a in stored.attendees] == [ResponseType.ACCEPTED]
+    assert [SeriesWriteCommand.from_message(m.body).op for m in w.queues.pending(Queues.EVENT_WRITES)] == [
+        SeriesOp.CANCEL]

@@ -9,10 +9,12 @@ because it means the row was written by something other than a store here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
+from core.domain.errors import ConcurrencyConflict
 from core.ports import EntityValue
 
 T = TypeVar("T")
@@ -27,6 +29,26 @@ class Versioned(Generic[T]):
 
     value: T
     etag: str | None
+
+
+# How many times a caller's change is re-read and re-applied when the row moved under it.
+CHANGE_ATTEMPTS = 4
+
+
+def on_latest(change: Callable[[], T], attempts: int = CHANGE_ATTEMPTS) -> T:
+    """Run ``change`` (read, check, save by ETag) again when its save met a newer version.
+
+    A user's reschedule or cancel is an intent, not an edit of a version they saw: when a
+    background sync (a change notification, reconciliation, the event writer recording the
+    Outlook answer) saved the row between our read and our write, the change is made again on
+    the row as it now is, every check included. Only when the row keeps changing is the
+    caller told (409 ``concurrent_update``)."""
+    for _ in range(attempts - 1):
+        try:
+            return change()
+        except ConcurrencyConflict:
+            continue
+    return change()
 
 
 def as_datetime(value: EntityValue) -> datetime | None:
