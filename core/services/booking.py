@@ -82,6 +82,7 @@ from core.services.identity import GraphIdentities
 from core.services.offered_hours import OfferedHoursService
 from core.services.pairings import require_enabled_integration
 from core.services.party import AttendeeRequest, Invitee, Party, PartyResolver
+from core.services.series_sync import check_occurrence_change
 from core.services.slot_guard import SlotClaims, free_busy, slot_taken
 from core.services.stores.access_tests import UnreachableMailboxes
 from core.services.stores.codec import Versioned, on_latest
@@ -633,8 +634,6 @@ class BookingService:
         """An occurrence of a series changes only while its series is not being changed, and moves
         only within its neighbours' days (core/services/series_sync.py)."""
         if occurrence.series_id:
-            from core.services.series_sync import check_occurrence_change
-
             check_occurrence_change(self.tables, occurrence, new_start)
 
 

@@ -48,7 +48,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from core.domain.calendar import BusyInterval, GraphIdentity, PatternedRecurrence, RecurrencePatternType, Weekday
 from core.domain.commands import SeriesWriteCommand
@@ -86,6 +86,7 @@ from core.log import correlation_id
 from core.names import Queues
 from core.ports import CalendarGateway, Clock, CommandQueue, Sealer, TableStore
 from core.services.authz import Caller, require_sessions_app
+from core.services.booking import BookingRequest, BookingService
 from core.services.event_writer import seal_texts
 from core.services.offered_hours import OfferedHoursService
 from core.services.pairings import require_enabled_integration
@@ -94,9 +95,6 @@ from core.services.stores.codec import Versioned, on_latest
 from core.services.stores.integrations import IntegrationRepository
 from core.services.stores.series import SeriesRepository
 from core.services.stores.sessions import SessionRepository
-
-if TYPE_CHECKING:
-    from core.services.booking import BookingService
 
 log = logging.getLogger(__name__)
 
@@ -274,8 +272,6 @@ class SeriesService:
 
     def _parties(self, caller: Caller, request: SeriesRequest) -> tuple[GraphIdentity, list[Party], str | None]:
         """(organizer's identity, parties, pairing id) by the booking rules."""
-        from core.services.booking import BookingRequest
-
         integration = require_enabled_integration(self.integrations, caller.tenant_id)
         who = self.booking.writable_identity(integration, caller)
         partner = self.booking.resolve_partner(
