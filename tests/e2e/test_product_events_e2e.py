@@ -90,7 +90,7 @@ def test_booking_and_outlook_changes_reach_the_product_signed(stack: Stack, endp
     start = free_slot(stack, alice, pairing_id, day_offset=21)
     sid = book(stack, alice, pairing_id, start)
     wait_status(stack, alice, sid, "booked")
-    [booked] = _wait_types(stack, receiver, secret, sid, ["session.booked"])
+    booked = _wait_types(stack, receiver, secret, sid, ["session.booked"])[0]
     assert booked["data"]["source"] == "platform" and booked["data"]["status"] == "booked"
     assert booked["webhookId"].startswith("evt_") and "subject" not in booked["data"]
 
