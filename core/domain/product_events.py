@@ -27,6 +27,7 @@ they get consecutive versions in that order.
     integration.status_changed the tenant's integration status changed
     connection.needs_reconnect a user's (or the scheduling mailbox's) delegated connection died
     access_test.completed      an access test finished (completed or failed)
+    availability_rules.changed a user's offered hours (or the tenant default) were set or removed
     ping                       sent on request to one endpoint, to test it
 
 Also here: the endpoint limits and URL rules that need no network (the address check
@@ -68,6 +69,7 @@ class EventType(StrEnum):
     INTEGRATION_STATUS_CHANGED = "integration.status_changed"
     CONNECTION_NEEDS_RECONNECT = "connection.needs_reconnect"
     ACCESS_TEST_COMPLETED = "access_test.completed"
+    AVAILABILITY_RULES_CHANGED = "availability_rules.changed"
     PING = "ping"
 
 
@@ -429,6 +431,33 @@ def access_test_drafts(previous: AccessTestReport | None, current: AccessTestRep
     if current.error_code:
         data["errorCode"] = current.error_code
     return [EventDraft(EventType.ACCESS_TEST_COMPLETED, data)]
+
+
+def rules_stream(user_id: str | None) -> str:
+    """One stream per rules row: a user's changes reach the product in the order they were made."""
+    return f"r:{user_id or 'default'}"
+
+
+def rules_draft(tenant_id: str, user_id: str | None, *, deleted: bool, at: datetime, by: str | None,
+                app: str | None) -> EventDraft:
+    """``availability_rules.changed``: whose offered hours (a user's, or the tenant default) were set or
+    removed, when, by whom (an object id) and through which app. Not the rules themselves: the product
+    reads them (``GET /api/users/{user}/availability-rules``) or just asks for availability again."""
+    data: dict[str, Any] = {
+        "tenantId": tenant_id,
+        "scope": "default" if user_id is None else "user",
+        "change": "deleted" if deleted else "updated",
+        "updatedAt": iso_z(at),
+    }
+    if user_id is not None:
+        data["userId"] = user_id
+    if by:
+        data["changedBy"] = by
+    if app:
+        data["app"] = app
+    # seq: the change's second (writes to one row are ETag-serialized, so seconds only grow); the
+    # deliveries of one stream then go out in that order. ``updatedAt`` orders what one second holds.
+    return EventDraft(EventType.AVAILABILITY_RULES_CHANGED, data, rules_stream(user_id), int(at.timestamp()))
 
 
 def ping_draft(tenant_id: str, endpoint_id: str) -> EventDraft:

@@ -177,7 +177,7 @@ class OfferedHoursService:
 
     def delete_for_user(self, actor: Caller, user_id: str, *, if_match: Sequence[str] | None = None) -> None:
         """Remove a user's own rules (the default applies again). Booked sessions stay as they are."""
-        self._delete(actor.tenant_id, user_id.lower(), if_match)
+        self._delete(actor.tenant_id, user_id.lower(), if_match, actor)
         if not actor.is_user(user_id):
             self.audit.record(actor.tenant_id, actor.object_id, "availability_rules.delete",
                               {"user": [user_id.lower(), None]})
@@ -193,7 +193,7 @@ class OfferedHoursService:
 
     def delete_default(self, admin: Caller, *, if_match: Sequence[str] | None = None) -> None:
         """Remove the tenant default (admins; audited)."""
-        self._delete(admin.tenant_id, None, if_match)
+        self._delete(admin.tenant_id, None, if_match, admin)
         self.audit.record(admin.tenant_id, admin.object_id, "availability_rules.default.delete")
 
     def _write(
@@ -207,27 +207,29 @@ class OfferedHoursService:
         if_none_match: bool,
     ) -> Versioned[StoredRules]:
         stored = StoredRules(rules, self.clock.now(), actor.object_id)
+        app = actor.acting_app
         if if_match is None and not if_none_match:
-            return self.rules.save(tenant_id, user_id, stored)
+            return self.rules.save(tenant_id, user_id, stored, app=app)
         current = self.rules.get(tenant_id, user_id)
         _check_preconditions(current, if_match, if_none_match)
         try:
             if current is None:
-                return self.rules.save(tenant_id, user_id, stored, create_only=True)
+                return self.rules.save(tenant_id, user_id, stored, create_only=True, app=app)
             assert current.etag is not None
-            return self.rules.save(tenant_id, user_id, stored, etag=current.etag)
+            return self.rules.save(tenant_id, user_id, stored, etag=current.etag, app=app)
         except (ConcurrencyConflict, Conflict, NotFound) as exc:  # someone wrote between our read and write
             raise PreconditionFailed() from exc
 
-    def _delete(self, tenant_id: str, user_id: str | None, if_match: Sequence[str] | None) -> None:
+    def _delete(self, tenant_id: str, user_id: str | None, if_match: Sequence[str] | None, actor: Caller) -> None:
+        now, by, app = self.clock.now(), actor.object_id, actor.acting_app
         if if_match is None:
-            self.rules.delete(tenant_id, user_id)
+            self.rules.delete(tenant_id, user_id, at=now, by=by, app=app)
             return
         current = self.rules.get(tenant_id, user_id)
         _check_preconditions(current, if_match, False)
         assert current is not None
         try:
-            self.rules.delete(tenant_id, user_id, current.etag)
+            self.rules.delete(tenant_id, user_id, current.etag, at=now, by=by, app=app)
         except ConcurrencyConflict as exc:
             raise PreconditionFailed() from exc
 

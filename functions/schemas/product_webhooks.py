@@ -30,7 +30,8 @@ Description = Annotated[
 EventTypeName = Literal[
     "session.booked", "session.failed", "session.rescheduled", "session.cancelled", "session.response_changed",
     "series.booked", "series.failed", "series.rescheduled", "series.cancelled",
-    "integration.status_changed", "connection.needs_reconnect", "access_test.completed", "ping",
+    "integration.status_changed", "connection.needs_reconnect", "access_test.completed",
+    "availability_rules.changed", "ping",
 ]
 Response = Literal["none", "organizer", "tentativelyAccepted", "accepted", "declined", "notResponded"]
 
@@ -252,6 +253,16 @@ class AccessTestData(Reply):
     error_code: str | None = None
 
 
+class AvailabilityRulesData(Reply):
+    tenant_id: str
+    scope: Literal["user", "default"] = Field(description="A user's own offered hours, or the tenant default.")
+    user_id: str | None = Field(default=None, description="Whose (scope user): an object id.")
+    change: Literal["updated", "deleted"]
+    updated_at: datetime = Field(description="When; discard an event older than one you already applied.")
+    changed_by: str | None = Field(default=None, description="Who made the change (an object id).")
+    app: str | None = Field(default=None, description="The app that acted for them (client id), if any.")
+
+
 class PingData(Reply):
     tenant_id: str
     endpoint_id: str
@@ -292,6 +303,13 @@ class AccessTestWebhook(_Payload):
     data: AccessTestData
 
 
+class AvailabilityRulesWebhook(_Payload):
+    """Offered hours changed: ask for availability again (or read the rules); the rules are not in the event."""
+
+    type: Literal["availability_rules.changed"]
+    data: AvailabilityRulesData
+
+
 class PingWebhook(_Payload):
     type: Literal["ping"]
     data: PingData
@@ -306,5 +324,6 @@ WEBHOOKS: tuple[tuple[tuple[str, ...], type[Reply], str], ...] = (
     (("integration.status_changed",), IntegrationStatusWebhook, "The organisation's integration status changed"),
     (("connection.needs_reconnect",), ReconnectWebhook, "A delegated calendar connection must be renewed"),
     (("access_test.completed",), AccessTestWebhook, "An access test finished"),
+    (("availability_rules.changed",), AvailabilityRulesWebhook, "A user's offered hours (or the default) changed"),
     (("ping",), PingWebhook, "A test event, sent on request"),
 )

@@ -106,7 +106,7 @@ ALLOWED: Final[dict[str, frozenset[str]]] = {
     # offered hours: a zone, minute numbers of windows, dates, limits, who changed them (stores/availability_rules.py)
     "availabilityrules": frozenset({"timeZone", "weekly", "overrides", "minNoticeMinutes", "bufferBeforeMinutes",
                                     "bufferAfterMinutes", "maxPerDay", "maxPerWeek", "withinWorkingHours",
-                                    "updatedAt", "updatedBy"}),
+                                    "updatedAt", "updatedBy", *OUTBOX}),
     # Events to the product (core/services/stores/webhooks.py). Endpoints: configuration and secret VERSION
     # numbers (the secrets live in the secret store). Deliveries: pending rows (the signed body is the event's
     # metadata JSON), the delivery log (status, latency; never a payload) and endpoint health. Events: 30 days.

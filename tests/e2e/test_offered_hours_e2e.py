@@ -22,6 +22,7 @@ from local.simulator import seed
 from tests.e2e.conftest import Stack
 from tests.e2e.test_booking_e2e import ensure_contoso, pair, upn, wait_status
 from tests.e2e.test_metadata_only import ALLOWED
+from tests.support.receiver import Receiver
 
 PACIFIC = ZoneInfo("America/Los_Angeles")
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -63,6 +64,11 @@ def test_offered_hours_hide_free_time_refuse_bookings_outside_them_and_cap_a_day
     """Carol sees only Alice's offered window, cannot book outside it, books inside it, and Alice's cap then
     empties that day (availability and booking agree)."""
     stack = contoso
+    receiver = Receiver().start()
+    admin = stack.token(seed.CONTOSO_ADMIN, roles=["Integration.Admin"])
+    endpoint = stack.call("POST", "/webhooks/endpoints", admin, {"url": receiver.url,
+                                                                  "events": ["availability_rules.changed"]})
+    assert endpoint.status_code == 201, endpoint.text
     pairing_id = pair(stack, "alice", "carol")
     alice, carol = stack.token(upn("alice")), stack.token(upn("carol"))
     today = datetime.now(PACIFIC).date()
@@ -122,3 +128,17 @@ def test_offered_hours_hide_free_time_refuse_bookings_outside_them_and_cap_a_day
     for session_id in (sid, own.json()["id"]):
         assert stack.call("DELETE", f"/sessions/{session_id}", alice if session_id != sid else carol).status_code == 202
     assert datetime.now(UTC) < week_start  # the whole scenario is in the future: notice never interfered
+
+    # 5. The product heard of both rule changes (signed, in order), and of nothing in them.
+    def alices() -> list[Any] | None:
+        got = [receiver.verify(endpoint.json()["secret"], r) for r in receiver.delivered()]
+        mine = [p for p in got if p["data"].get("userId") == seed.ALICE_ID]
+        return mine if len(mine) >= 2 else None
+
+    changes = stack.wait_for(alices, timeout=30)
+    assert [(p["type"], p["data"]["change"], p["data"]["changedBy"]) for p in changes[:2]] == [
+        ("availability_rules.changed", "updated", seed.ALICE_ID)] * 2
+    assert changes[0]["data"]["updatedAt"] < changes[1]["data"]["updatedAt"]
+    assert not [r for r in receiver.delivered() if b"America/Los_Angeles" in r.body or b"weekly" in r.body]
+    assert stack.call("DELETE", f"/webhooks/endpoints/{endpoint.json()['id']}", admin).status_code == 204
+    receiver.stop()

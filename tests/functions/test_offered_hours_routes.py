@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from core.domain.calendar import TimeZoneSpec, Weekday, WorkingHours
+from core.names import Queues
 from tests.functions.conftest import TENANT_A, TENANT_B, USER_A, USER_A2, Env, TokenFactory, bearer, error_code
 from tests.support.fake_graph import FakeCalendarGateway, FakeTokenProvider
 
@@ -187,3 +188,29 @@ def test_preview_refuses_a_window_it_cannot_serve(env: Env, mint: TokenFactory) 
                    {"from": "9999-12-30T00:00:00Z", "to": "9999-12-31T23:59:59-12:00"}):
         r = env.client.get(f"{ME}/preview", headers=bearer(mint()), query=params)
         assert r.status == 422 and error_code(r) == "validation_failed", params
+
+
+def test_a_change_of_offered_hours_reaches_the_product_as_a_signed_event(env: Env, mint: TokenFactory) -> None:
+    """The product's server sets Ann's rules, Ann removes them: two availability_rules.changed deliveries, signed
+    with the endpoint's secret, matching the published schema, naming the app for the first; no rule content."""
+    from functions.schemas.product_webhooks import AvailabilityRulesWebhook
+    from tests.support.fake_webhooks import FakeWebhookSender
+
+    _graph(env)
+    sender = FakeWebhookSender()
+    env.container._webhooks = sender  # type: ignore[attr-defined]
+    created = env.client.post("/api/webhooks/endpoints", headers=bearer(mint(roles=ADMIN, oid=ADMIN_ID)),
+                              json={"url": "https://hooks.product.example/rules",
+                                    "events": ["availability_rules.changed"]})
+    assert created.status == 201, created.text
+    app = {**bearer(mint(app=True, roles=["Sessions.ReadWrite.All"])), "X-On-Behalf-Of": "ann@contoso.example"}
+    assert env.client.put(ME, headers=app, json=TUE_THU).status == 200
+    env.container.clock.advance(seconds=2)  # type: ignore[attr-defined]
+    assert env.client.delete(ME, headers=bearer(mint())).status == 204
+    for _ in range(3):
+        for message in env.queues.take(Queues.PRODUCT_EVENTS):
+            env.container.webhook_delivery.handle(message.body)
+    payloads = [AvailabilityRulesWebhook.model_validate(s.verify(created.json()["secret"])) for s in sender.sent]
+    assert [(p.data.scope, p.data.user_id, p.data.change, p.data.app is not None) for p in payloads] == [
+        ("user", USER_A, "updated", True), ("user", USER_A, "deleted", False)]
+    assert all("14:00" not in s.body and "Europe/Berlin" not in s.body for s in sender.sent)

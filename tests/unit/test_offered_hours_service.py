@@ -16,6 +16,7 @@ from core.services.authz import Caller
 from core.services.offered_hours import OfferedHoursService, RulesSource
 from core.services.stores.audit import AuditTrail
 from core.services.stores.availability_rules import AvailabilityRulesRepository, StoredRules
+from core.services.stores.outbox import Outbox, is_outbox_row
 from core.services.stores.sessions import SessionRepository
 from tests.support.memory import FixedClock, InMemoryTableStore
 
@@ -79,8 +80,58 @@ def test_rules_round_trip_through_the_row_unchanged() -> None:
     found = repo.get(TENANT, MENTOR)
     assert found is not None and found.etag == saved.etag
     assert found.value == StoredRules(rules, NOW, ADMIN)
-    [entity] = tables.all(Tables.AVAILABILITY_RULES)
+    [entity] = [e for e in tables.all(Tables.AVAILABILITY_RULES) if not is_outbox_row(e.row_key)]
     assert (entity.partition_key, entity.row_key) == (TENANT, f"u~{MENTOR}")
+
+
+# --- events to the product -------------------------------------------------------------------
+
+
+def _rules_events(tables: InMemoryTableStore) -> list[dict[str, object]]:
+    outbox = Outbox(tables)
+    return [{"type": r.event.type.value, **r.event.data} for r in outbox.pending(Tables.AVAILABILITY_RULES, TENANT)]
+
+
+def test_each_change_of_offered_hours_writes_one_event_with_the_change() -> None:
+    """Set by the user, set for them by the product's server, removed; the default set and removed by an admin:
+    one availability_rules.changed each, in the same transaction as the row (outbox), naming who and through which
+    app, never the rules themselves. Removing rules nobody has writes nothing."""
+    w = World()
+    app = Caller(TENANT, MENTOR, acting_app="product-server-client-id")
+    w.service.put_for_user(w.mentor, MENTOR, tue_thu())
+    w.clock.advance(seconds=5)
+    w.service.put_for_user(app, MENTOR, every_weekday())
+    w.clock.advance(seconds=5)
+    w.service.delete_for_user(w.mentor, MENTOR)
+    w.service.delete_for_user(w.mentor, MENTOR)  # nothing left: no event
+    w.service.put_default(w.admin, tue_thu())
+    w.clock.advance(seconds=1)  # a real clock moves between two storage round trips; this one must be told
+    w.service.delete_default(w.admin)
+    events = _rules_events(w.tables)
+    assert [(e["type"], e["scope"], e.get("userId"), e["change"], e.get("changedBy"), e.get("app")) for e in events] \
+        == [("availability_rules.changed", "user", MENTOR, "updated", MENTOR, None),  # one stream per row, in order
+            ("availability_rules.changed", "user", MENTOR, "updated", MENTOR, "product-server-client-id"),
+            ("availability_rules.changed", "user", MENTOR, "deleted", MENTOR, None),
+            ("availability_rules.changed", "default", None, "updated", ADMIN, None),
+            ("availability_rules.changed", "default", None, "deleted", ADMIN, None)]
+    assert all(set(e) <= {"type", "tenantId", "scope", "userId", "change", "updatedAt", "changedBy", "app"}
+               for e in events)
+    user_times = [e["updatedAt"] for e in events if e["scope"] == "user"]
+    assert user_times == sorted(user_times) and len(set(user_times)) == 3
+    assert w.service.any_rules(TENANT) is False  # outbox rows waiting for dispatch are not rules
+
+
+def test_a_stale_if_match_writes_no_event() -> None:
+    """A refused write (412) leaves neither the row nor an event behind."""
+    w = World()
+    view = w.service.put_for_user(w.mentor, MENTOR, tue_thu())
+    w.service.put_for_user(w.mentor, MENTOR, every_weekday())
+    before = _rules_events(w.tables)
+    with pytest.raises(PreconditionFailed):
+        w.service.put_for_user(w.mentor, MENTOR, tue_thu(), if_match=[view.etag or ""])
+    with pytest.raises(PreconditionFailed):
+        w.service.delete_for_user(w.mentor, MENTOR, if_match=[view.etag or ""])
+    assert _rules_events(w.tables) == before and len(before) == 2
 
 
 def test_rows_are_per_tenant_and_the_default_has_its_own_row() -> None:

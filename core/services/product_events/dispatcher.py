@@ -43,7 +43,8 @@ from core.services.stores.webhooks import DeliveryStore, EndpointRepository, Eve
 log = logging.getLogger(__name__)
 
 # The tables whose repositories write outbox rows (the sweep reads these).
-OUTBOX_TABLES: Final = (Tables.SESSIONS, Tables.INTEGRATIONS, Tables.CONNECTIONS, Tables.ACCESS_TESTS)
+OUTBOX_TABLES: Final = (Tables.SESSIONS, Tables.INTEGRATIONS, Tables.CONNECTIONS, Tables.ACCESS_TESTS,
+                        Tables.AVAILABILITY_RULES)
 SWEEP_MIN_AGE: Final = timedelta(seconds=20)  # younger rows are being dispatched right after their commit
 CLAIM_FOR: Final = timedelta(minutes=1)  # a dispatcher that died holding a row: the sweep retakes it after this
 MAX_ROUNDS: Final = 20  # re-reads of a stream for rows committed while it was being dispatched

@@ -16,20 +16,27 @@ are about 16,000 characters).
 Writes are ETag-conditional when the caller asks (``etag`` to replace exactly the version
 read, ``create_only`` to refuse replacing one): ``ConcurrencyConflict`` /
 ``Conflict`` / ``NotFound`` from the port then tell the service the precondition failed.
+
+Every write and every delete that removed something writes ``availability_rules.changed``
+for the product in the same entity-group transaction (outbox rows ``x~r:<user>~...``,
+``core/services/stores/outbox.py``); readers here never scan past ``x~``.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Final
 
 from core.domain.calendar import Weekday
+from core.domain.errors import ConcurrencyConflict, NotFound
 from core.domain.offered_hours import DateOverride, OfferedHours, OverrideMode, WeeklyWindow, Window
+from core.domain.product_events import rules_draft
 from core.names import Tables
-from core.ports import Entity, EntityValue, TableStore
-from core.services.stores.codec import Versioned, as_datetime, as_int, opt_str
+from core.ports import Entity, EntityValue, TableOp, TableOpKind, TableStore
+from core.services.stores.codec import CHANGE_ATTEMPTS, Versioned, as_datetime, as_int, opt_str
+from core.services.stores.outbox import OUTBOX_PREFIX, Outbox, make_events
 
 DEFAULT_ROW: Final = "default"
 USER_PREFIX: Final = "u~"
@@ -97,6 +104,7 @@ class AvailabilityRulesRepository:
 
     def __init__(self, tables: TableStore) -> None:
         self.tables = tables
+        self.outbox = Outbox(tables)
 
     @staticmethod
     def row_key(user_id: str | None) -> str:
@@ -116,26 +124,53 @@ class AvailabilityRulesRepository:
         *,
         etag: str | None = None,
         create_only: bool = False,
+        app: str | None = None,
     ) -> Versioned[StoredRules]:
         """Create or replace; ``etag``: only that version (``ConcurrencyConflict``, or ``NotFound`` once
-        deleted); ``create_only``: only if none exists (``Conflict``); neither: last writer wins."""
+        deleted); ``create_only``: only if none exists (``Conflict``); neither: last writer wins. The
+        product event (``app``: the acting app's client id) is written in the same transaction."""
         entity = Entity(tenant_id, self.row_key(user_id), rules_to_entity(stored), etag)
-        if create_only:
-            saved = self.tables.insert(Tables.AVAILABILITY_RULES, entity)
-        elif etag is not None:
-            saved = self.tables.update(Tables.AVAILABILITY_RULES, entity)
-        else:
-            saved = self.tables.upsert(Tables.AVAILABILITY_RULES, entity)
-        return Versioned(stored, saved.etag)
+        kind: TableOpKind = "insert" if create_only else "update" if etag is not None else "upsert"
+        at = stored.updated_at or datetime.now(UTC)
+        events = make_events(tenant_id, [rules_draft(tenant_id, _user(user_id), deleted=False, at=at,
+                                                     by=stored.updated_by, app=app)], at)
+        saved = self.outbox.commit(Tables.AVAILABILITY_RULES, TableOp(kind, entity), events)
+        return Versioned(stored, saved.etag if saved is not None else None)
 
-    def delete(self, tenant_id: str, user_id: str | None, etag: str | None = None) -> None:
-        """Remove the rules (``ConcurrencyConflict`` when ``etag`` is no longer current); missing is fine."""
-        self.tables.delete(Tables.AVAILABILITY_RULES, tenant_id, self.row_key(user_id), etag)
+    def delete(self, tenant_id: str, user_id: str | None, etag: str | None = None, *, at: datetime | None = None,
+               by: str | None = None, app: str | None = None) -> bool:
+        """Remove the rules (``ConcurrencyConflict`` when ``etag`` is no longer current); missing is fine
+        (False, and no event). The product event goes in the same transaction as the delete."""
+        when = at or datetime.now(UTC)
+        for _ in range(CHANGE_ATTEMPTS):
+            found = self.tables.get(Tables.AVAILABILITY_RULES, tenant_id, self.row_key(user_id))
+            if found is None:
+                if etag is not None:
+                    raise ConcurrencyConflict()
+                return False
+            if etag is not None and found.etag != etag:
+                raise ConcurrencyConflict()
+            events = make_events(tenant_id, [rules_draft(tenant_id, _user(user_id), deleted=True, at=when,
+                                                         by=by, app=app)], when)
+            op = TableOp("delete", Entity(tenant_id, found.row_key, {}, found.etag))
+            try:
+                self.outbox.commit(Tables.AVAILABILITY_RULES, op, events)
+            except (ConcurrencyConflict, NotFound):
+                if etag is not None:
+                    raise ConcurrencyConflict() from None
+                continue  # changed or removed between our read and the delete: look again
+            return True
+        raise ConcurrencyConflict()
 
     def has_any(self, tenant_id: str) -> bool:
-        """Whether the tenant has a default or any user's rules (one query, at most one row read)."""
-        rows = self.tables.query(Tables.AVAILABILITY_RULES, tenant_id, limit=1)
+        """Whether the tenant has a default or any user's rules (one query, at most one row read; the
+        outbox rows after them are not rules)."""
+        rows = self.tables.query(Tables.AVAILABILITY_RULES, tenant_id, row_key_to=OUTBOX_PREFIX, limit=1)
         return next(iter(rows), None) is not None
+
+
+def _user(user_id: str | None) -> str | None:
+    return None if user_id is None else user_id.lower()
 
 
 __all__ = ["DEFAULT_ROW", "AvailabilityRulesRepository", "StoredRules", "rules_from_entity", "rules_to_entity"]

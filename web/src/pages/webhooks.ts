@@ -46,6 +46,7 @@ const EVENT_TYPES: [string, string][] = [
   ["integration.status_changed", "Integration status changed"],
   ["connection.needs_reconnect", "Connection needs reconnecting"],
   ["access_test.completed", "Access test finished"],
+  ["availability_rules.changed", "Offered hours changed"],
 ];
 const DISABLED: Record<string, string> = {
   by_request: "Disabled",
