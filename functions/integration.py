@@ -23,6 +23,8 @@ if TYPE_CHECKING:  # services and schemas load on first use, not at import (cold
     from functions.schemas.integration import (
         AccessTestAccepted,
         AccessTestReport,
+        AuditPage,
+        AuditQuery,
         ConsentCallbackQuery,
         ConsentUrl,
         Integration,
@@ -185,3 +187,17 @@ def integration_permissions(ctx: RequestContext[None]) -> Permissions:
     from functions.schemas.integration import DATA_USAGE, PERMISSIONS, Permissions
 
     return Permissions(permissions=list(PERMISSIONS), data_usage=DATA_USAGE)
+
+
+@endpoint(bp, "GET", "integration/audit", auth=Auth.ADMIN, query=M.AuditQuery, response=M.AuditPage,
+          summary="The organisation's audit trail, newest first: admins' changes and every request of the "
+                  "product's server", tags=("integration",))
+def integration_audit(ctx: RequestContext[None, AuditQuery]) -> AuditPage:
+    """Who did what, when, for whom and with what outcome; ids and statuses only, never content or secrets."""
+    from functions.schemas.integration import AuditEntry, AuditPage
+
+    entries, following = ctx.container.audit.page(ctx.caller.tenant_id, limit=ctx.query.limit,
+                                                  before=ctx.query.before)
+    return AuditPage(entries=[AuditEntry(at=e.at, actor=e.actor, action=e.action, on_behalf_of=e.on_behalf_of,
+                                         ids=e.ids or None, status=e.status, code=e.code,
+                                         changes=e.changes or None) for e in entries], next=following)

@@ -254,3 +254,29 @@ PERMISSIONS: tuple[Permission, ...] = (
         purpose="Keep the scheduling mailbox connected without signing in every hour.",
     ),
 )
+
+
+class AuditQuery(Query):
+    limit: int = Field(default=50, ge=1, le=200)
+    before: Annotated[str, StringConstraints(max_length=64)] | None = Field(
+        default=None, description="The `next` cursor of the previous page.")
+
+
+class AuditEntry(Reply):
+    """One entry: an admin's change (what changed, from what to what; never a secret) or one request an app
+    made (the app's client id, the user it acted for, the ids involved, the answer's status and error code)."""
+
+    at: datetime
+    actor: str = Field(description="An admin's object id, or `app:<client id>` for the product's server.")
+    action: str = Field(description="What was done: a change's name, or the route's operation for an app.")
+    on_behalf_of: str | None = Field(default=None, description="The user an app acted for (object id).")
+    ids: dict[str, str] | None = Field(default=None, description="The ids involved (session, pairing...).")
+    status: int | None = Field(default=None, description="The HTTP status an app's request got.")
+    code: str | None = Field(default=None, description="The error code, when an app's request was refused.")
+    changes: dict[str, list[object]] | None = Field(
+        default=None, description="An admin's change: field -> [before, after].")
+
+
+class AuditPage(Reply):
+    entries: list[AuditEntry]
+    next: str | None = Field(default=None, description="Pass as `before` for the following (older) page.")

@@ -18,6 +18,7 @@ from core.bootstrap import get_container
 from core.names import Tables
 from core.ports import Entity, TableStore
 from local.simulator.seed import CONTOSO
+from local.simulator.state import PRODUCT_SERVER_CLIENT_ID
 from tests.browser.conftest import Console
 from tests.log_guard import sentinel
 from tests.support.receiver import Receiver
@@ -275,3 +276,21 @@ def test_a_pair_books_a_twelve_week_cadence_and_sees_it_as_one_series(console: C
     in_window = [o for o in doc["occurrences"] if o["status"] == "booked"]
     assert 1 <= shown["shown"] <= len(in_window)
     console.stack.call("DELETE", f"/series/{series_id}", console.stack.token(ALICE))  # leave Alice's weeks free
+
+
+def test_the_admin_reads_what_the_product_server_did_in_the_audit_trail(console: Console) -> None:
+    """The product's server lists Alice's sessions; the admin's Audit trail page shows that request first among the
+    app's entries (the app, for Alice, 200), and loads older entries on demand."""
+    _needs(console, "onboarded")
+    stack = console.stack
+    app = stack.app_token(CONTOSO, ["Sessions.ReadWrite.All"])
+    listed = stack.call("GET", "/sessions", app, headers={"X-On-Behalf-Of": ALICE})
+    assert listed.status_code == 200, listed.text
+    shown = console.run("audit.mjs", DOMAIN=DOMAIN, APP_ID=PRODUCT_SERVER_CLIENT_ID)
+    assert shown["action"] == "session_list"
+    when, who, what, for_whom, _, answer = shown["cells"]
+    assert PRODUCT_SERVER_CLIENT_ID in who and what == "session_list" and answer.strip() == "200"
+    alice = next(u["id"] for t in stack.control("GET", "/_sandbox/tenants") if t["id"] == CONTOSO
+                 for u in t["users"] if u["userPrincipalName"].lower() == ALICE)
+    assert for_whom.strip().lower() == alice.lower() and when
+    assert shown["before"] >= 1 and shown["after"] >= shown["before"]

@@ -58,7 +58,8 @@ def additions() -> set[str]:
 
 # Routes that serve a 1.1 addition from beside its path: the admin's side of offered hours; readiness, split
 # from liveness so anonymous /api/health does no I/O (docs/architecture.md, "Health"); and the series resource
-# of "Sessions may carry a recurrence" (docs/product-integration.md, "Recurring sessions").
+# of "Sessions may carry a recurrence" (docs/product-integration.md, "Recurring sessions"); the admin's view of the
+# audit trail that "Every such action is audited" (Product server) fills.
 COMPANIONS = {
     (method, path)
     for method in ("GET", "PUT", "DELETE")
@@ -66,7 +67,7 @@ COMPANIONS = {
 } | {("GET", "/api/health/ready")} | {
     ("POST", "/api/availability/series"), ("GET", "/api/series"), ("GET", "/api/series/{id}"),
     ("PATCH", "/api/series/{id}"), ("DELETE", "/api/series/{id}"),
-}
+} | {("GET", "/api/integration/audit")}
 
 
 def test_document_has_nothing_beyond_the_contract(document: dict[str, Any]) -> None:

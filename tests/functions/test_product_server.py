@@ -199,3 +199,41 @@ def test_lists_are_paged_with_a_cursor(env: Env, mint: TokenFactory) -> None:
         assert seen == ids
     bad = env.client.get("/api/sessions", headers=bearer(mint()), query={"cursor": "not-a-cursor"})
     assert bad.status == 422
+
+
+def test_the_admin_reads_the_audit_trail_newest_first_in_pages(env: Env, mint: TokenFactory) -> None:
+    """GET /api/integration/audit: the app's requests (for whom, which ids, which status) newest first, paged by the
+    `next` cursor to the end; only admins, only their tenant; a cursor we did not give out is 422."""
+    _setup(env, mint)
+    app = mint(app=True, roles=ROLE)
+    booked = env.client.post("/api/sessions", headers=_as(app, USER_A), json=BODY)
+    assert booked.status == 202, booked.text
+    sid = booked.json()["id"]
+    env.container.clock.advance(seconds=1)  # type: ignore[attr-defined]
+    assert env.client.get(f"/api/sessions/{sid}", headers=_as(app)).status == 200
+    env.container.clock.advance(seconds=1)  # type: ignore[attr-defined]
+    assert env.client.delete(f"/api/sessions/{sid}", headers=_as(app, USER_A2)).status in (403, 404)
+    admin = bearer(mint(roles=["Integration.Admin"]))
+    seen: list[dict[str, Any]] = []
+    cursor: dict[str, str] = {}
+    for _ in range(10):
+        r = env.client.get("/api/integration/audit", headers=admin, query={"limit": "2", **cursor})
+        assert r.status == 200, r.text
+        seen += r.json()["entries"]
+        if not r.json().get("next"):
+            break
+        cursor = {"before": r.json()["next"]}
+    apps = [e for e in seen if e["actor"] == f"app:{PRODUCT_SERVER}"]
+    assert [(e["action"], e.get("onBehalfOf"), e.get("status")) for e in apps][:3] == [
+        ("session_cancel", USER_A2, apps[0]["status"]), ("session_get", None, 200), ("session_create", USER_A, 202)]
+    assert apps[0]["status"] in (403, 404) and apps[0]["code"] and apps[2]["ids"]["id"] == sid
+    assert [e["at"] for e in seen] == sorted((e["at"] for e in seen), reverse=True)
+    assert len(seen) == len(_audit(env))
+    assert SUBJECT not in str(seen)
+    assert env.client.get("/api/integration/audit", headers=bearer(mint())).status == 403
+    assert env.client.get("/api/integration/audit", headers=_as(app)).status == 403
+    other = env.client.get("/api/integration/audit", headers=bearer(mint(tid=TENANT_B, roles=["Integration.Admin"])))
+    assert other.status in (200, 404) and (other.status == 404 or other.json()["entries"] == [])
+    bad = env.client.get("/api/integration/audit", headers=admin, query={"before": "not-a-cursor"})
+    assert bad.status == 422 and bad.json()["error"]["code"] == "invalid_cursor"
+    assert env.client.get("/api/integration/audit", headers=admin, query={"limit": "0"}).status == 422

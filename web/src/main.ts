@@ -7,6 +7,7 @@ import { createAuth, type Auth, type SignedInUser } from "./auth";
 import { loadConfig, type RuntimeConfig } from "./config";
 import { button, focusOn, h, notice, replace } from "./dom";
 import { consentReturned, renderAdmin } from "./pages/admin";
+import { renderAudit } from "./pages/audit";
 import { renderConnection } from "./pages/connection";
 import { renderGroup } from "./pages/group";
 import { renderDefaultOfferedHours, renderMyOfferedHours } from "./pages/offered_hours";
@@ -24,6 +25,7 @@ const ROUTES: Record<string, { title: string; page: Page; admin?: boolean }> = {
   "#/admin": { title: "Integration", page: renderAdmin, admin: true },
   "#/admin/permissions": { title: "Permissions", page: renderPermissions },
   "#/admin/webhooks": { title: "Webhooks", page: renderWebhooks, admin: true },
+  "#/admin/audit": { title: "Audit trail", page: renderAudit, admin: true },
   "#/slots": { title: "Find a time", page: renderSlots },
   "#/group": { title: "Book a group", page: renderGroup },
   "#/sessions": { title: "My sessions", page: renderSessions },
@@ -40,6 +42,7 @@ const NAV: [string, string, boolean][] = [
   ["#/offered-hours", "My offered hours", false],
   ["#/connection", "Connection", false],
   ["#/admin/offered-hours", "Default hours", true],
+  ["#/admin/audit", "Audit trail", true],
   ["#/admin/permissions", "Permissions", false],
 ];
 

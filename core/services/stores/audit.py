@@ -14,18 +14,22 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from core.domain.errors import ValidationFailed
 from core.names import Tables
 from core.ports import Clock, Entity, EntityValue, TableStore
 from core.services.stores.codec import as_datetime, as_int, opt_str
 
 _INVERTED_BASE: Final = 10**15
 _SEQ_BASE: Final = 10**10 - 1
+# A row key, which is also the paging cursor: inverted milliseconds ~ sequence ~ uuid.
+AUDIT_CURSOR: Final = re.compile(r"\d{15}~\d{10}~[0-9a-f]{32}")
 
 
 APP_ACTOR_PREFIX: Final = "app:"
@@ -89,18 +93,32 @@ class AuditTrail:
         self.tables.insert(Tables.AUDIT, Entity(tenant_id, row, {"at": now, **data}))
 
     def entries(self, tenant_id: str, limit: int = 50) -> list[AuditEntry]:
-        out = []
-        for e in self.tables.query(Tables.AUDIT, tenant_id, limit=limit):
-            out.append(
-                AuditEntry(
-                    at=as_datetime(e.data.get("at")) or datetime.fromtimestamp(0, UTC),
-                    actor=str(e.data.get("actor") or ""),
-                    action=str(e.data.get("action") or ""),
-                    changes=json.loads(str(e.data.get("changes") or "{}")),
-                    on_behalf_of=opt_str(e.data.get("onBehalfOf")),
-                    ids=json.loads(str(e.data.get("ids") or "{}")),
-                    status=as_int(e.data.get("status")) if e.data.get("status") not in (None, "") else None,
-                    code=opt_str(e.data.get("code")),
-                )
-            )
-        return out
+        """The newest ``limit`` entries."""
+        return [_entry(e) for e in self.tables.query(Tables.AUDIT, tenant_id, limit=limit)]
+
+    def page(self, tenant_id: str, *, limit: int, before: str | None = None) -> tuple[list[AuditEntry], str | None]:
+        """Up to ``limit`` entries, newest first, older than the cursor ``before`` (the ``next`` of the previous
+        page); and the cursor of the following page, None when this one is the last. A cursor that is not one
+        of ours is ``ValidationFailed`` (422 ``invalid_cursor``)."""
+        start = None
+        if before is not None:
+            if not AUDIT_CURSOR.fullmatch(before):
+                raise ValidationFailed("That is not a cursor this list gave out.", code="invalid_cursor",
+                                       details={"fields": [{"loc": ["query", "before"], "msg": "unknown cursor"}]})
+            start = before + "0"  # row keys have one length: every older key sorts at or after this
+        rows = list(self.tables.query(Tables.AUDIT, tenant_id, row_key_from=start, limit=limit + 1))
+        following = rows[limit - 1].row_key if len(rows) > limit else None
+        return [_entry(e) for e in rows[:limit]], following
+
+
+def _entry(e: Entity) -> AuditEntry:
+    return AuditEntry(
+        at=as_datetime(e.data.get("at")) or datetime.fromtimestamp(0, UTC),
+        actor=str(e.data.get("actor") or ""),
+        action=str(e.data.get("action") or ""),
+        changes=json.loads(str(e.data.get("changes") or "{}")),
+        on_behalf_of=opt_str(e.data.get("onBehalfOf")),
+        ids=json.loads(str(e.data.get("ids") or "{}")),
+        status=as_int(e.data.get("status")) if e.data.get("status") not in (None, "") else None,
+        code=opt_str(e.data.get("code")),
+    )
