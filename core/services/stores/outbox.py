@@ -35,7 +35,7 @@ import json
 import logging
 import secrets
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
@@ -158,6 +158,40 @@ class Outbox:
         if notify and events:
             self.committed(table, tenant_id, events)
         return stored
+
+    def replace(
+        self,
+        table: str,
+        tenant_id: str,
+        row_key: str,
+        etag: str | None,
+        build: Callable[[Entity], tuple[dict[str, EntityValue], list[ProductEvent], list[TableOp]]],
+        *,
+        attempts: int = 5,
+    ) -> tuple[Entity, Entity | None, list[ProductEvent]]:
+        """Replace a state row with the events of the change (and ``extra`` rows ``build`` names) in one
+        transaction, without telling the relay (``committed`` once the caller's later rows are written).
+
+        ``build`` derives the new row, its events and extra rows from the row as read. With ``etag`` only
+        that version is replaced (``ConcurrencyConflict`` otherwise); without, whatever is stored, read
+        again when someone wrote between our read and our write. ``NotFound`` when there is no row.
+        Returns the row read, what was stored and the events."""
+        for _ in range(attempts):
+            current = self.tables.get(table, tenant_id, row_key)
+            if current is None:
+                raise NotFound()
+            if etag is not None and current.etag != etag:
+                raise ConcurrencyConflict()
+            data, events, extra = build(current)
+            state = TableOp("update", Entity(tenant_id, row_key, data, current.etag))
+            try:
+                stored = self.commit(table, state, events, notify=False, extra=extra)
+            except ConcurrencyConflict:
+                if etag is not None:
+                    raise
+                continue  # an unconditional replace lost a race between our read and write: read again
+            return current, stored, events
+        raise ConcurrencyConflict()
 
     def add(self, table: str, tenant_id: str, events: Sequence[ProductEvent]) -> None:
         """Events with no state row of their own in this call (one transaction, then the relay)."""

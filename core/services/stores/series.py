@@ -24,8 +24,8 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from core.domain.calendar import ResponseType
-from core.domain.errors import ConcurrencyConflict, NotFound
-from core.domain.product_events import series_drafts
+from core.domain.errors import NotFound
+from core.domain.product_events import ProductEvent, series_drafts
 from core.domain.recurrence import from_graph, to_graph
 from core.domain.series import OnConflict, Segment, Series, SeriesOp, SeriesStatus
 from core.domain.sessions import AttendeeState, ChangeSource
@@ -181,28 +181,19 @@ class SeriesRepository:
         """Replace if ``etag`` still matches (``ConcurrencyConflict`` otherwise; None: whatever is stored).
         The series events of the change go in the same transaction; masters new to the row are indexed
         after the commit (as sessions index their events)."""
-        key = f"{SERIES_PREFIX}{series.series_id}"
-        for _ in range(5):
-            current = self.tables.get(Tables.SESSIONS, series.tenant_id, key)
-            if current is None:
-                raise NotFound("No such series.", code="series_not_found")
-            if etag is not None and current.etag != etag:
-                raise ConcurrencyConflict()
+        def build(current: Entity) -> tuple[dict[str, EntityValue], list[ProductEvent], list[TableOp]]:
             previous = series_from_entity(series.tenant_id, series.series_id, dict(current.data))
             base = as_int(current.data.get(EVENT_VERSION), 0)
             drafts = series_drafts(previous, series, base + 1)
             data = {**series_to_entity(series), EVENT_VERSION: base + max(1, len(drafts))}
-            events = make_events(series.tenant_id, drafts, series.updated_at)
-            state = TableOp("update", Entity(series.tenant_id, key, data, current.etag))
-            try:
-                stored = self.outbox.commit(Tables.SESSIONS, state, events, notify=False)
-            except ConcurrencyConflict:
-                if etag is not None:
-                    raise
-                continue
-            break
-        else:
-            raise ConcurrencyConflict()
+            return data, make_events(series.tenant_id, drafts, series.updated_at), []
+
+        try:
+            current, stored, events = self.outbox.replace(Tables.SESSIONS, series.tenant_id,
+                                                          f"{SERIES_PREFIX}{series.series_id}", etag, build)
+        except NotFound:
+            raise NotFound("No such series.", code="series_not_found") from None
+        previous = series_from_entity(series.tenant_id, series.series_id, dict(current.data))
         self._index_masters(previous, series)
         self.outbox.committed(Tables.SESSIONS, series.tenant_id, events)
         return Versioned(series, stored.etag if stored is not None else None)
@@ -213,10 +204,6 @@ class SeriesRepository:
             if g.master_event_id and g.master_event_id not in known:
                 self.tables.upsert(Tables.EVENT_INDEX, Entity(s.tenant_id, g.master_event_id,
                                                               {"seriesId": s.series_id}))
-
-    def series_id_for_event(self, tenant_id: str, event_id: str) -> str | None:
-        e = self.tables.get(Tables.EVENT_INDEX, tenant_id, event_id)
-        return None if e is None else opt_str(e.data.get("seriesId"))
 
     def list_for_user(self, tenant_id: str, user_id: str) -> list[Series]:
         """The series a user organizes or attends (user-index range query, then point reads)."""

@@ -39,7 +39,7 @@ from typing import Any
 
 from core.domain.assignment import AnyOf, HostCandidate, RoomChoice, RoomOption
 from core.domain.calendar import ResponseType
-from core.domain.errors import ConcurrencyConflict, NotFound
+from core.domain.errors import NotFound
 from core.domain.product_events import ProductEvent, session_drafts
 from core.domain.sessions import AttendeeState, AttendeeType, ChangeSource, PendingOp, Session, SessionStatus
 from core.names import Tables
@@ -268,28 +268,17 @@ class SessionRepository:
         notification for the new event would meet a session that does not know its event yet.
         Rows the old state no longer needs are deleted after the commit (readers skip stale ones).
         """
-        for _ in range(_UNCONDITIONAL_ATTEMPTS):
-            current = self.tables.get(Tables.SESSIONS, session.tenant_id, f"s~{session.session_id}")
-            if current is None:
-                raise NotFound()
-            if etag is not None and current.etag != etag:
-                raise ConcurrencyConflict()
+        def build(current: Entity) -> tuple[dict[str, EntityValue], list[ProductEvent], list[TableOp]]:
             stored_prev = session_from_entity(session.tenant_id, session.session_id, dict(current.data))
             base = as_int(current.data.get(EVENT_VERSION), 0)
             drafts = session_drafts(stored_prev, session, base + 1)
             data = {**session_to_entity(session), EVENT_VERSION: base + max(1, len(drafts))}
             events = make_events(session.tenant_id, drafts, session.updated_at)
-            state = TableOp("update", Entity(session.tenant_id, f"s~{session.session_id}", data, current.etag))
-            try:
-                stored = self._commit(state, events, self._index_ops(stored_prev, session), notify=False)
-            except ConcurrencyConflict:
-                if etag is not None:
-                    raise
-                continue  # an unconditional save lost a race between our read and write: read again
-            break
-        else:
-            raise ConcurrencyConflict()
-        previous = stored_prev
+            return data, events, self._index_ops(stored_prev, session)
+
+        current, stored, events = self.outbox.replace(Tables.SESSIONS, session.tenant_id, f"s~{session.session_id}",
+                                                      etag, build, attempts=_UNCONDITIONAL_ATTEMPTS)
+        previous = session_from_entity(session.tenant_id, session.session_id, dict(current.data))
         if session.event_id and previous.event_id != session.event_id:
             self.index_event(session.tenant_id, session.event_id, session.session_id)
         if previous.start != session.start:
