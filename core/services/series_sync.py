@@ -88,7 +88,9 @@ def _visible(s: Session) -> tuple[object, ...]:
     return (s.status, s.start, s.end, s.attendees, s.room, s.event_id, s.original_start, s.series_note, s.pending_op)
 
 
-def _answers(row: Session, meta: EventMetadata) -> tuple[tuple[AttendeeState, ...], AttendeeState | None]:
+def _answers(row: Session | Series, meta: EventMetadata) -> tuple[tuple[AttendeeState, ...], AttendeeState | None]:
+    """The attendees' and the room's answers as ``meta`` (an occurrence, or the master for the whole series)
+    records them; people Outlook does not list keep theirs."""
     by_address = {a.address.lower(): a.response for a in meta.attendees}
     attendees = tuple(AttendeeState(a.address, by_address.get(a.address.lower(), a.response), a.user_id)
                       for a in row.attendees)
@@ -288,7 +290,7 @@ class SeriesSync:
                 updated = replace(updated, source=ChangeSource.OUTLOOK, updated_at=now,
                                   note=NOTE_EXCEPTIONS_RESET if folded.reset else updated.note)
             if index == len(series.segments) - 1:
-                attendees, room = _series_answers(updated, master)
+                attendees, room = _answers(updated, master)
                 if (attendees, room) != (updated.attendees, updated.room):
                     updated = replace(updated, attendees=attendees, room=room, updated_at=now)
         if updated != series:
@@ -352,17 +354,6 @@ def _observed_segment(segment: Segment, master: EventMetadata) -> Segment:
     if master.recurrence is None:
         return segment
     return replace(segment, recurrence=master.recurrence, start=master.start, end=master.end)
-
-
-def _series_answers(series: Series, master: EventMetadata) -> tuple[tuple[AttendeeState, ...], AttendeeState | None]:
-    """The series-level answers (what attendees said to the whole series) from the master."""
-    by_address = {a.address.lower(): a.response for a in master.attendees}
-    attendees = tuple(AttendeeState(a.address, by_address.get(a.address.lower(), a.response), a.user_id)
-                      for a in series.attendees)
-    room = series.room
-    if room is not None:
-        room = AttendeeState(room.address, by_address.get(room.address.lower(), room.response))
-    return attendees, room
 
 
 def _merge(into: FoldReport, other: FoldReport) -> None:

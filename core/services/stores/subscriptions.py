@@ -14,6 +14,7 @@ inside its horizon.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
@@ -134,16 +135,7 @@ class SubscriptionStore:
             at = e.data.get("at")
             if e.data.get("subscriptionId") == subscription_id and isinstance(at, datetime) and at > now - window:
                 return False
-        entity = Entity(tenant_id, key, {"subscriptionId": subscription_id, "at": now},
-                        None if e is None else e.etag)
-        try:
-            if e is None:
-                self.tables.insert(Tables.SUBSCRIPTIONS, entity)
-            else:
-                self.tables.update(Tables.SUBSCRIPTIONS, entity)
-        except (Conflict, ConcurrencyConflict, NotFound):
-            return False
-        return True
+        return self._claim(tenant_id, key, {"subscriptionId": subscription_id, "at": now}, e)
 
     def release_lifecycle(self, tenant_id: str, user_id: str, event: str) -> None:
         """The claimed work failed: let its retry through."""
@@ -164,15 +156,20 @@ class SubscriptionStore:
             decision, data, delay = "later", {"lastAt": last, "nextAt": opens}, (opens - now).total_seconds()
         else:
             return "booked", 0.0
-        entity = Entity(tenant_id, key, data, None if e is None else e.etag)
+        return (decision, delay) if self._claim(tenant_id, key, data, e) else ("booked", 0.0)
+
+    def _claim(self, tenant_id: str, key: str, data: Mapping[str, EntityValue], read: Entity | None) -> bool:
+        """Write ``data`` over the row as ``read`` (insert when there was none, else by its ETag); False when
+        another instance wrote first."""
+        entity = Entity(tenant_id, key, dict(data), None if read is None else read.etag)
         try:
-            if e is None:
+            if read is None:
                 self.tables.insert(Tables.SUBSCRIPTIONS, entity)
             else:
                 self.tables.update(Tables.SUBSCRIPTIONS, entity)
         except (Conflict, ConcurrencyConflict, NotFound):
-            return "booked", 0.0
-        return decision, delay
+            return False
+        return True
 
     def resynced(self, tenant_id: str, user_id: str, now: datetime) -> None:
         """A resync that did not go through ``resync_slot`` (after a recreate) starts the cooldown too."""
