@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # schemas load on first use, not at import (cold start)
     from core.domain.commands import ChangeItem, LifecycleItem
-    from core.services.client_state import ClientStateSigner
+    from core.services.client_state import Checked, ClientStateSigner
     from functions.schemas.webhooks import NotificationBatch, WebhookQuery
 
 bp = func.Blueprint()
@@ -87,6 +87,11 @@ def _count(dropped: Counter[str], route: str) -> None:
     log.warning("%s: dropped %d notification item(s) %s", route, sum(dropped.values()), dict(dropped))
 
 
+def _next_key(signer: ClientStateSigner | None, checked: Checked | None) -> bool:
+    """Signed with the key id after the ring's newest: a rotation elsewhere this process has not loaded yet."""
+    return checked is not None and checked.unknown_key and signer is not None and signer.is_next_key(checked.key_id)
+
+
 def check_changes(batch: NotificationBatch, signer: ClientStateSigner | None) -> tuple[list[ChangeItem], Counter[str]]:
     """The items whose clientState is ours for their tenant and mailbox, and the reasons for the rest."""
     from core.domain.commands import ChangeItem
@@ -109,8 +114,7 @@ def check_changes(batch: NotificationBatch, signer: ClientStateSigner | None) ->
         triple = (n.clientState or "", tenant, user_id)
         if triple not in verified:
             checked = signer.check(n.clientState, tenant) if signer is not None else None
-            if checked is not None and checked.unknown_key and signer is not None and signer.is_next_key(
-                    checked.key_id):
+            if _next_key(signer, checked):
                 dropped[NEXT_KEY] += 1
                 continue
             if checked is None or not checked.ok or checked.user_id != user_id.lower():
@@ -142,7 +146,7 @@ def check_lifecycle(batch: NotificationBatch,
             dropped["unknown_lifecycle_event"] += 1
             continue
         checked = signer.check(n.clientState, tenant) if signer is not None else None
-        if checked is not None and checked.unknown_key and signer is not None and signer.is_next_key(checked.key_id):
+        if _next_key(signer, checked):
             dropped[NEXT_KEY] += 1
             continue
         if checked is None or not checked.ok or checked.user_id is None:
