@@ -1,6 +1,7 @@
 """Entity values in and out of Table Storage, one rule each: the only place that decodes a stored time.
 
-``Versioned`` pairs a value with the ETag it was read with (pass it back to save).
+``Versioned`` pairs a value with the ETag it was read with (pass it back to save);
+``on_latest`` makes a caller's change again on the latest version when its ETag save lost.
 ``as_datetime`` reads what any adapter or an older row gave back: ``None`` and ``""``
 are "no value"; an aware datetime is kept (a naive one is UTC, as Table Storage stores
 it); an ISO 8601 string is parsed (``Z`` allowed); anything else is a ``TypeError``,
