@@ -16,26 +16,21 @@ from __future__ import annotations
 
 import logging
 import sys
-import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import ROOT, latency_line, machine_line, parser
+from _common import latency_line, machine_line, parser
 
-import function_app
-from core.bootstrap import build_container, get_container, set_container
+from bench._stack import FAST_POLL, local_stack
+from core.bootstrap import get_container
 from core.names import Tables
 from core.ports import Entity
 from core.services.stores.sessions import SessionRepository
-from core.settings import Settings
-from local import azurite as azurite_mod
-from local.host import Host, QueueOptions
-from local.simulator import start_simulator
 from local.simulator.seed import FABRIKAM
-from tests.e2e.conftest import LOCAL_CLIENT_SECRET, Stack, _write_secret, stack_env
+from tests.e2e.conftest import Stack
 from tests.e2e.test_sync_e2e import ORGANIZER, _book, _user_ids
 
 
@@ -56,21 +51,7 @@ def main() -> None:
     moves = args.moves or (5 if args.quick else 30)
     logging.basicConfig(level=logging.ERROR)
     logging.getLogger().setLevel(logging.ERROR)
-    work = Path(tempfile.mkdtemp(prefix="bench-notification-"))
-    az = azurite_mod.ephemeral(in_memory=True)
-    host_port = azurite_mod.free_port()
-    sim = start_simulator(port=0, ca_dir=work / "ca", service_url=f"http://127.0.0.1:{host_port}")
-    env = {**stack_env(sim, host_port, az.connection_string, work / "secrets", work / "outbox"), "LOG_LEVEL": "ERROR"}
-    _write_secret(work / "secrets", "entra-client-secret", LOCAL_CLIENT_SECRET)
-    container = build_container(Settings.from_env(env))
-    set_container(container)
-    host = Host(function_app.app, env=env, host_json=ROOT / "host.json", port=host_port,
-                storage_connection_string=az.connection_string,
-                poll=QueueOptions(max_polling_interval=0.5, visibility_timeout=1.0, max_dequeue_count=5, batch_size=16))
-    host.start()
-    try:
-        stack = Stack(api_url=host.api_url, sim=sim, host=host, env=env, outbox=work / "outbox",
-                      container=container)
+    with local_stack("notification", poll=FAST_POLL, quiet=True) as stack:
         onboard_fabrikam(stack)
         session = _book(stack, _user_ids(stack))
         repo = SessionRepository(get_container().tables)
@@ -91,11 +72,6 @@ def main() -> None:
             time.sleep(0.2)
         print(machine_line())
         print(latency_line(f"Outlook move -> session updated, {moves} moves", latencies))
-    finally:
-        host.stop()
-        sim.stop()
-        az.stop()
-        set_container(None)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import random
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -33,18 +32,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import ROOT, latency_line, machine_line, parser
+from _common import latency_line, machine_line, parser
 from notification_latency import onboard_fabrikam
 
-import function_app
-from core.bootstrap import build_container, get_container, set_container
+from bench._stack import FAST_POLL, local_stack
+from core.bootstrap import get_container
 from core.services.stores.sessions import SessionRepository
-from core.settings import Settings
-from local import azurite as azurite_mod
-from local.host import Host, QueueOptions
-from local.simulator import start_simulator
+from local.host import QueueOptions
 from local.simulator.seed import FABRIKAM
-from tests.e2e.conftest import LOCAL_CLIENT_SECRET, Stack, _write_secret, stack_env
 from tests.e2e.test_sync_e2e import ORGANIZER, PARTNER, _book, _user_ids
 from tests.support.receiver import Receiver
 
@@ -58,95 +53,81 @@ def _received(receiver: Receiver, check: Callable[[dict[str, Any]], bool], after
 
 
 def run(poll: QueueOptions | None, label: str, changes: int, burst: int) -> list[str]:
-    work = Path(tempfile.mkdtemp(prefix="bench-product-events-"))
-    az = azurite_mod.ephemeral(in_memory=True)
-    host_port = azurite_mod.free_port()
-    sim = start_simulator(port=0, ca_dir=work / "ca", service_url=f"http://127.0.0.1:{host_port}")
-    env = {**stack_env(sim, host_port, az.connection_string, work / "secrets", work / "outbox"), "LOG_LEVEL": "ERROR"}
-    _write_secret(work / "secrets", "entra-client-secret", LOCAL_CLIENT_SECRET)
-    container = build_container(Settings.from_env(env))
-    set_container(container)
-    host = Host(function_app.app, env=env, host_json=ROOT / "host.json", port=host_port,
-                storage_connection_string=az.connection_string, poll=poll)
     receiver = Receiver().start()
-    host.start()
     lines: list[str] = []
     try:
-        stack = Stack(api_url=host.api_url, sim=sim, host=host, env=env, outbox=work / "outbox",
-                      container=container)
-        onboard_fabrikam(stack)
-        token = stack.app_token(FABRIKAM, ["Webhooks.ReadWrite.All"])
-        created = stack.call("POST", "/webhooks/endpoints", token, {"url": receiver.url})
-        assert created.status_code == 201, created.text
-        endpoint_id = created.json()["id"]
-        ids = _user_ids(stack)
-        session = _book(stack, ids)
-        repo = SessionRepository(get_container().tables)
+        with local_stack("product-events", poll=poll, quiet=True) as stack:
+            container = stack.container
+            onboard_fabrikam(stack)
+            token = stack.app_token(FABRIKAM, ["Webhooks.ReadWrite.All"])
+            created = stack.call("POST", "/webhooks/endpoints", token, {"url": receiver.url})
+            assert created.status_code == 201, created.text
+            endpoint_id = created.json()["id"]
+            ids = _user_ids(stack)
+            session = _book(stack, ids)
+            repo = SessionRepository(get_container().tables)
 
-        def partner_copy() -> dict[str, Any]:
-            return next(e for e in stack.control("GET", f"/_sandbox/users/{PARTNER}/events")
-                        if e.get("iCalUId") == session.ical_uid and not e.get("isCancelled"))
-        rng = random.Random(11)
-        moves: list[float] = []
-        answers: list[float] = []
-        answer_cycle = ["accepted", "tentativelyAccepted", "declined"]
-        for i in range(changes):
-            time.sleep(rng.uniform(0.5, 3.0))
-            if i % 2 == 0:
-                offset = timedelta(minutes=15 * (1 + (i // 2) % 4))
-                start = session.start + offset
-                began = time.time()
-                stack.control("POST", f"/_sandbox/users/{ORGANIZER}/events/{session.event_id}/move",
-                              {"start": start.isoformat(), "end": (session.end + offset).isoformat()})
-                want = start.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+            def partner_copy() -> dict[str, Any]:
+                return next(e for e in stack.control("GET", f"/_sandbox/users/{PARTNER}/events")
+                            if e.get("iCalUId") == session.ical_uid and not e.get("isCancelled"))
+            rng = random.Random(11)
+            moves: list[float] = []
+            answers: list[float] = []
+            answer_cycle = ["accepted", "tentativelyAccepted", "declined"]
+            for i in range(changes):
+                time.sleep(rng.uniform(0.5, 3.0))
+                if i % 2 == 0:
+                    offset = timedelta(minutes=15 * (1 + (i // 2) % 4))
+                    start = session.start + offset
+                    began = time.time()
+                    stack.control("POST", f"/_sandbox/users/{ORGANIZER}/events/{session.event_id}/move",
+                                  {"start": start.isoformat(), "end": (session.end + offset).isoformat()})
+                    want = start.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
-                def moved(p: dict[str, Any], want: str = want) -> bool:
-                    return p["type"] == "session.rescheduled" and p["data"]["start"] == want
+                    def moved(p: dict[str, Any], want: str = want) -> bool:
+                        return p["type"] == "session.rescheduled" and p["data"]["start"] == want
 
-                check, bucket = moved, moves
-            else:
-                answer = answer_cycle[(i // 2) % len(answer_cycle)]
-                copy = partner_copy()
-                began = time.time()
-                stack.control("POST", f"/_sandbox/users/{PARTNER}/events/{copy['id']}/respond", {"response": answer})
+                    check, bucket = moved, moves
+                else:
+                    answer = answer_cycle[(i // 2) % len(answer_cycle)]
+                    copy = partner_copy()
+                    began = time.time()
+                    stack.control("POST", f"/_sandbox/users/{PARTNER}/events/{copy['id']}/respond",
+                                  {"response": answer})
 
-                def answered(p: dict[str, Any], answer: str = answer) -> bool:
-                    return p["type"] == "session.response_changed" and any(
-                        a["response"] == answer for a in p["data"]["attendees"])
+                    def answered(p: dict[str, Any], answer: str = answer) -> bool:
+                        return p["type"] == "session.response_changed" and any(
+                            a["response"] == answer for a in p["data"]["attendees"])
 
-                check, bucket = answered, answers
-            deadline = time.time() + 30
-            while (at := _received(receiver, check, began)) is None:
+                    check, bucket = answered, answers
+                deadline = time.time() + 30
+                while (at := _received(receiver, check, began)) is None:
+                    if time.time() > deadline:
+                        raise RuntimeError("the product did not hear about the change within 30 s")
+                    time.sleep(0.005)
+                bucket.append((at - began) * 1000)
+                session = repo.require(FABRIKAM, session.session_id).value
+            lines.append(latency_line(f"[{label}] Outlook move -> product webhook, {len(moves)} moves", moves))
+            lines.append(latency_line(f"[{label}] Outlook RSVP -> product webhook, {len(answers)} answers", answers))
+            lines.append(latency_line(f"[{label}] any Outlook change -> product webhook", moves + answers))
+
+            before = len(receiver.delivered())
+            began = time.time()
+            with ThreadPoolExecutor(max_workers=8) as pool:  # queue the burst faster than one instance drains it
+                list(pool.map(lambda _: container.webhook_endpoints.ping(FABRIKAM, "bench", endpoint_id), range(burst)))
+            queued = time.time() - began
+            deadline = time.time() + 300
+            while len(receiver.delivered()) - before < burst:
                 if time.time() > deadline:
-                    raise RuntimeError("the product did not hear about the change within 30 s")
-                time.sleep(0.005)
-            bucket.append((at - began) * 1000)
-            session = repo.require(FABRIKAM, session.session_id).value
-        lines.append(latency_line(f"[{label}] Outlook move -> product webhook, {len(moves)} moves", moves))
-        lines.append(latency_line(f"[{label}] Outlook RSVP -> product webhook, {len(answers)} answers", answers))
-        lines.append(latency_line(f"[{label}] any Outlook change -> product webhook", moves + answers))
-
-        before = len(receiver.delivered())
-        began = time.time()
-        with ThreadPoolExecutor(max_workers=8) as pool:  # queue the burst faster than one instance drains it
-            list(pool.map(lambda _: container.webhook_endpoints.ping(FABRIKAM, "bench", endpoint_id), range(burst)))
-        queued = time.time() - began
-        deadline = time.time() + 300
-        while len(receiver.delivered()) - before < burst:
-            if time.time() > deadline:
-                raise RuntimeError("the burst was not delivered within 300 s")
-            time.sleep(0.02)
-        arrivals = sorted(item.at for item in receiver.delivered()[before:])
-        took = arrivals[-1] - began
-        steady = (len(arrivals) - 1) / max(1e-9, arrivals[-1] - arrivals[0])
-        lines.append(f"[{label}] throughput: {burst} deliveries in {took:.1f} s from the first enqueue "
-                     f"(queued in {queued:.1f} s); {steady:.0f}/s between first and last arrival, one instance")
+                    raise RuntimeError("the burst was not delivered within 300 s")
+                time.sleep(0.02)
+            arrivals = sorted(item.at for item in receiver.delivered()[before:])
+            took = arrivals[-1] - began
+            steady = (len(arrivals) - 1) / max(1e-9, arrivals[-1] - arrivals[0])
+            lines.append(f"[{label}] throughput: {burst} deliveries in {took:.1f} s from the first enqueue "
+                         f"(queued in {queued:.1f} s); {steady:.0f}/s between first and last arrival, one instance")
     finally:
-        host.stop()
         receiver.stop()
-        sim.stop()
-        az.stop()
-        set_container(None)
     return lines
 
 
@@ -166,8 +147,7 @@ def main() -> None:
         for line in run(None, "host.json polling, max 2 s", changes, burst):
             print(line, flush=True)
     if args.only in (None, "fast"):
-        fast = QueueOptions(max_polling_interval=0.5, visibility_timeout=1.0, max_dequeue_count=5, batch_size=16)
-        for line in run(fast, "polling max 0.5 s", changes, burst):
+        for line in run(FAST_POLL, "polling max 0.5 s", changes, burst):
             print(line, flush=True)
     print(f"took {(datetime.now() - started).total_seconds():.0f} s")
 

@@ -17,10 +17,8 @@ Run: ``.venv/bin/python bench/series.py [--quick]`` (prints JSON).
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -29,13 +27,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import LOCAL_IMPORT_ENV, parser
-from core.bootstrap import build_container, set_container
-from core.settings import Settings
-from local import azurite as azurite_mod
-from local.host import Host
-from local.simulator import start_simulator
-from tests.e2e.conftest import LOCAL_CLIENT_SECRET, ROOT, Stack, _write_secret, stack_env
+from bench._common import parser
+from bench._stack import local_stack
+from tests.e2e.conftest import Stack
 from tests.e2e.test_booking_e2e import ensure_contoso, pair, upn
 
 ROOM = "room-severn@contoso.test"
@@ -111,23 +105,7 @@ def book_once(stack: Stack, pairing_id: str, token: str, start: datetime, weeks:
 def main() -> None:
     args = parser(__doc__).parse_args()
     runs = 1 if args.quick else 5
-    for name, value in LOCAL_IMPORT_ENV.items():  # importing the app checks its settings; the stack's come later
-        os.environ.setdefault(name, value)
-    import function_app
-
-    work = Path(tempfile.mkdtemp(prefix="bench-series-"))
-    az = azurite_mod.ephemeral(in_memory=True)
-    host_port = azurite_mod.free_port()
-    sim = start_simulator(port=0, ca_dir=work / "ca", service_url=f"http://127.0.0.1:{host_port}")
-    env = stack_env(sim, host_port, az.connection_string, work / "secrets", work / "outbox")
-    _write_secret(work / "secrets", "entra-client-secret", LOCAL_CLIENT_SECRET)
-    container = build_container(Settings.from_env(env))
-    set_container(container)
-    host = Host(function_app.app, env=env, host_json=ROOT / "host.json", port=host_port,
-                storage_connection_string=az.connection_string)
-    host.start()
-    try:
-        stack = Stack(api_url=host.api_url, sim=sim, host=host, env=env, outbox=work / "outbox", container=container)
+    with local_stack("series") as stack:
         ensure_contoso(stack)
         pairs = [(pair(stack, m, p), stack.token(upn(m))) for m, p in PAIRS]
         base = (datetime.now(UTC) + timedelta(days=14)).replace(hour=5, minute=0, second=0, microsecond=0)
@@ -144,11 +122,6 @@ def main() -> None:
                 "max_s": round(max(times), 2), "graph_requests_last_run": dict(sorted(calls.items())),
             }
         print(json.dumps(result, indent=2))
-    finally:
-        host.stop()
-        sim.stop()
-        az.stop()
-        set_container(None)
 
 
 if __name__ == "__main__":
