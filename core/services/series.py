@@ -129,8 +129,9 @@ class SeriesRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class Party:
-    """Who takes part, with the role a clash is reported under and how the caller knows them."""
+class SeriesParty:
+    """Who takes part in a series, with the role a clash is reported under and how the caller knows them
+    (not ``core.services.party.Party``, a booking's invitees)."""
 
     role: str
     user: str  # object id, or the room's address
@@ -144,7 +145,7 @@ class OccurrenceCheck:
     index: int
     start: datetime
     end: datetime
-    clashes: tuple[Party, ...] = ()
+    clashes: tuple[SeriesParty, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,8 +231,18 @@ def read_busy(
     return busy, unreadable, calls
 
 
-def clashing_parties(parties: Sequence[Party], busy: dict[str, list[BusyInterval]], start: datetime,
-                     end: datetime, ignore: frozenset[tuple[datetime, datetime]] = frozenset()) -> tuple[Party, ...]:
+def series_parties(s: Series) -> list[SeriesParty]:
+    """A stored series' organizer, attendees and room, as its free/busy checks name them."""
+    parties = [SeriesParty(ROLE_ORGANIZER, s.organizer_id, s.organizer_address)]
+    parties += [SeriesParty(ROLE_ATTENDEE, a.user_id or a.address, a.address) for a in s.attendees]
+    if s.room is not None:
+        parties.append(SeriesParty(ROLE_ROOM, s.room.address, s.room.address))
+    return parties
+
+
+def clashing_parties(parties: Sequence[SeriesParty], busy: dict[str, list[BusyInterval]], start: datetime,
+                     end: datetime,
+                     ignore: frozenset[tuple[datetime, datetime]] = frozenset()) -> tuple[SeriesParty, ...]:
     """The parties with a blocking item overlapping [start, end) (items exactly at ``ignore`` times are the
     series' own occurrences, which a reschedule must not count against itself)."""
     out = []
@@ -270,7 +281,7 @@ class SeriesService:
 
     # --- who takes part -----------------------------------------------------------------------
 
-    def _parties(self, caller: Caller, request: SeriesRequest) -> tuple[GraphIdentity, list[Party], str | None]:
+    def _parties(self, caller: Caller, request: SeriesRequest) -> tuple[GraphIdentity, list[SeriesParty], str | None]:
         """(organizer's identity, parties, pairing id) by the booking rules."""
         integration = require_enabled_integration(self.integrations, caller.tenant_id)
         who = self.booking.writable_identity(integration, caller)
@@ -279,11 +290,11 @@ class SeriesService:
             BookingRequest(start=request.start, end=request.end, time_zone=request.time_zone,
                            pairing_id=request.pairing_id, partner=request.partner),
         )
-        parties = [Party(ROLE_ORGANIZER, caller.object_id, partner.organizer_address),
-                   Party(ROLE_ATTENDEE, partner.user_id, partner.address)]
+        parties = [SeriesParty(ROLE_ORGANIZER, caller.object_id, partner.organizer_address),
+                   SeriesParty(ROLE_ATTENDEE, partner.user_id, partner.address)]
         if request.room:
             room = self.booking.room_address(integration, request.room)
-            parties.append(Party(ROLE_ROOM, room, room))
+            parties.append(SeriesParty(ROLE_ROOM, room, room))
         return who, parties, partner.pairing_id
 
     def _occurrences(self, request: SeriesRequest) -> list[Occurrence]:
@@ -319,10 +330,10 @@ class SeriesService:
                  len(checks), sum(bool(c.clashes) for c in checks), calls, extra={"tenant": caller.tenant_id})
         return SeriesCheck(request.time_zone, tuple(checks), calls, suggestions)
 
-    def _rule_clashes(self, tenant_id: str, people: Sequence[Party], occurrences: Sequence[Occurrence],
-                      exclude_series: str | None = None) -> dict[int, list[Party]]:
+    def _rule_clashes(self, tenant_id: str, people: Sequence[SeriesParty], occurrences: Sequence[Occurrence],
+                      exclude_series: str | None = None) -> dict[int, list[SeriesParty]]:
         """Per occurrence position, the people whose offered hours leave it out."""
-        out: dict[int, list[Party]] = {}
+        out: dict[int, list[SeriesParty]] = {}
         spans = [(o.start, o.end) for o in occurrences]
         for party in people:
             offered = self.offered.occurrences_offered(tenant_id, party.user, spans, exclude_series=exclude_series)
@@ -334,8 +345,8 @@ class SeriesService:
         return out
 
     @staticmethod
-    def _checks(occurrences: Sequence[Occurrence], parties: Sequence[Party], busy: dict[str, list[BusyInterval]],
-                rules: dict[int, list[Party]], ignore: frozenset[tuple[datetime, datetime]] = frozenset(),
+    def _checks(occurrences: Sequence[Occurrence], parties: Sequence[SeriesParty], busy: dict[str, list[BusyInterval]],
+                rules: dict[int, list[SeriesParty]], ignore: frozenset[tuple[datetime, datetime]] = frozenset(),
                 ) -> list[OccurrenceCheck]:
         out = []
         for i, o in enumerate(occurrences):
@@ -345,7 +356,7 @@ class SeriesService:
             out.append(OccurrenceCheck(i + 1, o.start, o.end, ordered))
         return out
 
-    def _suggest(self, tenant_id: str, occurrences: Sequence[Occurrence], parties: Sequence[Party],
+    def _suggest(self, tenant_id: str, occurrences: Sequence[Occurrence], parties: Sequence[SeriesParty],
                  busy: dict[str, list[BusyInterval]], *, clashing: int, zone: str) -> tuple[Suggestion, ...]:
         """The same series moved by a few minutes to a few hours on the same days (each occurrence by the
         same shift), fewest clashes first, nearest first; only shifts that clash less. No Graph call: the
@@ -457,7 +468,7 @@ class SeriesService:
                     continue
                 self._release(caller, series_id, done)
                 index = list(occurrences).index(o) + 1
-                clash = OccurrenceCheck(index, o.start, o.end, (Party(ROLE_ORGANIZER, caller.object_id,
+                clash = OccurrenceCheck(index, o.start, o.end, (SeriesParty(ROLE_ORGANIZER, caller.object_id,
                                                                       organizer_address),))
                 raise SlotTaken("An occurrence overlaps another booking of yours being made right now.",
                                 details={"occurrences": occurrence_details([clash]), "busy": [organizer_address]},
@@ -569,10 +580,7 @@ class SeriesService:
             o for o in current.occurrences() if split_from is None or o.original_start >= split_from]))
         occurrences = validate_series(rule, start, end, zone)
         target = Segment(rule, occurrences[0].start, occurrences[0].end, zone)
-        parties = [Party(ROLE_ORGANIZER, s.organizer_id, s.organizer_address)]
-        parties += [Party(ROLE_ATTENDEE, a.user_id or a.address, a.address) for a in s.attendees]
-        if s.room is not None:
-            parties.append(Party(ROLE_ROOM, s.room.address, s.room.address))
+        parties = series_parties(s)
         own = frozenset((r.start, r.end) for r in rows if r.status is not SessionStatus.CANCELLED)
         rules = self._rule_clashes(caller.tenant_id, [p for p in parties if p.role == ROLE_ATTENDEE], occurrences,
                                    exclude_series=series_id)

@@ -84,7 +84,7 @@ from core.services.event_writer import (
     sealing_context,
 )
 from core.services.identity import GraphIdentities
-from core.services.series import ROLE_ATTENDEE, ROLE_ORGANIZER, ROLE_ROOM, Party, clashing_parties, read_busy
+from core.services.series import clashing_parties, read_busy, series_parties
 from core.services.series_sync import INSTANCE_MARGIN, SeriesSync
 from core.services.slot_guard import SLOT_TAKEN
 from core.services.stores.codec import Versioned
@@ -271,10 +271,7 @@ class SeriesWriter:
                  read: Versioned[Series]) -> Versioned[Series] | WriteOutcome:
         """Free/busy of every occurrence before the first write (module docstring); records the result."""
         s = read.value
-        parties = [Party(ROLE_ORGANIZER, s.organizer_id, s.organizer_address)]
-        parties += [Party(ROLE_ATTENDEE, a.user_id or a.address, a.address) for a in s.attendees]
-        if s.room is not None:
-            parties.append(Party(ROLE_ROOM, s.room.address, s.room.address))
+        parties = series_parties(s)
         occurrences = [o for o in s.segments[0].occurrences() if o.original_start not in set(s.skipped)]
         try:
             busy, _, _ = read_busy(self.gateway, who, s.organizer_address, [p.address for p in parties],
